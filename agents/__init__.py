@@ -1,0 +1,1 @@
+"""agents of the crypto-checkout worker (registered on app.faust_app.app by autodiscovery)."""

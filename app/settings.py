@@ -1,0 +1,171 @@
+"""Settings of a crypto-checkout worker, read once from the environment and frozen.
+
+Every variable is validated when the worker starts; a bad one stops it with a message that names
+the variable and says what is expected, never a traceback from deep inside a client library.
+The variables and their defaults are listed in README.md ("Configuration").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar, cast
+from urllib.parse import urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+Environment = Literal["development", "production"]
+StoreUrl = Literal["rocksdb://", "memory://"]
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """An environment variable is missing or malformed; the message names it."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    environment: Environment = "development"
+    app_id: str = "crypto-checkout"
+    kafka_broker: str = "kafka://127.0.0.1:9092"
+    kafka_replication_factor: int = 1
+    database_url: str = "postgresql://checkout:checkout@127.0.0.1:5432/checkout"
+    database_pool_max: int = 10
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    web_host: str = "127.0.0.1"
+    web_bind: str = "127.0.0.1"
+    web_port: int = 6066
+    store: StoreUrl = "rocksdb://"
+    data_dir: Path = field(default_factory=lambda: REPO_ROOT / ".local" / "worker-data")
+    log_level: str = "info"
+
+    @property
+    def canonical_url(self) -> str:
+        """Where other workers reach this one (table routing sends key reads here)."""
+        return f"http://{self.web_host}:{self.web_port}"
+
+    @property
+    def worker_data_dir(self) -> Path:
+        """RocksDB state of this worker; one folder per web port so two workers can share a host."""
+        return self.data_dir / f"worker-{self.web_port}"
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        """The broker list as plain ``host:port,…`` for clients other than Faust."""
+        return ",".join(
+            url.split("://", 1)[-1] for url in self.kafka_broker.replace(";", ",").split(",")
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        defaults = cls()
+        return cls(
+            environment=cast(
+                Environment,
+                reader.choice("CHECKOUT_ENV", defaults.environment, ("development", "production")),
+            ),
+            app_id=reader.get("CHECKOUT_APP_ID", defaults.app_id, _identifier),
+            kafka_broker=reader.get("KAFKA_BROKER", defaults.kafka_broker, _kafka_url),
+            kafka_replication_factor=reader.get(
+                "KAFKA_REPLICATION_FACTOR", defaults.kafka_replication_factor, _int_between(1, 5)
+            ),
+            database_url=reader.get(
+                "DATABASE_URL", defaults.database_url, _url("postgresql", "postgres"), secret=True
+            ),
+            database_pool_max=reader.get(
+                "DATABASE_POOL_MAX", defaults.database_pool_max, _int_between(1, 200)
+            ),
+            redis_url=reader.get(
+                "REDIS_URL", defaults.redis_url, _url("redis", "rediss", "unix"), secret=True
+            ),
+            web_host=reader.get("WEB_HOST", defaults.web_host, _non_empty),
+            web_bind=reader.get("WEB_BIND", defaults.web_bind, _non_empty),
+            web_port=reader.get("WEB_PORT", defaults.web_port, _int_between(1, 65535)),
+            store=cast(
+                StoreUrl,
+                reader.choice("CHECKOUT_STORE", defaults.store, ("rocksdb://", "memory://")),
+            ),
+            data_dir=reader.get("CHECKOUT_DATA_DIR", defaults.data_dir, Path),
+            log_level=reader.choice(
+                "LOG_LEVEL", defaults.log_level, ("debug", "info", "warning", "error")
+            ),
+        )
+
+
+class _Reader:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def get(
+        self, variable: str, default: T, parse: Callable[[str], T], *, secret: bool = False
+    ) -> T:
+        raw = self._environ.get(variable)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except (ValueError, TypeError) as exc:
+            # URLs may carry passwords: those are named, never echoed.
+            shown = "" if secret else f" (got {raw!r})"
+            raise SettingsError(variable, f"{exc}{shown}") from None
+
+    def choice(self, variable: str, default: str, allowed: tuple[str, ...]) -> str:
+        def parse(raw: str) -> str:
+            if raw.lower() not in allowed:
+                raise ValueError(f"expected one of {', '.join(allowed)}")
+            return raw.lower()
+
+        return self.get(variable, default, parse)
+
+
+def _non_empty(raw: str) -> str:
+    return raw
+
+
+def _identifier(raw: str) -> str:
+    if not all(ch.isalnum() or ch in "-_." for ch in raw):
+        raise ValueError("expected letters, digits, '-', '_' or '.' only")
+    return raw
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        parts = urlsplit(raw)
+        if parts.scheme not in schemes:
+            expected = " or ".join(f"{scheme}://" for scheme in schemes)
+            raise ValueError(f"expected a URL starting with {expected}")
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("the URL has no host")
+        return raw
+
+    return parse
+
+
+def _kafka_url(raw: str) -> str:
+    for url in raw.replace(";", ",").split(","):
+        parts = urlsplit(url if "://" in url else f"kafka://{url}")
+        if parts.scheme != "kafka" or not parts.hostname or parts.port is None:
+            raise ValueError("expected kafka://host:port, or several separated by commas")
+    return raw

@@ -1,0 +1,64 @@
+"""Every Kafka topic of crypto-checkout, declared in one place with its partition count.
+
+Public topics are the integrator contract (DESIGN.md, docs/events.md): their names, keys and
+partition counts do not change within a major version. ``checkout.*`` topics are internal to the
+workers. Each public topic has a ``<topic>.dlq`` twin that receives what could not be processed,
+with the error, so nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import faust
+
+RETENTION_PUBLIC = timedelta(days=7)
+RETENTION_DLQ = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    key: str
+    retention: timedelta = RETENTION_PUBLIC
+    public: bool = False
+
+
+DOMAIN_EVENTS = TopicSpec("crypto-checkout.domain-events", 12, "aggregate id", public=True)
+NOTIFICATIONS = TopicSpec("crypto-checkout.notifications", 6, "aggregate id", public=True)
+ANALYTICS = TopicSpec("crypto-checkout.analytics", 3, "merchant id", public=True)
+INTEGRATIONS = TopicSpec("crypto-checkout.integrations", 6, "aggregate id", public=True)
+PUBLIC_TOPICS = (DOMAIN_EVENTS, NOTIFICATIONS, ANALYTICS, INTEGRATIONS)
+
+# Internal: the invoice agent's input, and the chain watcher's output. Transfers are keyed by
+# deposit address so they land on the partition that owns the invoice with that address
+# (co-partitioned with the invoice-commands topic: same partition count, same key space).
+INVOICE_COMMANDS = TopicSpec("checkout.invoice-commands", 12, "invoice id")
+TRANSFERS = TopicSpec("checkout.transfers", 12, "deposit address")
+CHAIN_HEADS = TopicSpec("checkout.chain-heads", 1, "network")
+INTERNAL_TOPICS = (INVOICE_COMMANDS, TRANSFERS, CHAIN_HEADS)
+
+
+def dead_letter(spec: TopicSpec) -> TopicSpec:
+    """The dead-letter twin of a topic: few partitions, long retention, same key."""
+    return TopicSpec(f"{spec.name}.dlq", 3, spec.key, RETENTION_DLQ, spec.public)
+
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    *PUBLIC_TOPICS,
+    *(dead_letter(spec) for spec in PUBLIC_TOPICS),
+    *INTERNAL_TOPICS,
+    *(dead_letter(spec) for spec in INTERNAL_TOPICS),
+)
+
+
+def declare(app: faust.App, spec: TopicSpec) -> faust.TopicT:
+    return app.topic(
+        spec.name,
+        partitions=spec.partitions,
+        retention=spec.retention,
+        value_serializer="raw",
+        key_serializer="raw",
+    )

@@ -1,0 +1,1 @@
+"""tables of the crypto-checkout worker (registered on app.faust_app.app by autodiscovery)."""

@@ -1,0 +1,123 @@
+"""Start and stop real processes (workers, simulators) from tests, and wait on them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOG_DIR = REPO_ROOT / ".local" / "test-logs"
+VENV_BIN = Path(sys.executable).parent
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def eventually(
+    probe: Callable[[], T | None], *, timeout: float, what: str, every: float = 0.2
+) -> T:
+    """Poll until ``probe`` returns something other than None/False; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+        except Exception as exc:  # a probe that raises is "not yet"; kept for the failure message
+            last_error = exc
+        else:
+            if value is not None and value is not False:
+                return value
+        time.sleep(every)
+    raise AssertionError(
+        f"timed out after {timeout:.0f} s waiting for {what}; last error: {last_error!r}"
+    )
+
+
+class ManagedProcess:
+    """A child process with its output in a log file that is shown when a test fails."""
+
+    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path) -> None:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = LOG_DIR / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            argv,
+            env={**os.environ, **env},
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self._log.close()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.alive():
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        self._log.close()
+
+
+def wait_http_ok(url: str, process: ManagedProcess, *, timeout: float = 60.0) -> httpx.Response:
+    def probe() -> httpx.Response | None:
+        if not process.alive():
+            raise AssertionError(f"{process.name} exited early:\n{process.log_tail()}")
+        response = httpx.get(url, timeout=2.0)
+        return response if response.status_code == 200 else None
+
+    try:
+        return eventually(probe, timeout=timeout, what=f"{url} to answer 200")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- {process.name} log ---\n{process.log_tail()}") from None
+
+
+@contextmanager
+def worker(env: Mapping[str, str], *, name: str = "worker") -> Iterator[ManagedProcess]:
+    """A real ``checkout worker`` process; yields once its /healthz answers."""
+    port = int(env["WEB_PORT"])
+    proc = ManagedProcess(
+        name, [str(VENV_BIN / "checkout"), "worker", "-l", "info"], env, REPO_ROOT
+    )
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/healthz", proc)
+        yield proc
+    finally:
+        proc.stop()

@@ -1,0 +1,71 @@
+"""Settings come from the environment and a bad variable is named in the error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.settings import Settings, SettingsError
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults_point_at_the_local_platform() -> None:
+    settings = Settings.from_env({})
+    assert settings.kafka_broker == "kafka://127.0.0.1:9092"
+    assert settings.web_port == 6066
+    assert settings.store == "rocksdb://"
+    assert settings.canonical_url == "http://127.0.0.1:6066"
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
+
+
+def test_each_worker_port_gets_its_own_state_folder() -> None:
+    first = Settings.from_env({"WEB_PORT": "6066", "CHECKOUT_DATA_DIR": "/tmp/x"})
+    second = Settings.from_env({"WEB_PORT": "6067", "CHECKOUT_DATA_DIR": "/tmp/x"})
+    assert first.worker_data_dir == Path("/tmp/x/worker-6066")
+    assert second.worker_data_dir != first.worker_data_dir
+
+
+def test_several_brokers_become_a_bootstrap_list() -> None:
+    settings = Settings.from_env({"KAFKA_BROKER": "kafka://10.0.0.1:9092,kafka://10.0.0.2:9092"})
+    assert settings.kafka_bootstrap_servers == "10.0.0.1:9092,10.0.0.2:9092"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("WEB_PORT", "abc", "WEB_PORT: expected a whole number"),
+        ("WEB_PORT", "70000", "WEB_PORT: expected a number from 1 to 65535"),
+        ("KAFKA_BROKER", "127.0.0.1", "KAFKA_BROKER: expected kafka://host:port"),
+        ("KAFKA_BROKER", "http://x:1", "KAFKA_BROKER: expected kafka://host:port"),
+        (
+            "DATABASE_URL",
+            "mysql://db/x",
+            "DATABASE_URL: expected a URL starting with postgresql://",
+        ),
+        ("REDIS_URL", "redis://", "REDIS_URL: the URL has no host"),
+        ("CHECKOUT_ENV", "staging", "CHECKOUT_ENV: expected one of development, production"),
+        ("CHECKOUT_STORE", "aerospike://", "CHECKOUT_STORE: expected one of rocksdb://, memory://"),
+        ("CHECKOUT_APP_ID", "a b", "CHECKOUT_APP_ID: expected letters"),
+        (
+            "KAFKA_REPLICATION_FACTOR",
+            "0",
+            "KAFKA_REPLICATION_FACTOR: expected a number from 1 to 5",
+        ),
+    ],
+)
+def test_a_bad_variable_is_named(variable: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match="^" + message.replace("+", r"\+")) as caught:
+        Settings.from_env({variable: value})
+    assert caught.value.variable == variable
+
+
+def test_secrets_in_urls_are_not_echoed() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"DATABASE_URL": "mysql://user:hunter2@db/x"})
+    assert "hunter2" not in str(caught.value)
+
+
+def test_blank_means_default() -> None:
+    assert Settings.from_env({"WEB_PORT": "  "}).web_port == 6066

@@ -1,0 +1,29 @@
+"""The public topics are the integrator contract: names and partition counts from DESIGN.md."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.topics import ALL_TOPICS, INVOICE_COMMANDS, PUBLIC_TOPICS, TRANSFERS
+
+pytestmark = pytest.mark.unit
+
+
+def test_public_topics_and_partitions_match_the_design() -> None:
+    assert {spec.name: spec.partitions for spec in PUBLIC_TOPICS} == {
+        "crypto-checkout.domain-events": 12,
+        "crypto-checkout.notifications": 6,
+        "crypto-checkout.analytics": 3,
+        "crypto-checkout.integrations": 6,
+    }
+
+
+def test_every_public_topic_has_a_dead_letter_twin() -> None:
+    names = {spec.name for spec in ALL_TOPICS}
+    for spec in PUBLIC_TOPICS:
+        assert f"{spec.name}.dlq" in names
+
+
+def test_transfers_are_co_partitioned_with_invoice_commands() -> None:
+    # The payment agent joins transfers to invoices by deposit address on the same partition.
+    assert TRANSFERS.partitions == INVOICE_COMMANDS.partitions
