@@ -58,7 +58,7 @@ stop() { # name
 sim_up() {
   start tron-sim "$SIM_PORT" "http://127.0.0.1:$SIM_PORT/wallet/getnodeinfo" POST \
     "$VENV/python" -m tron_sim --host 127.0.0.1 --port "$SIM_PORT" \
-    --block-interval "${SIM_BLOCK_INTERVAL:-3}"
+    --block-interval "${SIM_BLOCK_INTERVAL:-3}" --data-dir "$LOCAL/sim"
 }
 
 workers_up() {
