@@ -1,0 +1,196 @@
+"""Domain errors: one root, stable codes, and the HTTP status the web layer should answer with.
+
+The web layer maps any ``CheckoutError`` to ``{"error": {"type", "code", "message", "param"}}``
+with ``http_status`` as the response status (see ``to_dict``). Codes are part of the public API:
+integrators match on them, so a code is never renamed, only added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+_ERROR_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    422: "business_rule_error",
+}
+
+
+class CheckoutError(Exception):
+    """Root of every error crypto-checkout raises on purpose."""
+
+    code: ClassVar[str] = "checkout_error"
+    http_status: ClassVar[int] = 400
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    @property
+    def error_type(self) -> str:
+        return _ERROR_TYPES.get(self.http_status, "api_error")
+
+    def to_dict(self) -> dict[str, str | None]:
+        """The body of the one error shape every endpoint answers with."""
+        return {
+            "type": self.error_type,
+            "code": self.code,
+            "message": self.message,
+            "param": self.param,
+        }
+
+
+# --- 400: the input itself is wrong -------------------------------------------------------------
+
+
+class InvalidAmount(CheckoutError):
+    """An amount that is not a decimal number of USDT."""
+
+    code = "amount_invalid"
+
+
+class AmountNegative(InvalidAmount):
+    """An amount below zero."""
+
+    code = "amount_negative"
+
+
+class AmountZero(InvalidAmount):
+    """A zero amount where only a positive one makes sense."""
+
+    code = "amount_zero"
+
+
+class AmountTooManyDecimals(InvalidAmount):
+    """More decimals than USDT has (6)."""
+
+    code = "amount_too_many_decimals"
+
+
+class AmountTooLarge(InvalidAmount):
+    """An amount above the platform's bound (see ``money.MAX_AMOUNT``)."""
+
+    code = "amount_too_large"
+
+
+class InvalidFeePercentage(CheckoutError):
+    """A fee percentage outside [0, 100] or with more than 2 decimals."""
+
+    code = "fee_percentage_invalid"
+
+
+class InvalidConfirmations(CheckoutError):
+    """A confirmation count outside the allowed range."""
+
+    code = "confirmations_invalid"
+
+
+class InvalidExpiry(CheckoutError):
+    """An invoice whose expiry is not after its creation."""
+
+    code = "expiry_invalid"
+
+
+# --- 404 ------------------------------------------------------------------------------------------
+
+
+class NotFound(CheckoutError):
+    """The aggregate a command names does not exist."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class InvoiceNotFound(NotFound):
+    """No invoice with this id."""
+
+    code = "invoice_not_found"
+
+
+class PaymentNotFound(NotFound):
+    """No payment with this id."""
+
+    code = "payment_not_found"
+
+
+class SettlementNotFound(NotFound):
+    """No settlement with this id."""
+
+    code = "settlement_not_found"
+
+
+# --- 409: conflicts with what already happened --------------------------------------------------
+
+
+class AlreadyExists(CheckoutError):
+    """A creating command for an id that is taken, under a different command id."""
+
+    code = "already_exists"
+    http_status = 409
+
+
+class AggregateMismatch(CheckoutError):
+    """A command or event routed to an aggregate it does not belong to: a wiring defect."""
+
+    code = "aggregate_mismatch"
+    http_status = 409
+
+
+class EventOutOfOrder(CheckoutError):
+    """An event whose version does not follow the aggregate's; the stream has a gap or a fork.
+
+    An operator should compare the aggregate's history with the event store for that aggregate
+    id: a gap means an event was lost upstream, a fork means two writers decided on one aggregate.
+    """
+
+    code = "event_out_of_order"
+    http_status = 409
+
+
+# --- 422: well-formed, but the business rules say no --------------------------------------------
+
+
+class InvalidTransition(CheckoutError):
+    """A command that would move an aggregate along an edge its state machine does not have."""
+
+    code = "invalid_transition"
+    http_status = 422
+
+    def __init__(
+        self,
+        aggregate_type: str,
+        aggregate_id: str,
+        current: str,
+        target: str,
+        allowed: Iterable[str],
+        *,
+        reason: str | None = None,
+    ) -> None:
+        self.aggregate_type = aggregate_type
+        self.aggregate_id = aggregate_id
+        self.current = current
+        self.target = target
+        self.allowed = tuple(sorted(allowed))
+        allowed_text = ", ".join(self.allowed) or "none (final status)"
+        message = (
+            f"{aggregate_type} {aggregate_id} is {current} and cannot become {target}"
+            f"{f' ({reason})' if reason else ''}; allowed from {current}: {allowed_text}"
+        )
+        super().__init__(message, param="status")
+
+
+class InvoiceNotDue(CheckoutError):
+    """An expiry requested before the invoice's ``expires_at``."""
+
+    code = "invoice_not_due"
+    http_status = 422
+
+
+class PaymentAlreadyConfirmed(CheckoutError):
+    """A request to take back a payment the invoice already counts as confirmed."""
+
+    code = "payment_already_confirmed"
+    http_status = 422
