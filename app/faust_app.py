@@ -7,15 +7,23 @@ Agents (``agents/``), tables (``tables/``) and web views (``web/``) register the
 
 from __future__ import annotations
 
+import logging
+from typing import cast
+
 import faust
+from aiohttp import web as aioweb
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import REGISTRY
 
 from app.resources import Resources
 from app.settings import Settings
+from app.topic_admin import TopicRequirement, ensure_topics
 from app.topics import ALL_TOPICS, declare
+from web.errors import error_middleware
 
 settings = Settings.from_env()
+# httpx logs every request to the Tron node at INFO: one line per block is noise, not news.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 # Faust creates only the last level of its data folder; make the parents.
 settings.worker_data_dir.parent.mkdir(parents=True, exist_ok=True)
 
@@ -41,6 +49,18 @@ app = faust.App(
     value_serializer="json",
 )
 
+
+def aiohttp_application() -> aioweb.Application:
+    """The aiohttp application behind Faust's web driver.
+
+    faust.web has no WebSocket support, so WebSocket and streaming routes are added here directly.
+    """
+    return cast(aioweb.Application, app.web.web_app)  # type: ignore[attr-defined]
+
+
+# Every HTTP answer, Faust views and plain aiohttp routes alike, errs in the one JSON shape.
+aiohttp_application().middlewares.append(error_middleware)
+
 resources = Resources(settings)
 # First dependency: the pools are open before any agent starts and closed after they stop.
 app.add_dependency(resources)
@@ -52,8 +72,29 @@ setup_prometheus_sensors(app, pattern="/metrics", registry=REGISTRY, name_prefix
 topics = {spec.name: declare(app, spec) for spec in ALL_TOPICS}
 
 
-@app.task
-async def declare_topics() -> None:
-    """Create missing topics with their partition counts and retention at worker start."""
-    for topic in topics.values():
-        await topic.maybe_declare()
+def required_topics() -> list[TopicRequirement]:
+    """Our topics and the tables' changelogs, as they must exist before any consumer starts."""
+    required = [
+        TopicRequirement(
+            spec.name,
+            spec.partitions,
+            {"retention.ms": str(int(spec.retention.total_seconds() * 1000))},
+        )
+        for spec in ALL_TOPICS
+    ]
+    for table in app.tables.values():
+        required.append(
+            TopicRequirement(
+                table.changelog_topic.get_topic_name(),
+                table.partitions or app.conf.topic_partitions,
+                {"cleanup.policy": "compact"},
+            )
+        )
+    return required
+
+
+async def _create_topics(resources: Resources) -> None:
+    await ensure_topics(resources.kafka_admin, required_topics(), settings.kafka_replication_factor)
+
+
+resources.on_ready(_create_topics)

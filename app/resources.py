@@ -7,11 +7,15 @@ agents and stops after them.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import aiopg
 import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient
 from mode import Service
 
+from app.chain.node import TronNode
+from app.replies import CommandReplies
 from app.settings import Settings
 
 # How long one health probe may take before it counts as "down".
@@ -27,6 +31,13 @@ class Resources(Service):
         self._db: aiopg.Pool | None = None
         self._redis: aioredis.Redis | None = None
         self._kafka_admin: AIOKafkaAdminClient | None = None
+        self._tron_node: TronNode | None = None
+        self._replies: CommandReplies | None = None
+        self._startup_hooks: list[Callable[[Resources], Awaitable[object]]] = []
+
+    def on_ready(self, hook: Callable[[Resources], Awaitable[object]]) -> None:
+        """Run ``hook`` once the clients are open, before the agents start."""
+        self._startup_hooks.append(hook)
 
     @property
     def db(self) -> aiopg.Pool:
@@ -45,6 +56,18 @@ class Resources(Service):
         if self._kafka_admin is None:
             raise RuntimeError("the Kafka admin client is used before the worker started")
         return self._kafka_admin
+
+    @property
+    def replies(self) -> CommandReplies:
+        if self._replies is None:
+            raise RuntimeError("the reply channel is used before the worker started")
+        return self._replies
+
+    @property
+    def tron_node(self) -> TronNode:
+        if self._tron_node is None:
+            raise RuntimeError("the Tron node client is used before the worker started")
+        return self._tron_node
 
     async def on_start(self) -> None:
         # minsize=0: the worker starts even while PostgreSQL is down (it then reports not ready
@@ -67,8 +90,16 @@ class Resources(Service):
             request_timeout_ms=int(PROBE_TIMEOUT_SECONDS * 1000),
         )
         await self._kafka_admin.start()
+        self._tron_node = TronNode.from_settings(self.settings.chain)
+        self._replies = CommandReplies(self._redis)
+        self.add_future(self._replies.listen())
+        for hook in self._startup_hooks:
+            await hook(self)
 
     async def on_stop(self) -> None:
+        if self._tron_node is not None:
+            await self._tron_node.aclose()
+            self._tron_node = None
         if self._kafka_admin is not None:
             await self._kafka_admin.close()
             self._kafka_admin = None

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeVar, cast
 from urllib.parse import urlsplit
+
+from app.chain.errors import ChainSettingsError
+from app.chain.settings import ChainSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +48,19 @@ class Settings:
     store: StoreUrl = "rocksdb://"
     data_dir: Path = field(default_factory=lambda: REPO_ROOT / ".local" / "worker-data")
     log_level: str = "info"
+    # Invoices: expiry chosen per invoice within these bounds (seconds).
+    invoice_default_expires_in: int = 15 * 60
+    invoice_min_expires_in: int = 60
+    invoice_max_expires_in: int = 7 * 24 * 3600
+    # After expiry, transfers to the address are still detected (flagged paid_late) this long.
+    late_payment_window: int = 7 * 24 * 3600
+    # Expiry waits this long past expires_at, so a transfer in a block the watcher has not yet
+    # read (node lag) is not flagged late.
+    expiry_grace: int = 15
+    # How long an HTTP request waits for the owning agent to answer a command.
+    command_timeout: float = 10.0
+    # The Tron network, node and deposit-address xpub (TRON_* variables, app/chain/settings.py).
+    chain: ChainSettings = field(default_factory=ChainSettings)
 
     @property
     def canonical_url(self) -> str:
@@ -68,7 +84,7 @@ class Settings:
         env = os.environ if environ is None else environ
         reader = _Reader(env)
         defaults = cls()
-        return cls(
+        settings = cls(
             environment=cast(
                 Environment,
                 reader.choice("CHECKOUT_ENV", defaults.environment, ("development", "production")),
@@ -95,10 +111,54 @@ class Settings:
                 reader.choice("CHECKOUT_STORE", defaults.store, ("rocksdb://", "memory://")),
             ),
             data_dir=reader.get("CHECKOUT_DATA_DIR", defaults.data_dir, Path),
+            invoice_default_expires_in=reader.get(
+                "INVOICE_DEFAULT_EXPIRES_IN",
+                defaults.invoice_default_expires_in,
+                _int_between(60, 7 * 86400),
+            ),
+            invoice_min_expires_in=reader.get(
+                "INVOICE_MIN_EXPIRES_IN",
+                defaults.invoice_min_expires_in,
+                _int_between(10, 7 * 86400),
+            ),
+            invoice_max_expires_in=reader.get(
+                "INVOICE_MAX_EXPIRES_IN",
+                defaults.invoice_max_expires_in,
+                _int_between(60, 90 * 86400),
+            ),
+            late_payment_window=reader.get(
+                "LATE_PAYMENT_WINDOW", defaults.late_payment_window, _int_between(0, 90 * 86400)
+            ),
+            expiry_grace=reader.get(
+                "INVOICE_EXPIRY_GRACE", defaults.expiry_grace, _int_between(0, 3600)
+            ),
+            command_timeout=reader.get(
+                "COMMAND_TIMEOUT", defaults.command_timeout, _float_between(0.5, 120.0)
+            ),
             log_level=reader.choice(
                 "LOG_LEVEL", defaults.log_level, ("debug", "info", "warning", "error")
             ),
         )
+        try:
+            chain = ChainSettings.from_env(env)
+        except ChainSettingsError as exc:
+            raise SettingsError(exc.variable, str(exc).split(": ", 1)[-1]) from None
+        if settings.environment == "production" and chain.network == "sim":
+            raise SettingsError(
+                "TRON_NETWORK",
+                "sim is the local simulator; production needs nile, shasta or mainnet",
+            )
+        settings = replace(settings, chain=chain)
+        if not (
+            settings.invoice_min_expires_in
+            <= settings.invoice_default_expires_in
+            <= settings.invoice_max_expires_in
+        ):
+            raise SettingsError(
+                "INVOICE_DEFAULT_EXPIRES_IN",
+                "must lie between INVOICE_MIN_EXPIRES_IN and INVOICE_MAX_EXPIRES_IN",
+            )
+        return settings
 
 
 class _Reader:
@@ -145,6 +205,19 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
             raise ValueError("expected a whole number") from None
         if not low <= value <= high:
             raise ValueError(f"expected a number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _float_between(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError("expected a number") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a number from {low:g} to {high:g}")
         return value
 
     return parse

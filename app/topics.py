@@ -24,6 +24,9 @@ class TopicSpec:
     key: str
     retention: timedelta = RETENTION_PUBLIC
     public: bool = False
+    # Public topics carry each event's own JSON bytes (the integrator contract, byte for byte);
+    # internal ones carry JSON objects that Faust encodes and decodes.
+    serializer: str = "raw"
 
 
 DOMAIN_EVENTS = TopicSpec("crypto-checkout.domain-events", 12, "aggregate id", public=True)
@@ -32,18 +35,18 @@ ANALYTICS = TopicSpec("crypto-checkout.analytics", 3, "merchant id", public=True
 INTEGRATIONS = TopicSpec("crypto-checkout.integrations", 6, "aggregate id", public=True)
 PUBLIC_TOPICS = (DOMAIN_EVENTS, NOTIFICATIONS, ANALYTICS, INTEGRATIONS)
 
-# Internal: the invoice agent's input, and the chain watcher's output. Transfers are keyed by
-# deposit address so they land on the partition that owns the invoice with that address
-# (co-partitioned with the invoice-commands topic: same partition count, same key space).
-INVOICE_COMMANDS = TopicSpec("checkout.invoice-commands", 12, "invoice id")
-TRANSFERS = TopicSpec("checkout.transfers", 12, "deposit address")
-CHAIN_HEADS = TopicSpec("checkout.chain-heads", 1, "network")
-INTERNAL_TOPICS = (INVOICE_COMMANDS, TRANSFERS, CHAIN_HEADS)
+# Internal. The invoice agent's commands, keyed by invoice id. Everything that happens at a
+# deposit address, keyed by that address: the invoice agent registers each new address there,
+# the chain watcher publishes the transfers to it, their orphaning, and every chain head (sent to
+# each partition, so the payment agent counts confirmations in order with the transfers).
+INVOICE_COMMANDS = TopicSpec("checkout.invoice-commands", 12, "invoice id", serializer="json")
+DEPOSITS = TopicSpec("checkout.deposits", 12, "deposit address", serializer="json")
+INTERNAL_TOPICS = (INVOICE_COMMANDS, DEPOSITS)
 
 
 def dead_letter(spec: TopicSpec) -> TopicSpec:
     """The dead-letter twin of a topic: few partitions, long retention, same key."""
-    return TopicSpec(f"{spec.name}.dlq", 3, spec.key, RETENTION_DLQ, spec.public)
+    return TopicSpec(f"{spec.name}.dlq", 3, spec.key, RETENTION_DLQ, spec.public, "raw")
 
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
@@ -59,6 +62,6 @@ def declare(app: faust.App, spec: TopicSpec) -> faust.TopicT:
         spec.name,
         partitions=spec.partitions,
         retention=spec.retention,
-        value_serializer="raw",
+        value_serializer=spec.serializer,
         key_serializer="raw",
     )

@@ -38,7 +38,9 @@ start() { # name port health-url method command…
     return 0
   fi
   say "starting $name on 127.0.0.1:$port (log: $LOGS/$name.log)"
-  (cd "$ROOT" && setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null & echo $! >"$RUN/$name.pid")
+  # exec: the pid file holds the service's own pid; setsid: it outlives this script's session.
+  (cd "$ROOT" && exec setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null) &
+  echo $! >"$RUN/$name.pid"
   wait_http "$url" 90 "$name" "$LOGS/$name.log" "$method"
 }
 

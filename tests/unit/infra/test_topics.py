@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.topics import ALL_TOPICS, INVOICE_COMMANDS, PUBLIC_TOPICS, TRANSFERS
+from app.topics import ALL_TOPICS, DEPOSITS, INVOICE_COMMANDS, PUBLIC_TOPICS
 
 pytestmark = pytest.mark.unit
 
@@ -24,6 +24,7 @@ def test_every_public_topic_has_a_dead_letter_twin() -> None:
         assert f"{spec.name}.dlq" in names
 
 
-def test_transfers_are_co_partitioned_with_invoice_commands() -> None:
-    # The payment agent joins transfers to invoices by deposit address on the same partition.
-    assert TRANSFERS.partitions == INVOICE_COMMANDS.partitions
+def test_internal_topics_share_the_domain_events_partition_count() -> None:
+    # Invoice events (keyed by invoice id) land on the partition number of the invoice's
+    # commands, so agents reading either find the invoice in their local table partition.
+    assert INVOICE_COMMANDS.partitions == DEPOSITS.partitions == 12

@@ -1,0 +1,103 @@
+"""The chain watcher on the leader worker: Tron blocks in, deposit-address activity out.
+
+Faust elects one leader among the workers; only it polls the node (app/chain/watcher.py), so
+blocks are read once and in order. The cursor lives in PostgreSQL, so a new leader resumes where
+the old one stopped. Observations go to ``checkout.deposits``: transfers and orphans keyed by the
+receiving address (landing on the partition that owns that address's invoice), chain heads to
+every partition (each partition counts confirmations for its own addresses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import Counter
+
+from app.chain.errors import NodeUnavailable, TokenContractMismatch
+from app.chain.store import PostgresWatcherStore
+from app.chain.watcher import ChainWatcher
+from app.domain.observations import (
+    ChainHeadAdvanced,
+    Observation,
+    TransferObserved,
+    TransferOrphaned,
+)
+from app.faust_app import app, resources, settings, topics
+from app.messages import ChainHeadMessage, OrphanMessage, TransferMessage, encode_deposit_message
+from app.topics import DEPOSITS
+
+logger = logging.getLogger(__name__)
+
+POLL_FAILURES = Counter(
+    "checkout_chain_watcher_poll_failures",
+    "Polls of the chain watcher that failed (the next poll resumes from the stored cursor)",
+    ["error"],
+)
+
+_watcher: ChainWatcher | None = None
+
+
+async def publish_observations(observations: Sequence[Observation]) -> None:
+    """Send the watcher's observations and wait until Kafka has them all (at-least-once)."""
+    topic = topics[DEPOSITS.name]
+    pending: list[Awaitable[Any]] = []
+    for observation in observations:
+        match observation:
+            case TransferObserved():
+                message = TransferMessage(transfer=observation)
+                pending.append(
+                    await topic.send(
+                        key=observation.to_address.encode(), value=encode_deposit_message(message)
+                    )
+                )
+            case TransferOrphaned():
+                orphan = OrphanMessage(orphan=observation, noticed_at=datetime.now(UTC))
+                pending.append(
+                    await topic.send(
+                        key=observation.to_address.encode(), value=encode_deposit_message(orphan)
+                    )
+                )
+            case ChainHeadAdvanced():
+                head = encode_deposit_message(ChainHeadMessage(head=observation))
+                for partition in range(DEPOSITS.partitions):
+                    pending.append(
+                        await topic.send(key=b"chain-head", value=head, partition=partition)
+                    )
+    if pending:
+        await asyncio.gather(*pending)
+
+
+async def _ready_watcher() -> ChainWatcher:
+    global _watcher
+    if _watcher is None:
+        watcher = ChainWatcher.from_settings(
+            settings.chain,
+            node=resources.tron_node,
+            store=PostgresWatcherStore(resources.db, settings.chain.watcher_name),
+            publish=publish_observations,
+        )
+        await watcher.check_token()
+        _watcher = watcher
+    return _watcher
+
+
+@app.timer(interval=settings.chain.poll_interval, on_leader=True)
+async def watch_chain() -> None:
+    try:
+        watcher = await _ready_watcher()
+        await watcher.poll()
+    except TokenContractMismatch as exc:
+        # Watching the wrong contract would miss every payment: refuse loudly, every tick.
+        POLL_FAILURES.labels(error=type(exc).__name__).inc()
+        logger.critical("chain watcher refuses to start: %s", exc)
+    except NodeUnavailable as exc:
+        POLL_FAILURES.labels(error=type(exc).__name__).inc()
+        logger.warning("chain watcher: %s; next poll resumes from the stored cursor", exc)
+    except Exception as exc:
+        # Nothing is lost: the cursor only moves after Kafka acknowledged a block's observations.
+        POLL_FAILURES.labels(error=type(exc).__name__).inc()
+        logger.exception("chain watcher poll failed; next poll resumes from the stored cursor")

@@ -1,0 +1,131 @@
+"""What travels on the internal topics, and how it is written and read.
+
+``checkout.invoice-commands`` carries invoice commands as ``{"type": <class>, "command": {...}}``.
+``checkout.deposits`` carries everything that happens at a deposit address, keyed by it, as
+``{"kind": ..., ...}``: the registration of a new address by the invoice agent, and the chain
+watcher's observations (transfers, their orphaning, chain heads). Public topics carry domain events
+as their own JSON (app/domain/events.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from app.domain.commands import (
+    ApplyPaymentConfirmed,
+    ApplyPaymentDetected,
+    ApplyPaymentFailed,
+    ApplyPaymentOrphaned,
+    CancelInvoice,
+    CreateInvoice,
+    ExpireInvoice,
+    InvoiceCommand,
+)
+from app.domain.fields import Identifier, TronAddress, UtcDatetime
+from app.domain.money import PositiveUsdt
+from app.domain.observations import ChainHeadAdvanced, TransferObserved, TransferOrphaned
+
+_INVOICE_COMMANDS: Final[Mapping[str, type[InvoiceCommand]]] = {
+    cls.__name__: cls
+    for cls in (
+        CreateInvoice,
+        CancelInvoice,
+        ExpireInvoice,
+        ApplyPaymentDetected,
+        ApplyPaymentConfirmed,
+        ApplyPaymentOrphaned,
+        ApplyPaymentFailed,
+    )
+}
+
+
+class MalformedMessage(ValueError):
+    """A message on an internal topic that no agent of this version can read."""
+
+
+def encode_invoice_command(
+    command: InvoiceCommand, reply_to: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The envelope; ``reply_to`` names where a waiting HTTP request wants the answer."""
+    envelope: dict[str, Any] = {
+        "type": type(command).__name__,
+        "command": command.model_dump(mode="json"),
+    }
+    if reply_to is not None:
+        envelope["reply_to"] = dict(reply_to)
+    return envelope
+
+
+def reply_address(message: object) -> dict[str, str] | None:
+    if isinstance(message, Mapping) and isinstance(message.get("reply_to"), Mapping):
+        return {str(k): str(v) for k, v in message["reply_to"].items()}
+    return None
+
+
+def decode_invoice_command(message: object) -> InvoiceCommand:
+    if not isinstance(message, Mapping) or not isinstance(message.get("command"), Mapping):
+        raise MalformedMessage(f"not an invoice command envelope: {message!r:.200}")
+    command_type = _INVOICE_COMMANDS.get(str(message.get("type")))
+    if command_type is None:
+        raise MalformedMessage(f"unknown invoice command type {message.get('type')!r}")
+    return command_type.model_validate(message["command"])
+
+
+# --- checkout.deposits ------------------------------------------------------------------------
+
+
+class DepositRegistered(BaseModel):
+    """A deposit address now belongs to an invoice: what the payment agent needs to know of it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["deposit_registered"] = "deposit_registered"
+    deposit_address: TronAddress
+    invoice_id: Identifier
+    merchant_id: Identifier
+    amount: PositiveUsdt
+    required_confirmations: int = Field(ge=1)
+    expires_at: UtcDatetime
+    monitor_until: UtcDatetime = Field(
+        description="transfers after this instant are no longer matched to the invoice"
+    )
+
+
+class TransferMessage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["transfer_observed"] = "transfer_observed"
+    transfer: TransferObserved
+
+
+class OrphanMessage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["transfer_orphaned"] = "transfer_orphaned"
+    orphan: TransferOrphaned
+    noticed_at: UtcDatetime
+
+
+class ChainHeadMessage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["chain_head"] = "chain_head"
+    head: ChainHeadAdvanced
+
+
+DepositMessage = DepositRegistered | TransferMessage | OrphanMessage | ChainHeadMessage
+
+_DEPOSIT_MESSAGE: Final[TypeAdapter[DepositMessage]] = TypeAdapter(DepositMessage)
+
+
+def encode_deposit_message(message: DepositMessage) -> dict[str, Any]:
+    return message.model_dump(mode="json")
+
+
+def decode_deposit_message(message: object) -> DepositMessage:
+    if not isinstance(message, Mapping) or "kind" not in message:
+        raise MalformedMessage(f"not a deposit message: {message!r:.200}")
+    return _DEPOSIT_MESSAGE.validate_python(message)

@@ -1,0 +1,21 @@
+"""The invoice agent's state: each invoice aggregate, and the invoices that can still expire."""
+
+from __future__ import annotations
+
+from app.faust_app import app
+from app.topics import INVOICE_COMMANDS
+
+# invoice id → Invoice.to_dict(); partition = the invoice's partition of checkout.invoice-commands
+invoices = app.Table(
+    "invoices",
+    partitions=INVOICE_COMMANDS.partitions,
+    help="Invoice aggregates by invoice id (app/domain/invoice.py)",
+)
+
+# invoice id → expires_at (ISO 8601) for invoices that are pending or confirming: what the expiry
+# timer scans, so it never walks every invoice ever made.
+open_invoices = app.Table(
+    "open-invoices",
+    partitions=INVOICE_COMMANDS.partitions,
+    help="Invoices that can still expire, with their expires_at",
+)

@@ -1,0 +1,92 @@
+"""How merchants see invoices and settlements: amounts as decimal strings, fees included.
+
+(Customers see another view without any fee: app/live.py.)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from app.domain.fees import format_fee_percentage
+from app.domain.invoice import Invoice
+from app.domain.money import format_usdt
+from app.domain.settlement import Settlement
+
+
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def invoice_for_merchant(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "id": invoice.invoice_id,
+        "object": "invoice",
+        "merchant_id": invoice.merchant_id,
+        "status": str(invoice.status),
+        "payment_exception": (
+            None if invoice.payment_exception is None else str(invoice.payment_exception)
+        ),
+        "amount": format_usdt(invoice.amount),
+        "currency": invoice.currency,
+        "amount_received": format_usdt(invoice.amount_received),
+        "amount_confirmed": format_usdt(invoice.amount_confirmed),
+        "amount_due": format_usdt(invoice.amount_due),
+        "deposit_address": invoice.deposit_address,
+        "required_confirmations": invoice.required_confirmations,
+        "fee_percentage": format_fee_percentage(invoice.fee_percentage),
+        "created_at": _time(invoice.created_at),
+        "expires_at": _time(invoice.expires_at),
+        "paid_at": _time(invoice.paid_at),
+        "expired_at": _time(invoice.expired_at),
+        "cancelled_at": _time(invoice.cancelled_at),
+        "cancellation_reason": invoice.cancellation_reason,
+        "order_id": invoice.order_id,
+        "description": invoice.description,
+        "metadata": invoice.metadata,
+        "payments": [
+            {
+                "payment_id": payment_id,
+                "amount": format_usdt(payment.amount),
+                "confirmed": payment.confirmed,
+                "late": payment.late,
+            }
+            for payment_id, payment in invoice.payments.items()
+        ],
+        "payment_url": f"/pay/{invoice.invoice_id}",
+        "version": invoice.version,
+    }
+
+
+def settlement_for_merchant(settlement: Settlement) -> dict[str, Any]:
+    return {
+        "id": settlement.settlement_id,
+        "object": "settlement",
+        "invoice_id": settlement.invoice_id,
+        "gross_amount": format_usdt(settlement.gross_amount),
+        "platform_fee_amount": format_usdt(settlement.platform_fee_amount),
+        "platform_fee_percentage": format_fee_percentage(settlement.platform_fee_percentage),
+        "net_amount": format_usdt(settlement.net_amount),
+        "currency": "USDT",
+        "status": str(settlement.status),
+        "created_at": _time(settlement.created_at),
+        "completed_at": _time(settlement.completed_at),
+    }
+
+
+def settlement_row_for_merchant(row: dict[str, Any]) -> dict[str, Any]:
+    """The same shape from the PostgreSQL settlements read model."""
+    return {
+        "id": row["settlement_id"],
+        "object": "settlement",
+        "invoice_id": row["invoice_id"],
+        "gross_amount": format_usdt(int(row["gross_amount"])),
+        "platform_fee_amount": format_usdt(int(row["platform_fee_amount"])),
+        "platform_fee_percentage": format_fee_percentage(Decimal(row["platform_fee_percentage"])),
+        "net_amount": format_usdt(int(row["net_amount"])),
+        "currency": "USDT",
+        "status": row["status"],
+        "created_at": _time(row["created_at"]),
+        "completed_at": _time(row["completed_at"]),
+    }
