@@ -48,7 +48,9 @@ def due_invoice_ids(cutoff: datetime) -> list[str]:
     """Open invoices on this worker that ``ExpireInvoice`` would expire at ``cutoff``."""
     clock = time.monotonic()
     due = []
-    for invoice_id, expires_at in list(open_invoices.items()):
+    for key, expires_at in list(open_invoices.items()):
+        # Keys come back as the raw bytes they are stored as (tables/invoices.py).
+        invoice_id = key.decode() if isinstance(key, bytes) else key
         if datetime.fromisoformat(expires_at) > cutoff:
             continue
         if clock - _sent_at.get(invoice_id, -RESEND_AFTER_SECONDS) < RESEND_AFTER_SECONDS:

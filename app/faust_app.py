@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 from app.resources import Resources
 from app.settings import Settings
 from app.topic_admin import TopicRequirement, ensure_topics
-from app.topics import ALL_TOPICS, declare
+from app.topics import ALL_TOPICS, declare, topic_name
 from web.errors import error_middleware
 
 settings = Settings.from_env()
@@ -69,14 +69,15 @@ app.add_dependency(resources)
 setup_prometheus_sensors(app, pattern="/metrics", registry=REGISTRY, name_prefix="checkout")
 
 # Every topic of the platform, declared once (the public ones are the integrator contract).
-topics = {spec.name: declare(app, spec) for spec in ALL_TOPICS}
+# Keyed by the topic's name in the contract; the name on the cluster may carry a namespace.
+topics = {spec.name: declare(app, spec, settings.topic_namespace) for spec in ALL_TOPICS}
 
 
 def required_topics() -> list[TopicRequirement]:
     """Our topics and the tables' changelogs, as they must exist before any consumer starts."""
     required = [
         TopicRequirement(
-            spec.name,
+            topic_name(spec, settings.topic_namespace),
             spec.partitions,
             {"retention.ms": str(int(spec.retention.total_seconds() * 1000))},
         )

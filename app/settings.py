@@ -37,6 +37,9 @@ class SettingsError(ValueError):
 class Settings:
     environment: Environment = "development"
     app_id: str = "crypto-checkout"
+    # Prefix of every topic name (public ones included), so several platforms — a test run next
+    # to a developer's — can share one Kafka cluster without reading each other's messages.
+    topic_namespace: str = ""
     kafka_broker: str = "kafka://127.0.0.1:9092"
     kafka_replication_factor: int = 1
     database_url: str = "postgresql://checkout:checkout@127.0.0.1:5432/checkout"
@@ -90,6 +93,9 @@ class Settings:
                 reader.choice("CHECKOUT_ENV", defaults.environment, ("development", "production")),
             ),
             app_id=reader.get("CHECKOUT_APP_ID", defaults.app_id, _identifier),
+            topic_namespace=reader.get(
+                "CHECKOUT_TOPIC_NAMESPACE", defaults.topic_namespace, _identifier
+            ),
             kafka_broker=reader.get("KAFKA_BROKER", defaults.kafka_broker, _kafka_url),
             kafka_replication_factor=reader.get(
                 "KAFKA_REPLICATION_FACTOR", defaults.kafka_replication_factor, _int_between(1, 5)

@@ -57,9 +57,14 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
-def declare(app: faust.App, spec: TopicSpec) -> faust.TopicT:
+def topic_name(spec: TopicSpec, namespace: str = "") -> str:
+    """The topic's name on the cluster: ``<namespace>.<name>`` when a namespace is set."""
+    return f"{namespace}.{spec.name}" if namespace else spec.name
+
+
+def declare(app: faust.App, spec: TopicSpec, namespace: str = "") -> faust.TopicT:
     return app.topic(
-        spec.name,
+        topic_name(spec, namespace),
         partitions=spec.partitions,
         retention=spec.retention,
         value_serializer=spec.serializer,

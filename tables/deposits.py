@@ -8,6 +8,9 @@ from app.topics import DEPOSITS
 # deposit address → {"registration": DepositRegistered, "payments": {payment id: Payment}}
 deposits = app.Table(
     "deposits",
+    # Raw keys: the same bytes the producers send, so a key hashes to the same partition in
+    # the source topic and in the changelog (table reads are routed by that hash).
+    key_type=bytes,
     partitions=DEPOSITS.partitions,
     help="Each deposit address's invoice registration and the payments made to it",
 )
@@ -16,6 +19,9 @@ deposits = app.Table(
 # head this partition saw, and the addresses whose payments still count confirmations.
 confirmation_watch = app.Table(
     "confirmation-watch",
+    # Raw keys: the same bytes the producers send, so a key hashes to the same partition in
+    # the source topic and in the changelog (table reads are routed by that hash).
+    key_type=bytes,
     partitions=DEPOSITS.partitions,
     help="Per partition: the last chain head and the addresses awaiting confirmations",
 )

@@ -23,9 +23,24 @@ class Healthz(web.View):
 class Readyz(web.View):
     async def get(self, request: web.Request) -> web.Response:
         results = await check_dependencies(resources)
-        ready = all(result.up for result in results)
-        body = {
-            "status": "ready" if ready else "unready",
-            "checks": {result.name: result.as_json() for result in results},
-        }
+        checks = {result.name: result.as_json() for result in results}
+        checks["partitions"] = partitions_check()
+        ready = all(check["status"] == "up" for check in checks.values())
+        body = {"status": "ready" if ready else "unready", "checks": checks}
         return self.json(body, status=200 if ready else 503)
+
+
+def partitions_check() -> dict[str, object]:
+    """Whether this worker's agents own partitions and are not rebalancing or restoring tables.
+
+    A worker is not ready to answer for invoices while its consumer has no assignment, a
+    rebalance is in progress, or its tables are being restored from their changelogs.
+    """
+    assigned = len(app.consumer.assignment())
+    recovering = bool(getattr(app, "in_recovery", False))
+    if assigned and not app.rebalancing and not recovering:
+        return {"status": "up", "assigned": assigned}
+    reason = (
+        "rebalancing" if app.rebalancing else "restoring tables" if recovering else "no partitions"
+    )
+    return {"status": "down", "assigned": assigned, "error": reason}

@@ -32,7 +32,7 @@ def _unavailable(reason: str) -> ApiError:
     )
 
 
-def _same_worker(url: URL) -> bool:
+def same_worker(url: URL) -> bool:
     own = URL(str(app.conf.canonical_url))
     return (url.host, url.port) == (own.host, own.port)
 
@@ -47,7 +47,7 @@ async def serve_from_owner(
         owner = URL(str(app.router.key_store(table.name, key)))
     except KeyError:
         raise _unavailable("the partition holding this object has no worker yet") from None
-    if _same_worker(owner):
+    if same_worker(owner):
         if app.rebalancing or getattr(app, "in_recovery", False):
             raise _unavailable("this worker is restoring its state")
         response = await handler(request)

@@ -74,7 +74,8 @@ class ChainSettings:
             request_timeout=_positive_float(environ, "TRON_REQUEST_TIMEOUT", 10.0),
             reorg_window=_int(environ, "TRON_REORG_WINDOW", 32, minimum=2),
             fetch_concurrency=_int(environ, "TRON_FETCH_CONCURRENCY", 8, minimum=1),
-            watcher_name=f"tron-usdt-{network}",
+            # One cursor per name in PostgreSQL: two platforms sharing a database need two names.
+            watcher_name=environ.get("TRON_WATCHER_NAME") or f"tron-usdt-{network}",
         )
 
 

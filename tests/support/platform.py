@@ -1,0 +1,224 @@
+"""The whole platform for end-to-end tests: a Tron simulator, two workers, a merchant.
+
+Each platform gets its own topic namespace, consumer group and chain-watcher cursor, so it shares
+Kafka and PostgreSQL with anything else running without reading anyone else's messages. The
+simulator runs in manual mode: blocks appear only when a test mines them, so confirmations are
+counted exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from tests.support.processes import (
+    REPO_ROOT,
+    VENV_BIN,
+    ManagedProcess,
+    eventually,
+    free_port,
+    wait_http_ok,
+    worker,
+)
+
+T = TypeVar("T")
+
+
+@dataclass
+class Simulator:
+    url: str
+    process: ManagedProcess
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = httpx.post(self.url + path, json=body or {}, timeout=30)
+        assert response.status_code == 200, f"{path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def pay(self, address: str, amount: str, **extra: Any) -> str:
+        """Send USDT from the simulator's funded wallet; included in the next mined block."""
+        return str(self.post("/sim/transfer", {"to": address, "amount": amount, **extra})["txid"])
+
+    def mine(self, blocks: int = 1) -> Any:
+        return self.post("/sim/mine", {"blocks": blocks})
+
+    def status(self) -> Any:
+        return httpx.get(self.url + "/sim/status", timeout=10).json()
+
+
+@contextmanager
+def simulator() -> Iterator[Simulator]:
+    port = free_port()
+    proc = ManagedProcess(
+        "tron-sim",
+        [sys.executable, "-m", "tron_sim", "--port", str(port), "--manual"],
+        {},
+        REPO_ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ok(f"{url}/sim/status", proc, timeout=30)
+        yield Simulator(url, proc)
+    finally:
+        proc.stop()
+
+
+@dataclass
+class Platform:
+    sim: Simulator
+    namespace: str
+    worker_urls: list[str]
+    api_key: str
+    merchant_id: str
+    other_api_key: str
+    workers: list[ManagedProcess] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.worker_urls[0]
+
+    def headers(self, api_key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key or self.api_key}"}
+
+    def create_invoice(self, amount: str, url: str | None = None, **fields: Any) -> dict[str, Any]:
+        response = httpx.post(
+            f"{url or self.url}/api/v1/invoices",
+            json={"amount": amount, **fields},
+            headers=self.headers(),
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def invoice(self, invoice_id: str, url: str | None = None) -> dict[str, Any]:
+        response = httpx.get(
+            f"{url or self.url}/api/v1/invoices/{invoice_id}", headers=self.headers(), timeout=30
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def settlement(self, invoice_id: str) -> dict[str, Any] | None:
+        response = httpx.get(
+            f"{self.url}/api/v1/invoices/{invoice_id}/settlement",
+            headers=self.headers(),
+            timeout=30,
+        )
+        if response.status_code == 404:
+            return None
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def public(self, invoice_id: str) -> httpx.Response:
+        return httpx.get(f"{self.url}/api/v1/public/invoice/{invoice_id}", timeout=30)
+
+    def wait_invoice(
+        self,
+        invoice_id: str,
+        check: Callable[[dict[str, Any]], bool],
+        what: str,
+        timeout: float = 60,
+    ) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            invoice = self.invoice(invoice_id)
+            return invoice if check(invoice) else None
+
+        return self._eventually(probe, what, timeout)
+
+    def wait_settlement(self, invoice_id: str, timeout: float = 60) -> dict[str, Any]:
+        return self._eventually(
+            lambda: self.settlement(invoice_id), f"settlement of {invoice_id}", timeout
+        )
+
+    def _eventually(self, probe: Callable[[], T | None], what: str, timeout: float) -> T:
+        try:
+            return eventually(probe, timeout=timeout, what=what, every=0.2)
+        except AssertionError as exc:
+            logs = "\n".join(f"--- {w.name} ---\n{w.log_tail(25)}" for w in self.workers)
+            raise AssertionError(f"{exc}\n{logs}") from None
+
+    def pay_and_confirm(self, invoice: dict[str, Any], amount: str, blocks: int = 1) -> str:
+        txid = self.sim.pay(invoice["deposit_address"], amount)
+        self.sim.mine(blocks)
+        return txid
+
+
+def create_merchant(name: str, env: dict[str, str], *extra: str) -> dict[str, Any]:
+    result = subprocess.run(
+        [str(VENV_BIN / "checkout"), "create-merchant", "--name", name, *extra],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**env},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
+def platform_env(
+    namespace: str, sim: Simulator, data_dir: Path, **overrides: str
+) -> dict[str, str]:
+    return {
+        "CHECKOUT_APP_ID": namespace,
+        "CHECKOUT_TOPIC_NAMESPACE": namespace,
+        "CHECKOUT_DATA_DIR": str(data_dir),
+        "TRON_NODE_URL": sim.url,
+        "TRON_WATCHER_NAME": namespace,
+        "TRON_POLL_INTERVAL": "0.2",
+        "INVOICE_MIN_EXPIRES_IN": "10",
+        "INVOICE_EXPIRY_GRACE": "0",
+        **overrides,
+    }
+
+
+def wait_ready(url: str, proc: ManagedProcess, timeout: float = 90) -> None:
+    def probe() -> bool:
+        if not proc.alive():
+            raise AssertionError(f"{proc.name} exited:\n{proc.log_tail()}")
+        return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+
+    try:
+        eventually(probe, timeout=timeout, what=f"{url}/readyz", every=0.5)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{proc.log_tail()}") from None
+
+
+@contextmanager
+def running_platform(data_dir: Path, workers: int = 2, **overrides: str) -> Iterator[Platform]:
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    with ExitStack() as stack:
+        sim = stack.enter_context(simulator())
+        env = platform_env(namespace, sim, data_dir, **overrides)
+        ports = [free_port() for _ in range(workers)]
+        procs = [
+            stack.enter_context(worker({**env, "WEB_PORT": str(port)}, name=f"worker-{port}"))
+            for port in ports
+        ]
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        for url, proc in zip(urls, procs, strict=True):
+            wait_ready(url, proc)
+        shop = create_merchant("Test Shop", env)
+        other = create_merchant("Other Shop", env)
+        # The watcher starts at the head it first sees: make sure it has seen the chain before
+        # any test pays, or a payment mined before its first poll would be behind its cursor.
+        sim.mine(1)
+        time.sleep(1.0)
+        yield Platform(
+            sim=sim,
+            namespace=namespace,
+            worker_urls=urls,
+            api_key=shop["api_key"],
+            merchant_id=shop["merchant_id"],
+            other_api_key=other["api_key"],
+            workers=procs,
+        )
