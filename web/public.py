@@ -223,7 +223,8 @@ class PublicEndpoints:
                 subscription, first, after=-1, linger=self.settings.linger
             ):
                 if view is not None:
-                    await ws.send_bytes(_dumps(view).encode(), compress=None)
+                    # A TEXT frame: browsers hand binary frames over as a Blob, not a string.
+                    await ws.send_str(_dumps(view), compress=None)
             if not subscription.closed:
                 code, reason = WSCloseCode.OK, b"invoice settled"
         except (ConnectionError, RuntimeError):

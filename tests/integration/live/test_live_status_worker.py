@@ -84,7 +84,7 @@ async def test_the_agent_in_a_real_worker_feeds_the_websocket_in_order(tmp_path:
                 await produce(producer, rest)
                 while received[-1]["status"] != "expired":
                     message = await ws.receive(timeout=60)
-                    assert message.type == aiohttp.WSMsgType.BINARY, (message, proc.log_tail())
+                    assert message.type == aiohttp.WSMsgType.TEXT, (message, proc.log_tail())
                     received.append(orjson.loads(message.data))
         finally:
             await producer.stop()

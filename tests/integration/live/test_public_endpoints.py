@@ -110,7 +110,7 @@ async def test_websocket_sends_the_current_view_then_each_change_and_closes_when
         await apply_all(views, scenario.events[1:])
         received = [first]
         async for message in ws:
-            assert message.type == aiohttp.WSMsgType.BINARY
+            assert message.type == aiohttp.WSMsgType.TEXT
             received.append(orjson.loads(message.data))
         assert ws.close_code == 1000
     versions = [view["version"] for view in received]

@@ -1,0 +1,278 @@
+"""End to end on the real Kafka, PostgreSQL, Redis and Tron simulator, with two workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import aiopg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from app.settings import Settings
+from tests.support.platform import Platform
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("infrastructure")]
+
+
+def test_a_9_99_invoice_is_paid_and_settled_at_1_percent(platform: Platform) -> None:
+    invoice = platform.create_invoice("9.99", order_id="order-1")
+    assert invoice["status"] == "pending"
+    assert invoice["required_confirmations"] == 1
+    assert invoice["amount_due"] == "9.99"
+
+    platform.pay_and_confirm(invoice, "9.99")
+
+    paid = platform.wait_invoice(invoice["id"], lambda i: i["status"] == "paid", "paid")
+    assert paid["amount_received"] == paid["amount_confirmed"] == "9.99"
+    assert paid["amount_due"] == "0"
+    assert paid["payment_exception"] is None
+    settlement = platform.wait_settlement(invoice["id"])
+    assert settlement["gross_amount"] == "9.99"
+    assert settlement["platform_fee_amount"] == "0.1"
+    assert settlement["net_amount"] == "9.89"
+    assert settlement["platform_fee_percentage"] == "1"
+    assert settlement["status"] == "completed"
+
+
+def test_every_worker_answers_for_every_invoice(platform: Platform) -> None:
+    invoice = platform.create_invoice("1.5", url=platform.worker_urls[1])
+    for url in platform.worker_urls:
+        assert platform.invoice(invoice["id"], url=url)["id"] == invoice["id"]
+
+
+def test_another_merchant_gets_404_for_my_invoice(platform: Platform) -> None:
+    invoice = platform.create_invoice("3")
+    for url in platform.worker_urls:
+        response = httpx.get(
+            f"{url}/api/v1/invoices/{invoice['id']}",
+            headers=platform.headers(platform.other_api_key),
+            timeout=30,
+        )
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "invoice_not_found"
+
+
+def test_underpayment_then_a_second_payment_completes_it(platform: Platform) -> None:
+    invoice = platform.create_invoice("20")
+    platform.pay_and_confirm(invoice, "12.5")
+    under = platform.wait_invoice(
+        invoice["id"], lambda i: i["amount_confirmed"] == "12.5", "first payment confirmed"
+    )
+    assert under["status"] == "confirming"
+    assert under["payment_exception"] == "underpaid"
+    assert under["amount_due"] == "7.5"
+    assert platform.settlement(invoice["id"]) is None
+
+    platform.pay_and_confirm(invoice, "7.5")
+    paid = platform.wait_invoice(invoice["id"], lambda i: i["status"] == "paid", "paid")
+    assert paid["payment_exception"] is None
+    assert len(paid["payments"]) == 2
+    assert platform.wait_settlement(invoice["id"])["gross_amount"] == "20"
+
+
+def test_overpayment_is_paid_flagged_and_settled_for_everything(platform: Platform) -> None:
+    invoice = platform.create_invoice("10")
+    platform.pay_and_confirm(invoice, "10.5")
+    paid = platform.wait_invoice(invoice["id"], lambda i: i["status"] == "paid", "paid")
+    assert paid["payment_exception"] == "overpaid"
+    settlement = platform.wait_settlement(invoice["id"])
+    assert settlement["gross_amount"] == "10.5"
+    assert settlement["platform_fee_amount"] == "0.11"  # 0.105 rounds half-up to the cent
+    assert settlement["net_amount"] == "10.39"
+
+
+def test_cancellation(platform: Platform) -> None:
+    invoice = platform.create_invoice("5")
+    response = httpx.post(
+        f"{platform.worker_urls[1]}/api/v1/invoices/{invoice['id']}/cancel",
+        json={"reason": "customer changed their mind"},
+        headers=platform.headers(),
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "cancelled"
+    assert response.json()["cancellation_reason"] == "customer changed their mind"
+
+    again = httpx.post(
+        f"{platform.url}/api/v1/invoices/{invoice['id']}/cancel",
+        headers=platform.headers(),
+        timeout=30,
+    )
+    assert again.status_code == 200  # the same cancellation, answered again
+    paid = platform.create_invoice("5")
+    platform.pay_and_confirm(paid, "5")
+    platform.wait_invoice(paid["id"], lambda i: i["status"] == "paid", "paid")
+    refused = httpx.post(
+        f"{platform.url}/api/v1/invoices/{paid['id']}/cancel",
+        headers=platform.headers(),
+        timeout=30,
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "invalid_transition"
+    assert "paid" in refused.json()["error"]["message"]
+
+
+def test_expiry_and_a_late_payment(platform: Platform) -> None:
+    invoice = platform.create_invoice("4", expires_in=10)
+    expired = platform.wait_invoice(
+        invoice["id"], lambda i: i["status"] == "expired", "expired", timeout=60
+    )
+    assert expired["expired_at"] is not None
+
+    platform.pay_and_confirm(invoice, "4")
+    late = platform.wait_invoice(
+        invoice["id"], lambda i: i["amount_received"] == "4", "late payment recorded"
+    )
+    assert late["status"] == "expired"
+    assert late["payment_exception"] == "paid_late"
+    assert late["payments"][0]["late"] is True
+    assert platform.settlement(invoice["id"]) is None  # the merchant decides about late money
+
+
+def test_150_needs_12_confirmations_and_10000_needs_19(platform: Platform) -> None:
+    medium = platform.create_invoice("150.00")
+    large = platform.create_invoice("10000.00")
+    assert medium["required_confirmations"] == 12
+    assert large["required_confirmations"] == 19
+    platform.sim.pay(medium["deposit_address"], "150")
+    platform.sim.pay(large["deposit_address"], "10000")
+    platform.sim.mine(11)  # the transfers' block and 10 more: 11 confirmations
+    platform.wait_invoice(medium["id"], lambda i: i["amount_received"] == "150", "detected")
+    public = platform.public(medium["id"]).json()
+    assert public["status"] == "confirming"
+
+    platform.sim.mine(1)  # 12th
+    platform.wait_invoice(medium["id"], lambda i: i["status"] == "paid", "150 paid at 12")
+    assert platform.invoice(large["id"])["status"] == "confirming"
+
+    platform.sim.mine(6)  # 18 confirmations: not yet
+    platform.wait_invoice(medium["id"], lambda i: i["status"] == "paid", "still paid")
+    assert platform.invoice(large["id"])["status"] == "confirming"
+    platform.sim.mine(1)  # 19th
+    platform.wait_invoice(large["id"], lambda i: i["status"] == "paid", "10,000 paid at 19")
+
+
+async def test_a_customer_watches_pending_confirming_paid_over_websocket(
+    platform: Platform,
+) -> None:
+    invoice = platform.create_invoice("9.99")
+    seen: list[dict[str, object]] = []
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(
+            f"{platform.worker_urls[1]}/api/v1/public/invoice/{invoice['id']}/ws"
+        ) as ws,
+    ):
+        first = await ws.receive_json(timeout=30)
+        seen.append(first)
+        platform.sim.pay(invoice["deposit_address"], "9.99")
+        platform.sim.mine(1)
+        while seen[-1]["status"] != "paid":
+            seen.append(await ws.receive_json(timeout=60))
+    statuses = [view["status"] for view in seen]
+    assert statuses[0] == "pending"
+    assert statuses[-1] == "paid"
+    assert "confirming" in statuses
+    assert statuses.index("confirming") < statuses.index("paid")
+    versions = [view["version"] for view in seen]
+    assert versions == sorted(versions) and len(set(versions)) == len(versions)
+    assert not [key for view in seen for key in view if "fee" in key]
+
+
+def test_the_public_json_has_no_fee_field(platform: Platform) -> None:
+    invoice = platform.create_invoice("9.99")
+    body = platform.public(invoice["id"]).json()
+    assert body["total"] == body["usdt_amount"] == "9.99"
+    assert body["deposit_address"] == invoice["deposit_address"]
+    assert "fee" not in json.dumps(body)
+    assert invoice["fee_percentage"] == "1"  # merchants do see it
+
+
+def test_a_reorg_before_the_required_confirmations_orphans_the_payment_and_the_invoice_waits(
+    platform: Platform,
+) -> None:
+    invoice = platform.create_invoice("150")
+    txid = platform.sim.pay(invoice["deposit_address"], "150")
+    platform.sim.mine(3)
+    platform.wait_invoice(invoice["id"], lambda i: i["amount_received"] == "150", "detected")
+
+    # The last 3 blocks are replaced; the transfer goes back to the pending pool.
+    platform.sim.post("/sim/reorg", {"depth": 3, "delay": {txid: 10}})
+    waiting = platform.wait_invoice(
+        invoice["id"], lambda i: i["amount_received"] == "0", "payment orphaned"
+    )
+    assert waiting["status"] == "confirming"
+    assert waiting["payments"] == []
+
+    platform.sim.mine(1)  # re-included in a new block: detected again
+    platform.wait_invoice(invoice["id"], lambda i: i["amount_received"] == "150", "re-detected")
+    platform.sim.mine(10)
+    assert platform.invoice(invoice["id"])["status"] == "confirming"  # 11 of 12
+    platform.sim.mine(1)
+    paid = platform.wait_invoice(invoice["id"], lambda i: i["status"] == "paid", "paid")
+    assert len(paid["payments"]) == 1
+    assert platform.wait_settlement(invoice["id"])["gross_amount"] == "150"
+
+
+def test_the_same_transfer_delivered_twice_is_applied_once(platform: Platform) -> None:
+    invoice = platform.create_invoice("7")
+    txid = platform.pay_and_confirm(invoice, "7")
+    platform.wait_invoice(invoice["id"], lambda i: i["status"] == "paid", "paid")
+    settlement = platform.wait_settlement(invoice["id"])
+
+    redelivered = asyncio.run(redeliver_transfer(platform, txid))
+    assert redelivered >= 1
+
+    # Let the duplicate go through the whole chain of agents, then look.
+    marker = platform.create_invoice("1")
+    platform.pay_and_confirm(marker, "1")
+    platform.wait_invoice(marker["id"], lambda i: i["status"] == "paid", "marker paid")
+    after = platform.invoice(invoice["id"])
+    assert after["amount_received"] == "7"
+    assert len(after["payments"]) == 1
+    assert platform.wait_settlement(invoice["id"]) == settlement
+    assert asyncio.run(settlement_rows(invoice["id"])) == 1
+
+
+async def redeliver_transfer(platform: Platform, txid: str) -> int:
+    """Produce the watcher's message about ``txid`` again, byte for byte."""
+    topic = f"{platform.namespace}.checkout.deposits"
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers="127.0.0.1:9092",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9092", acks="all")
+    await consumer.start()
+    await producer.start()
+    sent = 0
+    try:
+        batches = await consumer.getmany(timeout_ms=5000, max_records=100_000)
+        for records in batches.values():
+            for record in records:
+                if txid.encode() in record.value:
+                    await producer.send_and_wait(topic, key=record.key, value=record.value)
+                    sent += 1
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return sent
+
+
+async def settlement_rows(invoice_id: str) -> int:
+    async with aiopg.connect(Settings.from_env().database_url) as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT count(*) FROM settlements s JOIN ledger_entries l USING (settlement_id)"
+            " WHERE s.invoice_id = %s",
+            (invoice_id,),
+        )
+        (entries,) = await cur.fetchone()
+        await cur.execute("SELECT count(*) FROM settlements WHERE invoice_id = %s", (invoice_id,))
+        (rows,) = await cur.fetchone()
+    assert entries == 3 * rows  # double entry: customer funds, merchant, platform fee
+    return int(rows)
