@@ -7,6 +7,8 @@ agents and stops after them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import aiopg
@@ -33,6 +35,7 @@ class Resources(Service):
         self._kafka_admin: AIOKafkaAdminClient | None = None
         self._tron_node: TronNode | None = None
         self._replies: CommandReplies | None = None
+        self._reply_listener: asyncio.Task[None] | None = None
         self._startup_hooks: list[Callable[[Resources], Awaitable[object]]] = []
 
     def on_ready(self, hook: Callable[[Resources], Awaitable[object]]) -> None:
@@ -92,11 +95,17 @@ class Resources(Service):
         await self._kafka_admin.start()
         self._tron_node = TronNode.from_settings(self.settings.chain)
         self._replies = CommandReplies(self._redis)
-        self.add_future(self._replies.listen())
+        self._reply_listener = asyncio.create_task(self._replies.listen(), name="reply-listener")
         for hook in self._startup_hooks:
             await hook(self)
 
     async def on_stop(self) -> None:
+        # The reply listener first: it must not read from the Redis client closed below.
+        if self._reply_listener is not None:
+            self._reply_listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reply_listener
+            self._reply_listener = None
         if self._tron_node is not None:
             await self._tron_node.aclose()
             self._tron_node = None
