@@ -71,8 +71,25 @@ workers_up() {
   done
 }
 
+demo_merchant() { # → prints the demo merchant's API key (created once, kept in .local)
+  local file="$LOCAL/demo-merchant.json" first="${WORKER_PORTS%% *}" key=""
+  if [ -f "$file" ]; then
+    key="$("$VENV/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_key"])' "$file")"
+    # A database reset forgets the merchant: check the key still opens the API.
+    curl -fsS -o /dev/null -H "Authorization: Bearer $key" "http://127.0.0.1:$first/api/v1/settlements" || key=""
+  fi
+  if [ -z "$key" ]; then
+    (cd "$ROOT" && "$VENV/checkout" create-merchant --name "Demo Shop" >"$file.new" 2>>"$LOGS/demo-merchant.log") \
+      || die "could not create the demo merchant (see $LOGS/demo-merchant.log)"
+    mv "$file.new" "$file"
+    key="$("$VENV/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_key"])' "$file")"
+  fi
+  echo "$key"
+}
+
 summary() {
-  local first="${WORKER_PORTS%% *}" all=""
+  local first="${WORKER_PORTS%% *}" all="" key
+  key="$(demo_merchant)"
   for p in $WORKER_PORTS; do all+="http://127.0.0.1:$p "; done
   cat >&2 <<EOF
 
@@ -85,6 +102,16 @@ crypto-checkout is up:
   PostgreSQL           postgresql://checkout:checkout@127.0.0.1:5432/checkout
   Redis                redis://127.0.0.1:6379/0
   logs                 $LOGS
+
+Try it (demo merchant "Demo Shop", API key in $LOCAL/demo-merchant.json):
+  export CHECKOUT_API_KEY=$key
+  curl -s -X POST http://127.0.0.1:$first/api/v1/invoices -H "Authorization: Bearer \$CHECKOUT_API_KEY" \\
+       -H 'Content-Type: application/json' -d '{"amount": "9.99", "order_id": "demo-1"}'
+  # open the payment page it names:      http://127.0.0.1:$first/pay/<invoice id>
+  # pay it on the simulator (no wallet needed):
+  curl -s -X POST http://127.0.0.1:$SIM_PORT/sim/transfer -d '{"to": "<deposit_address>", "amount": "9.99"}'
+  # then watch it settle:
+  curl -s http://127.0.0.1:$first/api/v1/invoices/<invoice id>/settlement -H "Authorization: Bearer \$CHECKOUT_API_KEY"
 Stop everything with: make down
 EOF
 }
