@@ -36,14 +36,17 @@ async def main() -> int:
     while time.monotonic() < deadline:
         try:
             seen = await brokers_seen(args.bootstrap)
-        except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, KafkaError, OSError) as exc:
             last_error = repr(exc)
         else:
             if seen >= args.brokers:
                 return 0
             last_error = f"{seen} of {args.brokers} brokers in the metadata"
         await asyncio.sleep(0.5)
-    print(f"Kafka at {args.bootstrap} not ready after {args.timeout:.0f} s: {last_error}", file=sys.stderr)
+    print(
+        f"Kafka at {args.bootstrap} not ready after {args.timeout:.0f} s: {last_error}",
+        file=sys.stderr,
+    )
     return 1
 
 

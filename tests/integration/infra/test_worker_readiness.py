@@ -49,6 +49,7 @@ def test_readyz_names_each_dependency_and_follows_postgres_going_down_and_up(
                 "kafka": "up",
                 "postgres": "up",
                 "redis": "up",
+                "partitions": "up",
             }
 
             postgres.stop()

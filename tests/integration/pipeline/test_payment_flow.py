@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 import aiohttp
 import aiopg
@@ -276,3 +277,46 @@ async def settlement_rows(invoice_id: str) -> int:
         (rows,) = await cur.fetchone()
     assert entries == 3 * rows  # double entry: customer funds, merchant, platform fee
     return int(rows)
+
+
+def test_a_message_no_agent_can_read_goes_to_the_dead_letter_topic_and_work_goes_on(
+    platform: Platform,
+) -> None:
+    garbage = b'{"type": "RefundEverything", "command": {"invoice_id": "inv_x"}}'
+    record = asyncio.run(dead_letter_of(platform, "checkout.invoice-commands", garbage))
+    assert record["agent"] == "invoice_agent"
+    assert record["error_type"] == "MalformedMessage"
+    assert "RefundEverything" in record["error"]
+    assert record["value"] == {"text": garbage.decode()}
+    metrics = "".join(httpx.get(f"{url}/metrics", timeout=10).text for url in platform.worker_urls)
+    assert 'checkout_dead_letters_total{agent="invoice_agent"' in metrics
+
+    invoice = platform.create_invoice("2")  # the agent kept running
+    platform.pay_and_confirm(invoice, "2")
+    platform.wait_invoice(invoice["id"], lambda i: i["status"] == "paid", "paid after a bad one")
+
+
+async def dead_letter_of(platform: Platform, topic: str, value: bytes) -> dict[str, object]:
+    source = f"{platform.namespace}.{topic}"
+    dlq = f"{source}.dlq"
+    key = f"poison-{uuid.uuid4().hex}".encode()
+    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9092", acks="all")
+    consumer = AIOKafkaConsumer(
+        dlq,
+        bootstrap_servers="127.0.0.1:9092",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        await producer.send_and_wait(source, key=key, value=value)
+        async with asyncio.timeout(60):
+            async for message in consumer:
+                if message.key == key:
+                    return dict(json.loads(message.value))
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    raise AssertionError("unreachable")
