@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,7 @@ POLL_FAILURES = Counter(
 )
 
 _watcher: ChainWatcher | None = None
+_last_tick = 0.0
 
 
 async def publish_observations(observations: Sequence[Observation]) -> None:
@@ -72,7 +74,13 @@ async def publish_observations(observations: Sequence[Observation]) -> None:
 
 
 async def _ready_watcher() -> ChainWatcher:
-    global _watcher
+    global _watcher, _last_tick
+    now = time.monotonic()
+    if now - _last_tick > 5 * settings.chain.poll_interval + 5:
+        # The timer did not run for a while: leadership was elsewhere and another worker moved
+        # the cursor. Start from what the store says, not from this worker's old memory.
+        _watcher = None
+    _last_tick = now
     if _watcher is None:
         watcher = ChainWatcher.from_settings(
             settings.chain,

@@ -17,7 +17,7 @@ from typing import Any
 
 import faust
 
-from app.dead_letters import send_to_dead_letter
+from app.dead_letters import dead_letter_event
 from app.domain.commands import CreateInvoice, InvoiceCommand
 from app.domain.errors import CheckoutError
 from app.domain.events import InvoiceCreated, InvoiceEvent
@@ -28,6 +28,7 @@ from app.messages import DepositRegistered, decode_invoice_command, reply_addres
 from app.publishing import publish_events, send_deposit_message
 from app.replies import send_reply
 from app.retry import retry_transient
+from app.shutdown import hold_if_stopping
 from app.topics import INVOICE_COMMANDS, dead_letter
 from tables.invoices import invoices, open_invoices
 
@@ -39,7 +40,9 @@ OPEN_STATUSES = frozenset({InvoiceStatus.PENDING, InvoiceStatus.CONFIRMING})
 @app.agent(topics[INVOICE_COMMANDS.name], concurrency=1)
 async def invoice_agent(stream: faust.StreamT[Any]) -> None:
     async for event in stream.events():
+        await hold_if_stopping()
         answer = await process_invoice_message(event)
+        await hold_if_stopping()  # its table reads may have met closed tables
         reply_to = reply_address(event.value)
         if reply_to is not None:
             await send_reply(resources.redis, reply_to, answer)
@@ -106,17 +109,6 @@ def _track_expiry(invoice: Invoice) -> None:
 
 
 async def _dead_letter(event: faust.EventT, error: BaseException) -> None:
-    message = event.message
-    await retry_transient(
-        lambda: send_to_dead_letter(
-            topics[dead_letter(INVOICE_COMMANDS).name],
-            agent="invoice_agent",
-            error=error,
-            key=message.key,
-            value=message.value,
-            source_topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-        ),
-        what="dead letter",
-    )
+    await hold_if_stopping()  # an error against closed tables says nothing about the message
+    dlq = topics[dead_letter(INVOICE_COMMANDS).name]
+    await dead_letter_event(dlq, event, agent="invoice_agent", error=error)

@@ -18,7 +18,7 @@ from typing import Any
 import faust
 from prometheus_client import Counter
 
-from app.dead_letters import send_to_dead_letter
+from app.dead_letters import dead_letter_event
 from app.domain.commands import DetectPayment, OrphanPayment, PaymentCommand, UpdateConfirmations
 from app.domain.errors import CheckoutError
 from app.domain.observations import ChainHeadAdvanced, TransferObserved
@@ -36,6 +36,7 @@ from app.messages import (
 )
 from app.publishing import publish_events, send_invoice_commands
 from app.retry import retry_transient
+from app.shutdown import hold_if_stopping
 from app.topics import DEPOSITS, dead_letter
 from tables.deposits import confirmation_watch, deposits
 
@@ -61,7 +62,9 @@ class AddressConflict(CheckoutError):
 @app.agent(topics[DEPOSITS.name], concurrency=1)
 async def payment_agent(stream: faust.StreamT[Any]) -> None:
     async for event in stream.events():
+        await hold_if_stopping()
         await process_deposit_event(event)
+        await hold_if_stopping()  # its table reads may have met closed tables
 
 
 async def process_deposit_event(event: faust.EventT) -> None:
@@ -198,17 +201,6 @@ def _last_head(partition: int) -> ChainHeadAdvanced | None:
 
 
 async def _dead_letter(event: faust.EventT, error: BaseException) -> None:
-    message = event.message
-    await retry_transient(
-        lambda: send_to_dead_letter(
-            topics[dead_letter(DEPOSITS).name],
-            agent="payment_agent",
-            error=error,
-            key=message.key,
-            value=message.value,
-            source_topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-        ),
-        what="dead letter",
-    )
+    await hold_if_stopping()  # an error against closed tables says nothing about the message
+    dlq = topics[dead_letter(DEPOSITS).name]
+    await dead_letter_event(dlq, event, agent="payment_agent", error=error)

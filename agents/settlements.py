@@ -14,7 +14,7 @@ from typing import Any
 import faust
 from prometheus_client import Histogram
 
-from app.dead_letters import send_to_dead_letter
+from app.dead_letters import dead_letter_event
 from app.domain.commands import CompleteSettlement, CreateSettlement
 from app.domain.events import parse_event
 from app.domain.policies import settlement_command_for
@@ -24,6 +24,7 @@ from app.faust_app import app, resources, topics
 from app.ledger import Ledger
 from app.publishing import publish_events
 from app.retry import retry_transient
+from app.shutdown import hold_if_stopping
 from app.topics import DOMAIN_EVENTS, dead_letter
 from tables.settlements import settlements
 
@@ -39,7 +40,9 @@ SETTLEMENT_SECONDS = Histogram(
 @app.agent(topics[DOMAIN_EVENTS.name], concurrency=1)
 async def settlement_agent(stream: faust.StreamT[Any]) -> None:
     async for event in stream.events():
+        await hold_if_stopping()
         await process_domain_event(event)
+        await hold_if_stopping()  # its table reads may have met closed tables
 
 
 async def process_domain_event(event: faust.EventT) -> None:
@@ -76,17 +79,6 @@ async def settle(command: CreateSettlement) -> Settlement:
 
 
 async def _dead_letter(event: faust.EventT, error: BaseException) -> None:
-    message = event.message
-    await retry_transient(
-        lambda: send_to_dead_letter(
-            topics[dead_letter(DOMAIN_EVENTS).name],
-            agent="settlement_agent",
-            error=error,
-            key=message.key,
-            value=message.value,
-            source_topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-        ),
-        what="dead letter",
-    )
+    await hold_if_stopping()  # an error against closed tables says nothing about the message
+    dlq = topics[dead_letter(DOMAIN_EVENTS).name]
+    await dead_letter_event(dlq, event, agent="settlement_agent", error=error)

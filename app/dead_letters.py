@@ -19,6 +19,8 @@ import faust
 import orjson
 from prometheus_client import Counter
 
+from app.retry import retry_transient
+
 logger = logging.getLogger(__name__)
 
 DEAD_LETTERS = Counter(
@@ -97,3 +99,23 @@ async def send_to_dead_letter(
     key_bytes = key.encode() if isinstance(key, str) else key
     delivered = await dlq.send(key=key_bytes, value=orjson.dumps(record))
     await delivered
+
+
+async def dead_letter_event(
+    dlq: faust.TopicT, event: faust.EventT, *, agent: str, error: BaseException
+) -> None:
+    """Dead-letter the message behind a stream event; waits out a broker outage, never drops it."""
+    message = event.message
+    await retry_transient(
+        lambda: send_to_dead_letter(
+            dlq,
+            agent=agent,
+            error=error,
+            key=message.key,
+            value=message.value,
+            source_topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+        ),
+        what="dead letter",
+    )

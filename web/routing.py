@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 import faust
 from aiohttp import web as aioweb
 from yarl import URL
@@ -60,15 +61,19 @@ async def serve_from_owner(
     }
     headers[ROUTED_FROM] = str(app.conf.canonical_url)
     target = owner.with_path(request.path).with_query(request.query)
-    async with app.http_client.request(
-        request.method, target, headers=headers, data=await request.read()
-    ) as answer:
-        body = await answer.read()
-        passed = {
-            name: answer.headers[name]
-            for name in ("Retry-After", SERVED_BY)
-            if name in answer.headers
-        }
-        return aioweb.Response(
-            body=body, status=answer.status, content_type=answer.content_type, headers=passed
-        )
+    try:
+        async with app.http_client.request(
+            request.method, target, headers=headers, data=await request.read()
+        ) as answer:
+            body = await answer.read()
+            passed = {
+                name: answer.headers[name]
+                for name in ("Retry-After", SERVED_BY)
+                if name in answer.headers
+            }
+            return aioweb.Response(
+                body=body, status=answer.status, content_type=answer.content_type, headers=passed
+            )
+    except aiohttp.ClientError:
+        # The owner just left (stopping, crashed): its partitions move to another worker.
+        raise _unavailable("the worker owning this object is unreachable") from None
