@@ -55,7 +55,7 @@ test-integration: infra ## Integration tier: real Kafka, PostgreSQL, Redis, Tron
 lint: install ## ruff (lint and format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app
+	$(VENV)/bin/mypy app agents web tables tron_sim
 
 bench: infra ## Benchmarks under bench/ (figures and ratios against a baseline)
 	@for bench in bench/bench_*.py; do echo "== $$bench"; $(PY) $$bench || exit 1; done
