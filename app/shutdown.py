@@ -12,8 +12,11 @@ processes it again, which is harmless because every handler is idempotent.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from app.faust_app import app
+
+logger = logging.getLogger(__name__)
 
 
 def tables_stopping() -> bool:
@@ -23,4 +26,7 @@ def tables_stopping() -> bool:
 async def hold_if_stopping() -> None:
     """Never return once the tables are stopping; Faust's cancellation ends the wait."""
     if tables_stopping():
+        logger.warning(
+            "tables are stopping: holding the message for the next owner of its partition"
+        )
         await asyncio.get_running_loop().create_future()
