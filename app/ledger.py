@@ -76,11 +76,3 @@ class Ledger:
                 raise
             await cur.execute("COMMIT")
         return Booking(credited_at=row[0], reference=f"ledger:{row[1]}")
-
-    async def balance(self, account: str) -> int:
-        async with self._pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(
-                "SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE account = %s", (account,)
-            )
-            row = await cur.fetchone()
-        return int(row[0])

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from app.chain.settings import DEV_XPUB, MAINNET_USDT  # noqa: E402
 from app.chain.store import MemoryWatcherStore, PostgresWatcherStore, WatcherStore  # noqa: E402
 from app.chain.watcher import ChainWatcher  # noqa: E402
 from app.domain.observations import Observation, TransferObserved  # noqa: E402
+from tests.support.tron_sim import SimulatorDidNotStart, launch_simulator  # noqa: E402
 
 DATABASE_URL = os.environ.get(
     "DATABASE_URL", "postgresql://checkout:checkout@127.0.0.1:5432/checkout"
@@ -46,33 +46,11 @@ DATABASE_URL = os.environ.get(
 BENCH_WATCHER = "bench-watcher"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_simulator(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tron_sim", "--port", str(port), "--manual"],
-            cwd=REPO_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the simulator exited: {log_path.read_text()}")
-        try:
-            httpx.get(url + "/sim/status", timeout=2).raise_for_status()
-            return process, url
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.terminate()
-    raise SystemExit("the simulator did not start")
+    try:
+        return launch_simulator(log_path)
+    except SimulatorDidNotStart as exc:
+        raise SystemExit(str(exc)) from None
 
 
 async def build_chain(url: str, blocks: int, per_block: int) -> int:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ import psycopg2  # type: ignore[import-untyped]
 import pytest
 
 from app.chain.node import RetryPolicy, TronNode
-from tests.support.processes import free_port
+from tests.support.tron_sim import launch_simulator
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DATABASE_URL = os.environ.get(
@@ -50,27 +48,8 @@ class Simulator:
 
 
 def start_simulator(log_path: Path) -> Simulator:
-    port = free_port()
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tron_sim", "--port", str(port), "--manual"],
-            cwd=REPO_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the simulator exited: {log_path.read_text()}")
-        try:
-            httpx.get(url + "/sim/status", timeout=2).raise_for_status()
-            return Simulator(url, process, log_path)
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.terminate()
-    process.wait(timeout=30)
-    raise RuntimeError(f"the simulator did not start: {log_path.read_text()}")
+    process, url = launch_simulator(log_path)
+    return Simulator(url, process, log_path)
 
 
 @pytest.fixture

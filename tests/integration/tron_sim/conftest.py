@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.tron_sim import launch_simulator
 
 
 @dataclass
@@ -39,26 +32,8 @@ class SimProcess:
 
 
 def start_simulator(log_path: Path, *extra: str) -> SimProcess:
-    port = free_port()
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tron_sim", "--port", str(port), "--manual", *extra],
-        stdout=subprocess.DEVNULL,
-        stderr=log_file,
-    )
-    log_file.close()
-    sim = SimProcess(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"simulator exited: {log_path.read_text()}")
-        try:
-            sim.get("/sim/status")
-            return sim
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    stop_simulator(sim)
-    raise RuntimeError(f"simulator did not start: {log_path.read_text()}")
+    process, url = launch_simulator(log_path, *extra)
+    return SimProcess(url=url, process=process, log_path=log_path)
 
 
 def stop_simulator(sim: SimProcess) -> int:
