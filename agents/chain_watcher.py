@@ -2,9 +2,11 @@
 
 Faust elects one leader among the workers; only it polls the node (app/chain/watcher.py), so
 blocks are read once and in order. The cursor lives in PostgreSQL, so a new leader resumes where
-the old one stopped. Observations go to ``checkout.deposits``: transfers and orphans keyed by the
-receiving address (landing on the partition that owns that address's invoice), chain heads to
-every partition (each partition counts confirmations for its own addresses).
+the old one stopped. Only transfers to our deposit addresses (the ``deposit_addresses`` rows the
+API commits before it creates an invoice) are published, not all of Tron's USDT traffic.
+Observations go to ``checkout.deposits``: transfers and orphans keyed by the receiving address
+(landing on the partition that owns that address's invoice), chain heads to every partition (each
+partition counts confirmations for its own addresses).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from app.chain.address_filter import PostgresDepositAddressFilter
 from app.chain.errors import NodeUnavailable, TokenContractMismatch
 from app.chain.store import PostgresWatcherStore
 from app.chain.watcher import ChainWatcher
@@ -87,6 +90,7 @@ async def _ready_watcher() -> ChainWatcher:
             node=resources.tron_node,
             store=PostgresWatcherStore(resources.db, settings.chain.watcher_name),
             publish=publish_observations,
+            deposit_addresses=PostgresDepositAddressFilter(resources.db),
         )
         await watcher.check_token()
         _watcher = watcher

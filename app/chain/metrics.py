@@ -5,6 +5,10 @@ What an operator reads from them:
   ``checkout_chain_node_errors_total``); it catches up by itself once the node answers.
 - ``checkout_chain_reorgs_total`` rising now and then at depth 1–3 is normal on Tron; a reorg deeper
   than the kept window stops the watcher (``ReorgBeyondWindow``).
+- ``checkout_chain_transfers_seen_total`` far above ``checkout_chain_transfers_observed_total`` is
+  normal: most USDT transfers pay somebody else. Observed staying flat while customers report
+  payments means the watcher does not see the ``deposit_addresses`` rows the API writes: check
+  that the workers and the API use the same ``DATABASE_URL``.
 """
 
 from __future__ import annotations
@@ -14,8 +18,13 @@ from prometheus_client import Counter, Gauge, Histogram
 BLOCKS_PROCESSED = Counter(
     "checkout_chain_blocks_processed_total", "Blocks the chain watcher has processed and persisted."
 )
+TRANSFERS_SEEN = Counter(
+    "checkout_chain_transfers_seen_total",
+    "USDT Transfer logs decoded from processed blocks, to any address.",
+)
 TRANSFERS_OBSERVED = Counter(
-    "checkout_chain_transfers_observed_total", "USDT Transfer logs published as TransferObserved."
+    "checkout_chain_transfers_observed_total",
+    "USDT Transfer logs to one of our deposit addresses, published as TransferObserved.",
 )
 TRANSFERS_ORPHANED = Counter(
     "checkout_chain_transfers_orphaned_total", "Transfers published as orphaned by a reorg."

@@ -1,16 +1,20 @@
-"""The chain watcher: walks the Tron chain block by block and reports the watched token's transfers.
+"""The chain watcher: walks the Tron chain block by block and reports payments to our addresses.
 
 One watcher is active at a time (the Faust leader, or one service). Each ``poll()`` processes every
 block from the persisted cursor + 1 up to the node's head, in order, at full speed; for each block
-it publishes the block's ``TransferObserved`` and only then saves the block and moves the cursor
+it decodes the watched token's transfers, keeps those whose recipient is one of our deposit
+addresses (one ``DepositAddressFilter`` query per block, see app/chain/address_filter.py),
+publishes them as ``TransferObserved`` and only then saves the block with them and moves the cursor
 (at-least-once: a crash between the two republishes that block's transfers, which consumers
-recognise by ``(tx_hash, log_index)``; nothing is ever skipped).
+recognise by ``(tx_hash, log_index)``; nothing is ever skipped). Everybody else's transfers are
+counted, neither published nor kept.
 
 Reorganisations: a block whose ``parentHash`` is not the id of the block kept at the height below,
 or a node head whose id differs from the kept block at that height, means the node switched
 branches. The watcher walks down to the highest height where the node's block id equals its own
-(the fork point), publishes ``TransferOrphaned`` for every transfer of the replaced blocks, rewinds
-the cursor to the fork point and processes the new branch as usual.
+(the fork point), publishes ``TransferOrphaned`` for every published transfer of the replaced
+blocks, rewinds the cursor to the fork point and processes the new branch as usual (asking the
+filter again: an address allocated meanwhile counts on the new branch).
 """
 
 from __future__ import annotations
@@ -26,13 +30,19 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from app.chain import metrics
+from app.chain.address_filter import DepositAddressFilter
 from app.chain.addresses import to_base58
 from app.chain.errors import NodeUnavailable, ReorgBeyondWindow, TokenContractMismatch
 from app.chain.logs import block_time, decode_transfers
 from app.chain.node import BlockHeader, NodeHead
 from app.chain.settings import ChainSettings
 from app.chain.store import StoredBlock, WatcherStore
-from app.domain.observations import ChainHeadAdvanced, Observation, TransferOrphaned
+from app.domain.observations import (
+    ChainHeadAdvanced,
+    Observation,
+    TransferObserved,
+    TransferOrphaned,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +83,7 @@ class ChainWatcher:
         publish: Publish,
         usdt_contract: str,
         *,
+        deposit_addresses: DepositAddressFilter,
         start_height: int | None = None,
         reorg_window: int = 32,
         fetch_concurrency: int = 8,
@@ -85,6 +96,7 @@ class ChainWatcher:
         self._store = store
         self._publish_to = publish
         self._contract = to_base58(usdt_contract)
+        self._deposit_addresses = deposit_addresses
         self._start_height = start_height
         self._reorg_window = reorg_window
         self._fetch_concurrency = fetch_concurrency
@@ -97,13 +109,20 @@ class ChainWatcher:
 
     @classmethod
     def from_settings(
-        cls, settings: ChainSettings, *, node: ChainNode, store: WatcherStore, publish: Publish
+        cls,
+        settings: ChainSettings,
+        *,
+        node: ChainNode,
+        store: WatcherStore,
+        publish: Publish,
+        deposit_addresses: DepositAddressFilter,
     ) -> ChainWatcher:
         return cls(
             node,
             store,
             publish,
             settings.usdt_contract,
+            deposit_addresses=deposit_addresses,
             start_height=settings.start_height,
             reorg_window=settings.reorg_window,
             fetch_concurrency=settings.fetch_concurrency,
@@ -277,13 +296,14 @@ class ChainWatcher:
             await self._unwind(header.number - 1)
             return False
         timestamp = block_time(header.timestamp_ms)
-        transfers = decode_transfers(
+        seen = decode_transfers(
             fetched.receipts,
             contract=self._contract,
             block_number=header.number,
             block_id=header.block_id,
             block_timestamp=timestamp,
         )
+        transfers = await self._to_our_addresses(seen)
         if transfers:
             await self._publish(transfers)
         block = StoredBlock(
@@ -293,9 +313,21 @@ class ChainWatcher:
         self._window[block.number] = block
         self._cursor = block.number
         metrics.BLOCKS_PROCESSED.inc()
+        metrics.TRANSFERS_SEEN.inc(len(seen))
         metrics.TRANSFERS_OBSERVED.inc(len(transfers))
         metrics.CURSOR_HEIGHT.set(block.number)
         return True
+
+    async def _to_our_addresses(self, seen: list[TransferObserved]) -> list[TransferObserved]:
+        """The transfers paying one of our deposit addresses, in chain order (one query at most).
+
+        Asked again for every block, never cached as "not ours": an address allocated a moment
+        ago must count from the next block on.
+        """
+        if not seen:
+            return []
+        ours = await self._deposit_addresses.ours({transfer.to_address for transfer in seen})
+        return [transfer for transfer in seen if transfer.to_address in ours]
 
     async def _unwind(self, mismatch_height: int) -> None:
         """Find the fork point at or below ``mismatch_height``; orphan what is above it; rewind."""
@@ -327,6 +359,11 @@ class ChainWatcher:
         ]
         if not replaced:
             return  # the node's branch agrees with ours after all; fetch again
+        if orphans:
+            # Kept transfers are the published ones, all still ours (an address is never given
+            # up). Blocks kept by a version that published every transfer may hold others.
+            published = await self._deposit_addresses.ours({o.to_address for o in orphans})
+            orphans = [orphan for orphan in orphans if orphan.to_address in published]
         log.warning(
             "reorg: blocks %d..%d replaced, %d transfers orphaned",
             fork + 1,

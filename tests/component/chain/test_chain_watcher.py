@@ -8,10 +8,11 @@ from collections.abc import Sequence
 import pytest
 from prometheus_client import REGISTRY
 
+from app.chain.address_filter import MemoryDepositAddressFilter
 from app.chain.errors import NodeUnavailable, ReorgBeyondWindow, TokenContractMismatch
 from app.chain.node import TronNode
 from app.chain.store import MemoryWatcherStore
-from app.chain.watcher import ChainWatcher
+from app.chain.watcher import ChainWatcher, Publish
 from app.domain.observations import (
     ChainHeadAdvanced,
     Observation,
@@ -35,16 +36,20 @@ pytestmark = pytest.mark.component
 ALICE = "TUEZSdKsoDHQMeZwihtdoBiN46zxhGWYdH"
 BOB = "TSeJkUh4Qv67VNFwY8LaAxERygNdy6NQZK"
 CAROL = "TYJPRrdB5APNeRs4R7fYZSwW3TcrTKw2gx"
+# The recipients of these tests' transfers are the platform's deposit addresses; ALICE pays.
+# tests/unit/chain/test_chain_watcher_deposit_filter.py covers transfers to anybody else.
+OUR_DEPOSIT_ADDRESSES = (BOB, CAROL)
 
 
 def watcher(
     node: TronNode,
     store: MemoryWatcherStore,
-    published: Published,
+    publish: Publish,
     **kwargs: object,
 ) -> ChainWatcher:
     kwargs.setdefault("start_height", 1)
-    return ChainWatcher(node, store, published, USDT, **kwargs)  # type: ignore[arg-type]
+    kwargs.setdefault("deposit_addresses", MemoryDepositAddressFilter(OUR_DEPOSIT_ADDRESSES))
+    return ChainWatcher(node, store, publish, USDT, **kwargs)  # type: ignore[arg-type]
 
 
 def transfer_ids(published: Published) -> list[tuple[str, int]]:
@@ -381,9 +386,7 @@ async def test_run_keeps_polling_through_a_node_outage_until_stopped(
         if any(isinstance(o, TransferObserved) for o in observations):
             stop.set()
 
-    chain_watcher = ChainWatcher(
-        node, MemoryWatcherStore(), publish_then_stop, USDT, start_height=1
-    )
+    chain_watcher = watcher(node, MemoryWatcherStore(), publish_then_stop)
     fake_chain.mine(usdt_transfer(ALICE, BOB, 1))
     fake_chain.fail_next(8, endpoint="getnodeinfo")  # two polls' worth of retries fail
 

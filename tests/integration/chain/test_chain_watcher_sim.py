@@ -1,4 +1,8 @@
-"""The chain watcher against the real simulator process over HTTP, with the PostgreSQL store."""
+"""The chain watcher against the real simulator process over HTTP, with the PostgreSQL store.
+
+Payments go to deposit addresses allocated in PostgreSQL the way the API does it; transfers to
+anybody else are covered in test_chain_watcher_address_filter.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from app.chain.deposit_addresses import derive_deposit_address
+from app.chain.address_filter import PostgresDepositAddressFilter
+from app.chain.deposit_addresses import DepositAddressAllocator
 from app.chain.node import TronNode
 from app.chain.settings import DEV_XPUB, MAINNET_USDT
 from app.chain.store import PostgresWatcherStore
@@ -22,8 +27,9 @@ from tests.integration.chain.conftest import Simulator
 
 pytestmark = pytest.mark.integration
 
-DEPOSIT_0 = derive_deposit_address(DEV_XPUB, 0)
-DEPOSIT_1 = derive_deposit_address(DEV_XPUB, 1)
+
+async def deposit_address(pg_pool: Any, invoice_id: str) -> str:
+    return (await DepositAddressAllocator(pg_pool, DEV_XPUB).allocate(invoice_id)).address
 
 
 class Collected:
@@ -47,17 +53,26 @@ class Collected:
 
 def make_watcher(node: TronNode, pg_pool: Any, publish: Collected, **options: Any) -> ChainWatcher:
     store = PostgresWatcherStore(pg_pool, watcher_name="tron-usdt-sim")
-    return ChainWatcher(node, store, publish, MAINNET_USDT, start_height=1, **options)
+    return ChainWatcher(
+        node,
+        store,
+        publish,
+        MAINNET_USDT,
+        deposit_addresses=PostgresDepositAddressFilter(pg_pool),
+        start_height=1,
+        **options,
+    )
 
 
 async def test_a_payment_to_a_deposit_address_is_observed_exactly_once(
     sim: Simulator, node: TronNode, pg_pool: Any
 ) -> None:
+    deposit = await deposit_address(pg_pool, "inv_once")
     collected = Collected()
     watcher = make_watcher(node, pg_pool, collected)
     await watcher.check_token()
     await sim.mine(2)
-    paid = await sim.transfer(DEPOSIT_0, "9.99", mine=True)
+    paid = await sim.transfer(deposit, "9.99", mine=True)
     await sim.mine(3)
 
     await watcher.poll()
@@ -72,7 +87,7 @@ async def test_a_payment_to_a_deposit_address_is_observed_exactly_once(
         paid["block"]["number"],
         paid["block"]["id"],
     )
-    assert (observed.from_address, observed.to_address) == (paid["from"], DEPOSIT_0)
+    assert (observed.from_address, observed.to_address) == (paid["from"], deposit)
     assert observed.contract_address == MAINNET_USDT
     heads = [o for o in collected.observations if isinstance(o, ChainHeadAdvanced)]
     assert heads[-1].head_number == paid["block"]["number"] + 4
@@ -81,26 +96,29 @@ async def test_a_payment_to_a_deposit_address_is_observed_exactly_once(
 async def test_a_failed_transfer_produces_nothing(
     sim: Simulator, node: TronNode, pg_pool: Any
 ) -> None:
+    deposit_0 = await deposit_address(pg_pool, "inv_failed")
+    deposit_1 = await deposit_address(pg_pool, "inv_good")
     collected = Collected()
     watcher = make_watcher(node, pg_pool, collected)
-    failed = await sim.transfer(DEPOSIT_0, "5", fail=True)
-    good = await sim.transfer(DEPOSIT_1, "6", mine=True)
+    failed = await sim.transfer(deposit_0, "5", fail=True)
+    good = await sim.transfer(deposit_1, "6", mine=True)
     assert failed["txid"] in good["block"]["transactions"]
 
     await watcher.poll()
 
     assert [(t.tx_hash, t.to_address, t.amount) for t in collected.transfers()] == [
-        (good["txid"], DEPOSIT_1, 6_000_000)
+        (good["txid"], deposit_1, 6_000_000)
     ]
 
 
 async def test_a_reorg_of_depth_3_orphans_the_payment_and_it_is_observed_again(
     sim: Simulator, node: TronNode, pg_pool: Any
 ) -> None:
+    deposit = await deposit_address(pg_pool, "inv_reorg")
     collected = Collected()
     watcher = make_watcher(node, pg_pool, collected)
     await sim.mine(3)
-    paid = await sim.transfer(DEPOSIT_0, "100", mine=True)
+    paid = await sim.transfer(deposit, "100", mine=True)
     await sim.mine(2)
     await watcher.poll()
     assert [t.tx_hash for t in collected.transfers()] == [paid["txid"]]
@@ -112,7 +130,7 @@ async def test_a_reorg_of_depth_3_orphans_the_payment_and_it_is_observed_again(
     [orphan] = collected.orphans()
     assert (orphan.tx_hash, orphan.log_index) == (paid["txid"], 0)
     assert (orphan.block_number, orphan.block_id) == (paid["block"]["number"], paid["block"]["id"])
-    assert orphan.to_address == DEPOSIT_0
+    assert orphan.to_address == deposit
     first, again = collected.transfers()
     assert (again.tx_hash, again.log_index, again.amount) == (paid["txid"], 0, 100_000_000)
     assert again.block_number == paid["block"]["number"] + 1
@@ -124,14 +142,12 @@ async def test_a_reorg_of_depth_3_orphans_the_payment_and_it_is_observed_again(
 async def test_a_restarted_watcher_neither_skips_nor_repeats_a_transfer(
     sim: Simulator, node: TronNode, pg_pool: Any
 ) -> None:
+    deposits = [await deposit_address(pg_pool, f"inv_restart_{i}") for i in range(4)]
     await sim.mine(1)
     batch = await sim.post(
         "/sim/transfers",
         {
-            "transfers": [
-                {"to": derive_deposit_address(DEV_XPUB, i % 4), "amount": f"{i + 1}.5"}
-                for i in range(30)
-            ],
+            "transfers": [{"to": deposits[i % 4], "amount": f"{i + 1}.5"} for i in range(30)],
             "mine": True,
             "per_block": 5,
         },
