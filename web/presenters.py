@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -89,4 +90,47 @@ def settlement_row_for_merchant(row: dict[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "created_at": _time(row["created_at"]),
         "completed_at": _time(row["completed_at"]),
+    }
+
+
+def _utc_time(moment: datetime | None) -> str | None:
+    # PostgreSQL answers in the session's time zone; merchants always get UTC (…Z).
+    return None if moment is None else _time(moment.astimezone(UTC))
+
+
+def invoice_summary_for_merchant(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An invoice from the ``invoice_summaries`` read model (app/projections.py), for lists.
+
+    The invoice's shape without ``payments`` (GET /api/v1/invoices/{id} has them); ``version``
+    is the event the row reflects, so a list item older than the invoice shows it.
+    """
+    fee_percentage = row["fee_percentage"]
+    return {
+        "id": row["invoice_id"],
+        "object": "invoice",
+        "merchant_id": row["merchant_id"],
+        "status": row["status"],
+        "payment_exception": row["payment_exception"],
+        "amount": format_usdt(int(row["amount"])),
+        "currency": "USDT",
+        "amount_received": format_usdt(int(row["amount_received"])),
+        "amount_confirmed": format_usdt(int(row["amount_confirmed"])),
+        "amount_due": format_usdt(int(row["amount_due"])),
+        "deposit_address": row["deposit_address"],
+        "required_confirmations": row["required_confirmations"],
+        "fee_percentage": (
+            None if fee_percentage is None else format_fee_percentage(Decimal(fee_percentage))
+        ),
+        "created_at": _utc_time(row["created_at"]),
+        "expires_at": _utc_time(row["expires_at"]),
+        "paid_at": _utc_time(row["paid_at"]),
+        "expired_at": _utc_time(row["expired_at"]),
+        "cancelled_at": _utc_time(row["cancelled_at"]),
+        "cancellation_reason": row["cancellation_reason"],
+        "order_id": row["order_id"],
+        "description": row["description"],
+        "metadata": row["metadata"] or {},
+        "payment_url": f"/pay/{row['invoice_id']}",
+        "version": row["aggregate_version"],
+        "updated_at": _utc_time(row["updated_at"]),
     }
