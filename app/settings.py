@@ -64,6 +64,22 @@ class Settings:
     command_timeout: float = 10.0
     # The Tron network, node and deposit-address xpub (TRON_* variables, app/chain/settings.py).
     chain: ChainSettings = field(default_factory=ChainSettings)
+    # Webhooks (docs/webhooks.md). The keys that encrypt signing secrets at rest,
+    # "kid:base64key,…", first one current; unset in development means a key file of the host
+    # under CHECKOUT_DATA_DIR, and in production refuses to start.
+    webhook_secret_keys: str | None = None
+    # Loopback receivers (http://127.0.0.1:…) for development and tests; refused in production.
+    webhook_allow_loopback: bool = False
+    # Delays before the 2nd, 3rd, … attempt; empty means the documented default (about 3 days).
+    webhook_retry_schedule: tuple[float, ...] = ()
+    webhook_timeout: float = 10.0
+    # An endpoint failing without a single success for this long is disabled.
+    webhook_disable_after: float = 5 * 24 * 3600.0
+    # Requests in flight per worker, and per endpoint (a slow endpoint cannot take every slot).
+    webhook_concurrency: int = 64
+    webhook_endpoint_concurrency: int = 8
+    # How often an idle dispatcher looks for due deliveries (new ones on its worker wake it).
+    webhook_poll_interval: float = 0.5
 
     @property
     def canonical_url(self) -> str:
@@ -144,6 +160,34 @@ class Settings:
             log_level=reader.choice(
                 "LOG_LEVEL", defaults.log_level, ("debug", "info", "warning", "error")
             ),
+            webhook_secret_keys=reader.get(
+                "WEBHOOK_SECRET_KEYS", defaults.webhook_secret_keys, _keyring, secret=True
+            ),
+            webhook_allow_loopback=reader.get(
+                "WEBHOOK_ALLOW_LOOPBACK", defaults.webhook_allow_loopback, _boolean
+            ),
+            webhook_retry_schedule=reader.get(
+                "WEBHOOK_RETRY_SCHEDULE", defaults.webhook_retry_schedule, _retry_schedule
+            ),
+            webhook_timeout=reader.get(
+                "WEBHOOK_TIMEOUT", defaults.webhook_timeout, _float_between(0.1, 60.0)
+            ),
+            webhook_disable_after=reader.get(
+                "WEBHOOK_DISABLE_AFTER",
+                defaults.webhook_disable_after,
+                _float_between(0.1, 90 * 86400.0),
+            ),
+            webhook_concurrency=reader.get(
+                "WEBHOOK_CONCURRENCY", defaults.webhook_concurrency, _int_between(1, 1000)
+            ),
+            webhook_endpoint_concurrency=reader.get(
+                "WEBHOOK_ENDPOINT_CONCURRENCY",
+                defaults.webhook_endpoint_concurrency,
+                _int_between(1, 100),
+            ),
+            webhook_poll_interval=reader.get(
+                "WEBHOOK_POLL_INTERVAL", defaults.webhook_poll_interval, _float_between(0.05, 60.0)
+            ),
         )
         try:
             chain = ChainSettings.from_env(env)
@@ -155,6 +199,17 @@ class Settings:
                 "sim is the local simulator; production needs nile, shasta or mainnet",
             )
         settings = replace(settings, chain=chain)
+        if settings.environment == "production":
+            if settings.webhook_secret_keys is None:
+                raise SettingsError(
+                    "WEBHOOK_SECRET_KEYS",
+                    "required in production: the keys that encrypt webhook signing secrets "
+                    "(python -m app.webhooks.secrets prints a new one)",
+                )
+            if settings.webhook_allow_loopback:
+                raise SettingsError(
+                    "WEBHOOK_ALLOW_LOOPBACK", "is for development and tests; refused in production"
+                )
         if not (
             settings.invoice_min_expires_in
             <= settings.invoice_default_expires_in
@@ -191,6 +246,28 @@ class _Reader:
             return raw.lower()
 
         return self.get(variable, default, parse)
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _retry_schedule(raw: str) -> tuple[float, ...]:
+    from app.domain.webhooks import parse_retry_schedule
+
+    return parse_retry_schedule(raw)
+
+
+def _keyring(raw: str) -> str:
+    from app.webhooks.secrets import SecretKeyring
+
+    SecretKeyring.parse(raw)  # only validated here; the worker builds its keyring at start
+    return raw
 
 
 def _non_empty(raw: str) -> str:

@@ -67,7 +67,8 @@ workers_up() {
   local port
   for port in $WORKER_PORTS; do
     start "worker-$port" "$port" "http://127.0.0.1:$port/healthz" GET \
-      env WEB_PORT="$port" "$VENV/checkout" worker -l info
+      env WEB_PORT="$port" WEBHOOK_ALLOW_LOOPBACK="${WEBHOOK_ALLOW_LOOPBACK:-true}" \
+      "$VENV/checkout" worker -l info
   done
 }
 

@@ -41,6 +41,45 @@ def _errors(*statuses: int) -> dict[str, Any]:
 _INVOICE_ID = {"name": "invoice_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _MERCHANT: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
+INVOICE_PROPERTIES: dict[str, Any] = {
+    "id": {"type": "string", "example": "inv_0123456789abcdef01234567"},
+    "object": {"const": "invoice"},
+    "merchant_id": {"type": "string"},
+    "status": {"enum": ["pending", "confirming", "paid", "expired", "cancelled"]},
+    "payment_exception": {"enum": ["underpaid", "overpaid", "paid_late", None]},
+    "amount": _AMOUNT,
+    "currency": {"const": "USDT"},
+    "amount_received": _AMOUNT,
+    "amount_confirmed": _AMOUNT,
+    "amount_due": _AMOUNT,
+    "deposit_address": {"type": "string", "example": "TUEZSdKsoDHQMeZwihtdoBiN46zxhGWYdH"},
+    "required_confirmations": {"type": "integer"},
+    "fee_percentage": {"type": "string", "example": "1"},
+    "created_at": _TIME,
+    "expires_at": _TIME,
+    "paid_at": _TIME,
+    "expired_at": _TIME,
+    "cancelled_at": _TIME,
+    "cancellation_reason": {"type": ["string", "null"]},
+    "order_id": {"type": ["string", "null"]},
+    "description": {"type": ["string", "null"]},
+    "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+    "payments": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "payment_id": {"type": "string", "description": "<tx hash>:<log index>"},
+                "amount": _AMOUNT,
+                "confirmed": {"type": "boolean"},
+                "late": {"type": "boolean"},
+            },
+        },
+    },
+    "payment_url": {"type": "string", "example": "/pay/inv_0123456789abcdef01234567"},
+    "version": {"type": "integer"},
+}
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -81,45 +120,27 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
-    "Invoice": {
+    "Invoice": {"type": "object", "properties": INVOICE_PROPERTIES},
+    "InvoiceSummary": {
         "type": "object",
+        "description": "An invoice as the lists show it: the Invoice without payments, from the "
+        "read model, so it may trail the invoice by the projection (usually well under a "
+        "second); version and updated_at tell which change it reflects",
         "properties": {
-            "id": {"type": "string", "example": "inv_0123456789abcdef01234567"},
-            "object": {"const": "invoice"},
-            "merchant_id": {"type": "string"},
-            "status": {"enum": ["pending", "confirming", "paid", "expired", "cancelled"]},
-            "payment_exception": {"enum": ["underpaid", "overpaid", "paid_late", None]},
-            "amount": _AMOUNT,
-            "currency": {"const": "USDT"},
-            "amount_received": _AMOUNT,
-            "amount_confirmed": _AMOUNT,
-            "amount_due": _AMOUNT,
-            "deposit_address": {"type": "string", "example": "TUEZSdKsoDHQMeZwihtdoBiN46zxhGWYdH"},
-            "required_confirmations": {"type": "integer"},
-            "fee_percentage": {"type": "string", "example": "1"},
-            "created_at": _TIME,
-            "expires_at": _TIME,
-            "paid_at": _TIME,
-            "expired_at": _TIME,
-            "cancelled_at": _TIME,
-            "cancellation_reason": {"type": ["string", "null"]},
-            "order_id": {"type": ["string", "null"]},
-            "description": {"type": ["string", "null"]},
-            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
-            "payments": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "payment_id": {"type": "string", "description": "<tx hash>:<log index>"},
-                        "amount": _AMOUNT,
-                        "confirmed": {"type": "boolean"},
-                        "late": {"type": "boolean"},
-                    },
-                },
+            **{name: schema for name, schema in INVOICE_PROPERTIES.items() if name != "payments"},
+            "updated_at": _TIME,
+        },
+    },
+    "InvoiceList": {
+        "type": "object",
+        "required": ["data", "has_more", "next_cursor"],
+        "properties": {
+            "data": {"type": "array", "items": _ref("InvoiceSummary")},
+            "has_more": {"type": "boolean"},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "pass as cursor for the next page; null on the last page",
             },
-            "payment_url": {"type": "string", "example": "/pay/inv_0123456789abcdef01234567"},
-            "version": {"type": "integer"},
         },
     },
     "Settlement": {
@@ -162,6 +183,38 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
+def _comma_separated(values: list[str]) -> dict[str, Any]:
+    return {"type": "string", "pattern": f"^({'|'.join(values)})(,({'|'.join(values)}))*$"}
+
+
+_INSTANT = {"type": "string", "format": "date-time", "example": "2024-05-01T00:00:00Z"}
+_LIST_INVOICES_PARAMETERS = [
+    _query(
+        "status",
+        _comma_separated(["pending", "confirming", "paid", "expired", "cancelled"]),
+        "only these statuses, comma-separated (status=pending,confirming)",
+    ),
+    _query(
+        "payment_exception",
+        _comma_separated(["underpaid", "overpaid", "paid_late"]),
+        "only these payment exceptions, comma-separated",
+    ),
+    _query("order_id", {"type": "string", "maxLength": 200}, "only invoices of this order"),
+    _query("created_from", _INSTANT, "created at or after (RFC 3339; URL-encode + as %2B)"),
+    _query("created_to", _INSTANT, "created before, exclusive (RFC 3339)"),
+    _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+        "invoices per page",
+    ),
+    _query("cursor", {"type": "string"}, "next_cursor of the previous page, as is"),
+]
+
 PATHS: dict[str, Any] = {
     "/api/v1/invoices": {
         "post": {
@@ -184,7 +237,21 @@ PATHS: dict[str, Any] = {
                 "200": _json(_ref("Invoice"), "replayed (Idempotent-Replayed: true)"),
                 **_errors(400, 401, 409, 413, 503),
             },
-        }
+        },
+        "get": {
+            "summary": "Your invoices, newest first, filtered and paginated",
+            "description": "Served from the invoice read model, which is eventually consistent: "
+            "a new invoice appears, and a change of status shows, once the projection has "
+            "applied its event (usually well under a second later). GET "
+            "/api/v1/invoices/{invoice_id} is always current. Pages are keyset-paginated: "
+            "invoices created while you page through do not shift or repeat the later pages.",
+            "security": _MERCHANT,
+            "parameters": _LIST_INVOICES_PARAMETERS,
+            "responses": {
+                "200": _json(_ref("InvoiceList"), "one page of invoices"),
+                **_errors(400, 401),
+            },
+        },
     },
     "/api/v1/invoices/{invoice_id}": {
         "get": {
@@ -307,6 +374,238 @@ PATHS: dict[str, Any] = {
         "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}
     },
 }
+
+
+# --- webhooks (docs/webhooks.md) ------------------------------------------------------------------
+
+_ENDPOINT_ID = {"name": "endpoint_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_DELIVERY_ID = {"name": "delivery_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_EVENT_TYPES = {
+    "type": "array",
+    "items": {"type": "string"},
+    "minItems": 1,
+    "maxItems": 50,
+    "description": "event types, or a prefix ending in * ('*' = all, 'Invoice*')",
+    "example": ["InvoicePaid", "Settlement*"],
+}
+_WEBHOOK_ENDPOINT_FIELDS = {
+    "url": {"type": "string", "maxLength": 2048, "description": "https in production"},
+    "event_types": _EVENT_TYPES,
+    "description": {"type": ["string", "null"], "maxLength": 500},
+    "enabled": {"type": "boolean"},
+}
+_DELIVERY_PROPERTIES = {
+    "id": {"type": "string"},
+    "object": {"const": "webhook_delivery"},
+    "endpoint_id": {"type": "string"},
+    "event_id": {"type": "string", "format": "uuid"},
+    "event_type": {"type": "string"},
+    "aggregate_id": {"type": "string"},
+    "origin": {"enum": ["event", "redelivery", "replay", "test"]},
+    "redelivery_of": {"type": ["string", "null"]},
+    "status": {"enum": ["pending", "succeeded", "failed"]},
+    "attempt_count": {"type": "integer"},
+    "next_attempt_at": _TIME,
+    "last_error": {"type": ["string", "null"]},
+    "created_at": _TIME,
+    "completed_at": _TIME,
+}
+SCHEMAS.update(
+    {
+        "WebhookEndpointInput": {
+            "type": "object",
+            "properties": _WEBHOOK_ENDPOINT_FIELDS,
+            "additionalProperties": False,
+        },
+        "WebhookEndpoint": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "example": "we_3f2a9c1e7b6d4a508e1f2c3d"},
+                "object": {"const": "webhook_endpoint"},
+                **_WEBHOOK_ENDPOINT_FIELDS,
+                "disabled_reason": {"enum": ["merchant", "failing", None]},
+                "disabled_at": _TIME,
+                "failing_since": _TIME,
+                "previous_secret_expires_at": _TIME,
+                "created_at": _TIME,
+                "updated_at": _TIME,
+                "secret": {
+                    "type": "string",
+                    "description": "whsec_…, only in the answer to create and rotate-secret",
+                },
+            },
+        },
+        "WebhookDelivery": {"type": "object", "properties": _DELIVERY_PROPERTIES},
+        "WebhookDeliveryDetail": {
+            "type": "object",
+            "properties": {
+                **_DELIVERY_PROPERTIES,
+                "event": {"type": "object", "description": "the domain event as published"},
+                "attempts": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "attempt": {"type": "integer"},
+                            "started_at": _TIME,
+                            "latency_ms": {"type": "integer"},
+                            "status_code": {"type": ["integer", "null"]},
+                            "error": {"type": ["string", "null"]},
+                            "response_excerpt": {"type": ["string", "null"]},
+                        },
+                    },
+                },
+            },
+        },
+    }
+)
+
+
+def _webhook_operation(
+    summary: str,
+    *,
+    parameters: list[dict[str, Any]],
+    success: tuple[str, dict[str, Any], str],
+    errors: tuple[int, ...],
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    status, schema, description = success
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "security": _MERCHANT,
+        "parameters": parameters,
+        "responses": {status: _json(schema, description), **_errors(*errors)},
+    }
+    if body is not None:
+        operation["requestBody"] = {"content": {"application/json": {"schema": body}}}
+    return operation
+
+
+_NO_CONTENT: tuple[str, dict[str, Any], str] = ("204", {}, "deleted")
+PATHS.update(
+    {
+        "/api/v1/webhook-endpoints": {
+            "post": _webhook_operation(
+                "Register a webhook endpoint (its signing secret is shown once, here)",
+                parameters=[],
+                body=_ref("WebhookEndpointInput"),
+                success=("201", _ref("WebhookEndpoint"), "created, with secret"),
+                errors=(400, 401, 422),
+            ),
+            "get": _webhook_operation(
+                "Your webhook endpoints",
+                parameters=[],
+                success=(
+                    "200",
+                    {"type": "object", "properties": {"data": {"items": _ref("WebhookEndpoint")}}},
+                    "endpoints",
+                ),
+                errors=(401,),
+            ),
+        },
+        "/api/v1/webhook-endpoints/{endpoint_id}": {
+            "get": _webhook_operation(
+                "One webhook endpoint",
+                parameters=[_ENDPOINT_ID],
+                success=("200", _ref("WebhookEndpoint"), "the endpoint"),
+                errors=(401, 404),
+            ),
+            "patch": _webhook_operation(
+                "Change url, event_types, description or enabled (enabling clears the failures)",
+                parameters=[_ENDPOINT_ID],
+                body=_ref("WebhookEndpointInput"),
+                success=("200", _ref("WebhookEndpoint"), "the changed endpoint"),
+                errors=(400, 401, 404),
+            ),
+            "delete": _webhook_operation(
+                "Delete an endpoint: nothing more is sent; its delivery log stays readable",
+                parameters=[_ENDPOINT_ID],
+                success=_NO_CONTENT,
+                errors=(401, 404),
+            ),
+        },
+        "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret": {
+            "post": _webhook_operation(
+                "A new signing secret; the old one also signs during the grace period",
+                parameters=[_ENDPOINT_ID],
+                body={
+                    "type": "object",
+                    "properties": {
+                        "grace_period_seconds": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": 604800,
+                            "default": 86400,
+                        }
+                    },
+                },
+                success=("200", _ref("WebhookEndpoint"), "the endpoint with its new secret"),
+                errors=(400, 401, 404),
+            ),
+        },
+        "/api/v1/webhook-endpoints/{endpoint_id}/test": {
+            "post": _webhook_operation(
+                "Send a WebhookTest event to this endpoint",
+                parameters=[_ENDPOINT_ID],
+                success=("202", {"type": "object"}, "queued: delivery_id, event_id"),
+                errors=(401, 404, 422),
+            ),
+        },
+        "/api/v1/webhook-endpoints/{endpoint_id}/deliveries": {
+            "get": _webhook_operation(
+                "The endpoint's delivery log, newest first",
+                parameters=[
+                    _ENDPOINT_ID,
+                    _query("status", {"enum": ["pending", "succeeded", "failed"]}, "only these"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "per page"),
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                ],
+                success=(
+                    "200",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "data": {"items": _ref("WebhookDelivery")},
+                            "has_more": {"type": "boolean"},
+                            "next_cursor": {"type": ["string", "null"]},
+                        },
+                    },
+                    "one page of deliveries",
+                ),
+                errors=(400, 401, 404),
+            ),
+        },
+        "/api/v1/webhook-endpoints/{endpoint_id}/replay": {
+            "post": _webhook_operation(
+                "Deliver again every selected event of [from, to), in order",
+                parameters=[_ENDPOINT_ID],
+                body={
+                    "type": "object",
+                    "required": ["from", "to"],
+                    "properties": {"from": _INSTANT, "to": _INSTANT},
+                },
+                success=("202", {"type": "object"}, "queued: deliveries (how many)"),
+                errors=(400, 401, 404, 422),
+            ),
+        },
+        "/api/v1/webhook-deliveries/{delivery_id}": {
+            "get": _webhook_operation(
+                "One delivery with its event and every attempt",
+                parameters=[_DELIVERY_ID],
+                success=("200", _ref("WebhookDeliveryDetail"), "the delivery"),
+                errors=(401, 404),
+            ),
+        },
+        "/api/v1/webhook-deliveries/{delivery_id}/redeliver": {
+            "post": _webhook_operation(
+                "Send the delivery's event again, as a new delivery",
+                parameters=[_DELIVERY_ID],
+                success=("202", {"type": "object"}, "queued: delivery_id, redelivery_of"),
+                errors=(401, 404, 422),
+            ),
+        },
+    }
+)
 
 
 def openapi_document() -> dict[str, Any]:

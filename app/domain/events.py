@@ -350,6 +350,28 @@ class SettlementFailed(_SettlementEvent):
     data: SettlementFailedData
 
 
+# --- webhook endpoint ---------------------------------------------------------------------------
+
+
+class WebhookEndpointDisabledData(EventData):
+    url: str
+    reason: Literal["failing"] = Field(
+        description="failing: every attempt failed for longer than the platform allows"
+    )
+    failing_since: UtcDatetime
+    disabled_at: UtcDatetime
+
+
+class WebhookEndpointDisabled(DomainEvent):
+    """The platform stopped sending to a merchant's webhook endpoint; the merchant must act."""
+
+    TYPE = "WebhookEndpointDisabled"
+    AGGREGATE = "webhook_endpoint"
+    aggregate_type: Literal["webhook_endpoint"] = "webhook_endpoint"
+    event_type: Literal["WebhookEndpointDisabled"] = "WebhookEndpointDisabled"
+    data: WebhookEndpointDisabledData
+
+
 # --- families and parsing -----------------------------------------------------------------------
 
 InvoiceEvent = Annotated[
@@ -389,7 +411,8 @@ AnyEvent = Annotated[
     | PaymentFailed
     | SettlementCreated
     | SettlementCompleted
-    | SettlementFailed,
+    | SettlementFailed
+    | WebhookEndpointDisabled,
     Field(discriminator="event_type"),
 ]
 
@@ -411,6 +434,7 @@ EVENT_TYPES: Final[Mapping[str, type[DomainEvent]]] = {
         SettlementCreated,
         SettlementCompleted,
         SettlementFailed,
+        WebhookEndpointDisabled,
     )
 }
 

@@ -10,19 +10,22 @@ OUR_PREFIXES = ("/api/", "/pay/", "/internal/", "/healthz", "/readyz", "/metrics
 
 
 def served_routes() -> set[tuple[str, str]]:
-    import web.health  # the imports register their routes
-    import web.merchant_api
-    import web.openapi
-    import web.public
-    import web.view_fallback  # noqa: F401
+    import importlib
+    import pkgutil
+
+    import web
     from app.faust_app import aiohttp_application, app
+
+    for module in pkgutil.iter_modules(web.__path__):  # importing a module registers its routes
+        importlib.import_module(f"web.{module.name}")
 
     app.web.init_server()  # Faust adds its own pages (health, metrics) to the router here
     routes = set()
     for route in aiohttp_application().router.routes():
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")
-        if path and route.method in {"GET", "POST"} and path.startswith(OUR_PREFIXES):
+        ours = path and path.startswith(OUR_PREFIXES)
+        if ours and route.method in {"GET", "POST", "PATCH", "DELETE"}:
             routes.add((route.method.lower(), path))
     return routes
 

@@ -21,6 +21,7 @@ from app.domain.invoice import Invoice
 from app.domain.payment import Payment
 from app.domain.schemas import DEFAULT_DIRECTORY
 from app.domain.settlement import Settlement
+from app.domain.webhooks import endpoint_disabled_event
 
 from .factories import (
     BLOCK,
@@ -70,7 +71,15 @@ def every_kind_of_event() -> list[DomainEvent]:
         Settlement.replay([*settlement.history, *settlement.decide(fail())]),
     ]
     aggregates: list[Invoice | Payment | Settlement] = [*invoices, *payments, *settlements]
-    return [event for aggregate in aggregates for event in aggregate.history]
+    endpoint_disabled = endpoint_disabled_event(
+        endpoint_id="we_0123456789abcdef01234567",
+        endpoint_version=2,
+        merchant_id="mer_1",
+        url="https://shop.example/hooks",
+        failing_since=T0,
+        disabled_at=T0 + timedelta(days=5),
+    )
+    return [event for aggregate in aggregates for event in aggregate.history] + [endpoint_disabled]
 
 
 EVENTS = every_kind_of_event()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from app.chain.settings import DEV_XPUB
 from app.settings import Settings, SettingsError
 
 pytestmark = pytest.mark.unit
@@ -69,3 +70,51 @@ def test_secrets_in_urls_are_not_echoed() -> None:
 
 def test_blank_means_default() -> None:
     assert Settings.from_env({"WEB_PORT": "  "}).web_port == 6066
+
+
+_PRODUCTION = {
+    "CHECKOUT_ENV": "production",
+    "TRON_NETWORK": "nile",
+    "TRON_USDT_CONTRACT": "TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf",
+    "TRON_XPUB": DEV_XPUB,  # any valid account xpub; production would bring its own
+}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("WEBHOOK_ALLOW_LOOPBACK", "maybe", "WEBHOOK_ALLOW_LOOPBACK: expected true or false"),
+        ("WEBHOOK_RETRY_SCHEDULE", "10s,soon", "WEBHOOK_RETRY_SCHEDULE: retry schedule item 2"),
+        ("WEBHOOK_SECRET_KEYS", "k1:not-base64!", "WEBHOOK_SECRET_KEYS: "),
+        ("WEBHOOK_TIMEOUT", "0", "WEBHOOK_TIMEOUT: expected a number from 0.1 to 60"),
+    ],
+)
+def test_a_bad_webhook_variable_is_named(variable: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match="^" + message) as caught:
+        Settings.from_env({variable: value})
+    assert caught.value.variable == variable
+    if variable == "WEBHOOK_SECRET_KEYS":
+        assert "not-base64" not in str(caught.value)  # a key is never echoed
+
+
+def test_webhook_settings_parse() -> None:
+    settings = Settings.from_env(
+        {"WEBHOOK_RETRY_SCHEDULE": "1s,2m", "WEBHOOK_ALLOW_LOOPBACK": "true"}
+    )
+    assert settings.webhook_retry_schedule == (1.0, 120.0)
+    assert settings.webhook_allow_loopback is True
+
+
+def test_production_needs_webhook_keys_and_refuses_loopback_receivers() -> None:
+    with pytest.raises(SettingsError) as missing:
+        Settings.from_env(_PRODUCTION)
+    assert missing.value.variable == "WEBHOOK_SECRET_KEYS"
+    keys = "k1:" + "A" * 43 + "="
+    assert Settings.from_env({**_PRODUCTION, "WEBHOOK_SECRET_KEYS": keys}).environment == (
+        "production"
+    )
+    with pytest.raises(SettingsError) as loopback:
+        Settings.from_env(
+            {**_PRODUCTION, "WEBHOOK_SECRET_KEYS": keys, "WEBHOOK_ALLOW_LOOPBACK": "true"}
+        )
+    assert loopback.value.variable == "WEBHOOK_ALLOW_LOOPBACK"
