@@ -32,7 +32,12 @@ from web.presenters import (
     settlement_for_merchant,
     settlement_row_for_merchant,
 )
-from web.requests import parse_cancel_request, parse_create_invoice, read_json_object
+from web.requests import (
+    page_limit,
+    parse_cancel_request,
+    parse_create_invoice,
+    read_json_object,
+)
 from web.routing import serve_from_owner
 
 IDEMPOTENCY_KEY_MAX = 200
@@ -237,7 +242,7 @@ async def get_settlement(request: aioweb.Request) -> aioweb.Response:
 async def list_settlements(request: aioweb.Request) -> aioweb.Response:
     merchant = await authenticate(request)
     invoice_id = request.query.get("invoice_id")
-    limit = _limit(request)
+    limit = page_limit(request)
     query = f"SELECT {_SETTLEMENT_COLUMNS} FROM settlements WHERE merchant_id = %s"  # noqa: S608
     params: list[Any] = [merchant.merchant_id]
     if invoice_id is not None:
@@ -251,13 +256,6 @@ async def list_settlements(request: aioweb.Request) -> aioweb.Response:
     return aioweb.json_response(
         {"data": [settlement_row_for_merchant(_settlement_row(row)) for row in rows]}
     )
-
-
-def _limit(request: aioweb.Request) -> int:
-    raw = request.query.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise ApiError(400, "parameter_invalid", "limit must be 1 to 100", param="limit")
-    return int(raw)
 
 
 def _settlement_row(row: tuple[Any, ...]) -> dict[str, Any]:

@@ -16,8 +16,9 @@ from app.domain.money import format_usdt
 from app.domain.settlement import Settlement
 
 
-def _time(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+def format_time(moment: datetime | None) -> str | None:
+    """RFC 3339 in UTC (``…Z``). PostgreSQL answers in its session's time zone: converted here."""
+    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def invoice_for_merchant(invoice: Invoice) -> dict[str, Any]:
@@ -37,11 +38,11 @@ def invoice_for_merchant(invoice: Invoice) -> dict[str, Any]:
         "deposit_address": invoice.deposit_address,
         "required_confirmations": invoice.required_confirmations,
         "fee_percentage": format_fee_percentage(invoice.fee_percentage),
-        "created_at": _time(invoice.created_at),
-        "expires_at": _time(invoice.expires_at),
-        "paid_at": _time(invoice.paid_at),
-        "expired_at": _time(invoice.expired_at),
-        "cancelled_at": _time(invoice.cancelled_at),
+        "created_at": format_time(invoice.created_at),
+        "expires_at": format_time(invoice.expires_at),
+        "paid_at": format_time(invoice.paid_at),
+        "expired_at": format_time(invoice.expired_at),
+        "cancelled_at": format_time(invoice.cancelled_at),
         "cancellation_reason": invoice.cancellation_reason,
         "order_id": invoice.order_id,
         "description": invoice.description,
@@ -71,8 +72,8 @@ def settlement_for_merchant(settlement: Settlement) -> dict[str, Any]:
         "net_amount": format_usdt(settlement.net_amount),
         "currency": "USDT",
         "status": str(settlement.status),
-        "created_at": _time(settlement.created_at),
-        "completed_at": _time(settlement.completed_at),
+        "created_at": format_time(settlement.created_at),
+        "completed_at": format_time(settlement.completed_at),
     }
 
 
@@ -88,14 +89,9 @@ def settlement_row_for_merchant(row: dict[str, Any]) -> dict[str, Any]:
         "net_amount": format_usdt(int(row["net_amount"])),
         "currency": "USDT",
         "status": row["status"],
-        "created_at": _time(row["created_at"]),
-        "completed_at": _time(row["completed_at"]),
+        "created_at": format_time(row["created_at"]),
+        "completed_at": format_time(row["completed_at"]),
     }
-
-
-def _utc_time(moment: datetime | None) -> str | None:
-    # PostgreSQL answers in the session's time zone; merchants always get UTC (…Z).
-    return None if moment is None else _time(moment.astimezone(UTC))
 
 
 def invoice_summary_for_merchant(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,16 +117,16 @@ def invoice_summary_for_merchant(row: Mapping[str, Any]) -> dict[str, Any]:
         "fee_percentage": (
             None if fee_percentage is None else format_fee_percentage(Decimal(fee_percentage))
         ),
-        "created_at": _utc_time(row["created_at"]),
-        "expires_at": _utc_time(row["expires_at"]),
-        "paid_at": _utc_time(row["paid_at"]),
-        "expired_at": _utc_time(row["expired_at"]),
-        "cancelled_at": _utc_time(row["cancelled_at"]),
+        "created_at": format_time(row["created_at"]),
+        "expires_at": format_time(row["expires_at"]),
+        "paid_at": format_time(row["paid_at"]),
+        "expired_at": format_time(row["expired_at"]),
+        "cancelled_at": format_time(row["cancelled_at"]),
         "cancellation_reason": row["cancellation_reason"],
         "order_id": row["order_id"],
         "description": row["description"],
         "metadata": row["metadata"] or {},
         "payment_url": f"/pay/{row['invoice_id']}",
         "version": row["aggregate_version"],
-        "updated_at": _utc_time(row["updated_at"]),
+        "updated_at": format_time(row["updated_at"]),
     }

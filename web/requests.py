@@ -116,3 +116,11 @@ def parse_cancel_request(body: dict[str, Any]) -> str | None:
             "parameter_unknown", f"unknown parameter {unknown[0]!r}; allowed: reason", unknown[0]
         )
     return _optional_text(body, "reason", 500)
+
+
+def page_limit(request: aioweb.Request, maximum: int = 100) -> int:
+    """The ``limit`` query parameter of a list: 1 to ``maximum``, 20 when absent."""
+    raw = request.query.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise _bad("parameter_invalid", f"limit must be 1 to {maximum}", "limit")
+    return int(raw)

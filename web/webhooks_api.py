@@ -33,7 +33,8 @@ from app.webhooks.store import (
 )
 from web.auth import authenticate
 from web.errors import ApiError
-from web.requests import read_json_object
+from web.presenters import format_time
+from web.requests import page_limit, read_json_object
 
 TEST_EVENT_TYPE = "WebhookTest"
 KNOWN_EVENT_TYPES = (*EVENT_TYPES, TEST_EVENT_TYPE)
@@ -44,10 +45,6 @@ MAX_GRACE = timedelta(days=7)
 MAX_REPLAY_EVENTS = 10_000
 DELIVERY_STATUSES = ("pending", "succeeded", "failed")
 _ENDPOINT_FIELDS = {"url", "event_types", "description", "enabled"}
-
-
-def _time(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _bad(message: str, param: str, code: str = "parameter_invalid") -> ApiError:
@@ -66,11 +63,11 @@ def endpoint_view(endpoint: WebhookEndpoint, secret: str | None = None) -> dict[
         "event_types": list(endpoint.event_types),
         "enabled": endpoint.enabled,
         "disabled_reason": endpoint.disabled_reason,
-        "disabled_at": _time(endpoint.disabled_at),
-        "failing_since": _time(endpoint.failing_since),
-        "previous_secret_expires_at": _time(endpoint.previous_secret_expires_at),
-        "created_at": _time(endpoint.created_at),
-        "updated_at": _time(endpoint.updated_at),
+        "disabled_at": format_time(endpoint.disabled_at),
+        "failing_since": format_time(endpoint.failing_since),
+        "previous_secret_expires_at": format_time(endpoint.previous_secret_expires_at),
+        "created_at": format_time(endpoint.created_at),
+        "updated_at": format_time(endpoint.updated_at),
     }
     if secret is not None:
         view["secret"] = secret  # shown at creation and rotation only; stored encrypted
@@ -89,19 +86,19 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
         "redelivery_of": delivery.redelivery_of,
         "status": delivery.status,
         "attempt_count": delivery.attempts,
-        "next_attempt_at": _time(delivery.next_attempt_at)
+        "next_attempt_at": format_time(delivery.next_attempt_at)
         if delivery.status == "pending"
         else None,
         "last_error": delivery.last_error,
-        "created_at": _time(delivery.created_at),
-        "completed_at": _time(delivery.completed_at),
+        "created_at": format_time(delivery.created_at),
+        "completed_at": format_time(delivery.completed_at),
     }
 
 
 def attempt_view(attempt: Attempt) -> dict[str, Any]:
     return {
         "attempt": attempt.attempt,
-        "started_at": _time(attempt.started_at),
+        "started_at": format_time(attempt.started_at),
         "latency_ms": attempt.latency_ms,
         "status_code": attempt.status_code,
         "error": attempt.error,
@@ -183,13 +180,6 @@ def _time_param(body: dict[str, Any], name: str) -> datetime:
     if moment.tzinfo is None:
         raise _bad(f"{name} needs a time zone (Z or +hh:mm)", name)
     return moment
-
-
-def _limit(request: aioweb.Request) -> int:
-    raw = request.query.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise _bad("limit must be 1 to 100", "limit")
-    return int(raw)
 
 
 # --- lookups ----------------------------------------------------------------------------------
@@ -319,7 +309,7 @@ async def send_test_event(request: aioweb.Request) -> aioweb.Response:
         "aggregate_version": endpoint.version,
         "merchant_id": merchant.merchant_id,
         "causation_id": f"test:{endpoint.endpoint_id}",
-        "occurred_at": _time(now),
+        "occurred_at": format_time(now),
         "data": {"message": "a test event sent from the API; nothing happened to any invoice"},
     }
     notification = Notification(
@@ -353,7 +343,7 @@ async def list_deliveries(request: aioweb.Request) -> aioweb.Response:
         merchant.merchant_id,
         endpoint.endpoint_id,
         status=status,
-        limit=_limit(request),
+        limit=page_limit(request),
         after_seq=after_seq,
     )
     return aioweb.json_response(
@@ -451,7 +441,8 @@ async def replay(request: aioweb.Request) -> aioweb.Response:
     ]
     await _queue(notifications)
     return aioweb.json_response(
-        {"deliveries": len(notifications), "from": _time(start), "to": _time(end)}, status=202
+        {"deliveries": len(notifications), "from": format_time(start), "to": format_time(end)},
+        status=202,
     )
 
 
