@@ -109,7 +109,16 @@ def register(registration: DepositRegistered) -> None:
 async def on_transfer(transfer: TransferObserved, partition: int) -> None:
     account = deposits.get(transfer.to_address)
     if account is None:
+        # The watcher publishes only transfers to our deposit addresses, and an address is
+        # registered here before its invoice is handed out: this should not happen, so say so.
         TRANSFERS_IGNORED.labels(reason="not_a_deposit_address").inc()
+        logger.warning(
+            "transfer %s to %s (partition %d): no invoice registered for this address here; "
+            "not applied",
+            transfer.transfer_id,
+            transfer.to_address,
+            partition,
+        )
         return
     if transfer.amount == 0:
         # Zero-value transfers are address-poisoning spam, never a payment.

@@ -15,11 +15,15 @@ from aiohttp import web as aioweb
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import REGISTRY
 
+from app import producer_flush
 from app.resources import Resources
 from app.settings import Settings
 from app.topic_admin import TopicRequirement, ensure_topics
 from app.topics import ALL_TOPICS, declare, topic_name
 from web.errors import error_middleware
+
+# Before any worker commits: offsets only ever commit after their table writes are on the broker.
+producer_flush.install()
 
 settings = Settings.from_env()
 # httpx logs every request to the Tron node at INFO: one line per block is noise, not news.
@@ -47,6 +51,8 @@ app = faust.App(
     # acks=all: an event the platform acted on is on every in-sync replica before we go on.
     producer_acks=-1,
     value_serializer="json",
+    # app/producer_flush.py patches the in-process producer buffer, not the threaded one.
+    producer_threaded=False,
 )
 
 
