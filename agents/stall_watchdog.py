@@ -9,6 +9,12 @@ consumer would hand to an agent, and when that position has not moved for
 ``STALL_SECONDS`` while messages are waiting, it seeks the partition back to its committed
 offset. Faust then fetches and delivers from there; every handler is idempotent, so what is
 delivered twice changes nothing (DESIGN.md, "Correctness under failure").
+
+It also repairs holes: a message Faust dropped after a rebalance while later ones were
+acknowledged. app/commit_guard.py keeps the committed offset at the hole; when it has not moved
+for ``STALL_SECONDS`` the partition is sought back to it, however busy the partition is. A hole
+at an offset the broker no longer keeps (retention) cannot be delivered again: it is logged as an
+error and committing resumes from the first offset the broker has.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from prometheus_client import Counter
 
+from app.commit_guard import committed_hole
 from app.consumer_stall import StallTracker
 from app.faust_app import app, settings, topics
 from app.topics import DEPOSITS, DOMAIN_EVENTS, INVOICE_COMMANDS, NOTIFICATIONS
@@ -45,8 +52,8 @@ _offsets_client: AIOKafkaConsumer | None = None
 _tracker = StallTracker(STALL_SECONDS)
 
 
-async def _end_offsets(partitions: list[Any]) -> dict[Any, int]:
-    """The broker's end offsets, read by a plain client (Faust's view may be what is stuck)."""
+async def _offsets_reader() -> AIOKafkaConsumer:
+    """A plain client for the broker's offsets (Faust's view may be what is stuck)."""
     global _offsets_client
     if _offsets_client is None:
         _offsets_client = AIOKafkaConsumer(
@@ -55,10 +62,19 @@ async def _end_offsets(partitions: list[Any]) -> dict[Any, int]:
             enable_auto_commit=False,
         )
         await _offsets_client.start()
-    answer = await _offsets_client.end_offsets(
-        [TopicPartition(tp.topic, tp.partition) for tp in partitions]
-    )
+    return _offsets_client
+
+
+async def _end_offsets(partitions: list[Any]) -> dict[Any, int]:
+    reader = await _offsets_reader()
+    answer = await reader.end_offsets([TopicPartition(tp.topic, tp.partition) for tp in partitions])
     return {(tp.topic, tp.partition): offset for tp, offset in answer.items()}
+
+
+async def _first_offset(tp: Any) -> int:
+    reader = await _offsets_reader()
+    partition = TopicPartition(tp.topic, tp.partition)
+    return int((await reader.beginning_offsets([partition]))[partition])
 
 
 @app.timer(interval=CHECK_EVERY_SECONDS)
@@ -80,17 +96,32 @@ async def seek_stalled_partitions() -> None:
         committed = consumer._committed_offset.get(tp)
         end = ends.get((tp.topic, tp.partition), 0)
         # Faust's read offset: the last offset handed to the agents (the next one, right after
-        # a seek); with the committed offset it tells whether anything moves.
-        read = consumer._read_offset.get(tp)
+        # a seek); with the committed offset it tells whether anything moves. Past a hole only
+        # the committed offset counts: later messages keep coming and being read.
+        hole = committed_hole(consumer, tp)
+        read = None if hole else consumer._read_offset.get(tp)
         if not _tracker.stalled(tp, read=read, committed=committed, end=end, now=now):
             continue
+        if hole and committed is not None and committed < (first := await _first_offset(tp)):
+            logger.error(
+                "stall watchdog: %s[%d] offsets %d to %d were never acknowledged and the broker "
+                "no longer has them; committing resumes from %d",
+                tp.topic,
+                tp.partition,
+                committed,
+                first - 1,
+                first,
+            )
+            consumer._committed_offset[tp] = first
+            continue
         logger.warning(
-            "stall watchdog: %s[%d] has messages up to offset %d, committed %s, and nothing moved"
-            " for %.0f s; seeking to the committed offset",
+            "stall watchdog: %s[%d] has messages up to offset %d, committed %s, and %s for %.0f s;"
+            " seeking to the committed offset",
             tp.topic,
             tp.partition,
             end - 1,
             committed,
+            "the committed message was never acknowledged" if hole else "nothing moved",
             _tracker.stall_seconds,
         )
         PARTITION_RESTARTS.labels(topic=tp.topic).inc()

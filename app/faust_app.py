@@ -15,7 +15,7 @@ from aiohttp import web as aioweb
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import REGISTRY
 
-from app import producer_flush
+from app import commit_guard, producer_flush
 from app.resources import Resources
 from app.settings import Settings
 from app.topic_admin import TopicRequirement, ensure_topics
@@ -24,6 +24,8 @@ from web.errors import error_middleware
 
 # Before any worker commits: offsets only ever commit after their table writes are on the broker.
 producer_flush.install()
+# Offsets never commit past a message no agent acknowledged (app/commit_guard.py).
+commit_guard.install()
 
 settings = Settings.from_env()
 # httpx logs every request to the Tron node at INFO: one line per block is noise, not news.
