@@ -25,6 +25,7 @@ from app.domain.invoice import Invoice, handle_invoice
 from app.domain.statuses import InvoiceStatus
 from app.faust_app import app, resources, settings, topics
 from app.messages import DepositRegistered, decode_invoice_command, reply_address
+from app.pipelining import AckPipeline
 from app.publishing import publish_events, send_deposit_message
 from app.replies import send_reply
 from app.retry import retry_transient
@@ -39,13 +40,16 @@ OPEN_STATUSES = frozenset({InvoiceStatus.PENDING, InvoiceStatus.CONFIRMING})
 
 @app.agent(topics[INVOICE_COMMANDS.name], concurrency=1)
 async def invoice_agent(stream: faust.StreamT[Any]) -> None:
-    async for event in stream.events():
-        await hold_if_stopping()
-        answer = await process_invoice_message(event)
-        await hold_if_stopping()  # its table reads may have met closed tables
-        reply_to = reply_address(event.value)
-        if reply_to is not None:
-            await send_reply(resources.redis, reply_to, answer)
+    # Decided one by one; the caller is answered once the invoice's events are acknowledged.
+    await AckPipeline(
+        stream, "invoice_agent", process_invoice_message, on_acknowledged=answer_caller
+    ).run()
+
+
+async def answer_caller(event: faust.EventT, answer: dict[str, Any]) -> None:
+    reply_to = reply_address(event.value)
+    if reply_to is not None:
+        await send_reply(resources.redis, reply_to, answer)
 
 
 async def process_invoice_message(event: faust.EventT) -> dict[str, Any]:

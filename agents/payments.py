@@ -34,6 +34,7 @@ from app.messages import (
     TransferMessage,
     decode_deposit_message,
 )
+from app.pipelining import AckPipeline
 from app.publishing import publish_events, send_invoice_commands
 from app.retry import retry_transient
 from app.shutdown import hold_if_stopping
@@ -61,10 +62,8 @@ class AddressConflict(CheckoutError):
 
 @app.agent(topics[DEPOSITS.name], concurrency=1)
 async def payment_agent(stream: faust.StreamT[Any]) -> None:
-    async for event in stream.events():
-        await hold_if_stopping()
-        await process_deposit_event(event)
-        await hold_if_stopping()  # its table reads may have met closed tables
+    # Decided one by one; each acknowledged once its events and commands are (app/pipelining.py).
+    await AckPipeline(stream, "payment_agent", process_deposit_event).run()
 
 
 async def process_deposit_event(event: faust.EventT) -> None:

@@ -22,6 +22,7 @@ from app.domain.settlement import Settlement, handle_settlement
 from app.domain.statuses import SettlementStatus
 from app.faust_app import app, resources, topics
 from app.ledger import Ledger
+from app.pipelining import AckPipeline
 from app.publishing import publish_events
 from app.retry import retry_transient
 from app.shutdown import hold_if_stopping
@@ -39,10 +40,8 @@ SETTLEMENT_SECONDS = Histogram(
 
 @app.agent(topics[DOMAIN_EVENTS.name], concurrency=1)
 async def settlement_agent(stream: faust.StreamT[Any]) -> None:
-    async for event in stream.events():
-        await hold_if_stopping()
-        await process_domain_event(event)
-        await hold_if_stopping()  # its table reads may have met closed tables
+    # Decided one by one; each acknowledged once its events are (app/pipelining.py).
+    await AckPipeline(stream, "settlement_agent", process_domain_event).run()
 
 
 async def process_domain_event(event: faust.EventT) -> None:

@@ -1,7 +1,9 @@
 """Publishing what the agents decided: domain events and follow-up commands, acknowledged.
 
-Agents await the broker's acknowledgement of everything a message caused before they move on,
-so the consumer offset is never committed past an effect that was only buffered. Events are
+Nothing a message caused is left unacknowledged when its offset commits: inside an agent's
+``AckPipeline`` (app/pipelining.py) the sends are handed to the pipeline, which acknowledges the
+message only once Kafka has acknowledged them all; anywhere else these functions await the
+broker's acknowledgement themselves. Events are
 keyed by their aggregate id (an aggregate's events stay in order on one partition) and travel as
 their own JSON: the bytes integrators read are the bytes the domain produced.
 """
@@ -18,6 +20,7 @@ from app.domain.commands import InvoiceCommand
 from app.domain.events import DomainEvent
 from app.faust_app import topics
 from app.messages import DepositMessage, encode_deposit_message, encode_invoice_command
+from app.pipelining import defer_acknowledgement
 from app.topics import DEPOSITS, DOMAIN_EVENTS, INVOICE_COMMANDS
 
 EVENTS_PUBLISHED = Counter(
@@ -26,7 +29,7 @@ EVENTS_PUBLISHED = Counter(
 
 
 async def _all_acknowledged(pending: Sequence[Awaitable[Any]]) -> None:
-    if pending:
+    if pending and not defer_acknowledgement(pending):
         await asyncio.gather(*pending)
 
 
@@ -65,4 +68,4 @@ async def send_deposit_message(deposit_address: str, message: DepositMessage) ->
     delivered = await topics[DEPOSITS.name].send(
         key=deposit_address.encode(), value=encode_deposit_message(message)
     )
-    await delivered
+    await _all_acknowledged([delivered])
