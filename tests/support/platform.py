@@ -8,6 +8,7 @@ counted exactly.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -199,6 +200,9 @@ def running_platform(data_dir: Path, workers: int = 2, **overrides: str) -> Iter
     with ExitStack() as stack:
         sim = stack.enter_context(simulator())
         env = platform_env(namespace, sim, data_dir, **overrides)
+        # Last, after the workers stopped: a namespace's 20-odd topics of 3 to 12 partitions each
+        # would pile up over repeated runs until the local broker struggles.
+        stack.callback(delete_namespace_topics, namespace)
         ports = [free_port() for _ in range(workers)]
         procs = [
             stack.enter_context(worker({**env, "WEB_PORT": str(port)}, name=f"worker-{port}"))
@@ -222,3 +226,30 @@ def running_platform(data_dir: Path, workers: int = 2, **overrides: str) -> Iter
             other_api_key=other["api_key"],
             workers=procs,
         )
+
+
+def delete_namespace_topics(namespace: str) -> None:
+    """Delete every topic of ``namespace`` (its own topics and its tables' changelogs)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from app.settings import Settings
+
+    async def delete() -> None:
+        servers = Settings.from_env().kafka_bootstrap_servers
+        admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+        await admin.start()
+        try:
+            names = [
+                name
+                for name in await admin.list_topics()
+                if name.startswith((f"{namespace}.", f"{namespace}-"))
+            ]
+            if names:
+                await admin.delete_topics(names)
+        finally:
+            await admin.close()
+
+    try:
+        asyncio.run(delete())
+    except Exception as exc:  # cleanup only: a test's verdict never depends on it
+        print(f"could not delete the topics of {namespace}: {exc!r}", file=sys.stderr)
