@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, TypeVar, cast
 
@@ -86,7 +86,7 @@ def _collecting() -> Iterator[list[Awaitable[Any]]]:
 class _Processed(Generic[R]):
     event: faust.EventT
     result: R
-    sends: list[Awaitable[Any]] = field(default_factory=list)
+    sends: list[Awaitable[Any]]
 
 
 class AckPipeline(Generic[R]):
@@ -125,8 +125,6 @@ class AckPipeline(Generic[R]):
 
     async def submit(self, event: faust.EventT) -> None:
         """Decide one message now; acknowledge it once its sends are acknowledged."""
-        if self._failure is not None:
-            await self._replay()
         while len(self._waiting) >= self._window and self._failure is None:
             self._room.clear()
             await self._room.wait()
@@ -173,15 +171,15 @@ class AckPipeline(Generic[R]):
                 self._failure = exc
                 self._room.set()
                 return
-            await self._finish(processed)
+            await self._finish(processed.event, processed.result)
             self._waiting.popleft()
             self._gauge.set(len(self._waiting))
             self._room.set()
 
-    async def _finish(self, processed: _Processed[R]) -> None:
-        processed.event.ack()
+    async def _finish(self, event: faust.EventT, result: R) -> None:
+        event.ack()
         if self._on_acknowledged is not None:
-            await self._on_acknowledged(processed.event, processed.result)
+            await self._on_acknowledged(event, result)
 
     async def _replay(self) -> None:
         PIPELINE_REPLAYS.labels(agent=self._agent).inc()
@@ -196,7 +194,7 @@ class AckPipeline(Generic[R]):
                 result = await retry_transient(
                     partial(self._handle_and_await, processed.event), what=f"{self._agent} replay"
                 )
-                await self._finish(_Processed(processed.event, result))
+                await self._finish(processed.event, result)
                 self._waiting.popleft()
                 self._gauge.set(len(self._waiting))
         finally:
