@@ -10,9 +10,11 @@ consumer would hand to an agent, and when that position has not moved for
 offset. Faust then fetches and delivers from there; every handler is idempotent, so what is
 delivered twice changes nothing (DESIGN.md, "Correctness under failure").
 
-It also repairs holes: a message Faust dropped after a rebalance while later ones were
-acknowledged. app/commit_guard.py keeps the committed offset at the hole; when it has not moved
-for ``STALL_SECONDS`` the partition is sought back to it, however busy the partition is. A hole
+It also repairs holes: a message Faust skipped after a rebalance while later ones were
+acknowledged. app/commit_guard.py keeps the committed offset at the hole; Faust's read offset is
+then past the skipped message, so it would never be delivered again by itself. When the committed
+offset has not moved for ``HOLE_SECONDS`` the partition is sought back to it, however busy the
+partition is. A hole
 at an offset the broker no longer keeps (retention) cannot be delivered again: it is logged as an
 error and committing resumes from the first offset the broker has.
 """
@@ -37,6 +39,9 @@ logger = logging.getLogger(__name__)
 CHECK_EVERY_SECONDS = 5.0
 # Longer than any single message takes in normal operation, short next to a payment's patience.
 STALL_SECONDS = 20.0
+# Every agent acknowledges in order (concurrency=1), so a hole is never a message still being
+# processed: it is repaired at the next check or the one after.
+HOLE_SECONDS = 5.0
 
 PARTITION_RESTARTS = Counter(
     "checkout_stalled_partition_seeks",
@@ -49,7 +54,7 @@ _SOURCES = {topics[spec.name].get_topic_name() for spec in _WATCHED}
 _offsets_client: AIOKafkaConsumer | None = None
 
 
-_tracker = StallTracker(STALL_SECONDS)
+_tracker = StallTracker(STALL_SECONDS, HOLE_SECONDS)
 
 
 async def _offsets_reader() -> AIOKafkaConsumer:
@@ -100,7 +105,7 @@ async def seek_stalled_partitions() -> None:
         # the committed offset counts: later messages keep coming and being read.
         hole = committed_hole(consumer, tp)
         read = None if hole else consumer._read_offset.get(tp)
-        if not _tracker.stalled(tp, read=read, committed=committed, end=end, now=now):
+        if not _tracker.stalled(tp, read=read, committed=committed, end=end, now=now, hole=hole):
             continue
         if hole and committed is not None and committed < (first := await _first_offset(tp)):
             logger.error(
@@ -122,7 +127,7 @@ async def seek_stalled_partitions() -> None:
             end - 1,
             committed,
             "the committed message was never acknowledged" if hole else "nothing moved",
-            _tracker.stall_seconds,
+            _tracker.hole_seconds if hole else _tracker.stall_seconds,
         )
         PARTITION_RESTARTS.labels(topic=tp.topic).inc()
         await consumer.seek(tp, committed or 0)

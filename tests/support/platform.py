@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -201,8 +202,10 @@ def running_platform(data_dir: Path, workers: int = 2, **overrides: str) -> Iter
         sim = stack.enter_context(simulator())
         env = platform_env(namespace, sim, data_dir, **overrides)
         # Last, after the workers stopped: a namespace's 20-odd topics of 3 to 12 partitions each
-        # would pile up over repeated runs until the local broker struggles.
-        stack.callback(delete_namespace_topics, namespace)
+        # would pile up over repeated runs until the local broker struggles. Set
+        # CHECKOUT_TEST_KEEP_TOPICS=1 to keep them for reading after a failure.
+        if not os.environ.get("CHECKOUT_TEST_KEEP_TOPICS"):
+            stack.callback(delete_namespace_topics, namespace)
         ports = [free_port() for _ in range(workers)]
         procs = [
             stack.enter_context(worker({**env, "WEB_PORT": str(port)}, name=f"worker-{port}"))

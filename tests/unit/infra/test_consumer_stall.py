@@ -41,3 +41,15 @@ def test_reset_forgets_every_partition() -> None:
     tracker.stalled(TP, read=3, committed=3, end=5, now=0)
     tracker.reset()
     assert not tracker.stalled(TP, read=3, committed=3, end=5, now=25)
+
+
+def test_a_hole_is_sought_back_sooner_than_a_stall() -> None:
+    # A skipped message never comes back by itself (app/commit_guard.py): no point waiting 20 s.
+    tracker = StallTracker(20, hole_seconds=5)
+    assert not tracker.stalled(TP, read=None, committed=3, end=9, now=0, hole=True)
+    assert not tracker.stalled(TP, read=None, committed=3, end=9, now=4.9, hole=True)
+    assert tracker.stalled(TP, read=None, committed=3, end=9, now=5, hole=True)
+    # Without a hole the same partition waits the full stall time.
+    assert not tracker.stalled(TP, read=3, committed=3, end=9, now=10)
+    assert not tracker.stalled(TP, read=3, committed=3, end=9, now=29.9)
+    assert tracker.stalled(TP, read=3, committed=3, end=9, now=30)
