@@ -1,0 +1,92 @@
+"""The settlement ledger in PostgreSQL: each settlement booked once, in double entry."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import aiopg
+import pytest
+
+from app.domain.settlement import Settlement
+from app.ledger import CUSTOMER_FUNDS, PLATFORM_FEES, Ledger, merchant_account
+from app.settings import Settings
+from tests.unit.domain.factories import new_settlement, usdt
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("infrastructure")]
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[aiopg.Pool]:
+    pool = await aiopg.create_pool(Settings.from_env().database_url, minsize=1, maxsize=4)
+    try:
+        yield pool
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+def fresh_settlement(gross: str = "9.99") -> Settlement:
+    suffix = uuid.uuid4().hex[:24]
+    return new_settlement(
+        invoice_id=f"inv_{suffix}",
+        merchant_id=f"mer_{suffix[:20]}",
+        gross_amount=usdt(gross),
+        fee_percentage=Decimal("1"),
+    )
+
+
+async def rows(pool: aiopg.Pool, settlement_id: str) -> tuple[list[tuple], list[tuple]]:
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT gross_amount, platform_fee_amount, net_amount, status FROM settlements"
+            " WHERE settlement_id = %s",
+            (settlement_id,),
+        )
+        settlements = await cur.fetchall()
+        await cur.execute(
+            "SELECT account, amount FROM ledger_entries WHERE settlement_id = %s ORDER BY entry_id",
+            (settlement_id,),
+        )
+        entries = await cur.fetchall()
+    return settlements, entries
+
+
+async def test_a_settlement_is_booked_in_double_entry(pool: aiopg.Pool) -> None:
+    settlement = fresh_settlement("9.99")
+    booking = await Ledger(pool).book_settlement(settlement)
+
+    settlements, entries = await rows(pool, settlement.settlement_id)
+    assert settlements == [(usdt("9.99"), usdt("0.10"), usdt("9.89"), "completed")]
+    assert entries == [
+        (CUSTOMER_FUNDS, -usdt("9.99")),
+        (merchant_account(settlement.merchant_id), usdt("9.89")),
+        (PLATFORM_FEES, usdt("0.10")),
+    ]
+    assert sum(amount for _, amount in entries) == 0
+    assert booking.reference.startswith("ledger:")
+    assert booking.credited_at.tzinfo is not None
+
+
+async def test_booking_again_changes_nothing_and_answers_the_same(pool: aiopg.Pool) -> None:
+    settlement = fresh_settlement("150.00")
+    ledger = Ledger(pool)
+    first = await ledger.book_settlement(settlement)
+    before = await rows(pool, settlement.settlement_id)
+
+    again = await ledger.book_settlement(settlement)
+    assert again == first
+    assert await rows(pool, settlement.settlement_id) == before
+
+
+async def test_concurrent_bookings_of_one_settlement_book_it_once(pool: aiopg.Pool) -> None:
+    # Two workers during a handover: the second waits for the first and reads its booking.
+    settlement = fresh_settlement("10000.00")
+    ledger = Ledger(pool)
+    bookings = await asyncio.gather(*(ledger.book_settlement(settlement) for _ in range(4)))
+    assert len(set(bookings)) == 1
+    settlements, entries = await rows(pool, settlement.settlement_id)
+    assert len(settlements) == 1
+    assert len(entries) == 3
