@@ -43,11 +43,11 @@ class InvalidCursor(CheckoutError):
 # --- writing ------------------------------------------------------------------------------------
 
 
-async def record_event(
+def _record_event(
     cursor: aiopg.Cursor, event: DomainEvent, partition: int | None, offset: int | None
-) -> bool:
-    """Append ``event`` to the event store; ``False`` when it is already there (same id)."""
-    await cursor.execute(
+) -> bytes:
+    """Append ``event`` to the event store, unless it is there already (same id)."""
+    return cursor.mogrify(
         "INSERT INTO event_store (event_id, event_type, schema_version, aggregate_type,"
         " aggregate_id, aggregate_version, merchant_id, occurred_at, causation_id, payload,"
         " kafka_partition, kafka_offset)"
@@ -68,7 +68,6 @@ async def record_event(
             offset,
         ),
     )
-    return bool(cursor.rowcount == 1)
 
 
 _UPSERT_PROGRESS: Final = (
@@ -84,38 +83,43 @@ _UPSERT_PROGRESS: Final = (
 )
 
 
-async def project_invoice(cursor: aiopg.Cursor, event: DomainEvent) -> None:
+def _project_invoice(cursor: aiopg.Cursor, event: DomainEvent) -> list[bytes]:
     """Bring the invoice's summary up to date with ``event``; other aggregates' are ignored.
 
     Status and amounts come from the newest version seen, so an old event redelivered after a
     newer one changes nothing; the facts an event states once are filled in if still missing.
     """
     if event.aggregate_type != "invoice":
-        return
+        return []
     progress = _progress(event)
-    await cursor.execute(
-        _UPSERT_PROGRESS,
-        (
-            event.aggregate_id,
-            event.merchant_id,
-            str(progress["status"]),
-            _text(progress["payment_exception"]),
-            progress["amount"],
-            progress["amount_received"],
-            progress["amount_confirmed"],
-            progress["amount_due"],
-            event.occurred_at,
-            event.aggregate_version,
-        ),
-    )
+    statements = [
+        cursor.mogrify(
+            _UPSERT_PROGRESS,
+            (
+                event.aggregate_id,
+                event.merchant_id,
+                str(progress["status"]),
+                _text(progress["payment_exception"]),
+                progress["amount"],
+                progress["amount_received"],
+                progress["amount_confirmed"],
+                progress["amount_due"],
+                event.occurred_at,
+                event.aggregate_version,
+            ),
+        )
+    ]
     facts = _facts(event)
     if facts:
         # COALESCE keeps the first value: a redelivery rewrites nothing.
         assignments = ", ".join(f"{column} = COALESCE({column}, %s)" for column in facts)
-        await cursor.execute(
-            f"UPDATE invoice_summaries SET {assignments} WHERE invoice_id = %s",  # noqa: S608 - column names are constants
-            (*facts.values(), event.aggregate_id),
+        statements.append(
+            cursor.mogrify(
+                f"UPDATE invoice_summaries SET {assignments} WHERE invoice_id = %s",  # noqa: S608 - column names are constants
+                (*facts.values(), event.aggregate_id),
+            )
         )
+    return statements
 
 
 def _progress(event: DomainEvent) -> dict[str, Any]:
@@ -174,16 +178,15 @@ def _text(value: object) -> str | None:
 async def apply(
     pool: aiopg.Pool, event: DomainEvent, partition: int | None, offset: int | None
 ) -> None:
-    """Record ``event`` and project it, in one transaction: both happen or neither does."""
+    """Record ``event`` and project it, in one transaction: both happen or neither does.
+
+    The statements go to PostgreSQL as one query string: one round trip, and — as every
+    statement of one simple query — one implicit transaction that a failing statement rolls
+    back whole. The projection agent applies every domain event this way, one at a time.
+    """
     async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute("BEGIN")
-        try:
-            await record_event(cur, event, partition, offset)
-            await project_invoice(cur, event)
-        except BaseException:
-            await cur.execute("ROLLBACK")
-            raise
-        await cur.execute("COMMIT")
+        statements = [_record_event(cur, event, partition, offset), *_project_invoice(cur, event)]
+        await cur.execute(b";\n".join(statements).decode())
 
 
 # --- reading ------------------------------------------------------------------------------------
