@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -566,25 +566,36 @@ def tail_logs(platform: Platform) -> str:
     return "\n".join(f"--- {w.name} ({w.log_path}) ---\n{w.log_tail(25)}" for w in platform.workers)
 
 
-def main(args: argparse.Namespace) -> None:
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp,
-        contextlib.ExitStack() as stack,
-    ):
+@contextlib.contextmanager
+def benchmark_platform(
+    data_dir: Path, workers: int = 2, details: str = "", **overrides: str
+) -> Iterator[Platform]:
+    """The platform as the integration tests start it, announced; a PlatformFailure raised
+    inside ends the benchmark with the reason and the tail of every worker's log."""
+    with contextlib.ExitStack() as stack:
         started = time.perf_counter()
         try:
-            platform = stack.enter_context(running_platform(Path(tmp)))
+            platform = stack.enter_context(running_platform(data_dir, workers, **overrides))
         except AssertionError as exc:
             raise SystemExit(f"the platform did not start: {exc}") from None
         print(
             f"platform up in {time.perf_counter() - started:.1f} s: namespace "
-            f"{platform.namespace}, workers {' '.join(platform.worker_urls)}",
+            f"{platform.namespace}, workers {' '.join(platform.worker_urls)}"
+            + (f"\n{details}" if details else ""),
             flush=True,
         )
         try:
-            runs = asyncio.run(bench(platform, args))
+            yield platform
         except PlatformFailure as exc:
             raise SystemExit(f"the platform failed: {exc}\n{tail_logs(platform)}") from None
+
+
+def main(args: argparse.Namespace) -> None:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp,
+        benchmark_platform(Path(tmp)) as platform,
+    ):
+        runs = asyncio.run(bench(platform, args))
     report(runs, args)
 
 

@@ -78,10 +78,10 @@ from bench_pipeline import (  # noqa: E402
     REPLICATION,
     PlatformFailure,
     assigned,
+    benchmark_platform,
     follow,
     latency_figures,
     leaders_elected,
-    tail_logs,
 )
 
 from app.domain.events import InvoiceCreated, InvoiceCreatedData  # noqa: E402
@@ -89,7 +89,7 @@ from app.domain.webhooks import SIGNATURE_HEADER, signature_header, webhook_body
 from app.settings import Settings  # noqa: E402
 from app.topics import DOMAIN_EVENTS, NOTIFICATIONS, topic_name  # noqa: E402
 from app.webhooks.store import first_delivery_id  # noqa: E402
-from tests.support.platform import Platform, running_platform  # noqa: E402
+from tests.support.platform import Platform  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
 from tron_sim.encoding import to_base58  # noqa: E402
 
@@ -968,29 +968,12 @@ def main(args: argparse.Namespace) -> None:
         "DATABASE_POOL_MAX": os.environ.get("DATABASE_POOL_MAX", str(defaults.database_pool_max)),
         **settings,
     }
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-webhooks-") as tmp,
-        contextlib.ExitStack() as stack,
-    ):
+    details = f"settings: {' '.join(f'{k}={v}' for k, v in shown.items())}; {os.cpu_count()} CPUs"
+    with tempfile.TemporaryDirectory(prefix="bench-webhooks-") as tmp:
         profile_dir = Path(tmp) / "profile" if args.profile else None
         extra = profiler_env(profile_dir) if profile_dir else {}
-        started = time.perf_counter()
-        try:
-            platform = stack.enter_context(
-                running_platform(Path(tmp), WORKERS, **settings, **extra)
-            )
-        except AssertionError as exc:
-            raise SystemExit(f"the platform did not start: {exc}") from None
-        print(
-            f"platform up in {time.perf_counter() - started:.1f} s: namespace "
-            f"{platform.namespace}, workers {' '.join(platform.worker_urls)}\n"
-            f"settings: {' '.join(f'{k}={v}' for k, v in shown.items())}; {os.cpu_count()} CPUs",
-            flush=True,
-        )
-        try:
+        with benchmark_platform(Path(tmp), WORKERS, details, **settings, **extra) as platform:
             runs = asyncio.run(bench(platform, args, profile_dir))
-        except PlatformFailure as exc:
-            raise SystemExit(f"the platform failed: {exc}\n{tail_logs(platform)}") from None
     report(runs, args)
 
 

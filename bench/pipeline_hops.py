@@ -19,14 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from app.settings import Settings
+from bench_pipeline import BOOTSTRAP, percentile
 
 HOPS = (
     ("transfer", "PaymentDetected"),
@@ -58,11 +56,6 @@ async def read_topic(servers: str, topic: str) -> list[tuple[int, dict[str, Any]
         return records
     finally:
         await consumer.stop()
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
 
 
 def _epoch_ms(iso: str) -> float:
@@ -110,7 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("namespace", help="the platform's topic namespace, t<random>")
     args = parser.parse_args()
-    asyncio.run(hops(args.namespace, Settings.from_env().kafka_bootstrap_servers))
+    asyncio.run(hops(args.namespace, BOOTSTRAP))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from app.domain.events import EVENT_TYPES, SCHEMA_VERSION
-from app.domain.schemas import DEFAULT_DIRECTORY, event_schema, rendered_schemas
+from app.domain.schemas import DEFAULT_DIRECTORY, event_schema
+from app.domain.schemas import write as write_schemas
 
 Schema = Mapping[str, Any]
 
@@ -204,13 +205,7 @@ def freeze(directory: Path = BASELINE_DIRECTORY) -> list[Path]:
     """Write the current schemas as the published baseline; never overwrites one."""
     if directory.exists() and any(directory.glob("*.json")):
         raise FileExistsError(f"{directory} is a published baseline and stays as it is")
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, content in rendered_schemas().items():
-        path = directory / name
-        path.write_text(content, encoding="utf-8")
-        written.append(path)
-    return written
+    return write_schemas(directory)  # no stale files to remove: the directory has none
 
 
 def main(argv: Sequence[str] | None = None) -> int:
