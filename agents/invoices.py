@@ -64,11 +64,21 @@ async def process_invoice_message(event: faust.EventT) -> dict[str, Any]:
         # A refusal answers the HTTP caller; one from inside the platform needs an operator.
         if not asked:
             await _dead_letter(event, exc)
-        return {"ok": False, "status": exc.http_status, "error": exc.to_dict()}
+        return {"ok": False, "error": refusal(exc)}
     except Exception as exc:  # a malformed message or a bug: kept, with its error, never lost
         await _dead_letter(event, exc)
-        return {"ok": False, "status": 500, "error": None}
+        return {"ok": False, "error": None}
     return {"ok": True, "invoice": invoice.to_dict()}
+
+
+def refusal(error: CheckoutError) -> dict[str, str | None]:
+    """A refusal for the caller, by class: the web layer decides what status it is."""
+    return {
+        "class": type(error).__name__,
+        "code": error.code,
+        "message": error.message,
+        "param": error.param,
+    }
 
 
 async def apply_invoice_command(command: InvoiceCommand) -> Invoice:

@@ -20,7 +20,7 @@ from prometheus_client import Counter
 
 from app.dead_letters import dead_letter_event
 from app.domain.commands import DetectPayment, OrphanPayment, PaymentCommand, UpdateConfirmations
-from app.domain.errors import CheckoutError
+from app.domain.deposit import AddressConflict
 from app.domain.observations import ChainHeadAdvanced, TransferObserved
 from app.domain.payment import Payment, handle_payment
 from app.domain.policies import invoice_command_for
@@ -51,13 +51,6 @@ TRANSFERS_IGNORED = Counter(
     "USDT transfers seen on chain that pay no invoice",
     ["reason"],
 )
-
-
-class AddressConflict(CheckoutError):
-    """A deposit address registered for a second invoice: addresses are never reused."""
-
-    code = "deposit_address_conflict"
-    http_status = 409
 
 
 @app.agent(topics[DEPOSITS.name], concurrency=1)

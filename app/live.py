@@ -37,7 +37,6 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
-from app.domain.errors import CheckoutError
 from app.domain.events import (
     DomainEvent,
     InvoiceCreated,
@@ -53,6 +52,7 @@ from app.domain.events import (
     PaymentOrphaned,
 )
 from app.domain.money import format_usdt
+from app.services.errors import LiveViewUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +78,8 @@ LIVE_CAS_RETRIES = Counter(
 )
 
 
-class LiveViewError(CheckoutError):
-    """The live view could not be updated or read."""
-
-    code = "live_view_error"
-    http_status = 503
+# The live view could not be updated or read.
+LiveViewError = LiveViewUnavailable
 
 
 def token_contract_from_env() -> str:

@@ -1,27 +1,54 @@
 """One error shape for every endpoint: ``{"error": {"type", "code", "message", "param"}}``.
 
-Domain errors carry their own code and HTTP status (app/domain/errors.py); the web layer adds
-the errors only it can see (authentication, malformed JSON, unknown routes, rate limits). Bad
-input is never a 500: a 500 means a bug, is logged with its traceback under a request id, and the
-client gets that id to quote.
+Domain and service errors say what went wrong by their class (app/domain/errors.py,
+app/services/errors.py); ``HTTP_STATUS`` below is the one place that turns a class into a status.
+The web layer adds the errors only it can see (authentication, malformed JSON, unknown routes)
+as ``ApiError``. Bad input is never a 500: a 500 means a bug, is logged with its traceback under
+a request id, and the client gets that id to quote.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import ClassVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final
 
 from aiohttp import web as aioweb
 
-from app.domain.errors import CheckoutError
+from app.domain.deposit import AddressConflict
+from app.domain.errors import (
+    AggregateMismatch,
+    AlreadyExists,
+    CheckoutError,
+    EventOutOfOrder,
+    InvalidTransition,
+    InvoiceNotDue,
+    NotFound,
+    PaymentAlreadyConfirmed,
+)
+from app.services.errors import DependencyUnavailable, IdempotencyKeyReused
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
 
-_TYPES_BY_STATUS = {
+# The status of an error is that of the first of its classes (most specific first) found here.
+HTTP_STATUS: Final[Mapping[type[CheckoutError], int]] = {
+    NotFound: 404,
+    AlreadyExists: 409,
+    AggregateMismatch: 409,
+    EventOutOfOrder: 409,
+    AddressConflict: 409,
+    IdempotencyKeyReused: 409,
+    InvalidTransition: 422,
+    InvoiceNotDue: 422,
+    PaymentAlreadyConfirmed: 422,
+    DependencyUnavailable: 503,
+    CheckoutError: 400,
+}
+
+_TYPES_BY_STATUS: Final = {
     400: "invalid_request_error",
     401: "authentication_error",
     403: "permission_error",
@@ -38,8 +65,6 @@ _TYPES_BY_STATUS = {
 class ApiError(CheckoutError):
     """An error found by the web layer itself; status and code given per instance."""
 
-    http_status: ClassVar[int] = 400
-
     def __init__(
         self,
         status: int,
@@ -54,13 +79,24 @@ class ApiError(CheckoutError):
         self.error_code = code
         self.headers = headers or {}
 
-    def to_dict(self) -> dict[str, str | None]:
-        return {
-            "type": _TYPES_BY_STATUS.get(self.status, "api_error"),
-            "code": self.error_code,
-            "message": self.message,
-            "param": self.param,
-        }
+
+def status_for(error: CheckoutError) -> int:
+    if isinstance(error, ApiError):
+        return error.status
+    for cls in type(error).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 400  # pragma: no cover - CheckoutError itself is in the table
+
+
+def error_body(error: CheckoutError) -> dict[str, str | None]:
+    """The ``error`` object of the one error shape."""
+    return {
+        "type": _TYPES_BY_STATUS.get(status_for(error), "api_error"),
+        "code": error.error_code if isinstance(error, ApiError) else error.code,
+        "message": error.message,
+        "param": error.param,
+    }
 
 
 def error_response(
@@ -69,10 +105,12 @@ def error_response(
     return aioweb.json_response({"error": body}, status=status, headers=headers)
 
 
-def checkout_error_response(exc: CheckoutError) -> aioweb.Response:
-    if isinstance(exc, ApiError):
-        return error_response(exc.status, exc.to_dict(), exc.headers)
-    return error_response(exc.http_status, exc.to_dict())
+def checkout_error_response(error: CheckoutError) -> aioweb.Response:
+    status = status_for(error)
+    headers = dict(error.headers) if isinstance(error, ApiError) else {}
+    if status == 503:
+        headers.setdefault("Retry-After", "1")  # what is unavailable now is usually back soon
+    return error_response(status, error_body(error), headers)
 
 
 def http_status_error(status: int, message: str) -> aioweb.Response:

@@ -16,6 +16,7 @@ from aiohttp import web as aioweb
 
 from app.chain.deposit_addresses import DepositAddressAllocator
 from app.domain.commands import CancelInvoice, CreateInvoice, InvoiceCommand
+from app.domain.errors import restore_error
 from app.domain.invoice import Invoice
 from app.domain.settlement import Settlement
 from app.faust_app import aiohttp_application, resources, settings
@@ -23,6 +24,7 @@ from app.idempotency import IdempotencyKeys, IdempotentRequest, request_fingerpr
 from app.merchants import Merchant
 from app.publishing import send_invoice_command
 from app.replies import ReplyTimeout
+from app.services.errors import CommandTimeout
 from tables.invoices import invoices
 from tables.settlements import settlements
 from web.auth import authenticate
@@ -55,19 +57,16 @@ async def ask_invoice_agent(command: InvoiceCommand) -> Invoice:
         await send_invoice_command(command, reply_to)
         reply = await replies.wait(reply_to, answer, settings.command_timeout)
     except ReplyTimeout:
-        raise ApiError(
-            503,
-            "command_timeout",
+        raise CommandTimeout(
             "the invoice service did not answer in time; the command may still apply: retry it "
-            "(with the same Idempotency-Key when creating)",
-            headers={"Retry-After": "1"},
+            "(with the same Idempotency-Key when creating)"
         ) from None
     if reply["ok"]:
         return Invoice.from_dict(reply["invoice"])
     if reply["error"] is None:
         raise ApiError(500, "internal_error", "the invoice service failed on this command")
     error = reply["error"]
-    raise ApiError(reply["status"], error["code"], error["message"], param=error["param"])
+    raise restore_error(error.get("class", ""), error["message"], error["param"])
 
 
 # --- POST /api/v1/invoices ---------------------------------------------------------------------

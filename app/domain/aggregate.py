@@ -16,10 +16,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
 
 from app.domain.errors import AggregateMismatch, EventOutOfOrder
-from app.domain.events import DomainEvent, EventData
+from app.domain.events import DomainEvent, EventData, parse_event
 from app.domain.fields import Identifier
 
 E = TypeVar("E", bound=DomainEvent)
@@ -33,7 +33,16 @@ class Aggregate(BaseModel, Generic[E]):
 
     merchant_id: Identifier
     version: int = Field(default=0, ge=0)
-    history: tuple[E, ...] = ()
+    # Each event is stored with its own fields (SerializeAsAny) and read back as its own class
+    # (``parse_event``, by event_type); pydantic then checks it belongs to the family ``E``.
+    history: tuple[SerializeAsAny[E], ...] = ()
+
+    @field_validator("history", mode="before")
+    @classmethod
+    def _events_by_type(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return tuple(parse_event(item) if isinstance(item, Mapping) else item for item in value)
+        return value
 
     @property
     def aggregate_id(self) -> str:

@@ -1,8 +1,10 @@
-"""Domain errors: one root, stable codes, and the HTTP status the web layer should answer with.
+"""Domain errors: one root, stable codes, grouped by what went wrong — never by transport.
 
-The web layer maps any ``CheckoutError`` to ``{"error": {"type", "code", "message", "param"}}``
-with ``http_status`` as the response status (see ``to_dict``). Codes are part of the public API:
-integrators match on them, so a code is never renamed, only added.
+The kind of an error is its class: the input is wrong, the aggregate is unknown, the command
+conflicts with what already happened, the business rules forbid it. The web layer maps those
+classes to HTTP statuses in one place (web/errors.py); agents send refusals to a waiting caller
+by class name (``error_class``). Codes are part of the public API: integrators match on them, so
+a code is never renamed, only added.
 """
 
 from __future__ import annotations
@@ -10,40 +12,39 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
-_ERROR_TYPES: dict[int, str] = {
-    400: "invalid_request_error",
-    404: "not_found_error",
-    409: "conflict_error",
-    422: "business_rule_error",
-}
-
 
 class CheckoutError(Exception):
     """Root of every error crypto-checkout raises on purpose."""
 
     code: ClassVar[str] = "checkout_error"
-    http_status: ClassVar[int] = 400
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
 
-    @property
-    def error_type(self) -> str:
-        return _ERROR_TYPES.get(self.http_status, "api_error")
 
-    def to_dict(self) -> dict[str, str | None]:
-        """The body of the one error shape every endpoint answers with."""
-        return {
-            "type": self.error_type,
-            "code": self.code,
-            "message": self.message,
-            "param": self.param,
-        }
+def error_class(name: str) -> type[CheckoutError]:
+    """The ``CheckoutError`` subclass called ``name`` (the root when none is): how a refusal that
+    crossed a process boundary by name becomes its class again."""
+    pending: list[type[CheckoutError]] = [CheckoutError]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == name:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return CheckoutError
 
 
-# --- 400: the input itself is wrong -------------------------------------------------------------
+def restore_error(name: str, message: str, param: str | None = None) -> CheckoutError:
+    """An error of class ``name`` with ``message`` and ``param``, as it was raised elsewhere."""
+    cls = error_class(name)
+    error = cls.__new__(cls)  # subclasses may take other arguments; the three fields are enough
+    CheckoutError.__init__(error, message, param=param)
+    return error
+
+
+# --- the input itself is wrong ----------------------------------------------------------------
 
 
 class InvalidAmount(CheckoutError):
@@ -94,14 +95,13 @@ class InvalidExpiry(CheckoutError):
     code = "expiry_invalid"
 
 
-# --- 404 ------------------------------------------------------------------------------------------
+# --- unknown aggregates -----------------------------------------------------------------------
 
 
 class NotFound(CheckoutError):
     """The aggregate a command names does not exist."""
 
     code = "not_found"
-    http_status = 404
 
 
 class InvoiceNotFound(NotFound):
@@ -122,21 +122,19 @@ class SettlementNotFound(NotFound):
     code = "settlement_not_found"
 
 
-# --- 409: conflicts with what already happened --------------------------------------------------
+# --- conflicts with what already happened -----------------------------------------------------
 
 
 class AlreadyExists(CheckoutError):
     """A creating command for an id that is taken, under a different command id."""
 
     code = "already_exists"
-    http_status = 409
 
 
 class AggregateMismatch(CheckoutError):
     """A command or event routed to an aggregate it does not belong to: a wiring defect."""
 
     code = "aggregate_mismatch"
-    http_status = 409
 
 
 class EventOutOfOrder(CheckoutError):
@@ -147,17 +145,15 @@ class EventOutOfOrder(CheckoutError):
     """
 
     code = "event_out_of_order"
-    http_status = 409
 
 
-# --- 422: well-formed, but the business rules say no --------------------------------------------
+# --- well-formed, but the business rules say no -----------------------------------------------
 
 
 class InvalidTransition(CheckoutError):
     """A command that would move an aggregate along an edge its state machine does not have."""
 
     code = "invalid_transition"
-    http_status = 422
 
     def __init__(
         self,
@@ -186,11 +182,9 @@ class InvoiceNotDue(CheckoutError):
     """An expiry requested before the invoice's ``expires_at``."""
 
     code = "invoice_not_due"
-    http_status = 422
 
 
 class PaymentAlreadyConfirmed(CheckoutError):
     """A request to take back a payment the invoice already counts as confirmed."""
 
     code = "payment_already_confirmed"
-    http_status = 422

@@ -10,13 +10,20 @@ caused it. Amounts are micro-USDT ``int`` in Python and canonical decimal string
 on ``event_id``.
 
 To read any event from the wire use ``parse_event``; it picks the class by ``event_type``.
+
+**One registry.** An event type is spelled once: its class name. Subclassing a family
+(``InvoiceEvent``, ``PaymentEvent``, …) registers the class in ``EVENT_TYPES`` under its name and
+fixes its ``event_type`` to that name; a family fixes ``aggregate_type`` from its ``AGGREGATE``.
+``parse_event``, the JSON Schemas (app/contract/schemas.py) and every list of event types are
+derived from that registry, so a new event needs nothing but its class.
 """
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Final, Literal, Self
+from typing import Annotated, Any, ClassVar, Final, Literal, Self, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -38,6 +45,9 @@ from app.domain.statuses import InvoiceStatus, PaymentException
 EVENT_NAMESPACE: Final = uuid.UUID("6f1c1f5e-3c1a-5d0e-9a47-2f7f3c8b9e10")
 
 SCHEMA_VERSION: Final = 1
+
+# Event type → class, filled as the classes below are defined (``DomainEvent.__init_subclass__``).
+_REGISTRY: dict[str, type[DomainEvent]] = {}
 
 
 def event_id_for(
@@ -82,6 +92,24 @@ class DomainEvent(BaseModel):
 
     TYPE: ClassVar[str]
     AGGREGATE: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Runs before pydantic collects the fields, so the Literal annotations set here are what
+        # it validates and what the JSON Schemas publish (``const``). A class naming its own
+        # AGGREGATE is a family; any other subclass is an event type, named by its class.
+        super().__init_subclass__(**kwargs)
+        annotations = inspect.get_annotations(cls)  # this class's own, a new dict
+        if "AGGREGATE" in cls.__dict__:
+            annotations["aggregate_type"] = Literal[cls.AGGREGATE]
+            cls.aggregate_type = cls.AGGREGATE
+        else:
+            if cls.__name__ in _REGISTRY:
+                raise TypeError(f"event type {cls.__name__} is defined twice")
+            cls.TYPE = cls.__name__
+            annotations["event_type"] = Literal[cls.__name__]
+            cls.event_type = cls.__name__
+            _REGISTRY[cls.__name__] = cls
+        cls.__annotations__ = annotations
 
     @classmethod
     def record(
@@ -156,64 +184,51 @@ class InvoiceCancelledData(InvoiceProgress):
     reason: str | None = None
 
 
-class _InvoiceEvent(DomainEvent):
+class InvoiceEvent(DomainEvent):
+    """An event of an invoice (``aggregate_id`` is the invoice id)."""
+
     AGGREGATE = "invoice"
-    aggregate_type: Literal["invoice"] = "invoice"
 
 
-class InvoiceCreated(_InvoiceEvent):
+class InvoiceCreated(InvoiceEvent):
     """A merchant created an invoice; it waits for payment at its deposit address."""
 
-    TYPE = "InvoiceCreated"
-    event_type: Literal["InvoiceCreated"] = "InvoiceCreated"
     data: InvoiceCreatedData
 
 
-class InvoicePaymentDetected(_InvoiceEvent):
+class InvoicePaymentDetected(InvoiceEvent):
     """A payment to the invoice's deposit address was seen on chain (not yet confirmed)."""
 
-    TYPE = "InvoicePaymentDetected"
-    event_type: Literal["InvoicePaymentDetected"] = "InvoicePaymentDetected"
     data: InvoicePaymentData
 
 
-class InvoicePaymentConfirmed(_InvoiceEvent):
+class InvoicePaymentConfirmed(InvoiceEvent):
     """A payment to the invoice reached its required confirmations."""
 
-    TYPE = "InvoicePaymentConfirmed"
-    event_type: Literal["InvoicePaymentConfirmed"] = "InvoicePaymentConfirmed"
     data: InvoicePaymentData
 
 
-class InvoicePaymentReverted(_InvoiceEvent):
+class InvoicePaymentReverted(InvoiceEvent):
     """A payment no longer counts: its block was reorganised away, or it failed."""
 
-    TYPE = "InvoicePaymentReverted"
-    event_type: Literal["InvoicePaymentReverted"] = "InvoicePaymentReverted"
     data: InvoicePaymentRevertedData
 
 
-class InvoicePaid(_InvoiceEvent):
+class InvoicePaid(InvoiceEvent):
     """Confirmed payments cover the invoice; settle ``amount_confirmed`` at ``fee_percentage``."""
 
-    TYPE = "InvoicePaid"
-    event_type: Literal["InvoicePaid"] = "InvoicePaid"
     data: InvoicePaidData
 
 
-class InvoiceExpired(_InvoiceEvent):
+class InvoiceExpired(InvoiceEvent):
     """The invoice reached ``expires_at`` without being covered; later payments are paid_late."""
 
-    TYPE = "InvoiceExpired"
-    event_type: Literal["InvoiceExpired"] = "InvoiceExpired"
     data: InvoiceProgress
 
 
-class InvoiceCancelled(_InvoiceEvent):
+class InvoiceCancelled(InvoiceEvent):
     """The merchant cancelled the invoice before any payment was seen."""
 
-    TYPE = "InvoiceCancelled"
-    event_type: Literal["InvoiceCancelled"] = "InvoiceCancelled"
     data: InvoiceCancelledData
 
 
@@ -254,48 +269,39 @@ class PaymentFailedData(EventData):
     reason: str
 
 
-class _PaymentEvent(DomainEvent):
+class PaymentEvent(DomainEvent):
+    """An event of a payment (``aggregate_id`` is ``<tx hash>:<log index>``)."""
+
     AGGREGATE = "payment"
-    aggregate_type: Literal["payment"] = "payment"
 
 
-class PaymentDetected(_PaymentEvent):
+class PaymentDetected(PaymentEvent):
     """A transfer to a deposit address was found in a block (again, after a reorg)."""
 
-    TYPE = "PaymentDetected"
-    event_type: Literal["PaymentDetected"] = "PaymentDetected"
     data: PaymentDetectedData
 
 
-class PaymentConfirmationsUpdated(_PaymentEvent):
+class PaymentConfirmationsUpdated(PaymentEvent):
     """More blocks now follow the payment's block; it is confirming."""
 
-    TYPE = "PaymentConfirmationsUpdated"
-    event_type: Literal["PaymentConfirmationsUpdated"] = "PaymentConfirmationsUpdated"
     data: PaymentConfirmationsData
 
 
-class PaymentConfirmed(_PaymentEvent):
+class PaymentConfirmed(PaymentEvent):
     """The payment reached its required confirmations; it counts, for good."""
 
-    TYPE = "PaymentConfirmed"
-    event_type: Literal["PaymentConfirmed"] = "PaymentConfirmed"
     data: PaymentConfirmationsData
 
 
-class PaymentOrphaned(_PaymentEvent):
+class PaymentOrphaned(PaymentEvent):
     """The payment's block was replaced by a reorganisation; it counts no more until re-detected."""
 
-    TYPE = "PaymentOrphaned"
-    event_type: Literal["PaymentOrphaned"] = "PaymentOrphaned"
     data: PaymentOrphanedData
 
 
-class PaymentFailed(_PaymentEvent):
+class PaymentFailed(PaymentEvent):
     """The payment will never count."""
 
-    TYPE = "PaymentFailed"
-    event_type: Literal["PaymentFailed"] = "PaymentFailed"
     data: PaymentFailedData
 
 
@@ -321,32 +327,27 @@ class SettlementFailedData(EventData):
     reason: str
 
 
-class _SettlementEvent(DomainEvent):
+class SettlementEvent(DomainEvent):
+    """An event of a settlement (``aggregate_id`` is the settlement id)."""
+
     AGGREGATE = "settlement"
-    aggregate_type: Literal["settlement"] = "settlement"
 
 
-class SettlementCreated(_SettlementEvent):
+class SettlementCreated(SettlementEvent):
     """A paid invoice's gross was split into platform fee and merchant net."""
 
-    TYPE = "SettlementCreated"
-    event_type: Literal["SettlementCreated"] = "SettlementCreated"
     data: SettlementCreatedData
 
 
-class SettlementCompleted(_SettlementEvent):
+class SettlementCompleted(SettlementEvent):
     """The net amount reached the merchant."""
 
-    TYPE = "SettlementCompleted"
-    event_type: Literal["SettlementCompleted"] = "SettlementCompleted"
     data: SettlementCompletedData
 
 
-class SettlementFailed(_SettlementEvent):
+class SettlementFailed(SettlementEvent):
     """The payout did not happen; an operator must look at ``reason``."""
 
-    TYPE = "SettlementFailed"
-    event_type: Literal["SettlementFailed"] = "SettlementFailed"
     data: SettlementFailedData
 
 
@@ -362,83 +363,31 @@ class WebhookEndpointDisabledData(EventData):
     disabled_at: UtcDatetime
 
 
-class WebhookEndpointDisabled(DomainEvent):
+class WebhookEndpointEvent(DomainEvent):
+    """An event of a merchant's webhook endpoint (``aggregate_id`` is the endpoint id)."""
+
+    AGGREGATE = "webhook_endpoint"
+
+
+class WebhookEndpointDisabled(WebhookEndpointEvent):
     """The platform stopped sending to a merchant's webhook endpoint; the merchant must act."""
 
-    TYPE = "WebhookEndpointDisabled"
-    AGGREGATE = "webhook_endpoint"
-    aggregate_type: Literal["webhook_endpoint"] = "webhook_endpoint"
-    event_type: Literal["WebhookEndpointDisabled"] = "WebhookEndpointDisabled"
     data: WebhookEndpointDisabledData
 
 
-# --- families and parsing -----------------------------------------------------------------------
+# --- the registry -------------------------------------------------------------------------------
 
-InvoiceEvent = Annotated[
-    InvoiceCreated
-    | InvoicePaymentDetected
-    | InvoicePaymentConfirmed
-    | InvoicePaymentReverted
-    | InvoicePaid
-    | InvoiceExpired
-    | InvoiceCancelled,
-    Field(discriminator="event_type"),
-]
-PaymentEvent = Annotated[
-    PaymentDetected
-    | PaymentConfirmationsUpdated
-    | PaymentConfirmed
-    | PaymentOrphaned
-    | PaymentFailed,
-    Field(discriminator="event_type"),
-]
-SettlementEvent = Annotated[
-    SettlementCreated | SettlementCompleted | SettlementFailed,
-    Field(discriminator="event_type"),
-]
-AnyEvent = Annotated[
-    InvoiceCreated
-    | InvoicePaymentDetected
-    | InvoicePaymentConfirmed
-    | InvoicePaymentReverted
-    | InvoicePaid
-    | InvoiceExpired
-    | InvoiceCancelled
-    | PaymentDetected
-    | PaymentConfirmationsUpdated
-    | PaymentConfirmed
-    | PaymentOrphaned
-    | PaymentFailed
-    | SettlementCreated
-    | SettlementCompleted
-    | SettlementFailed
-    | WebhookEndpointDisabled,
-    Field(discriminator="event_type"),
-]
+EVENT_TYPES: Final[Mapping[str, type[DomainEvent]]] = _REGISTRY
 
-EVENT_TYPES: Final[Mapping[str, type[DomainEvent]]] = {
-    cls.TYPE: cls
-    for cls in (
-        InvoiceCreated,
-        InvoicePaymentDetected,
-        InvoicePaymentConfirmed,
-        InvoicePaymentReverted,
-        InvoicePaid,
-        InvoiceExpired,
-        InvoiceCancelled,
-        PaymentDetected,
-        PaymentConfirmationsUpdated,
-        PaymentConfirmed,
-        PaymentOrphaned,
-        PaymentFailed,
-        SettlementCreated,
-        SettlementCompleted,
-        SettlementFailed,
-        WebhookEndpointDisabled,
-    )
-}
 
-_ANY_EVENT: Final[TypeAdapter[AnyEvent]] = TypeAdapter(AnyEvent)
+def _any_event() -> TypeAdapter[DomainEvent]:
+    # A union built at run time from the registry: no static type for mypy to check here.
+    members = tuple(_REGISTRY.values())
+    union = Annotated[Union[members], Field(discriminator="event_type")]  # type: ignore[valid-type]  # noqa: UP007
+    return TypeAdapter(union)
+
+
+_ANY_EVENT: Final[TypeAdapter[DomainEvent]] = _any_event()
 
 
 def parse_event(raw: str | bytes | Mapping[str, Any]) -> DomainEvent:

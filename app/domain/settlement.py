@@ -139,8 +139,10 @@ class Settlement(Aggregate[SettlementEvent]):
                 )
             case SettlementCreated():
                 raise ValueError(f"settlement {self.settlement_id} was already created")
-            case _:  # pragma: no cover - mypy proves every event is handled
-                assert_never(event)
+            case _:  # pragma: no cover - tests/unit/domain/test_events.py applies every type
+                raise TypeError(
+                    f"a settlement cannot apply {event.event_type}: not a settlement event"
+                )
 
     def _moved(self, status: SettlementStatus, **changes: object) -> Settlement:
         return self.model_copy(update={"status": status, **changes})

@@ -8,7 +8,7 @@ import pytest
 
 from app.dead_letters import dead_letter_record
 from app.domain.events import EVENT_TYPES, DomainEvent
-from app.domain.schemas import DEFAULT_DIRECTORY
+from app.contract.schemas import DEFAULT_DIRECTORY
 from app.topics import PUBLIC_TOPICS, TopicSpec, dead_letter
 
 pytestmark = pytest.mark.unit

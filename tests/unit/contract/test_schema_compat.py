@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.domain.compat import (
+from app.contract.compat import (
     BASELINE_DIRECTORY,
     breaking_changes,
     current_schemas,

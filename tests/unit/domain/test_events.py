@@ -19,7 +19,7 @@ from app.domain.events import (
 )
 from app.domain.invoice import Invoice
 from app.domain.payment import Payment
-from app.domain.schemas import DEFAULT_DIRECTORY
+from app.contract.schemas import DEFAULT_DIRECTORY
 from app.domain.settlement import Settlement
 from app.domain.webhooks import endpoint_disabled_event
 

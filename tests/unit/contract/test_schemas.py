@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.domain.events import EVENT_TYPES
-from app.domain.schemas import DEFAULT_DIRECTORY, drift, main, rendered_schemas, write
+from app.contract.schemas import DEFAULT_DIRECTORY, drift, main, rendered_schemas, write
 
 pytestmark = pytest.mark.unit
 
@@ -42,7 +42,7 @@ def test_check_reports_missing_stale_and_unknown_files(tmp_path: Path) -> None:
 
 def test_main_writes_and_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--check", "--dir", str(tmp_path)]) == 1
-    assert "run: python -m app.domain.schemas" in capsys.readouterr().err
+    assert "run: python -m app.contract.schemas" in capsys.readouterr().err
     assert main(["--dir", str(tmp_path)]) == 0
     assert main(["--check", "--dir", str(tmp_path)]) == 0
     assert "up to date" in capsys.readouterr().out
@@ -53,7 +53,7 @@ def test_main_writes_and_checks(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_the_module_runs_as_a_command() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "app.domain.schemas", "--check"],
+        [sys.executable, "-m", "app.contract.schemas", "--check"],
         capture_output=True,
         text=True,
         check=False,

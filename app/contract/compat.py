@@ -12,7 +12,7 @@ way pydantic writes them, and ``anyOf`` / ``oneOf`` alternatives (``X | None``).
 When it reports something, do not refreeze the baseline to silence it: make the change additive,
 or publish it as a new ``schema_version`` (a new baseline, and a period of double publishing).
 
-``python -m app.domain.compat`` checks (exit 1 on a breaking change); ``--freeze`` writes the
+``python -m app.contract.compat`` checks (exit 1 on a breaking change); ``--freeze`` writes the
 baseline of the current ``schema_version`` once, and refuses to overwrite an existing one.
 """
 
@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from app.domain.events import EVENT_TYPES, SCHEMA_VERSION
-from app.domain.schemas import DEFAULT_DIRECTORY, event_schema
-from app.domain.schemas import write as write_schemas
+from app.contract.schemas import DEFAULT_DIRECTORY, event_schema
+from app.contract.schemas import write as write_schemas
 
 Schema = Mapping[str, Any]
 
@@ -210,7 +210,7 @@ def freeze(directory: Path = BASELINE_DIRECTORY) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m app.domain.compat",
+        prog="python -m app.contract.compat",
         description="Check the event schemas against the published baseline, or freeze it.",
     )
     parser.add_argument("--freeze", action="store_true", help="write the baseline (once)")

@@ -1,7 +1,7 @@
 """JSON Schemas of the domain events, generated from the models into ``docs/events/``.
 
-``python -m app.domain.schemas`` (re)writes ``docs/events/<EventType>.json``;
-``python -m app.domain.schemas --check`` writes nothing and exits 1 when a file differs from the
+``python -m app.contract.schemas`` (re)writes ``docs/events/<EventType>.json``;
+``python -m app.contract.schemas --check`` writes nothing and exits 1 when a file differs from the
 models, is missing, or describes an event type that no longer exists. A unit test runs the check,
 so the checked-in schemas cannot drift from the code.
 
@@ -74,7 +74,7 @@ def write(directory: Path) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m app.domain.schemas", description="Generate or check event JSON Schemas."
+        prog="python -m app.contract.schemas", description="Generate or check event JSON Schemas."
     )
     parser.add_argument("--check", action="store_true", help="exit 1 if the files have drifted")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIRECTORY, help="schema directory")
@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
-            print("run: python -m app.domain.schemas", file=sys.stderr)
+            print("run: python -m app.contract.schemas", file=sys.stderr)
             return 1
         print(f"{len(EVENT_TYPES)} event schemas up to date in {args.dir}")
         return 0

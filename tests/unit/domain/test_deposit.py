@@ -1,0 +1,198 @@
+"""The deposit account: which transfers become payments, and who still counts confirmations."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app.domain.commands import DetectPayment
+from app.domain.deposit import (
+    AddressConflict,
+    ConfirmationWatch,
+    DepositAccount,
+    DepositRegistration,
+    Ignored,
+    accept_transfer,
+)
+from app.domain.observations import ChainHeadAdvanced, TransferObserved, TransferOrphaned
+from app.domain.statuses import PaymentStatus
+
+from .factories import (
+    BLOCK,
+    CUSTOMER_ADDRESS,
+    DEPOSIT_ADDRESS,
+    EXPIRES_AT,
+    INVOICE_ID,
+    MERCHANT_ID,
+    T0,
+    USDT_CONTRACT,
+    block_id,
+    tx_hash,
+    usdt,
+)
+
+pytestmark = pytest.mark.unit
+
+MONITOR_UNTIL = EXPIRES_AT + timedelta(days=7)
+
+
+def registration(invoice_id: str = INVOICE_ID, required: int = 2) -> DepositRegistration:
+    return DepositRegistration(
+        deposit_address=DEPOSIT_ADDRESS,
+        invoice_id=invoice_id,
+        merchant_id=MERCHANT_ID,
+        amount=usdt("9.99"),
+        required_confirmations=required,
+        expires_at=EXPIRES_AT,
+        monitor_until=MONITOR_UNTIL,
+    )
+
+
+def transfer(
+    n: int = 1, amount: str = "9.99", block: int = BLOCK, **extra: object
+) -> TransferObserved:
+    fields: dict[str, object] = {
+        "tx_hash": tx_hash(n),
+        "log_index": 0,
+        "block_number": block,
+        "block_id": block_id(block),
+        "block_timestamp": T0 + timedelta(minutes=1),
+        "contract_address": USDT_CONTRACT,
+        "from_address": CUSTOMER_ADDRESS,
+        "to_address": DEPOSIT_ADDRESS,
+        "amount": usdt(amount) if amount != "0" else 0,
+        **extra,
+    }
+    return TransferObserved.model_validate(fields)
+
+
+def chain_head(number: int) -> ChainHeadAdvanced:
+    return ChainHeadAdvanced(
+        head_number=number,
+        head_block_id=block_id(number),
+        solidified_number=max(0, number - 19),
+        observed_at=T0 + timedelta(minutes=2),
+    )
+
+
+def paid_account(*transfers: TransferObserved) -> DepositAccount:
+    account = DepositAccount.open(registration())
+    for observed in transfers:
+        command = accept_transfer(account, observed, None)
+        assert isinstance(command, DetectPayment)
+        account, _ = account.apply(command)
+    return account
+
+
+def test_a_transfer_to_an_unregistered_address_pays_nothing() -> None:
+    assert accept_transfer(None, transfer(), None) == Ignored("not_a_deposit_address")
+
+
+def test_a_zero_value_transfer_is_spam_not_a_payment() -> None:
+    account = DepositAccount.open(registration())
+    assert accept_transfer(account, transfer(amount="0"), None) == Ignored("zero_amount")
+
+
+def test_a_transfer_after_the_monitoring_window_is_not_matched() -> None:
+    late = transfer(block_timestamp=MONITOR_UNTIL + timedelta(seconds=1))
+    account = DepositAccount.open(registration())
+    assert accept_transfer(account, late, None) == Ignored("after_monitoring_window")
+
+
+def test_a_transfer_becomes_a_payment_of_the_registered_invoice() -> None:
+    account = DepositAccount.open(registration(required=12))
+    command = accept_transfer(account, transfer(), chain_head(BLOCK + 3))
+    assert isinstance(command, DetectPayment)
+    assert (command.invoice_id, command.merchant_id) == (INVOICE_ID, MERCHANT_ID)
+    assert command.required_confirmations == 12
+    assert command.head_number == BLOCK + 3
+
+
+def test_the_head_is_never_below_the_transfers_block() -> None:
+    account = DepositAccount.open(registration())
+    command = accept_transfer(account, transfer(block=BLOCK + 5), chain_head(BLOCK))
+    assert isinstance(command, DetectPayment)
+    assert command.head_number == BLOCK + 5
+
+
+def test_registering_again_for_the_same_invoice_changes_nothing() -> None:
+    account = DepositAccount.open(registration())
+    assert account.register(registration()) is account
+
+
+def test_an_address_never_belongs_to_a_second_invoice() -> None:
+    account = DepositAccount.open(registration())
+    with pytest.raises(AddressConflict) as refused:
+        account.register(registration(invoice_id="inv_2"))
+    assert refused.value.param == "deposit_address"
+    assert "inv_1" in refused.value.message and "inv_2" in refused.value.message
+
+
+def test_a_redelivered_transfer_yields_the_same_events_and_the_same_account() -> None:
+    account = paid_account(transfer())
+    command = accept_transfer(account, transfer(), None)
+    assert isinstance(command, DetectPayment)
+    again, events = account.apply(command)
+    assert again is account
+    first = account.payments[command.payment_id].history
+    assert [event.event_id for event in events] == [
+        event.event_id for event in first if event.causation_id == command.command_id
+    ]
+
+
+def test_only_payments_still_counting_are_asked_for_confirmations() -> None:
+    account = paid_account(transfer(1), transfer(2))
+    assert account.counting
+    updates = account.confirmations_at(chain_head(BLOCK + 1))
+    assert {update.payment_id for update in updates} == set(account.payments)
+    for update in updates:
+        account, _ = account.apply(update)  # 2 of 2 confirmations: both confirmed
+    assert {p.status for p in account.payments.values()} == {PaymentStatus.CONFIRMED}
+    assert not account.counting
+    assert account.confirmations_at(chain_head(BLOCK + 2)) == []
+
+
+def test_an_orphan_of_an_unknown_transfer_is_nothing_to_do() -> None:
+    account = paid_account(transfer(1))
+    unknown = TransferOrphaned(
+        tx_hash=tx_hash(9),
+        log_index=0,
+        block_number=BLOCK,
+        block_id=block_id(BLOCK),
+        to_address=DEPOSIT_ADDRESS,
+    )
+    assert account.orphan(unknown, T0) is None
+    known = unknown.model_copy(update={"tx_hash": tx_hash(1)})
+    command = account.orphan(known, T0)
+    assert command is not None and command.payment_id == f"{tx_hash(1)}:0"
+
+
+def test_the_account_round_trips_through_its_table_form() -> None:
+    account = paid_account(transfer(1), transfer(2, amount="1"))
+    assert DepositAccount.from_dict(account.to_dict()) == account
+
+
+def test_accounts_stored_by_earlier_versions_are_read() -> None:
+    stored = paid_account(transfer(1)).to_dict()
+    stored["registration"]["kind"] = "deposit_registered"  # as the message was stored before
+    assert DepositAccount.from_dict(stored).registration == registration()
+
+
+def test_the_watch_never_goes_back_to_an_older_head() -> None:
+    watch = ConfirmationWatch().advance(chain_head(BLOCK + 5))
+    assert watch is not None
+    assert watch.advance(chain_head(BLOCK + 4)) is None
+    same = watch.advance(chain_head(BLOCK + 5))
+    assert same is not None and same.head == watch.head
+
+
+def test_an_address_awaits_heads_exactly_while_it_counts() -> None:
+    account = paid_account(transfer(1))
+    watch = ConfirmationWatch().track(account)
+    assert watch.awaiting == (DEPOSIT_ADDRESS,)
+    assert watch.track(account) is watch
+    for update in account.confirmations_at(chain_head(BLOCK + 1)):
+        account, _ = account.apply(update)
+    assert watch.track(account).awaiting == ()
+    assert ConfirmationWatch.from_dict(watch.to_dict()) == watch
