@@ -1,6 +1,6 @@
 """The chain watcher on the leader worker: Tron blocks in, deposit-address activity out.
 
-Faust elects one leader among the workers; only it polls the node (app/chain/watcher.py), so
+Faust elects one leader among the workers; only it polls the node (app/adapters/tron/watcher.py), so
 blocks are read once and in order. The cursor lives in PostgreSQL, so a new leader resumes where
 the old one stopped. Only transfers to our deposit addresses (the ``deposit_addresses`` rows the
 API commits before it creates an invoice) are published, not all of Tron's USDT traffic.
@@ -20,10 +20,10 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from app.chain.address_filter import PostgresDepositAddressFilter
-from app.chain.errors import NodeUnavailable, TokenContractMismatch
-from app.chain.store import PostgresWatcherStore
-from app.chain.watcher import ChainWatcher
+from app.adapters.tron.address_filter import PostgresDepositAddressFilter
+from app.adapters.tron.errors import NodeUnavailable, TokenContractMismatch
+from app.adapters.tron.store import PostgresWatcherStore
+from app.adapters.tron.watcher import ChainWatcher
 from app.domain.observations import (
     ChainHeadAdvanced,
     Observation,
@@ -31,8 +31,13 @@ from app.domain.observations import (
     TransferOrphaned,
 )
 from app.faust_app import app, resources, settings, topics
-from app.messages import ChainHeadMessage, OrphanMessage, TransferMessage, encode_deposit_message
-from app.topics import DEPOSITS
+from app.runtime.codecs import (
+    ChainHeadMessage,
+    OrphanMessage,
+    TransferMessage,
+    encode_deposit_message,
+)
+from app.runtime.topics import DEPOSITS
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from prometheus_client import Counter
 from app.domain.commands import ExpireInvoice
 from app.domain.invoice import Invoice
 from app.faust_app import app, settings
-from app.publishing import send_invoice_commands
+from app.runtime.publishing import send_invoice_commands
 from tables.invoices import invoices, open_invoices
 
 logger = logging.getLogger(__name__)

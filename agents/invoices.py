@@ -17,20 +17,20 @@ from typing import Any
 
 import faust
 
-from app.dead_letters import dead_letter_event
+from app.adapters.redis.replies import send_reply
 from app.domain.commands import CreateInvoice, InvoiceCommand
 from app.domain.errors import CheckoutError
 from app.domain.events import InvoiceCreated, InvoiceEvent
 from app.domain.invoice import Invoice, handle_invoice
 from app.domain.statuses import InvoiceStatus
 from app.faust_app import app, resources, settings, topics
-from app.messages import DepositRegistered, decode_invoice_command, reply_address
-from app.pipelining import AckPipeline
-from app.publishing import publish_events, send_deposit_message
-from app.replies import send_reply
-from app.retry import retry_transient
-from app.shutdown import hold_if_stopping
-from app.topics import INVOICE_COMMANDS, dead_letter
+from app.runtime.codecs import DepositRegistered, decode_invoice_command, reply_address
+from app.runtime.dead_letters import dead_letter_event
+from app.runtime.pipelining import AckPipeline
+from app.runtime.publishing import publish_events, send_deposit_message
+from app.runtime.retry import retry_transient
+from app.runtime.shutdown import hold_if_stopping
+from app.runtime.topics import INVOICE_COMMANDS, dead_letter
 from tables.invoices import invoices, open_invoices
 
 logger = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
 """The live status agent: domain events → the customers' live invoice views in Redis.
 
 Every worker runs it on its share of ``crypto-checkout.domain-events``; each event is merged into
-its invoice's view (app/live.py) and the new view is published to the WebSocket and SSE clients
-of every worker. A message that cannot be parsed, or that still cannot be applied after a few
-retries (Redis down for longer than ``RETRY_DELAYS`` adds up to), goes to
+its invoice's view (app/adapters/redis/live_views.py) and the new view is published to the WebSocket
+and SSE clients of every worker. A message that cannot be parsed, or that still cannot be applied
+after a few retries (Redis down for longer than ``RETRY_DELAYS`` adds up to), goes to
 ``crypto-checkout.domain-events.dlq`` with its error. Replaying it later is safe: applying an event
 twice changes nothing.
 """
@@ -18,11 +18,11 @@ from typing import Any, Final
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from app.dead_letters import send_to_dead_letter
+from app.adapters.redis.live_views import LiveViewError, live_views_for
 from app.domain.errors import CheckoutError
 from app.domain.events import DomainEvent, parse_event
 from app.faust_app import app, resources, topics
-from app.live import LiveViewError, live_views_for
+from app.runtime.dead_letters import send_to_dead_letter
 
 logger = logging.getLogger(__name__)
 

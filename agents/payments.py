@@ -18,7 +18,6 @@ from typing import Any
 import faust
 from prometheus_client import Counter
 
-from app.dead_letters import dead_letter_event
 from app.domain.commands import DetectPayment, OrphanPayment, PaymentCommand, UpdateConfirmations
 from app.domain.deposit import AddressConflict
 from app.domain.observations import ChainHeadAdvanced, TransferObserved
@@ -26,7 +25,7 @@ from app.domain.payment import Payment, handle_payment
 from app.domain.policies import invoice_command_for
 from app.domain.statuses import PaymentStatus
 from app.faust_app import app, topics
-from app.messages import (
+from app.runtime.codecs import (
     ChainHeadMessage,
     DepositMessage,
     DepositRegistered,
@@ -34,11 +33,12 @@ from app.messages import (
     TransferMessage,
     decode_deposit_message,
 )
-from app.pipelining import AckPipeline
-from app.publishing import publish_events, send_invoice_commands
-from app.retry import retry_transient
-from app.shutdown import hold_if_stopping
-from app.topics import DEPOSITS, dead_letter
+from app.runtime.dead_letters import dead_letter_event
+from app.runtime.pipelining import AckPipeline
+from app.runtime.publishing import publish_events, send_invoice_commands
+from app.runtime.retry import retry_transient
+from app.runtime.shutdown import hold_if_stopping
+from app.runtime.topics import DEPOSITS, dead_letter
 from tables.deposits import confirmation_watch, deposits
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ TRANSFERS_IGNORED = Counter(
 
 @app.agent(topics[DEPOSITS.name], concurrency=1)
 async def payment_agent(stream: faust.StreamT[Any]) -> None:
-    # Decided one by one; each acknowledged once its events and commands are (app/pipelining.py).
+    # Decided one by one; each acknowledged once its events and commands are
+    # (app/runtime/pipelining.py).
     await AckPipeline(stream, "payment_agent", process_deposit_event).run()
 
 

@@ -1,8 +1,8 @@
 """The projection agent: every domain event into the event store and the invoice read model.
 
 It reads ``crypto-checkout.domain-events`` (sharing the consumer with the other agents on it)
-and applies each event through app/projections.py in one PostgreSQL transaction. While
-PostgreSQL is unreachable it retries the event for as long as it takes, keeping the partition
+and applies each event through app/adapters/postgres/projections.py in one PostgreSQL transaction.
+While PostgreSQL is unreachable it retries the event for as long as it takes, keeping the partition
 in order; an event that cannot be read or recorded (unknown type, a second event claiming a
 taken aggregate version) goes to ``crypto-checkout.domain-events.dlq`` with its error. Replaying
 a dead letter is safe: applying an event twice changes nothing.
@@ -20,13 +20,13 @@ from typing import Any, Final
 import faust
 from prometheus_client import Histogram
 
-from app.dead_letters import dead_letter_event
+from app.adapters.postgres.projections import apply
 from app.domain.events import parse_event
 from app.faust_app import app, resources, topics
-from app.projections import apply
-from app.retry import retry_transient
-from app.shutdown import hold_if_stopping
-from app.topics import DOMAIN_EVENTS, dead_letter
+from app.runtime.dead_letters import dead_letter_event
+from app.runtime.retry import retry_transient
+from app.runtime.shutdown import hold_if_stopping
+from app.runtime.topics import DOMAIN_EVENTS, dead_letter
 
 logger = logging.getLogger(__name__)
 

@@ -14,19 +14,19 @@ from typing import Any
 import faust
 from prometheus_client import Histogram
 
-from app.dead_letters import dead_letter_event
+from app.adapters.postgres.ledger import Ledger
 from app.domain.commands import CompleteSettlement, CreateSettlement
 from app.domain.events import parse_event
 from app.domain.policies import settlement_command_for
 from app.domain.settlement import Settlement, handle_settlement
 from app.domain.statuses import SettlementStatus
 from app.faust_app import app, resources, topics
-from app.ledger import Ledger
-from app.pipelining import AckPipeline
-from app.publishing import publish_events
-from app.retry import retry_transient
-from app.shutdown import hold_if_stopping
-from app.topics import DOMAIN_EVENTS, dead_letter
+from app.runtime.dead_letters import dead_letter_event
+from app.runtime.pipelining import AckPipeline
+from app.runtime.publishing import publish_events
+from app.runtime.retry import retry_transient
+from app.runtime.shutdown import hold_if_stopping
+from app.runtime.topics import DOMAIN_EVENTS, dead_letter
 from tables.settlements import settlements
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ SETTLEMENT_SECONDS = Histogram(
 
 @app.agent(topics[DOMAIN_EVENTS.name], concurrency=1)
 async def settlement_agent(stream: faust.StreamT[Any]) -> None:
-    # Decided one by one; each acknowledged once its events are (app/pipelining.py).
+    # Decided one by one; each acknowledged once its events are (app/runtime/pipelining.py).
     await AckPipeline(stream, "settlement_agent", process_domain_event).run()
 
 

@@ -11,10 +11,10 @@ offset. Faust then fetches and delivers from there; every handler is idempotent,
 delivered twice changes nothing (DESIGN.md, "Correctness under failure").
 
 It also repairs holes: a message Faust skipped after a rebalance while later ones were
-acknowledged. app/commit_guard.py keeps the committed offset at the hole; Faust's read offset is
-then past the skipped message, so it would never be delivered again by itself. When the committed
-offset has not moved for ``HOLE_SECONDS`` the partition is sought back to it, however busy the
-partition is. A hole
+acknowledged. app/runtime/commit_guard.py keeps the committed offset at the hole; Faust's read
+offset is then past the skipped message, so it would never be delivered again by itself. When the
+committed offset has not moved for ``HOLE_SECONDS`` the partition is sought back to it, however busy
+the partition is. A hole
 at an offset the broker no longer keeps (retention) cannot be delivered again: it is logged as an
 error and committing resumes from the first offset the broker has.
 """
@@ -29,10 +29,10 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from prometheus_client import Counter
 
-from app.commit_guard import committed_hole
-from app.consumer_stall import StallTracker
 from app.faust_app import app, settings, topics
-from app.topics import DEPOSITS, DOMAIN_EVENTS, INVOICE_COMMANDS, NOTIFICATIONS
+from app.runtime.commit_guard import committed_hole
+from app.runtime.stall import StallTracker
+from app.runtime.topics import DEPOSITS, DOMAIN_EVENTS, INVOICE_COMMANDS, NOTIFICATIONS
 
 logger = logging.getLogger(__name__)
 

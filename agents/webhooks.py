@@ -8,7 +8,8 @@ Three steps, each restartable on its own:
    in order). The delivery id is derived from endpoint and event, so a redelivered event queues
    nothing twice.
 2. ``delivery_intake_agent`` reads the notifications and queues each delivery in PostgreSQL.
-3. The dispatcher (app/webhooks/dispatcher.py), one per worker, makes the attempts, with retries
+3. The dispatcher (app/adapters/webhooks/dispatcher.py), one per worker, makes the attempts, with
+retries
    on their own clock: a dead endpoint holds up nobody's deliveries but its own.
 """
 
@@ -21,17 +22,7 @@ import faust
 import orjson
 from mode import Service
 
-from app.dead_letters import dead_letter_event, send_to_dead_letter
-from app.domain.events import parse_event
-from app.domain.webhooks import endpoint_disabled_event
-from app.faust_app import app, resources, settings, topics
-from app.publishing import publish_events
-from app.retry import retry_transient
-from app.shutdown import hold_if_stopping
-from app.topics import DOMAIN_EVENTS, NOTIFICATIONS, dead_letter
-from app.webhooks.dispatcher import DispatchSettings, WebhookDispatcher, WebhookSender
-from app.webhooks.runtime import keyring, url_policy
-from app.webhooks.store import (
+from app.adapters.postgres.webhook_store import (
     Attempt,
     ClaimedDelivery,
     Notification,
@@ -39,6 +30,16 @@ from app.webhooks.store import (
     WebhookStore,
     first_delivery_id,
 )
+from app.adapters.webhooks.config import keyring, url_policy
+from app.adapters.webhooks.dispatcher import DispatchSettings, WebhookDispatcher, WebhookSender
+from app.domain.events import parse_event
+from app.domain.webhooks import endpoint_disabled_event
+from app.faust_app import app, resources, settings, topics
+from app.runtime.dead_letters import dead_letter_event, send_to_dead_letter
+from app.runtime.publishing import publish_events
+from app.runtime.retry import retry_transient
+from app.runtime.shutdown import hold_if_stopping
+from app.runtime.topics import DOMAIN_EVENTS, NOTIFICATIONS, dead_letter
 
 logger = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ import aiopg
 import orjson
 from faust.cli import option
 
+from app.adapters.postgres.merchants import MerchantStore
 from app.domain.errors import CheckoutError
 from app.domain.fees import format_fee_percentage
 from app.faust_app import app, settings
-from app.merchants import MerchantStore
 
 
 @app.command(

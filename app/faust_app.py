@@ -15,16 +15,16 @@ from aiohttp import web as aioweb
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import REGISTRY
 
-from app import commit_guard, producer_flush
 from app.resources import Resources
+from app.runtime import commit_guard, producer_flush
+from app.runtime.topic_admin import TopicRequirement, ensure_topics
+from app.runtime.topics import ALL_TOPICS, declare, topic_name
 from app.settings import Settings
-from app.topic_admin import TopicRequirement, ensure_topics
-from app.topics import ALL_TOPICS, declare, topic_name
 from web.errors import error_middleware
 
 # Before any worker commits: offsets only ever commit after their table writes are on the broker.
 producer_flush.install()
-# Offsets never commit past a message no agent acknowledged (app/commit_guard.py).
+# Offsets never commit past a message no agent acknowledged (app/runtime/commit_guard.py).
 commit_guard.install()
 
 settings = Settings.from_env()
@@ -53,7 +53,7 @@ app = faust.App(
     # acks=all: an event the platform acted on is on every in-sync replica before we go on.
     producer_acks=-1,
     value_serializer="json",
-    # app/producer_flush.py patches the in-process producer buffer, not the threaded one.
+    # app/runtime/producer_flush.py patches the in-process producer buffer, not the threaded one.
     producer_threaded=False,
 )
 

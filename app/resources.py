@@ -16,8 +16,8 @@ import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient
 from mode import Service
 
-from app.chain.node import TronNode
-from app.replies import CommandReplies
+from app.adapters.redis.replies import CommandReplies
+from app.adapters.tron.node import TronNode
 from app.settings import Settings
 
 # How long one health probe may take before it counts as "down".

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
-from app.chain.errors import ChainSettingsError
-from app.chain.settings import ChainSettings
+from app.adapters.tron.errors import ChainSettingsError
+from app.adapters.tron.settings import ChainSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,7 +62,8 @@ class Settings:
     expiry_grace: int = 15
     # How long an HTTP request waits for the owning agent to answer a command.
     command_timeout: float = 10.0
-    # The Tron network, node and deposit-address xpub (TRON_* variables, app/chain/settings.py).
+    # The Tron network, node and deposit-address xpub (TRON_* variables,
+    # app/adapters/tron/settings.py).
     chain: ChainSettings = field(default_factory=ChainSettings)
     # Webhooks (docs/webhooks.md). The keys that encrypt signing secrets at rest,
     # "kid:base64key,…", first one current; unset in development means a key file of the host
@@ -204,7 +205,7 @@ class Settings:
                 raise SettingsError(
                     "WEBHOOK_SECRET_KEYS",
                     "required in production: the keys that encrypt webhook signing secrets "
-                    "(python -m app.webhooks.secrets prints a new one)",
+                    "(python -m app.adapters.webhooks.secrets prints a new one)",
                 )
             if settings.webhook_allow_loopback:
                 raise SettingsError(
@@ -258,13 +259,13 @@ def _boolean(raw: str) -> bool:
 
 
 def _retry_schedule(raw: str) -> tuple[float, ...]:
-    from app.domain.webhooks import parse_retry_schedule
+    from app.adapters.webhooks.schedule import parse_retry_schedule
 
     return parse_retry_schedule(raw)
 
 
 def _keyring(raw: str) -> str:
-    from app.webhooks.secrets import SecretKeyring
+    from app.adapters.webhooks.secrets import SecretKeyring
 
     SecretKeyring.parse(raw)  # only validated here; the worker builds its keyring at start
     return raw

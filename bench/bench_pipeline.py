@@ -58,7 +58,7 @@ BOOTSTRAP = ",".join(
 )
 REPLICATION = int(os.environ.get("KAFKA_REPLICATION_FACTOR", "1"))
 DOMAIN_EVENTS = "crypto-checkout.domain-events"
-PARTITIONS = 12  # the domain-events topic's partition count (app/topics.py)
+PARTITIONS = 12  # the domain-events topic's partition count (app/runtime/topics.py)
 CREATE_CONCURRENCY = 16
 MAX_IN_FLIGHT = 2_000  # fixed-rate phase: beyond this many unanswered requests, skip (counted)
 REQUEST_TIMEOUT = 30.0

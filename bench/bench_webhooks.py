@@ -84,11 +84,11 @@ from bench_pipeline import (  # noqa: E402
     leaders_elected,
 )
 
+from app.adapters.postgres.webhook_store import first_delivery_id  # noqa: E402
+from app.adapters.webhooks.signing import SIGNATURE_HEADER, signature_header, webhook_body  # noqa: E402
 from app.domain.events import InvoiceCreated, InvoiceCreatedData  # noqa: E402
-from app.domain.webhooks import SIGNATURE_HEADER, signature_header, webhook_body  # noqa: E402
+from app.runtime.topics import DOMAIN_EVENTS, NOTIFICATIONS, topic_name  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from app.topics import DOMAIN_EVENTS, NOTIFICATIONS, topic_name  # noqa: E402
-from app.webhooks.store import first_delivery_id  # noqa: E402
 from tests.support.platform import Platform  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
 from tron_sim.encoding import to_base58  # noqa: E402
@@ -243,7 +243,7 @@ class Notifications:
 async def at_end(topic: str, partitions: int) -> AIOKafkaConsumer:
     """A consumer on partitions 0…partitions-1 of ``topic``, positioned at their end.
 
-    The partition count is the topic's spec (app/topics.py), not the consumer's metadata:
+    The partition count is the topic's spec (app/runtime/topics.py), not the consumer's metadata:
     bench_pipeline.assigned falls back to 12 partitions when the metadata is not there yet, and
     seeking on partitions a 6-partition topic does not have never returns.
     """

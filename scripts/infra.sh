@@ -307,7 +307,7 @@ postgres_up() {
       postgres_psql "CREATE DATABASE $PG_DATABASE OWNER $PG_USER"
     fi
   fi
-  "$PYTHON" -m app.migrations --database-url "postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DATABASE"
+  "$PYTHON" -m app.adapters.postgres.migrations --database-url "postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DATABASE"
   say "PostgreSQL ready: postgresql://$PG_USER:***@127.0.0.1:$PG_PORT/$PG_DATABASE"
 }
 

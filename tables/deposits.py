@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.faust_app import app
-from app.topics import DEPOSITS
+from app.runtime.topics import DEPOSITS
 
 # deposit address → {"registration": DepositRegistered, "payments": {payment id: Payment}}
 deposits = app.Table(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.faust_app import app
-from app.topics import INVOICE_COMMANDS
+from app.runtime.topics import INVOICE_COMMANDS
 
 # invoice id → Invoice.to_dict(); partition = the invoice's partition of checkout.invoice-commands
 invoices = app.Table(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.faust_app import app
-from app.topics import DOMAIN_EVENTS
+from app.runtime.topics import DOMAIN_EVENTS
 
 # invoice id → Settlement.to_dict(); partition = the invoice's partition of the domain events
 settlements = app.Table(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web as aioweb
 
+from app.adapters.postgres.merchants import Merchant, MerchantStore
 from app.faust_app import resources
-from app.merchants import Merchant, MerchantStore
 from web.errors import ApiError
 
 _store: MerchantStore | None = None

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from faust import web
 
+from app.adapters.readiness import check_dependencies
 from app.faust_app import app, resources
-from app.readiness import check_dependencies
 
 
 @app.page("/healthz")

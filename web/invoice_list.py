@@ -1,9 +1,9 @@
 """``GET /api/v1/invoices``: a merchant's invoices, filtered, newest first, page by page.
 
-Served from the PostgreSQL read model (app/projections.py), not from the invoice tables: a list
-spans every partition, and no worker holds them all. The read model is eventually consistent:
-an invoice appears, and its status changes, once the projection agent has applied its events —
-usually well under a second after the invoice changed. GET /api/v1/invoices/{id} is always
+Served from the PostgreSQL read model (app/adapters/postgres/projections.py), not from the invoice
+tables: a list spans every partition, and no worker holds them all. The read model is eventually
+consistent: an invoice appears, and its status changes, once the projection agent has applied its
+events — usually well under a second after the invoice changed. GET /api/v1/invoices/{id} is always
 current.
 """
 
@@ -16,9 +16,9 @@ from typing import Final, TypeVar
 from aiohttp import web as aioweb
 from multidict import MultiMapping
 
+from app.adapters.postgres.projections import InvalidCursor, InvoiceSummaries, decode_cursor
 from app.domain.statuses import InvoiceStatus, PaymentException
 from app.faust_app import aiohttp_application, resources
-from app.projections import InvalidCursor, InvoiceSummaries, decode_cursor
 from web.auth import authenticate
 from web.errors import ApiError
 from web.presenters import invoice_summary_for_merchant

@@ -2,8 +2,8 @@
 
 Commands go to the invoice agent, which owns the invoice, and the request waits for its answer
 (Faust's ask/reply over Kafka). Reads of one invoice are served from the table on the worker that
-owns it (web/routing.py); settlement reads come from PostgreSQL. Merchants only ever see their
-own objects: another merchant's invoice is a 404, exactly like one that does not exist.
+owns it (app/runtime/routing.py); settlement reads come from PostgreSQL. Merchants only ever see
+their own objects: another merchant's invoice is a 404, exactly like one that does not exist.
 """
 
 from __future__ import annotations
@@ -14,16 +14,21 @@ from typing import Any
 
 from aiohttp import web as aioweb
 
-from app.chain.deposit_addresses import DepositAddressAllocator
+from app.adapters.postgres.idempotency import (
+    IdempotencyKeys,
+    IdempotentRequest,
+    request_fingerprint,
+)
+from app.adapters.postgres.merchants import Merchant
+from app.adapters.redis.replies import ReplyTimeout
+from app.adapters.tron.deposit_addresses import DepositAddressAllocator
 from app.domain.commands import CancelInvoice, CreateInvoice, InvoiceCommand
 from app.domain.errors import restore_error
 from app.domain.invoice import Invoice
 from app.domain.settlement import Settlement
 from app.faust_app import aiohttp_application, resources, settings
-from app.idempotency import IdempotencyKeys, IdempotentRequest, request_fingerprint
-from app.merchants import Merchant
-from app.publishing import send_invoice_command
-from app.replies import ReplyTimeout
+from app.runtime.publishing import send_invoice_command
+from app.runtime.routing import serve_from_owner
 from app.services.errors import CommandTimeout
 from tables.invoices import invoices
 from tables.settlements import settlements
@@ -40,7 +45,6 @@ from web.requests import (
     parse_create_invoice,
     read_json_object,
 )
-from web.routing import serve_from_owner
 
 IDEMPOTENCY_KEY_MAX = 200
 

@@ -1,6 +1,6 @@
 """How merchants see invoices and settlements: amounts as decimal strings, fees included.
 
-(Customers see another view without any fee: app/live.py.)
+(Customers see another view without any fee: app/adapters/redis/live_views.py.)
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ def settlement_row_for_merchant(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def invoice_summary_for_merchant(row: Mapping[str, Any]) -> dict[str, Any]:
-    """An invoice from the ``invoice_summaries`` read model (app/projections.py), for lists.
+    """An invoice from the ``invoice_summaries`` read model (app/adapters/postgres/projections.py),
+    for lists.
 
     The invoice's shape without ``payments`` (GET /api/v1/invoices/{id} has them); ``version``
     is the event the row reflects, so a list item older than the invoice shows it.

@@ -5,11 +5,11 @@
 - ``GET /api/v1/public/invoice/{id}/events`` — the same as Server-Sent Events.
 - ``GET /pay/{id}`` — the payment page (self-contained HTML, works offline of any CDN).
 
-Views come from Redis (app/live.py), where the live status agent keeps them; changes arrive by
-Redis pub/sub, so any worker serves any customer. When Redis has no view (expired after its TTL,
-or Redis lost), the hook set with ``set_view_fallback`` is asked (the lead wires it to the invoice
-read model). Everything sent to a customer goes through ``public_view``, which drops any key
-naming a fee, whatever the source.
+Views come from Redis (app/adapters/redis/live_views.py), where the live status agent keeps them;
+changes arrive by Redis pub/sub, so any worker serves any customer. When Redis has no view (expired
+after its TTL, or Redis lost), the hook set with ``set_view_fallback`` is asked (the lead wires it
+to the invoice read model). Everything sent to a customer goes through ``public_view``, which drops
+any key naming a fee, whatever the source.
 """
 
 from __future__ import annotations
@@ -30,9 +30,7 @@ import orjson
 from aiohttp import WSCloseCode, web
 from redis.exceptions import RedisError
 
-from app.domain.fields import IDENTIFIER_PATTERN
-from app.faust_app import aiohttp_application, resources
-from app.live import (
+from app.adapters.redis.live_views import (
     LiveInvoiceViews,
     LiveViewError,
     Subscription,
@@ -40,6 +38,8 @@ from app.live import (
     is_settled,
     live_views_for,
 )
+from app.domain.fields import IDENTIFIER_PATTERN
+from app.faust_app import aiohttp_application, resources
 from web.errors import ApiError
 
 try:  # pure Python; without it the page shows the address without a QR code

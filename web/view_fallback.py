@@ -1,10 +1,10 @@
 """Where the customer's view comes from when Redis has none: the invoice's own table.
 
-Redis holds the live views (app/live.py) but is a cache: flushed or restarted, it forgets them.
-The invoice aggregate keeps its whole event history, so the worker owning the invoice rebuilds
-the public view by folding those events through the same code the live agent uses (without the
-payments' confirmation counts, which live in payment events; the next change brings them back).
-Another worker asks the owner over ``/internal/v1/…``, which only ever reads locally.
+Redis holds the live views (app/adapters/redis/live_views.py) but is a cache: flushed or restarted,
+it forgets them. The invoice aggregate keeps its whole event history, so the worker owning the
+invoice rebuilds the public view by folding those events through the same code the live agent uses
+(without the payments' confirmation counts, which live in payment events; the next change brings
+them back). Another worker asks the owner over ``/internal/v1/…``, which only ever reads locally.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from aiohttp import ClientError, ClientTimeout
 from aiohttp import web as aioweb
 from yarl import URL
 
+from app.adapters.redis.live_views import State, merge_event, render_view
 from app.domain.invoice import Invoice
 from app.faust_app import aiohttp_application, app, settings
-from app.live import State, merge_event, render_view
+from app.runtime.routing import same_worker
 from tables.invoices import invoices
 from web.errors import ApiError
 from web.public import set_view_fallback
-from web.routing import same_worker
 
 _TIMEOUT = ClientTimeout(total=5)
 

@@ -1,8 +1,8 @@
 """The merchant's webhook API: endpoints, their secrets, the delivery log, redelivery and replay.
 
-Everything here reads and writes PostgreSQL (app/webhooks/store.py); deliveries it creates
-(test, redelivery, replay) are queued at once — so the answer can name them — and published on
-``crypto-checkout.notifications`` like every other delivery (the intake then finds them queued
+Everything here reads and writes PostgreSQL (app/adapters/postgres/webhook_store.py); deliveries it
+creates (test, redelivery, replay) are queued at once — so the answer can name them — and published
+on ``crypto-checkout.notifications`` like every other delivery (the intake then finds them queued
 already). A merchant only ever sees their own endpoints and deliveries: another merchant's id is a
 404 like an unknown one. docs/webhooks.md is the merchant's guide to all of it.
 """
@@ -16,13 +16,8 @@ from typing import Any
 from aiohttp import web as aioweb
 
 from agents.webhooks import publish_notifications, webhooks
-from app.domain.events import EVENT_TYPES, SCHEMA_VERSION
-from app.domain.webhooks import validate_event_type_filters
-from app.faust_app import aiohttp_application, settings
-from app.merchants import Merchant
-from app.webhooks.runtime import url_policy
-from app.webhooks.ssrf import UnsafeUrl, validate_endpoint_url
-from app.webhooks.store import (
+from app.adapters.postgres.merchants import Merchant
+from app.adapters.postgres.webhook_store import (
     Attempt,
     Delivery,
     Notification,
@@ -31,6 +26,11 @@ from app.webhooks.store import (
     encode_cursor,
     new_delivery_id,
 )
+from app.adapters.webhooks.config import url_policy
+from app.adapters.webhooks.ssrf import UnsafeUrl, validate_endpoint_url
+from app.domain.events import EVENT_TYPES, SCHEMA_VERSION
+from app.domain.webhooks import validate_event_type_filters
+from app.faust_app import aiohttp_application, settings
 from web.auth import authenticate
 from web.errors import ApiError
 from web.presenters import format_time

@@ -25,9 +25,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from app.domain.events import EVENT_TYPES, SCHEMA_VERSION
 from app.contract.schemas import DEFAULT_DIRECTORY, event_schema
 from app.contract.schemas import write as write_schemas
+from app.domain.events import EVENT_TYPES, SCHEMA_VERSION
 
 Schema = Mapping[str, Any]
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import base58
 from aiohttp import web
 
-from app.chain.addresses import account_id
+from app.adapters.tron.addresses import account_id
 from app.domain.observations import Observation
 
 TRANSFER_TOPIC = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.chain.errors import CursorConflict
-from app.chain.store import StoredBlock, WatcherStore
+from app.adapters.tron.errors import CursorConflict
+from app.adapters.tron.store import StoredBlock, WatcherStore
 from app.domain.observations import TransferObserved
 
 USDT = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"

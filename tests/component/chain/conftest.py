@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from app.chain.node import RetryPolicy, TronNode
+from app.adapters.tron.node import RetryPolicy, TronNode
 from tests.component.chain.chain_fake_node import FakeChain, Published
 
 

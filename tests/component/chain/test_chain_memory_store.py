@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.chain.store import MemoryWatcherStore
+from app.adapters.tron.store import MemoryWatcherStore
 from tests.component.chain.chain_store_contract import WatcherStoreContract
 
 pytestmark = pytest.mark.component

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import pytest
 from prometheus_client import REGISTRY
 
-from app.chain.address_filter import MemoryDepositAddressFilter
-from app.chain.errors import NodeUnavailable, ReorgBeyondWindow, TokenContractMismatch
-from app.chain.node import TronNode
-from app.chain.store import MemoryWatcherStore
-from app.chain.watcher import ChainWatcher, Publish
+from app.adapters.tron.address_filter import MemoryDepositAddressFilter
+from app.adapters.tron.errors import NodeUnavailable, ReorgBeyondWindow, TokenContractMismatch
+from app.adapters.tron.node import TronNode
+from app.adapters.tron.store import MemoryWatcherStore
+from app.adapters.tron.watcher import ChainWatcher, Publish
 from app.domain.observations import (
     ChainHeadAdvanced,
     Observation,

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from app.webhooks.ssrf import (
+from app.adapters.webhooks.ssrf import (
     PRODUCTION_POLICY,
     BlockedAddress,
     GuardedResolver,

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from app.domain.webhooks import verify_signature
-from app.webhooks.dispatcher import WebhookSender
-from app.webhooks.ssrf import UrlPolicy
-from app.webhooks.store import ClaimedDelivery
+from app.adapters.postgres.webhook_store import ClaimedDelivery
+from app.adapters.webhooks.dispatcher import WebhookSender
+from app.adapters.webhooks.signing import verify_signature
+from app.adapters.webhooks.ssrf import UrlPolicy
 
 pytestmark = pytest.mark.component
 

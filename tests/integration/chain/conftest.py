@@ -13,7 +13,7 @@ import httpx
 import psycopg2  # type: ignore[import-untyped]
 import pytest
 
-from app.chain.node import RetryPolicy, TronNode
+from app.adapters.tron.node import RetryPolicy, TronNode
 from tests.support.tron_sim import launch_simulator
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from app.chain.deposit_addresses import (
+from app.adapters.tron.deposit_addresses import (
     DepositAddressAllocator,
     derive_deposit_address,
     xpub_fingerprint,
 )
-from app.chain.settings import DEV_XPUB
+from app.adapters.tron.settings import DEV_XPUB
 
 pytestmark = pytest.mark.integration
 

@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from app.chain.address_filter import PostgresDepositAddressFilter
-from app.chain.deposit_addresses import (
+from app.adapters.tron.address_filter import PostgresDepositAddressFilter
+from app.adapters.tron.deposit_addresses import (
     MAX_ADDRESS_INDEX,
     DepositAddressAllocator,
     derive_deposit_address,
 )
-from app.chain.node import TronNode
-from app.chain.settings import DEV_XPUB, MAINNET_USDT
-from app.chain.store import PostgresWatcherStore
-from app.chain.watcher import ChainWatcher
+from app.adapters.tron.node import TronNode
+from app.adapters.tron.settings import DEV_XPUB, MAINNET_USDT
+from app.adapters.tron.store import PostgresWatcherStore
+from app.adapters.tron.watcher import ChainWatcher
 from app.domain.observations import Observation, TransferObserved, TransferOrphaned
 from tests.integration.chain.conftest import Simulator
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from aiokafka import ConsumerRecord
 
-from app.topics import DOMAIN_EVENTS, topic_name
+from app.runtime.topics import DOMAIN_EVENTS, topic_name
 from examples.integrator_consumer import Outcome, consume, load_validators
 from tests.support.platform import Platform
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.topics import ALL_TOPICS
+from app.runtime.topics import ALL_TOPICS
 from tests.support.postgres import throwaway_postgres
 from tests.support.processes import eventually, free_port, worker
 

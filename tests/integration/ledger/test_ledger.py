@@ -10,8 +10,8 @@ from decimal import Decimal
 import aiopg
 import pytest
 
+from app.adapters.postgres.ledger import CUSTOMER_FUNDS, PLATFORM_FEES, Ledger, merchant_account
 from app.domain.settlement import Settlement
-from app.ledger import CUSTOMER_FUNDS, PLATFORM_FEES, Ledger, merchant_account
 from app.settings import Settings
 from tests.unit.domain.factories import new_settlement, usdt
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from app.live import LiveInvoiceViews
+from app.adapters.redis.live_views import LiveInvoiceViews
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

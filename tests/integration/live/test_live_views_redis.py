@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from app.live import (
+from app.adapters.redis.live_views import (
     FINAL_VIEW_TTL,
     LiveInvoiceViews,
     View,

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from app.live import LiveInvoiceViews
+from app.adapters.redis.live_views import LiveInvoiceViews
 from tests.unit.live.scenario import Scenario
 from web.errors import error_middleware
 from web.public import LiveStreamSettings, PublicEndpoints, set_view_fallback

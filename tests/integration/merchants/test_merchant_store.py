@@ -10,8 +10,8 @@ from decimal import Decimal
 import aiopg
 import pytest
 
+from app.adapters.postgres.merchants import MerchantStore
 from app.domain.errors import InvalidFeePercentage
-from app.merchants import MerchantStore
 from app.settings import Settings
 from tests.support.processes import REPO_ROOT, VENV_BIN
 

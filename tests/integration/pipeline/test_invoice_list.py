@@ -22,10 +22,10 @@ import psycopg2
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app import projections
+from app.adapters.postgres import projections
 from app.domain.events import parse_event
+from app.runtime.topics import DOMAIN_EVENTS
 from app.settings import Settings
-from app.topics import DOMAIN_EVENTS
 from tests.support.platform import Platform, create_merchant, platform_env
 from tests.support.processes import eventually
 

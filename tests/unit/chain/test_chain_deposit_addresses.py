@@ -5,14 +5,14 @@ from bip_utils import Bip39SeedGenerator, Bip44, Bip44Changes, Bip44Coins
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.chain.deposit_addresses import (
+from app.adapters.tron.deposit_addresses import (
     MAX_ADDRESS_INDEX,
     derive_deposit_address,
     validate_account_xpub,
     xpub_fingerprint,
 )
-from app.chain.errors import InvalidXpub
-from app.chain.settings import DEV_XPUB
+from app.adapters.tron.errors import InvalidXpub
+from app.adapters.tron.settings import DEV_XPUB
 
 pytestmark = pytest.mark.unit
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.chain.addresses import account_id, from_word, to_base58
-from app.chain.logs import TRANSFER_TOPIC, MalformedReceipt, decode_transfers
+from app.adapters.tron.addresses import account_id, from_word, to_base58
+from app.adapters.tron.logs import TRANSFER_TOPIC, MalformedReceipt, decode_transfers
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.chain.node import RetryPolicy
+from app.adapters.tron.node import RetryPolicy
 
 pytestmark = pytest.mark.unit
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from bip_utils import Bip39SeedGenerator, Bip44, Bip44Coins
 
-from app.chain.errors import ChainSettingsError
-from app.chain.settings import DEV_XPUB, MAINNET_USDT, ChainSettings
+from app.adapters.tron.errors import ChainSettingsError
+from app.adapters.tron.settings import DEV_XPUB, MAINNET_USDT, ChainSettings
 
 pytestmark = pytest.mark.unit
 

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from app.chain.address_filter import MemoryDepositAddressFilter
-from app.chain.logs import block_time
-from app.chain.node import BlockHeader, NodeHead
-from app.chain.store import MemoryWatcherStore, StoredBlock
-from app.chain.watcher import ChainWatcher
+from app.adapters.tron.address_filter import MemoryDepositAddressFilter
+from app.adapters.tron.logs import block_time
+from app.adapters.tron.node import BlockHeader, NodeHead
+from app.adapters.tron.store import MemoryWatcherStore, StoredBlock
+from app.adapters.tron.watcher import ChainWatcher
 from app.domain.observations import ChainHeadAdvanced, TransferObserved, TransferOrphaned
 from tests.component.chain.chain_fake_node import (
     USDT,

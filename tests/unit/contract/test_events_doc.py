@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from app.dead_letters import dead_letter_record
-from app.domain.events import EVENT_TYPES, DomainEvent
 from app.contract.schemas import DEFAULT_DIRECTORY
-from app.topics import PUBLIC_TOPICS, TopicSpec, dead_letter
+from app.domain.events import EVENT_TYPES, DomainEvent
+from app.runtime.dead_letters import dead_letter_record
+from app.runtime.topics import PUBLIC_TOPICS, TopicSpec, dead_letter
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.domain.events import EVENT_TYPES
 from app.contract.schemas import DEFAULT_DIRECTORY, drift, main, rendered_schemas, write
+from app.domain.events import EVENT_TYPES
 
 pytestmark = pytest.mark.unit
 

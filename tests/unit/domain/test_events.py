@@ -10,6 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
+from app.contract.schemas import DEFAULT_DIRECTORY
 from app.domain.events import (
     EVENT_TYPES,
     DomainEvent,
@@ -19,7 +20,6 @@ from app.domain.events import (
 )
 from app.domain.invoice import Invoice
 from app.domain.payment import Payment
-from app.contract.schemas import DEFAULT_DIRECTORY
 from app.domain.settlement import Settlement
 from app.domain.webhooks import endpoint_disabled_event
 

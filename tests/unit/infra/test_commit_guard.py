@@ -1,4 +1,5 @@
-"""The offset a partition commits: never past a message no agent acknowledged (app/commit_guard.py).
+"""The offset a partition commits: never past a message no agent acknowledged
+(app/runtime/commit_guard.py).
 
 Faust keeps, per partition, the committed offset (the next message to process) and the offsets
 acknowledged since; the commit moves to one past the run of acknowledged offsets. A fake holding
@@ -15,8 +16,8 @@ from faust.transport.consumer import Consumer
 from faust.types import TP as FaustTP
 from intervaltree import IntervalTree
 
-from app import commit_guard
-from app.commit_guard import FAUST_ADD_GAP, FAUST_NEW_OFFSET, _new_offset, committed_hole
+from app.runtime import commit_guard
+from app.runtime.commit_guard import FAUST_ADD_GAP, FAUST_NEW_OFFSET, _new_offset, committed_hole
 
 pytestmark = pytest.mark.unit
 
@@ -87,9 +88,9 @@ async def test_offsets_the_fetcher_jumped_over_hold_the_commit() -> None:
 
 
 async def test_faust_counts_the_jumped_over_offsets_as_acknowledged() -> None:
-    # What app/commit_guard.py replaces: when this fails, a faust-streaming upgrade changed it and
-    # the guard must be reviewed. Faust records 4..6 as a "gap" (6 itself included, not yet
-    # processed) and commits 7: the transfers at 4 and 5 would be skipped for good.
+    # What app/runtime/commit_guard.py replaces: when this fails, a faust-streaming upgrade
+    # changed it and the guard must be reviewed. Faust records 4..6 as a "gap" (6 itself
+    # included, not yet processed) and commits 7: the transfers at 4 and 5 would be skipped.
     book = Bookkeeping(committed=3, acked=[3])
     await FAUST_ADD_GAP(book, TP, 4, 6)
     book._acked[TP].append(6)

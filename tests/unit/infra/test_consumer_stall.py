@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.consumer_stall import StallTracker
+from app.runtime.stall import StallTracker
 
 pytestmark = pytest.mark.unit
 
@@ -44,7 +44,8 @@ def test_reset_forgets_every_partition() -> None:
 
 
 def test_a_hole_is_sought_back_sooner_than_a_stall() -> None:
-    # A skipped message never comes back by itself (app/commit_guard.py): no point waiting 20 s.
+    # A skipped message never comes back by itself (app/runtime/commit_guard.py): no point waiting
+    # 20 s.
     tracker = StallTracker(20, hole_seconds=5)
     assert not tracker.stalled(TP, read=None, committed=3, end=9, now=0, hole=True)
     assert not tracker.stalled(TP, read=None, committed=3, end=9, now=4.9, hole=True)

@@ -2,7 +2,8 @@
 
 The committed offset of a money-moving agent must never pass a message whose events Kafka has not
 acknowledged; the pipeline lets the agent go on to the next message meanwhile
-(app/pipelining.py). A fake stream and hand-resolved send futures stand in for Faust and Kafka.
+(app/runtime/pipelining.py). A fake stream and hand-resolved send futures stand in for Faust and
+Kafka.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from app import pipelining
-from app.pipelining import AckPipeline, defer_acknowledgement
+from app.runtime import pipelining
+from app.runtime.pipelining import AckPipeline, defer_acknowledgement
 
 pytestmark = pytest.mark.unit
 

@@ -1,7 +1,7 @@
 """A producer flush returns only when every buffered record is handed on, in order.
 
 Faust commits source offsets right after this flush; a record still buffered then is a table write
-the next owner of the partition never restores (app/producer_flush.py).
+the next owner of the partition never restores (app/runtime/producer_flush.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from faust.transport.producer import ProducerBuffer
 
-from app import producer_flush
+from app.runtime import producer_flush
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.chain.settings import DEV_XPUB
+from app.adapters.tron.settings import DEV_XPUB
 from app.settings import Settings, SettingsError
 
 pytestmark = pytest.mark.unit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.topics import ALL_TOPICS, DEPOSITS, INVOICE_COMMANDS, PUBLIC_TOPICS
+from app.runtime.topics import ALL_TOPICS, DEPOSITS, INVOICE_COMMANDS, PUBLIC_TOPICS
 
 pytestmark = pytest.mark.unit
 

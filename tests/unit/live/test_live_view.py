@@ -12,10 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.domain.commands import CreateSettlement
-from app.domain.events import DomainEvent
-from app.domain.settlement import handle_settlement
-from app.live import (
+from app.adapters.redis.live_views import (
     FINAL_VIEW_TTL,
     HELD_STATE_TTL,
     OPEN_VIEW_TTL,
@@ -26,6 +23,9 @@ from app.live import (
     render_view,
     state_ttl,
 )
+from app.domain.commands import CreateSettlement
+from app.domain.events import DomainEvent
+from app.domain.settlement import handle_settlement
 from tests.unit.domain.factories import DEPOSIT_ADDRESS, T0, usdt
 
 from .scenario import Scenario

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.projections import InvalidCursor, decode_cursor, encode_cursor
+from app.adapters.postgres.projections import InvalidCursor, decode_cursor, encode_cursor
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from multidict import MultiDict
 
+from app.adapters.postgres.projections import encode_cursor
 from app.domain.statuses import InvoiceStatus, PaymentException
-from app.projections import encode_cursor
 from web.errors import ApiError
 from web.invoice_list import DEFAULT_LIMIT, InvoiceListQuery, parse_list_query
 

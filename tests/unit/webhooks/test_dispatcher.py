@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from app.webhooks.dispatcher import (
+from app.adapters.postgres.webhook_store import Attempt, ClaimedDelivery, WebhookEndpoint
+from app.adapters.webhooks.dispatcher import (
     AttemptOutcome,
     DispatchSettings,
     WebhookDispatcher,
     WebhookSender,
 )
-from app.webhooks.ssrf import UrlPolicy
-from app.webhooks.store import Attempt, ClaimedDelivery, WebhookEndpoint
+from app.adapters.webhooks.ssrf import UrlPolicy
 
 pytestmark = pytest.mark.unit
 

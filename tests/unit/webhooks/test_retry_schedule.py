@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.domain.webhooks import (
+from app.adapters.webhooks.schedule import (
     DEFAULT_RETRY_SCHEDULE,
     JITTER,
     format_duration,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.webhooks.secrets import (
+from app.adapters.webhooks.secrets import (
     KEY_BYTES,
     NONCE_BYTES,
     EncryptedSecret,
@@ -219,7 +219,7 @@ def test_generated_keys_parse_and_differ() -> None:
 def test_operators_get_a_dated_keyring_entry_from_the_module(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    main()  # what `python -m app.webhooks.secrets` runs
+    main()  # what `python -m app.adapters.webhooks.secrets` runs
 
     entry = capsys.readouterr().out.strip()
     assert re.fullmatch(r"k20\d{6}:[A-Za-z0-9+/]{43}=", entry)

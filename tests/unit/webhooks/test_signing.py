@@ -8,21 +8,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.domain.events import EVENT_TYPES
-from app.domain.webhooks import (
+from app.adapters.webhooks.signing import (
     SIGNATURE_HEADER,
     MalformedSignatureHeader,
     SignatureError,
     SignatureMismatch,
     SignatureTimestampOutOfTolerance,
     compute_signature,
-    event_type_matches,
     parse_signature_header,
     signature_header,
-    validate_event_type_filters,
     verify_signature,
     webhook_body,
 )
+from app.domain.events import EVENT_TYPES
+from app.domain.webhooks import event_type_matches, validate_event_type_filters
 
 pytestmark = pytest.mark.unit
 

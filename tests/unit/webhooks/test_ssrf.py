@@ -7,8 +7,8 @@ import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from app.webhooks import ssrf
-from app.webhooks.ssrf import (
+from app.adapters.webhooks import ssrf
+from app.adapters.webhooks.ssrf import (
     MAX_URL_LENGTH,
     PRODUCTION_POLICY,
     BlockedAddress,

@@ -1,7 +1,8 @@
 """What merchants copy works: the example verifier, the test vectors and docs/webhooks.md agree.
 
 The vectors are checked against an HMAC computed by ``cryptography`` (OpenSSL), not by our code,
-so a bug in ``app.domain.webhooks`` cannot be hidden by vectors generated with that same bug.
+so a bug in ``app.adapters.webhooks.signing`` cannot be hidden by vectors generated with that same
+bug.
 """
 
 from __future__ import annotations
@@ -18,13 +19,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.hmac import HMAC
 
-from app.domain.webhooks import (
-    DEFAULT_RETRY_SCHEDULE,
-    SignatureError,
-    format_duration,
-    signature_header,
-    verify_signature,
-)
+from app.adapters.webhooks.schedule import DEFAULT_RETRY_SCHEDULE, format_duration
+from app.adapters.webhooks.signing import SignatureError, signature_header, verify_signature
 
 pytestmark = pytest.mark.unit
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from app.chain.addresses import account_id, from_word
-from app.chain.errors import ChainError
+from app.adapters.tron.addresses import account_id, from_word
+from app.adapters.tron.errors import ChainError
 from app.domain.observations import TransferObserved
 
 TRANSFER_TOPIC = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"

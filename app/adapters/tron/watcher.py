@@ -3,7 +3,7 @@
 One watcher is active at a time (the Faust leader, or one service). Each ``poll()`` processes every
 block from the persisted cursor + 1 up to the node's head, in order, at full speed; for each block
 it decodes the watched token's transfers, keeps those whose recipient is one of our deposit
-addresses (one ``DepositAddressFilter`` query per block, see app/chain/address_filter.py),
+addresses (one ``DepositAddressFilter`` query per block, see app/adapters/tron/address_filter.py),
 publishes them as ``TransferObserved`` and only then saves the block with them and moves the cursor
 (at-least-once: a crash between the two republishes that block's transfers, which consumers
 recognise by ``(tx_hash, log_index)``; nothing is ever skipped). Everybody else's transfers are
@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from app.chain import metrics
-from app.chain.address_filter import DepositAddressFilter
-from app.chain.addresses import to_base58
-from app.chain.errors import NodeUnavailable, ReorgBeyondWindow, TokenContractMismatch
-from app.chain.logs import block_time, decode_transfers
-from app.chain.node import BlockHeader, NodeHead
-from app.chain.settings import ChainSettings
-from app.chain.store import StoredBlock, WatcherStore
+from app.adapters.tron import metrics
+from app.adapters.tron.address_filter import DepositAddressFilter
+from app.adapters.tron.addresses import to_base58
+from app.adapters.tron.errors import NodeUnavailable, ReorgBeyondWindow, TokenContractMismatch
+from app.adapters.tron.logs import block_time, decode_transfers
+from app.adapters.tron.node import BlockHeader, NodeHead
+from app.adapters.tron.settings import ChainSettings
+from app.adapters.tron.store import StoredBlock, WatcherStore
 from app.domain.observations import (
     ChainHeadAdvanced,
     Observation,

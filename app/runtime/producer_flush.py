@@ -120,8 +120,8 @@ def install() -> None:
     for name in ("flush", "flush_atmost", "_send_pending", "_handle_pending", "size"):
         if not hasattr(ProducerBuffer, name):
             raise RuntimeError(
-                f"faust ProducerBuffer has no {name!r}: app/producer_flush.py must be reviewed "
-                "for this faust-streaming version"
+                f"faust ProducerBuffer has no {name!r}: app/runtime/producer_flush.py must be "
+                "reviewed for this faust-streaming version"
             )
     patched: dict[str, Any] = {
         "flush": flush,

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 from urllib.parse import urlsplit
 
-from app.chain.addresses import to_base58
-from app.chain.deposit_addresses import validate_account_xpub
-from app.chain.errors import ChainSettingsError, InvalidXpub
+from app.adapters.tron.addresses import to_base58
+from app.adapters.tron.deposit_addresses import validate_account_xpub
+from app.adapters.tron.errors import ChainSettingsError, InvalidXpub
 
 Network = Literal["sim", "nile", "shasta", "mainnet"]
 NETWORKS: tuple[Network, ...] = get_args(Network)

@@ -4,7 +4,7 @@ Every file runs in its own transaction and is recorded in ``schema_migrations`` 
 its text. A file that was applied and later edited is refused: fix forward with a new file, since
 production databases already ran the old text.
 
-    python -m app.migrations [--database-url URL]     (default: $DATABASE_URL)
+    python -m app.adapters.postgres.migrations [--database-url URL]     (default: $DATABASE_URL)
 
 Synchronous on purpose (psycopg2, which aiopg wraps): it runs from scripts and the CLI, never
 inside an agent or a view.
@@ -23,7 +23,7 @@ import psycopg2
 
 # The repository's migrations/ folder; an installed copy (the Docker image) points elsewhere.
 MIGRATIONS_DIR = Path(
-    os.environ.get("CHECKOUT_MIGRATIONS_DIR", Path(__file__).resolve().parent.parent / "migrations")
+    os.environ.get("CHECKOUT_MIGRATIONS_DIR", Path(__file__).resolve().parents[3] / "migrations")
 )
 DEFAULT_DATABASE_URL = "postgresql://checkout:checkout@127.0.0.1:5432/checkout"
 

@@ -19,7 +19,7 @@ import faust
 import orjson
 from prometheus_client import Counter
 
-from app.retry import retry_transient
+from app.runtime.retry import retry_transient
 
 logger = logging.getLogger(__name__)
 

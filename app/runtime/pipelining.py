@@ -6,7 +6,8 @@ then every message costs a broker round trip (acks=all) before the next one star
 a hundred transfers becomes a hundred round trips in a row, and the agent does nothing meanwhile.
 
 ``AckPipeline`` keeps the guarantee and drops the wait. The agent reads with manual acks
-(``stream.noack()``); for each message it runs the handler, whose sends (app/publishing.py) are
+(``stream.noack()``); for each message it runs the handler, whose sends (app/runtime/publishing.py)
+are
 *collected* instead of awaited, and goes on to the next message. A background task acknowledges
 the messages in their order, each only when all of its sends are acknowledged — so the committed
 offset still never passes an effect that was only buffered — and then runs the agent's
@@ -36,8 +37,8 @@ from typing import Any, Generic, TypeVar, cast
 import faust
 from prometheus_client import Counter, Gauge
 
-from app.retry import retry_transient
-from app.shutdown import hold_if_stopping
+from app.runtime.retry import retry_transient
+from app.runtime.shutdown import hold_if_stopping
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +63,8 @@ PIPELINE_REPLAYS = Counter(
 def defer_acknowledgement(pending: Sequence[Awaitable[Any]]) -> bool:
     """Hand ``pending`` sends to the message being processed; False when there is none.
 
-    Called by app/publishing.py: inside an ``AckPipeline`` handler the sends are awaited before the
-    message is acknowledged; anywhere else the caller awaits them itself.
+    Called by app/runtime/publishing.py: inside an ``AckPipeline`` handler the sends are awaited
+    before the message is acknowledged; anywhere else the caller awaits them itself.
     """
     collected = _collected.get()
     if collected is None:
@@ -132,7 +133,8 @@ class AckPipeline(Generic[R]):
             await self._replay()
         with _collecting() as sends:
             result = await self._handle(event)
-        # Its table reads may have met closed tables: never acknowledged then (app/shutdown.py).
+        # Its table reads may have met closed tables: never acknowledged then
+        # (app/runtime/shutdown.py).
         await hold_if_stopping()
         self._waiting.append(_Processed(event, result, sends))
         self._gauge.set(len(self._waiting))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class ChainError(Exception):
-    """Root of every error raised by ``app.chain``."""
+    """Root of every error raised by ``app.adapters.tron``."""
 
 
 class ChainSettingsError(ChainError, ValueError):

@@ -16,8 +16,8 @@ the worker failover test (the payment was never applied, its invoice stayed unpa
    the read offset then runs ahead, and the skipped messages, fetched again, are dropped as
    already read.
 
-Our source topics are neither transactional nor compacted (app/topics.py: retention only; the
-compacted changelogs are read by Faust's table recovery, which does not acknowledge), so an
+Our source topics are neither transactional nor compacted (app/runtime/topics.py: retention only;
+the compacted changelogs are read by Faust's table recovery, which does not acknowledge), so an
 offset that was not delivered always holds a message. ``install()`` therefore
 
 - replaces ``_new_offset`` with the same computation and the right check: nothing commits while
@@ -103,8 +103,8 @@ def install() -> None:
     for name in ("_new_offset", "_add_gap"):
         if not callable(getattr(Consumer, name, None)):
             raise RuntimeError(
-                f"faust Consumer has no {name}: app/commit_guard.py must be reviewed for this "
-                "faust-streaming version"
+                f"faust Consumer has no {name}: app/runtime/commit_guard.py must be reviewed "
+                "for this faust-streaming version"
             )
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]
     Consumer._add_gap = _add_gap  # type: ignore[method-assign]

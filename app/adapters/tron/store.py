@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from app.chain.errors import CursorConflict
+from app.adapters.tron.errors import CursorConflict
 from app.domain.observations import TransferObserved
 
 

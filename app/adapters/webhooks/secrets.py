@@ -7,9 +7,10 @@ power to forge webhooks. The keys live only in the ``WEBHOOK_SECRET_KEYS`` setti
     WEBHOOK_SECRET_KEYS="k20250301:<base64 of 32 bytes>,k20240901:<base64 of 32 bytes>"
 
 The first key encrypts; every key decrypts. To rotate: put a new key first (``python -m
-app.webhooks.secrets`` prints one), deploy, re-encrypt the stored secrets at leisure, then drop the
-old key. The ``associated_data`` binds a ciphertext to its row (the endpoint id): copying one
-endpoint's ciphertext onto another makes decryption fail instead of signing with the wrong secret.
+app.adapters.webhooks.secrets`` prints one), deploy, re-encrypt the stored secrets at leisure, then
+drop the old key. The ``associated_data`` binds a ciphertext to its row (the endpoint id): copying
+one endpoint's ciphertext onto another makes decryption fail instead of signing with the wrong
+secret.
 
 A ``SecretDecryptionError`` names the key id and never the secret. Operators: an unknown key id
 means a key was removed from ``WEBHOOK_SECRET_KEYS`` while secrets still use it (put it back); an

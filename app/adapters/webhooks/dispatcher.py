@@ -1,13 +1,13 @@
 """The webhook dispatcher: takes due deliveries from PostgreSQL and makes one attempt each.
 
-Every worker runs one. Deliveries are leased (app/webhooks/store.py), so dispatchers share the
-work without sending anything twice while they live; a crashed worker's leases run out and
-another makes the attempt (at-least-once: receivers deduplicate on the event id).
+Every worker runs one. Deliveries are leased (app/adapters/postgres/webhook_store.py), so
+dispatchers share the work without sending anything twice while they live; a crashed worker's leases
+run out and another makes the attempt (at-least-once: receivers deduplicate on the event id).
 
 Nothing here waits on a merchant's server on behalf of another: attempts run concurrently up to
 ``WEBHOOK_CONCURRENCY`` per worker and ``WEBHOOK_ENDPOINT_CONCURRENCY`` per endpoint, each
 bounded by ``WEBHOOK_TIMEOUT``; a failed attempt is rescheduled with backoff and jitter
-(app/domain/webhooks.py) rather than retried in place.
+(app/adapters/webhooks/schedule.py) rather than retried in place.
 """
 
 from __future__ import annotations
@@ -25,21 +25,21 @@ from datetime import UTC, datetime
 import aiohttp
 from prometheus_client import Counter, Histogram
 
-from app.domain.webhooks import (
-    DEFAULT_RETRY_SCHEDULE,
-    SIGNATURE_HEADER,
-    next_attempt_delay,
-    signature_header,
-    webhook_body,
+from app.adapters.postgres.webhook_store import (
+    Attempt,
+    ClaimedDelivery,
+    WebhookEndpoint,
+    WebhookStore,
 )
-from app.webhooks.ssrf import (
+from app.adapters.webhooks.schedule import DEFAULT_RETRY_SCHEDULE, next_attempt_delay
+from app.adapters.webhooks.signing import SIGNATURE_HEADER, signature_header, webhook_body
+from app.adapters.webhooks.ssrf import (
     GuardedResolver,
     UnsafeUrl,
     UrlPolicy,
     check_url_at_delivery,
     unsafe_url_cause,
 )
-from app.webhooks.store import Attempt, ClaimedDelivery, WebhookEndpoint, WebhookStore
 
 logger = logging.getLogger(__name__)
 

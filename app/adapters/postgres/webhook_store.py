@@ -1,9 +1,9 @@
 """Webhook endpoints, deliveries and attempts in PostgreSQL (migrations/0008_webhooks.sql).
 
 The store only reads and writes rows; what a failed attempt means (retry when, give up, disable
-the endpoint) is decided by the dispatcher (app/webhooks/dispatcher.py) with the pure rules of
-app/domain/webhooks.py. Every merchant-facing read takes the merchant id, so one merchant never
-sees another's endpoint or delivery: a foreign id is simply not found.
+the endpoint) is decided by the dispatcher (app/adapters/webhooks/dispatcher.py) with the retry
+schedule of app/adapters/webhooks/schedule.py. Every merchant-facing read takes the merchant id, so
+one merchant never sees another's endpoint or delivery: a foreign id is simply not found.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import aiopg
 import orjson
 from psycopg2.extras import Json
 
-from app.domain.webhooks import event_type_matches
-from app.webhooks.secrets import (
+from app.adapters.webhooks.secrets import (
     EncryptedSecret,
     SecretDecryptionError,
     SecretKeyring,
     new_signing_secret,
 )
+from app.domain.webhooks import event_type_matches
 
 # Fixed forever: the id of an event's first delivery to an endpoint is derived from both, so a
 # fan-out repeated after a crash queues nothing twice.

@@ -23,10 +23,10 @@ from tronpy import AsyncTron
 from tronpy.exceptions import ApiError, BugInJavaTron, NotFound, TvmError
 from tronpy.providers.async_http import AsyncHTTPProvider
 
-from app.chain import metrics
-from app.chain.addresses import to_base58
-from app.chain.errors import NodeUnavailable, TokenContractMismatch
-from app.chain.settings import ChainSettings
+from app.adapters.tron import metrics
+from app.adapters.tron.addresses import to_base58
+from app.adapters.tron.errors import NodeUnavailable, TokenContractMismatch
+from app.adapters.tron.settings import ChainSettings
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.adapters.webhooks.secrets import SecretKeyring, generate_key
+from app.adapters.webhooks.ssrf import UrlPolicy
 from app.settings import Settings
-from app.webhooks.secrets import SecretKeyring, generate_key
-from app.webhooks.ssrf import UrlPolicy
 
 DEV_KEY_FILE = "webhook-secret-keys"
 

@@ -1,8 +1,8 @@
 """Publishing what the agents decided: domain events and follow-up commands, acknowledged.
 
 Nothing a message caused is left unacknowledged when its offset commits: inside an agent's
-``AckPipeline`` (app/pipelining.py) the sends are handed to the pipeline, which acknowledges the
-message only once Kafka has acknowledged them all; anywhere else these functions await the
+``AckPipeline`` (app/runtime/pipelining.py) the sends are handed to the pipeline, which acknowledges
+the message only once Kafka has acknowledged them all; anywhere else these functions await the
 broker's acknowledgement themselves. Events are
 keyed by their aggregate id (an aggregate's events stay in order on one partition) and travel as
 their own JSON: the bytes integrators read are the bytes the domain produced.
@@ -19,9 +19,9 @@ from prometheus_client import Counter
 from app.domain.commands import InvoiceCommand
 from app.domain.events import DomainEvent
 from app.faust_app import topics
-from app.messages import DepositMessage, encode_deposit_message, encode_invoice_command
-from app.pipelining import defer_acknowledgement
-from app.topics import DEPOSITS, DOMAIN_EVENTS, INVOICE_COMMANDS
+from app.runtime.codecs import DepositMessage, encode_deposit_message, encode_invoice_command
+from app.runtime.pipelining import defer_acknowledgement
+from app.runtime.topics import DEPOSITS, DOMAIN_EVENTS, INVOICE_COMMANDS
 
 EVENTS_PUBLISHED = Counter(
     "checkout_domain_events_published", "Domain events published", ["event_type"]

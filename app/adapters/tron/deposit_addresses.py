@@ -15,8 +15,8 @@ from typing import Any
 
 from bip_utils import Bip44, Bip44Changes, Bip44Coins, Bip44Levels
 
-from app.chain import metrics
-from app.chain.errors import InvalidXpub
+from app.adapters.tron import metrics
+from app.adapters.tron.errors import InvalidXpub
 
 # BIP32 non-hardened child indices: 0 ≤ i < 2^31.
 MAX_ADDRESS_INDEX = 2**31 - 1

@@ -10,7 +10,7 @@ class StallTracker:
 
     def __init__(self, stall_seconds: float, hole_seconds: float | None = None) -> None:
         self.stall_seconds = stall_seconds
-        # A hole never closes by itself (app/commit_guard.py): it may be sought back sooner.
+        # A hole never closes by itself (app/runtime/commit_guard.py): it may be sought back sooner.
         self.hole_seconds = stall_seconds if hole_seconds is None else hole_seconds
         self._since: dict[Any, tuple[Any, float]] = {}
 
