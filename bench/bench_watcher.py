@@ -31,12 +31,13 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from app.adapters.postgres.chain_cursor import PostgresWatcherStore  # noqa: E402
 from app.adapters.tron.address_filter import MemoryDepositAddressFilter  # noqa: E402
 from app.adapters.tron.addresses import account_id, from_word  # noqa: E402
 from app.adapters.tron.deposit_addresses import derive_deposit_address  # noqa: E402
 from app.adapters.tron.node import TronNode  # noqa: E402
 from app.adapters.tron.settings import DEV_XPUB, MAINNET_USDT  # noqa: E402
-from app.adapters.tron.store import MemoryWatcherStore, PostgresWatcherStore, WatcherStore  # noqa: E402
+from app.adapters.tron.store import MemoryWatcherStore, WatcherStore  # noqa: E402
 from app.adapters.tron.watcher import ChainWatcher  # noqa: E402
 from app.domain.observations import Observation, TransferObserved  # noqa: E402
 from tests.support.tron_sim import SimulatorDidNotStart, launch_simulator  # noqa: E402

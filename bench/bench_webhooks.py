@@ -84,9 +84,9 @@ from bench_pipeline import (  # noqa: E402
     leaders_elected,
 )
 
-from app.adapters.postgres.webhook_store import first_delivery_id  # noqa: E402
 from app.adapters.webhooks.signing import SIGNATURE_HEADER, signature_header, webhook_body  # noqa: E402
 from app.domain.events import InvoiceCreated, InvoiceCreatedData  # noqa: E402
+from app.domain.webhooks import first_delivery_id  # noqa: E402
 from app.runtime.topics import DOMAIN_EVENTS, NOTIFICATIONS, topic_name  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from tests.support.platform import Platform  # noqa: E402

@@ -16,34 +16,19 @@ from typing import Final
 
 from aiohttp import web as aioweb
 
-from app.domain.deposit import AddressConflict
-from app.domain.errors import (
-    AggregateMismatch,
-    AlreadyExists,
-    CheckoutError,
-    EventOutOfOrder,
-    InvalidTransition,
-    InvoiceNotDue,
-    NotFound,
-    PaymentAlreadyConfirmed,
-)
-from app.services.errors import DependencyUnavailable, IdempotencyKeyReused
+from app.domain.errors import CheckoutError, Conflict, NotFound, RuleViolation
+from app.services.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
 
-# The status of an error is that of the first of its classes (most specific first) found here.
+# The status of an error is that of the first of its classes (most specific first) found here:
+# the kinds of error the domain and the services raise, and the input being wrong otherwise.
 HTTP_STATUS: Final[Mapping[type[CheckoutError], int]] = {
     NotFound: 404,
-    AlreadyExists: 409,
-    AggregateMismatch: 409,
-    EventOutOfOrder: 409,
-    AddressConflict: 409,
-    IdempotencyKeyReused: 409,
-    InvalidTransition: 422,
-    InvoiceNotDue: 422,
-    PaymentAlreadyConfirmed: 422,
+    Conflict: 409,
+    RuleViolation: 422,
     DependencyUnavailable: 503,
     CheckoutError: 400,
 }

@@ -1,46 +1,37 @@
 """Operator endpoints: liveness, readiness.
 
 ``/healthz`` says the process answers (restart it if not); ``/readyz`` says whether it can do its
-work right now (stop routing to it if not), naming each dependency's state. ``/metrics`` is set up
-in app/faust_app.py with Faust's Prometheus sensor.
+work right now (stop routing to it if not), naming each dependency's state and whether the worker
+owns partitions. ``/metrics`` is Faust's Prometheus sensor, set up in app/bootstrap.py.
 """
 
 from __future__ import annotations
 
-from faust import web
+from collections.abc import Callable, Mapping
 
-from app.adapters.readiness import check_dependencies
-from app.faust_app import app, resources
+from aiohttp import web as aioweb
 
-
-@app.page("/healthz")
-class Healthz(web.View):
-    async def get(self, request: web.Request) -> web.Response:
-        return self.json({"status": "alive"})
+from app.adapters.readiness import Probe, check_dependencies
 
 
-@app.page("/readyz")
-class Readyz(web.View):
-    async def get(self, request: web.Request) -> web.Response:
-        results = await check_dependencies(resources)
+class Health:
+    def __init__(
+        self, probes: Mapping[str, Probe], partitions: Callable[[], dict[str, object]]
+    ) -> None:
+        self._probes = probes
+        self._partitions = partitions
+
+    def add_routes(self, router: aioweb.UrlDispatcher) -> None:
+        router.add_get("/healthz", self.healthz)
+        router.add_get("/readyz", self.readyz)
+
+    async def healthz(self, request: aioweb.Request) -> aioweb.Response:
+        return aioweb.json_response({"status": "alive"})
+
+    async def readyz(self, request: aioweb.Request) -> aioweb.Response:
+        results = await check_dependencies(self._probes)
         checks = {result.name: result.as_json() for result in results}
-        checks["partitions"] = partitions_check()
+        checks["partitions"] = self._partitions()
         ready = all(check["status"] == "up" for check in checks.values())
         body = {"status": "ready" if ready else "unready", "checks": checks}
-        return self.json(body, status=200 if ready else 503)
-
-
-def partitions_check() -> dict[str, object]:
-    """Whether this worker's agents own partitions and are not rebalancing or restoring tables.
-
-    A worker is not ready to answer for invoices while its consumer has no assignment, a
-    rebalance is in progress, or its tables are being restored from their changelogs.
-    """
-    assigned = len(app.consumer.assignment())
-    recovering = bool(getattr(app, "in_recovery", False))
-    if assigned and not app.rebalancing and not recovering:
-        return {"status": "up", "assigned": assigned}
-    reason = (
-        "rebalancing" if app.rebalancing else "restoring tables" if recovering else "no partitions"
-    )
-    return {"status": "down", "assigned": assigned, "error": reason}
+        return aioweb.json_response(body, status=200 if ready else 503)

@@ -16,10 +16,10 @@ from typing import Final, TypeVar
 from aiohttp import web as aioweb
 from multidict import MultiMapping
 
-from app.adapters.postgres.projections import InvalidCursor, InvoiceSummaries, decode_cursor
+from app.adapters.postgres.projections import InvalidCursor, decode_cursor
 from app.domain.statuses import InvoiceStatus, PaymentException
-from app.faust_app import aiohttp_application, resources
-from web.auth import authenticate
+from app.services.ports import InvoiceSummaryReads
+from web.auth import Authenticator
 from web.errors import ApiError
 from web.presenters import invoice_summary_for_merchant
 
@@ -139,30 +139,31 @@ def parse_list_query(query: MultiMapping[str]) -> InvoiceListQuery:
     return parsed
 
 
-async def list_invoices(request: aioweb.Request) -> aioweb.Response:
-    merchant = await authenticate(request)
-    query = parse_list_query(request.query)
-    page = await InvoiceSummaries(resources.db).list(
-        merchant.merchant_id,
-        status=query.status,
-        payment_exception=query.payment_exception,
-        order_id=query.order_id,
-        created_from=query.created_from,
-        created_to=query.created_to,
-        limit=query.limit,
-        cursor=query.cursor,
-    )
-    return aioweb.json_response(
-        {
-            "data": [invoice_summary_for_merchant(row) for row in page.rows],
-            "has_more": page.has_more,
-            "next_cursor": page.next_cursor,
-        }
-    )
+class InvoiceListApi:
+    def __init__(self, auth: Authenticator, summaries: InvoiceSummaryReads) -> None:
+        self._auth = auth
+        self._summaries = summaries
 
+    def add_routes(self, router: aioweb.UrlDispatcher) -> None:
+        router.add_get("/api/v1/invoices", self.list_invoices)
 
-def _register_routes(router: aioweb.UrlDispatcher) -> None:
-    router.add_get("/api/v1/invoices", list_invoices)
-
-
-_register_routes(aiohttp_application().router)
+    async def list_invoices(self, request: aioweb.Request) -> aioweb.Response:
+        merchant = await self._auth.authenticate(request)
+        query = parse_list_query(request.query)
+        page = await self._summaries.list(
+            merchant.merchant_id,
+            status=query.status,
+            payment_exception=query.payment_exception,
+            order_id=query.order_id,
+            created_from=query.created_from,
+            created_to=query.created_to,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+        return aioweb.json_response(
+            {
+                "data": [invoice_summary_for_merchant(row) for row in page.rows],
+                "has_more": page.has_more,
+                "next_cursor": page.next_cursor,
+            }
+        )

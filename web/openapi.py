@@ -10,8 +10,6 @@ from typing import Any
 
 from aiohttp import web as aioweb
 
-from app.faust_app import aiohttp_application
-
 _AMOUNT = {"type": "string", "pattern": r"^\d+(\.\d{1,6})?$", "example": "9.99"}
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -631,4 +629,5 @@ async def openapi_json(request: aioweb.Request) -> aioweb.Response:
     return aioweb.json_response(openapi_document())
 
 
-aiohttp_application().router.add_get("/openapi.json", openapi_json)
+def add_routes(router: aioweb.UrlDispatcher) -> None:
+    router.add_get("/openapi.json", openapi_json)

@@ -30,16 +30,11 @@ import orjson
 from aiohttp import WSCloseCode, web
 from redis.exceptions import RedisError
 
-from app.adapters.redis.live_views import (
-    LiveInvoiceViews,
-    LiveViewError,
-    Subscription,
-    View,
-    is_settled,
-    live_views_for,
-)
 from app.domain.fields import IDENTIFIER_PATTERN
-from app.faust_app import aiohttp_application, resources
+from app.services.errors import LiveViewUnavailable
+from app.services.live_view import is_settled
+from app.services.ports import LiveViews, View
+from app.services.ports import ViewSubscription as Subscription
 from web.errors import ApiError
 
 try:  # pure Python; without it the page shows the address without a QR code
@@ -49,22 +44,14 @@ except ImportError:  # pragma: no cover - segno is a dependency of the worker
 
 logger = logging.getLogger(__name__)
 
+# Where views come from when Redis has none: ``async fn(invoice_id) -> view | None``. The view
+# must have the public shape (docs/payment-page.md); fee keys are removed anyway. A view without
+# ``version`` counts as version 0, so any live change replaces it.
 ViewFallback = Callable[[str], Awaitable[View | None]]
-_fallback: ViewFallback | None = None
 
 TEMPLATES: Final = Path(__file__).parent / "templates"
 _INVOICE_ID: Final = re.compile(IDENTIFIER_PATTERN)
-_REDIS_DOWN: Final = (RedisError, OSError, LiveViewError)
-
-
-def set_view_fallback(fallback: ViewFallback | None) -> None:
-    """Where views come from when Redis has none: ``async fn(invoice_id) -> view | None``.
-
-    The view must have the public shape (docs/payment-page.md); fee keys are removed anyway. A
-    view without ``version`` counts as version 0, so any live change replaces it.
-    """
-    global _fallback  # one registry per worker, set once at wiring time
-    _fallback = fallback
+_REDIS_DOWN: Final = (RedisError, OSError, LiveViewUnavailable)
 
 
 def public_view(value: Any) -> Any:
@@ -137,11 +124,13 @@ class PublicEndpoints:
 
     def __init__(
         self,
-        views: Callable[[], LiveInvoiceViews],
+        views: LiveViews,
         *,
+        fallback: ViewFallback | None = None,
         settings: LiveStreamSettings | None = None,
     ) -> None:
         self._views = views
+        self._fallback = fallback
         self.settings = settings or LiveStreamSettings()
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
@@ -149,6 +138,10 @@ class PublicEndpoints:
         router.add_get("/api/v1/public/invoice/{invoice_id}/ws", self.websocket)
         router.add_get("/api/v1/public/invoice/{invoice_id}/events", self.server_sent_events)
         router.add_get("/pay/{invoice_id}", self.payment_page)
+
+    async def close_live_streams(self, _: web.Application) -> None:
+        """On shutdown, end every WebSocket (1001: reconnect elsewhere) and SSE stream at once."""
+        await self._views.aclose()
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -158,12 +151,12 @@ class PublicEndpoints:
         view: View | None = None
         if _INVOICE_ID.fullmatch(invoice_id) and len(invoice_id) <= 128:
             try:
-                view = await self._views().current(invoice_id)
+                view = await self._views.current(invoice_id)
             except _REDIS_DOWN as exc:
                 logger.warning("live view of %s unreadable from Redis: %s", invoice_id, exc)
                 redis_error = exc
-            if view is None and _fallback is not None:
-                view = await _fallback(invoice_id)
+            if view is None and self._fallback is not None:
+                view = await self._fallback(invoice_id)
         if view is None and redis_error is not None:
             raise ApiError(503, "live_status_unavailable", "invoice status is unavailable")
         return None if view is None else public_view(view)
@@ -182,7 +175,7 @@ class PublicEndpoints:
         await self.load_or_404(invoice_id)  # no subscription for ids that do not exist
         async with contextlib.AsyncExitStack() as stack:
             try:
-                subscription = await stack.enter_async_context(self._views().subscribe(invoice_id))
+                subscription = await stack.enter_async_context(self._views.subscribe(invoice_id))
             except _REDIS_DOWN as exc:
                 logger.warning("no live subscription for %s: %s", invoice_id, exc)
                 raise ApiError(
@@ -386,23 +379,3 @@ def render_unavailable(status: int) -> str:
             "The invoice cannot be shown right now. Retry soon.",
         )
     return _fill(_UNAVAILABLE, {"title": title, "text": text})
-
-
-# --- wiring ---------------------------------------------------------------------------------
-
-
-def _worker_views() -> LiveInvoiceViews:
-    return live_views_for(resources.redis)
-
-
-endpoints = PublicEndpoints(_worker_views)
-endpoints.add_routes(aiohttp_application().router)
-
-
-async def _close_live_streams(_: web.Application) -> None:
-    """On shutdown, end every WebSocket (1001: reconnect elsewhere) and SSE stream at once."""
-    with contextlib.suppress(RuntimeError):  # Redis never opened: nothing to close
-        await _worker_views().aclose()
-
-
-aiohttp_application().on_shutdown.append(_close_live_streams)

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web as aioweb
 
 from app.domain.money import parse_usdt
+from app.services.create_invoice import NewInvoice
 from app.settings import Settings
 from web.errors import ApiError
 
@@ -90,7 +91,7 @@ def _metadata(body: dict[str, Any]) -> dict[str, str]:
     return dict(value)
 
 
-def parse_create_invoice(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def parse_create_invoice(body: dict[str, Any], settings: Settings) -> NewInvoice:
     unknown = sorted(set(body) - _CREATE_FIELDS)
     if unknown:
         raise _bad(
@@ -100,13 +101,13 @@ def parse_create_invoice(body: dict[str, Any], settings: Settings) -> dict[str, 
         )
     if "amount" not in body:
         raise _bad("parameter_missing", 'amount is required, e.g. "9.99" (USDT)', "amount")
-    return {
-        "amount": parse_usdt(body["amount"], field="amount"),
-        "order_id": _optional_text(body, "order_id", 200),
-        "description": _optional_text(body, "description", 1000),
-        "expires_in": _expires_in(body, settings),
-        "metadata": _metadata(body),
-    }
+    return NewInvoice(
+        amount=parse_usdt(body["amount"], field="amount"),
+        order_id=_optional_text(body, "order_id", 200),
+        description=_optional_text(body, "description", 1000),
+        expires_in=_expires_in(body, settings),
+        metadata=_metadata(body),
+    )
 
 
 def parse_cancel_request(body: dict[str, Any]) -> str | None:

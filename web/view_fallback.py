@@ -1,71 +1,63 @@
 """Where the customer's view comes from when Redis has none: the invoice's own table.
 
-Redis holds the live views (app/adapters/redis/live_views.py) but is a cache: flushed or restarted,
-it forgets them. The invoice aggregate keeps its whole event history, so the worker owning the
-invoice rebuilds the public view by folding those events through the same code the live agent uses
-(without the payments' confirmation counts, which live in payment events; the next change brings
-them back). Another worker asks the owner over ``/internal/v1/…``, which only ever reads locally.
+Redis holds the live views (app/adapters/redis/live_views.py) but is a cache: flushed or
+restarted, it forgets them. The invoice aggregate keeps its whole event history, so the worker
+owning the invoice rebuilds the public view by folding those events through the same code the
+live agent uses (app/services/live_view.py; without the payments' confirmation counts, which
+live in payment events: the next change brings them back). Another worker asks the owner over
+``/internal/v1/…``, which only ever reads locally.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import ClientError, ClientTimeout
 from aiohttp import web as aioweb
-from yarl import URL
 
-from app.adapters.redis.live_views import State, merge_event, render_view
-from app.domain.invoice import Invoice
-from app.faust_app import aiohttp_application, app, settings
-from app.runtime.routing import same_worker
-from tables.invoices import invoices
+from app.runtime.routing import Routing
+from app.services.errors import DependencyUnavailable
+from app.services.live_view import view_from_history
+from app.services.ports import InvoiceStore, View
 from web.errors import ApiError
-from web.public import set_view_fallback
 
-_TIMEOUT = ClientTimeout(total=5)
-
-
-def local_view(invoice_id: str) -> dict[str, Any] | None:
-    stored = invoices.get(invoice_id)
-    if stored is None:
-        return None
-    state: State | None = None
-    for event in Invoice.from_dict(stored).history:
-        state = merge_event(state, event) or state
-    view = render_view(state, token_contract=settings.chain.usdt_contract)
-    if view is not None:
-        view.pop("version", None)  # version 0: any live change replaces it
-    return view
+INTERNAL_PATH = "/internal/v1/invoices/{invoice_id}/public-view"
 
 
-async def view_from_owner(invoice_id: str) -> dict[str, Any] | None:
-    try:
-        owner = URL(str(app.router.key_store(invoices.name, invoice_id)))
-    except KeyError:
-        return None
-    if same_worker(owner):
-        return local_view(invoice_id)
-    try:
-        async with app.http_client.get(
-            owner.with_path(f"/internal/v1/invoices/{invoice_id}/public-view"), timeout=_TIMEOUT
-        ) as response:
-            return dict(await response.json()) if response.status == 200 else None
-    except (ClientError, TimeoutError):
-        return None
+class ViewFallback:
+    def __init__(
+        self, invoices: InvoiceStore, routing: Routing, *, table: str, token_contract: str
+    ) -> None:
+        self._invoices = invoices
+        self._routing = routing
+        self._table = table
+        self._token_contract = token_contract
 
+    def add_routes(self, router: aioweb.UrlDispatcher) -> None:
+        router.add_get(INTERNAL_PATH, self.internal_public_view)
 
-async def internal_public_view(request: aioweb.Request) -> aioweb.Response:
-    invoice_id = request.match_info["invoice_id"]
-    view = local_view(invoice_id)
-    if view is None:
-        raise ApiError(
-            404, "invoice_not_found", f"no invoice {invoice_id} here", param="invoice_id"
-        )
-    return aioweb.json_response(view)
+    def local_view(self, invoice_id: str) -> View | None:
+        invoice = self._invoices.get(invoice_id)
+        if invoice is None:
+            return None
+        return view_from_history(invoice, token_contract=self._token_contract)
 
+    async def __call__(self, invoice_id: str) -> View | None:
+        """The view from the worker that owns the invoice; None when nobody can tell."""
+        try:
+            local = self._routing.is_local(self._table, invoice_id)
+        except DependencyUnavailable:
+            return None
+        if local:
+            return self.local_view(invoice_id)
+        path = INTERNAL_PATH.format(invoice_id=invoice_id)
+        view: Any = await self._routing.read_from_owner(self._table, invoice_id, path)
+        return dict(view) if isinstance(view, dict) else None
 
-aiohttp_application().router.add_get(
-    "/internal/v1/invoices/{invoice_id}/public-view", internal_public_view
-)
-set_view_fallback(view_from_owner)
+    async def internal_public_view(self, request: aioweb.Request) -> aioweb.Response:
+        invoice_id = request.match_info["invoice_id"]
+        view = self.local_view(invoice_id)
+        if view is None:
+            raise ApiError(
+                404, "invoice_not_found", f"no invoice {invoice_id} here", param="invoice_id"
+            )
+        return aioweb.json_response(view)

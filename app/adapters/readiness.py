@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import Gauge
 
-from app.resources import PROBE_TIMEOUT_SECONDS, Resources
+# How long one health probe may take before it counts as "down".
+PROBE_TIMEOUT_SECONDS = 2.0
 
 DEPENDENCY_UP = Gauge(
     "checkout_dependency_up",
@@ -39,36 +40,14 @@ class ProbeResult:
         return body
 
 
-async def _postgres(resources: Resources) -> None:
-    async with resources.db.acquire() as conn, conn.cursor() as cur:
-        await cur.execute("SELECT 1")
-        await cur.fetchone()
+Probe = Callable[[], Awaitable[None]]
 
 
-async def _redis(resources: Resources) -> None:
-    await resources.redis.ping()
-
-
-async def _kafka(resources: Resources) -> None:
-    cluster = await resources.kafka_admin.describe_cluster()
-    if not cluster["brokers"]:
-        raise ConnectionError("the cluster metadata lists no broker")
-
-
-PROBES: dict[str, Callable[[Resources], Awaitable[None]]] = {
-    "kafka": _kafka,
-    "postgres": _postgres,
-    "redis": _redis,
-}
-
-
-async def _run(
-    name: str, probe: Callable[[Resources], Awaitable[None]], resources: Resources
-) -> ProbeResult:
+async def _run(name: str, probe: Probe) -> ProbeResult:
     started = time.perf_counter()
     error: str | None = None
     try:
-        await asyncio.wait_for(probe(resources), timeout=PROBE_TIMEOUT_SECONDS)
+        await asyncio.wait_for(probe(), timeout=PROBE_TIMEOUT_SECONDS)
     except TimeoutError:
         error = f"no answer within {PROBE_TIMEOUT_SECONDS:.0f} s"
     except Exception as exc:
@@ -79,7 +58,6 @@ async def _run(
     return result
 
 
-async def check_dependencies(resources: Resources) -> list[ProbeResult]:
-    return list(
-        await asyncio.gather(*(_run(name, probe, resources) for name, probe in PROBES.items()))
-    )
+async def check_dependencies(probes: Mapping[str, Probe]) -> list[ProbeResult]:
+    """Every probe at once, each time-boxed; the worker's probes are wired in app/bootstrap.py."""
+    return list(await asyncio.gather(*(_run(name, probe) for name, probe in probes.items())))

@@ -22,7 +22,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.domain.commands import DetectPayment, OrphanPayment, PaymentCommand, UpdateConfirmations
-from app.domain.errors import CheckoutError
+from app.domain.errors import Conflict
 from app.domain.events import PaymentEvent
 from app.domain.fields import Identifier, TronAddress, UtcDatetime
 from app.domain.money import PositiveUsdt
@@ -36,7 +36,7 @@ COUNTING: Final = frozenset({PaymentStatus.DETECTED, PaymentStatus.CONFIRMING})
 IgnoredReason = Literal["not_a_deposit_address", "zero_amount", "after_monitoring_window"]
 
 
-class AddressConflict(CheckoutError):
+class AddressConflict(Conflict):
     """A deposit address registered for a second invoice: addresses are never reused."""
 
     code = "deposit_address_conflict"

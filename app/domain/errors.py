@@ -125,19 +125,25 @@ class SettlementNotFound(NotFound):
 # --- conflicts with what already happened -----------------------------------------------------
 
 
-class AlreadyExists(CheckoutError):
+class Conflict(CheckoutError):
+    """The request conflicts with what already happened; repeating it will not help."""
+
+    code = "conflict"
+
+
+class AlreadyExists(Conflict):
     """A creating command for an id that is taken, under a different command id."""
 
     code = "already_exists"
 
 
-class AggregateMismatch(CheckoutError):
+class AggregateMismatch(Conflict):
     """A command or event routed to an aggregate it does not belong to: a wiring defect."""
 
     code = "aggregate_mismatch"
 
 
-class EventOutOfOrder(CheckoutError):
+class EventOutOfOrder(Conflict):
     """An event whose version does not follow the aggregate's; the stream has a gap or a fork.
 
     An operator should compare the aggregate's history with the event store for that aggregate
@@ -150,7 +156,13 @@ class EventOutOfOrder(CheckoutError):
 # --- well-formed, but the business rules say no -----------------------------------------------
 
 
-class InvalidTransition(CheckoutError):
+class RuleViolation(CheckoutError):
+    """Well-formed, but the business rules forbid it in the current state."""
+
+    code = "business_rule_violated"
+
+
+class InvalidTransition(RuleViolation):
     """A command that would move an aggregate along an edge its state machine does not have."""
 
     code = "invalid_transition"
@@ -178,13 +190,13 @@ class InvalidTransition(CheckoutError):
         super().__init__(message, param="status")
 
 
-class InvoiceNotDue(CheckoutError):
+class InvoiceNotDue(RuleViolation):
     """An expiry requested before the invoice's ``expires_at``."""
 
     code = "invoice_not_due"
 
 
-class PaymentAlreadyConfirmed(CheckoutError):
+class PaymentAlreadyConfirmed(RuleViolation):
     """A request to take back a payment the invoice already counts as confirmed."""
 
     code = "payment_already_confirmed"

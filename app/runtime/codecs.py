@@ -1,10 +1,11 @@
-"""What travels on the internal topics, and how it is written and read.
+"""What travels on the topics besides domain events, and how it is written and read.
 
 ``checkout.invoice-commands`` carries invoice commands as ``{"type": <class>, "command": {...}}``.
 ``checkout.deposits`` carries everything that happens at a deposit address, keyed by it, as
 ``{"kind": ..., ...}``: the registration of a new address by the invoice agent, and the chain
-watcher's observations (transfers, their orphaning, chain heads). Public topics carry domain events
-as their own JSON (app/domain/events.py).
+watcher's observations (transfers, their orphaning, chain heads).
+``crypto-checkout.notifications`` carries one webhook delivery per message (public: integrators may
+read it). Domain events travel as their own JSON (app/domain/events.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+import orjson
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from app.domain.commands import (
     ApplyPaymentConfirmed,
@@ -24,9 +26,10 @@ from app.domain.commands import (
     ExpireInvoice,
     InvoiceCommand,
 )
-from app.domain.fields import Identifier, TronAddress, UtcDatetime
-from app.domain.money import PositiveUsdt
+from app.domain.deposit import DepositRegistration
+from app.domain.fields import UtcDatetime
 from app.domain.observations import ChainHeadAdvanced, TransferObserved, TransferOrphaned
+from app.domain.webhooks import Notification
 
 _INVOICE_COMMANDS: Final[Mapping[str, type[InvoiceCommand]]] = {
     cls.__name__: cls
@@ -77,21 +80,14 @@ def decode_invoice_command(message: object) -> InvoiceCommand:
 # --- checkout.deposits ------------------------------------------------------------------------
 
 
-class DepositRegistered(BaseModel):
-    """A deposit address now belongs to an invoice: what the payment agent needs to know of it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class DepositRegistered(DepositRegistration):
+    """The registration of a deposit address (app/domain/deposit.py) as a deposits message."""
 
     kind: Literal["deposit_registered"] = "deposit_registered"
-    deposit_address: TronAddress
-    invoice_id: Identifier
-    merchant_id: Identifier
-    amount: PositiveUsdt
-    required_confirmations: int = Field(ge=1)
-    expires_at: UtcDatetime
-    monitor_until: UtcDatetime = Field(
-        description="transfers after this instant are no longer matched to the invoice"
-    )
+
+    @classmethod
+    def of(cls, registration: DepositRegistration) -> DepositRegistered:
+        return cls(**registration.model_dump())
 
 
 class TransferMessage(BaseModel):
@@ -129,3 +125,44 @@ def decode_deposit_message(message: object) -> DepositMessage:
     if not isinstance(message, Mapping) or "kind" not in message:
         raise MalformedMessage(f"not a deposit message: {message!r:.200}")
     return _DEPOSIT_MESSAGE.validate_python(message)
+
+
+# --- crypto-checkout.notifications ---------------------------------------------------------------
+
+
+def encode_notification(notification: Notification) -> bytes:
+    return orjson.dumps(
+        {
+            "delivery_id": notification.delivery_id,
+            "endpoint_id": notification.endpoint_id,
+            "merchant_id": notification.merchant_id,
+            "origin": notification.origin,
+            "redelivery_of": notification.redelivery_of,
+            "event": notification.event,
+        }
+    )
+
+
+def decode_notification(raw: bytes | str) -> Notification:
+    """A notification from its JSON; ``MalformedMessage`` names what is wrong with it."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedMessage(f"a notification must be JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise MalformedMessage("a notification must be a JSON object")
+    try:
+        event = body["event"]
+        for field in ("event_id", "event_type", "aggregate_id"):
+            if not isinstance(event.get(field), str):
+                raise MalformedMessage(f"notification event has no {field}")
+        return Notification(
+            delivery_id=str(body["delivery_id"]),
+            endpoint_id=str(body["endpoint_id"]),
+            merchant_id=str(body["merchant_id"]),
+            origin=str(body["origin"]),
+            event=event,
+            redelivery_of=body.get("redelivery_of"),
+        )
+    except (KeyError, AttributeError, TypeError) as exc:
+        raise MalformedMessage(f"malformed notification: {exc!r}") from None

@@ -1,10 +1,10 @@
 """Dead letters: a message an agent could not process goes to ``<topic>.dlq`` with its error.
 
 Faust acks a message whose agent raised, so an exception that escaped would lose the message.
-Each agent therefore catches per message and hands it here: the original key and value travel
-unchanged (base64 when not UTF-8), with the error, the agent and where the message came from, so
-an operator can inspect it and replay it onto its topic once the cause is fixed. Every dead
-letter is counted in ``checkout_dead_letters_total``.
+Each agent therefore catches per message and hands it to ``DeadLetters``: the original key and
+value travel unchanged (base64 when not UTF-8), with the error, the agent and where the message
+came from, so an operator can inspect it and replay it onto its topic once the cause is fixed.
+Every dead letter is counted in ``checkout_dead_letters_total``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import logging
 import traceback
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ import orjson
 from prometheus_client import Counter
 
 from app.runtime.retry import retry_transient
+from app.runtime.shutdown import never_stopping
 
 logger = logging.getLogger(__name__)
 
@@ -101,14 +103,30 @@ async def send_to_dead_letter(
     await delivered
 
 
-async def dead_letter_event(
-    dlq: faust.TopicT, event: faust.EventT, *, agent: str, error: BaseException
-) -> None:
-    """Dead-letter the message behind a stream event; waits out a broker outage, never drops it."""
-    message = event.message
-    await retry_transient(
-        lambda: send_to_dead_letter(
-            dlq,
+DeadLetterTopic = Callable[[str], faust.TopicT]
+
+
+class DeadLetters:
+    """The one dead-letter helper of every agent: ``<topic>.dlq`` gets the message and its error.
+
+    A message is dead-lettered only once the worker is not stopping (an error against closed
+    tables says nothing about the message; app/runtime/shutdown.py), and the send waits out a
+    broker outage: nothing is dropped.
+    """
+
+    def __init__(
+        self,
+        dead_letter_of: DeadLetterTopic,
+        hold: Callable[[], Awaitable[None]] = never_stopping,
+    ) -> None:
+        self._dead_letter_of = dead_letter_of
+        self._hold = hold
+
+    async def send(self, event: faust.EventT, *, agent: str, error: BaseException) -> None:
+        """Dead-letter the message behind a stream event."""
+        await self._hold()
+        message = event.message
+        await self.send_record(
             agent=agent,
             error=error,
             key=message.key,
@@ -116,6 +134,31 @@ async def dead_letter_event(
             source_topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-        ),
-        what="dead letter",
-    )
+        )
+
+    async def send_record(
+        self,
+        *,
+        agent: str,
+        error: BaseException,
+        key: bytes | str | None,
+        value: bytes | str | None,
+        source_topic: str,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        """Dead-letter what did not come from a stream (a webhook delivery that failed for good)."""
+        dlq = self._dead_letter_of(source_topic)
+        await retry_transient(
+            lambda: send_to_dead_letter(
+                dlq,
+                agent=agent,
+                error=error,
+                key=key,
+                value=value,
+                source_topic=source_topic,
+                partition=partition,
+                offset=offset,
+            ),
+            what="dead letter",
+        )

@@ -38,7 +38,7 @@ import faust
 from prometheus_client import Counter, Gauge
 
 from app.runtime.retry import retry_transient
-from app.runtime.shutdown import hold_if_stopping
+from app.runtime.shutdown import never_stopping
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ class AckPipeline(Generic[R]):
         *,
         on_acknowledged: Callable[[faust.EventT, R], Awaitable[None]] | None = None,
         window: int = DEFAULT_WINDOW,
+        hold: Callable[[], Awaitable[None]] = never_stopping,
     ) -> None:
         # faust.StreamT declares neither noack() nor _set_current_event(); faust.Stream has both.
         self._stream = cast(faust.Stream, stream)
@@ -108,6 +109,8 @@ class AckPipeline(Generic[R]):
         self._handle = handle
         self._on_acknowledged = on_acknowledged
         self._window = window
+        # app/runtime/shutdown.py: never returns while the worker's tables are stopping.
+        self._hold = hold
         self._waiting: deque[_Processed[R]] = deque()
         self._arrived = asyncio.Event()
         self._room = asyncio.Event()
@@ -119,7 +122,7 @@ class AckPipeline(Generic[R]):
         """The agent's loop: every message of the stream, until the agent is cancelled."""
         try:
             async for event in self._stream.noack().events():
-                await hold_if_stopping()
+                await self._hold()
                 await self.submit(event)
         finally:
             await self.close()
@@ -133,9 +136,8 @@ class AckPipeline(Generic[R]):
             await self._replay()
         with _collecting() as sends:
             result = await self._handle(event)
-        # Its table reads may have met closed tables: never acknowledged then
-        # (app/runtime/shutdown.py).
-        await hold_if_stopping()
+        # Its table reads may have met closed tables: never acknowledged then.
+        await self._hold()
         self._waiting.append(_Processed(event, result, sends))
         self._gauge.set(len(self._waiting))
         self._arrived.set()

@@ -14,19 +14,28 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from app.faust_app import app
+import faust
 
 logger = logging.getLogger(__name__)
 
 
-def tables_stopping() -> bool:
-    return bool(app.tables.should_stop)
+class ShutdownHold:
+    """``await hold()`` never returns once the worker's tables are stopping."""
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+
+    def stopping(self) -> bool:
+        return bool(self._app.tables.should_stop)
+
+    async def __call__(self) -> None:
+        """Faust's cancellation of the agent ends the wait."""
+        if self.stopping():
+            logger.warning(
+                "tables are stopping: holding the message for the next owner of its partition"
+            )
+            await asyncio.get_running_loop().create_future()
 
 
-async def hold_if_stopping() -> None:
-    """Never return once the tables are stopping; Faust's cancellation ends the wait."""
-    if tables_stopping():
-        logger.warning(
-            "tables are stopping: holding the message for the next owner of its partition"
-        )
-        await asyncio.get_running_loop().create_future()
+async def never_stopping() -> None:
+    """The hold of code that runs outside a worker (tests, tools): nothing ever stops."""

@@ -13,6 +13,8 @@ from datetime import timedelta
 
 import faust
 
+from app.runtime.topic_admin import TopicRequirement
+
 RETENTION_PUBLIC = timedelta(days=7)
 RETENTION_DLQ = timedelta(days=30)
 
@@ -70,3 +72,40 @@ def declare(app: faust.App, spec: TopicSpec, namespace: str = "") -> faust.Topic
         value_serializer=spec.serializer,
         key_serializer="raw",
     )
+
+
+class Topics:
+    """Every topic of the platform declared on one Faust app, found by its contract name."""
+
+    def __init__(self, app: faust.App, namespace: str = "") -> None:
+        self.namespace = namespace
+        self._declared = {spec.name: declare(app, spec, namespace) for spec in ALL_TOPICS}
+        # A message knows its topic by its name on the cluster (namespace included).
+        self._dead_letters = {
+            topic_name(spec, namespace): self._declared[dead_letter(spec).name]
+            for spec in (*PUBLIC_TOPICS, *INTERNAL_TOPICS)
+        }
+
+    def __getitem__(self, spec: TopicSpec) -> faust.TopicT:
+        return self._declared[spec.name]
+
+    def dead_letter_of(self, source_topic: str) -> faust.TopicT:
+        """The dead-letter topic of ``source_topic`` (its name on the cluster)."""
+        try:
+            return self._dead_letters[source_topic]
+        except KeyError:
+            raise KeyError(f"{source_topic} is not a topic of this platform") from None
+
+    def cluster_name(self, spec: TopicSpec) -> str:
+        return topic_name(spec, self.namespace)
+
+    def requirements(self) -> list[TopicRequirement]:
+        """Our topics as they must exist before any consumer starts."""
+        return [
+            TopicRequirement(
+                topic_name(spec, self.namespace),
+                spec.partitions,
+                {"retention.ms": str(int(spec.retention.total_seconds() * 1000))},
+            )
+            for spec in ALL_TOPICS
+        ]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from app.domain.errors import CheckoutError
+from app.domain.errors import CheckoutError, Conflict
 
 
-class IdempotencyKeyReused(CheckoutError):
+class IdempotencyKeyReused(Conflict):
     """An ``Idempotency-Key`` used before with a different request."""
 
     code = "idempotency_key_reused"

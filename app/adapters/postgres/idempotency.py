@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
-from typing import Any
 
-import aiopg
-
-
-@dataclass(frozen=True)
-class IdempotentRequest:
-    request_sha256: str
-    invoice_id: str
-    command: dict[str, Any]
+from app.adapters.postgres.pool import Connections
+from app.services.ports import IdempotentRequest
 
 
-def request_fingerprint(body: Any) -> str:
-    """The same JSON body, however its keys are ordered or spaced, gives the same fingerprint."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-class IdempotencyKeys:
-    def __init__(self, pool: aiopg.Pool) -> None:
+class PostgresIdempotencyKeys:
+    def __init__(self, pool: Connections) -> None:
         self._pool = pool
 
     async def claim(

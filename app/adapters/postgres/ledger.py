@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
-import aiopg
-
+from app.adapters.postgres.pool import Connections
 from app.domain.settlement import Settlement
+from app.services.ports import Booking
 
 CUSTOMER_FUNDS = "customer_funds"
 PLATFORM_FEES = "platform_fees"
@@ -17,16 +14,8 @@ def merchant_account(merchant_id: str) -> str:
     return f"merchant:{merchant_id}"
 
 
-@dataclass(frozen=True)
-class Booking:
-    """What the ledger holds for a settlement: when it was credited, and its reference."""
-
-    credited_at: datetime
-    reference: str
-
-
-class Ledger:
-    def __init__(self, pool: aiopg.Pool) -> None:
+class PostgresLedger:
+    def __init__(self, pool: Connections) -> None:
         self._pool = pool
 
     async def book_settlement(self, settlement: Settlement) -> Booking:

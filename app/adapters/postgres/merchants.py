@@ -13,24 +13,15 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 
-import aiopg
-
+from app.adapters.postgres.pool import Connections
 from app.domain.confirmations import check_confirmation_override
 from app.domain.fees import DEFAULT_FEE_PERCENTAGE, parse_fee_percentage
+from app.domain.merchant import Merchant
 
 API_KEY_PREFIX = "ck_"
 AUTH_CACHE_SECONDS = 30.0
 _AUTH_CACHE_MAX = 10_000
-
-
-@dataclass(frozen=True)
-class Merchant:
-    merchant_id: str
-    name: str
-    fee_percentage: Decimal
-    confirmation_override: int | None
 
 
 @dataclass(frozen=True)
@@ -62,10 +53,10 @@ def _sha256(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-class MerchantStore:
+class PostgresMerchantStore:
     """Merchant accounts and key checks over the worker's PostgreSQL pool."""
 
-    def __init__(self, pool: aiopg.Pool) -> None:
+    def __init__(self, pool: Connections) -> None:
         self._pool = pool
         self._auth_cache: dict[str, tuple[float, Merchant]] = {}
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 import aiopg
 import orjson
 
+from app.adapters.postgres.pool import Connections
 from app.domain.errors import CheckoutError
 from app.domain.events import (
     DomainEvent,
@@ -32,6 +32,7 @@ from app.domain.events import (
     InvoiceProgress,
 )
 from app.domain.statuses import InvoiceStatus, PaymentException
+from app.services.ports import InvoicePage
 
 
 class InvalidCursor(CheckoutError):
@@ -176,7 +177,7 @@ def _text(value: object) -> str | None:
 
 
 async def apply(
-    pool: aiopg.Pool, event: DomainEvent, partition: int | None, offset: int | None
+    pool: Connections, event: DomainEvent, partition: int | None, offset: int | None
 ) -> None:
     """Record ``event`` and project it, in one transaction: both happen or neither does.
 
@@ -187,6 +188,16 @@ async def apply(
     async with pool.acquire() as conn, conn.cursor() as cur:
         statements = [_record_event(cur, event, partition, offset), *_project_invoice(cur, event)]
         await cur.execute(b";\n".join(statements).decode())
+
+
+class EventProjections:
+    """``ProjectionStore`` (app/services/ports.py): ``apply`` over the worker's pool."""
+
+    def __init__(self, pool: Connections) -> None:
+        self._pool = pool
+
+    async def apply(self, event: DomainEvent, partition: int | None, offset: int | None) -> None:
+        await apply(self._pool, event, partition, offset)
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -244,22 +255,10 @@ SUMMARY_COLUMNS: Final = (
 )
 
 
-@dataclass(frozen=True)
-class InvoicePage:
-    """One page of summaries, newest first; ``next_cursor`` is None on the last page."""
-
-    rows: list[dict[str, Any]]
-    next_cursor: str | None
-
-    @property
-    def has_more(self) -> bool:
-        return self.next_cursor is not None
-
-
 class InvoiceSummaries:
     """The invoice read model, for lists and dashboards."""
 
-    def __init__(self, pool: aiopg.Pool) -> None:
+    def __init__(self, pool: Connections) -> None:
         self._pool = pool
 
     async def list(

@@ -11,27 +11,21 @@ from __future__ import annotations
 import base64
 import contextlib
 import secrets
-import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiopg
-import orjson
 from psycopg2.extras import Json
 
+from app.adapters.postgres.pool import Connections
 from app.adapters.webhooks.secrets import (
     EncryptedSecret,
     SecretDecryptionError,
     SecretKeyring,
     new_signing_secret,
 )
-from app.domain.webhooks import event_type_matches
-
-# Fixed forever: the id of an event's first delivery to an endpoint is derived from both, so a
-# fan-out repeated after a crash queues nothing twice.
-DELIVERY_NAMESPACE = uuid.UUID("3b0f8f6c-7d3e-5b8a-9f61-0c2d4e6a8b1f")
+from app.domain.webhooks import Attempt, Delivery, Notification, WebhookEndpoint
 
 _ENDPOINT_COLUMNS = """
     endpoint_id, merchant_id, url, description, event_types, enabled, disabled_reason,
@@ -47,72 +41,16 @@ def new_endpoint_id() -> str:
     return f"we_{secrets.token_hex(12)}"
 
 
-def first_delivery_id(endpoint_id: str, event_id: str) -> str:
-    return f"whd_{uuid.uuid5(DELIVERY_NAMESPACE, f'{endpoint_id}|{event_id}').hex}"
+def endpoint_from_row(row: Sequence[Any]) -> WebhookEndpoint:
+    values = list(row)
+    values[4] = tuple(values[4])  # event_types: a PostgreSQL array comes back as a list
+    return WebhookEndpoint(*values)
 
 
-def new_delivery_id() -> str:
-    return f"whd_{secrets.token_hex(16)}"
-
-
-@dataclass(frozen=True)
-class WebhookEndpoint:
-    endpoint_id: str
-    merchant_id: str
-    url: str
-    description: str | None
-    event_types: tuple[str, ...]
-    enabled: bool
-    disabled_reason: str | None
-    disabled_at: datetime | None
-    failing_since: datetime | None
-    previous_secret_expires_at: datetime | None
-    version: int
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> WebhookEndpoint:
-        values = list(row)
-        values[4] = tuple(values[4])  # event_types: a PostgreSQL array comes back as a list
-        return cls(*values)
-
-    def wants(self, event_type: str) -> bool:
-        return event_type_matches(self.event_types, event_type)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    delivery_id: str
-    seq: int
-    endpoint_id: str
-    origin: str
-    redelivery_of: str | None
-    event_id: str
-    event_type: str
-    aggregate_id: str
-    status: str
-    attempts: int
-    next_attempt_at: datetime
-    last_error: str | None
-    created_at: datetime
-    completed_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> Delivery:
-        values = list(row)
-        values[5] = str(values[5])  # event_id: uuid → its canonical text
-        return cls(*values)
-
-
-@dataclass(frozen=True)
-class Attempt:
-    attempt: int
-    started_at: datetime
-    latency_ms: int
-    status_code: int | None
-    error: str | None
-    response_excerpt: str | None
+def delivery_from_row(row: Sequence[Any]) -> Delivery:
+    values = list(row)
+    values[5] = str(values[5])  # event_id: uuid → its canonical text
+    return Delivery(*values)
 
 
 @dataclass(frozen=True)
@@ -133,55 +71,6 @@ class ClaimedDelivery:
     secret_error: str | None = None
 
 
-@dataclass(frozen=True)
-class Notification:
-    """One delivery to queue, as it travels on ``crypto-checkout.notifications``."""
-
-    delivery_id: str
-    endpoint_id: str
-    merchant_id: str
-    origin: str
-    event: dict[str, Any]
-    redelivery_of: str | None = None
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "delivery_id": self.delivery_id,
-                "endpoint_id": self.endpoint_id,
-                "merchant_id": self.merchant_id,
-                "origin": self.origin,
-                "redelivery_of": self.redelivery_of,
-                "event": self.event,
-            }
-        )
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> Notification:
-        body = orjson.loads(raw)
-        if not isinstance(body, dict):
-            raise ValueError("a notification must be a JSON object")
-        try:
-            event = body["event"]
-            for field in ("event_id", "event_type", "aggregate_id"):
-                if not isinstance(event.get(field), str):
-                    raise ValueError(f"notification event has no {field}")
-            return cls(
-                delivery_id=str(body["delivery_id"]),
-                endpoint_id=str(body["endpoint_id"]),
-                merchant_id=str(body["merchant_id"]),
-                origin=str(body["origin"]),
-                event=event,
-                redelivery_of=body.get("redelivery_of"),
-            )
-        except (KeyError, AttributeError, TypeError) as exc:
-            raise ValueError(f"malformed notification: {exc!r}") from None
-
-    @property
-    def key(self) -> bytes:
-        return str(self.event["aggregate_id"]).encode()
-
-
 def encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(f"d{seq}".encode()).decode().rstrip("=")
 
@@ -197,8 +86,8 @@ def decode_cursor(cursor: str) -> int:
         raise ValueError("cursor is not one returned by this API") from None
 
 
-class WebhookStore:
-    def __init__(self, pool: aiopg.Pool, keyring: SecretKeyring, app_id: str) -> None:
+class PostgresWebhookStore:
+    def __init__(self, pool: Connections, keyring: SecretKeyring, app_id: str) -> None:
         self._pool = pool
         self._keyring = keyring
         self._app_id = app_id
@@ -231,7 +120,7 @@ class WebhookStore:
              enabled, enabled, sealed.key_id, sealed.nonce, sealed.ciphertext),
         )  # fmt: skip
         assert row is not None
-        return WebhookEndpoint.from_row(row), secret
+        return endpoint_from_row(row), secret
 
     async def endpoints(self, merchant_id: str) -> list[WebhookEndpoint]:
         rows = await self._fetchall(
@@ -239,7 +128,7 @@ class WebhookStore:
             " WHERE merchant_id = %s AND deleted_at IS NULL ORDER BY created_at, endpoint_id",
             (merchant_id,),
         )
-        return [WebhookEndpoint.from_row(row) for row in rows]
+        return [endpoint_from_row(row) for row in rows]
 
     async def endpoint(self, merchant_id: str, endpoint_id: str) -> WebhookEndpoint | None:
         row = await self._fetchone(
@@ -247,10 +136,10 @@ class WebhookStore:
             " WHERE endpoint_id = %s AND merchant_id = %s AND deleted_at IS NULL",
             (endpoint_id, merchant_id),
         )
-        return None if row is None else WebhookEndpoint.from_row(row)
+        return None if row is None else endpoint_from_row(row)
 
     async def update_endpoint(
-        self, merchant_id: str, endpoint_id: str, changes: dict[str, Any]
+        self, merchant_id: str, endpoint_id: str, changes: Mapping[str, Any]
     ) -> WebhookEndpoint | None:
         """Apply ``url``, ``description``, ``event_types`` and ``enabled`` changes.
 
@@ -281,7 +170,7 @@ class WebhookStore:
             f" RETURNING {_ENDPOINT_COLUMNS}",
             (*values, endpoint_id, merchant_id),
         )
-        return None if row is None else WebhookEndpoint.from_row(row)
+        return None if row is None else endpoint_from_row(row)
 
     async def delete_endpoint(self, merchant_id: str, endpoint_id: str) -> bool:
         """Stop sending to the endpoint; its pending deliveries fail, its log stays readable."""
@@ -323,7 +212,7 @@ class WebhookStore:
             (grace.total_seconds(), sealed.key_id, sealed.nonce, sealed.ciphertext, endpoint_id,
              merchant_id),
         )  # fmt: skip
-        return None if row is None else (WebhookEndpoint.from_row(row), secret)
+        return None if row is None else (endpoint_from_row(row), secret)
 
     async def subscribers(self, merchant_id: str, event_type: str) -> list[WebhookEndpoint]:
         """The merchant's enabled endpoints that want this event type."""
@@ -332,7 +221,7 @@ class WebhookStore:
             " WHERE merchant_id = %s AND enabled AND deleted_at IS NULL ORDER BY endpoint_id",
             (merchant_id,),
         )
-        endpoints = (WebhookEndpoint.from_row(row) for row in rows)
+        endpoints = (endpoint_from_row(row) for row in rows)
         return [endpoint for endpoint in endpoints if endpoint.wants(event_type)]
 
     async def note_success(self, endpoint_id: str) -> None:
@@ -365,7 +254,7 @@ class WebhookStore:
             """,
             (endpoint_id,),
         )
-        return None if row is None else WebhookEndpoint.from_row(row)
+        return None if row is None else endpoint_from_row(row)
 
     # --- deliveries -------------------------------------------------------------------------
 
@@ -546,7 +435,7 @@ class WebhookStore:
             " ORDER BY seq DESC LIMIT %s",
             (*values, limit + 1),
         )
-        return [Delivery.from_row(row) for row in rows[:limit]], len(rows) > limit
+        return [delivery_from_row(row) for row in rows[:limit]], len(rows) > limit
 
     async def delivery(
         self, merchant_id: str, delivery_id: str
@@ -567,7 +456,7 @@ class WebhookStore:
                 (delivery_id,),
             )
             attempts = [Attempt(*values) for values in await cur.fetchall()]
-        return Delivery.from_row(row[:-1]), row[-1], attempts
+        return delivery_from_row(row[:-1]), row[-1], attempts
 
     async def events_between(
         self, merchant_id: str, start: datetime, end: datetime, limit: int

@@ -1,19 +1,10 @@
-"""The customer's live view of an invoice: built from domain events, held in Redis, fanned out.
+"""The customers' live invoice views in Redis, and their fan-out to WebSocket and SSE clients.
 
-Three layers, top to bottom:
-
-- **The view, pure** (``apply_event``, ``render_view``): a fold of domain events into a private
-  *state* document, and the public *view* rendered from it. Idempotent and order-tolerant: the
-  state remembers the last applied ``aggregate_version`` of the invoice and of each payment, and
-  an event at or below it changes nothing. A payment event that arrives before its invoice's
-  ``InvoiceCreated`` (they travel on different partitions) is kept in the state and shows up
-  once the invoice does; until then there is no view. Settlement events are merchant-only and
-  ignored. The view never carries a fee field: it is built field by field, never copied from
-  an event.
-- **Redis** (``LiveInvoiceViews.apply`` / ``current``): the state lives at
-  ``checkout:invoice:<id>:live-state``; a Lua compare-and-set writes it and PUBLISHes the new view
-  on ``checkout:invoice:<id>:live`` in one step, so two workers applying events of one invoice
-  at once never lose an update, and views are published in ``version`` order.
+- **Redis** (``LiveInvoiceViews.apply`` / ``current``): the state of each invoice's view (folded
+  by app/services/live_view.py) lives at ``checkout:invoice:<id>:live-state``; a Lua
+  compare-and-set writes it and PUBLISHes the new view on ``checkout:invoice:<id>:live`` in one
+  step, so two workers applying events of one invoice at once never lose an update, and views are
+  published in ``version`` order.
 - **Fan-out** (``LiveInvoiceViews.subscribe``): one pub/sub connection per worker, shared by all
   its WebSocket and SSE clients, so a thousand customers cost one Redis connection.
 
@@ -25,11 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
 import orjson
@@ -37,32 +25,22 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
-from app.domain.events import (
-    DomainEvent,
-    InvoiceCreated,
-    InvoicePaid,
-    InvoicePaymentConfirmed,
-    InvoicePaymentDetected,
-    InvoicePaymentReverted,
-    InvoiceProgress,
-    PaymentConfirmationsUpdated,
-    PaymentConfirmed,
-    PaymentDetected,
-    PaymentFailed,
-    PaymentOrphaned,
-)
-from app.domain.money import format_usdt
+from app.domain.events import DomainEvent
 from app.services.errors import LiveViewUnavailable
+from app.services.live_view import (
+    FINAL_STATUSES,
+    Applied,
+    State,
+    View,
+    apply_event,
+    invoice_id_of,
+    render_view,
+)
 
 logger = logging.getLogger(__name__)
 
-MAINNET_USDT_CONTRACT: Final = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
-FINAL_STATUSES: Final = frozenset({"paid", "expired", "cancelled"})
-# Payment statuses that still move: the customer is waiting on them.
-UNSETTLED_PAYMENT_STATUSES: Final = frozenset({"detected", "confirming", "orphaned"})
-
 # How long a view stays in Redis after its last change. After that the public endpoints ask the
-# fallback (the read model), so the numbers only bound memory, never correctness.
+# fallback (the invoice's own history), so the numbers only bound memory, never correctness.
 FINAL_VIEW_TTL: Final = timedelta(days=7)  # paid / expired / cancelled
 OPEN_VIEW_TTL: Final = timedelta(days=30)  # safety net if an invoice never reaches a final status
 HELD_STATE_TTL: Final = timedelta(days=1)  # payment events whose invoice was never seen
@@ -78,291 +56,12 @@ LIVE_CAS_RETRIES = Counter(
 )
 
 
-# The live view could not be updated or read.
-LiveViewError = LiveViewUnavailable
-
-
-def token_contract_from_env() -> str:
-    """The USDT contract shown to customers: ``TRON_USDT_CONTRACT``, as the chain watcher's."""
-    return os.environ.get("TRON_USDT_CONTRACT", "").strip() or MAINNET_USDT_CONTRACT
-
-
 def state_key(invoice_id: str) -> str:
     return f"checkout:invoice:{invoice_id}:live-state"
 
 
 def channel_name(invoice_id: str) -> str:
     return f"checkout:invoice:{invoice_id}:live"
-
-
-# --- the view, pure --------------------------------------------------------------------------
-
-State = dict[str, Any]
-View = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Applied:
-    """What one event did: the new state to store, and the new view to publish (if it changed)."""
-
-    state: State
-    view: View | None
-
-
-def invoice_id_of(event: DomainEvent) -> str | None:
-    """The invoice an event is about, or None for events customers never see (settlements)."""
-    if event.aggregate_type == "invoice":
-        return event.aggregate_id
-    if event.aggregate_type == "payment":
-        return str(event.data.invoice_id)  # type: ignore[attr-defined]
-    return None
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def empty_state(invoice_id: str) -> State:
-    return {
-        "invoice_id": invoice_id,
-        "view_version": 0,
-        "invoice_version": 0,
-        "invoice": None,
-        "progress": None,
-        "paid_at": None,
-        "payments": {},
-    }
-
-
-def _payment_entry(state: State, payment_id: str) -> dict[str, Any]:
-    payments: dict[str, dict[str, Any]] = state["payments"]
-    if payment_id not in payments:
-        payments[payment_id] = {
-            "tx_hash": payment_id.split(":", 1)[0],
-            "amount": None,
-            "required_confirmations": None,
-            "chain_version": 0,
-            "chain_status": None,
-            "confirmations": 0,
-            "invoice_status": None,
-        }
-    return payments[payment_id]
-
-
-def _progress(data: InvoiceProgress) -> dict[str, Any]:
-    return {
-        "status": str(data.status),
-        "payment_exception": None
-        if data.payment_exception is None
-        else str(data.payment_exception),
-        "amount_received": format_usdt(data.amount_received),
-        "amount_confirmed": format_usdt(data.amount_confirmed),
-        "amount_due": format_usdt(data.amount_due),
-    }
-
-
-def _merge_invoice_created(state: State, event: InvoiceCreated) -> None:
-    data = event.data
-    # Static facts: merged even when the event is late (they never change).
-    if state["invoice"] is None:
-        state["invoice"] = {
-            "amount": format_usdt(data.amount),
-            "deposit_address": data.deposit_address,
-            "required_confirmations": data.required_confirmations,
-            "created_at": _iso(event.occurred_at),
-            "expires_at": _iso(data.expires_at),
-            "order_id": data.order_id,
-            "description": data.description,
-        }
-    if event.aggregate_version > state["invoice_version"]:
-        state["invoice_version"] = event.aggregate_version
-        state["progress"] = {
-            "status": "pending",
-            "payment_exception": None,
-            "amount_received": "0",
-            "amount_confirmed": "0",
-            "amount_due": format_usdt(data.amount),
-        }
-
-
-_INVOICE_PAYMENT_STATUS: Final = {
-    InvoicePaymentDetected: "detected",
-    InvoicePaymentConfirmed: "confirmed",
-}
-
-
-def _merge_invoice_progress(state: State, event: DomainEvent) -> bool:
-    if event.aggregate_version <= state["invoice_version"]:
-        return False
-    state["invoice_version"] = event.aggregate_version
-    state["progress"] = _progress(event.data)  # type: ignore[arg-type]
-    if isinstance(event, InvoicePaid):
-        state["paid_at"] = _iso(event.occurred_at)
-    if isinstance(event, InvoicePaymentDetected | InvoicePaymentConfirmed | InvoicePaymentReverted):
-        entry = _payment_entry(state, event.data.payment_id)
-        entry["amount"] = entry["amount"] or format_usdt(event.data.payment_amount)
-        if isinstance(event, InvoicePaymentReverted):
-            entry["invoice_status"] = event.data.reason
-        else:
-            entry["invoice_status"] = _INVOICE_PAYMENT_STATUS[type(event)]
-    return True
-
-
-def _merge_payment(state: State, event: DomainEvent) -> bool:
-    entry = _payment_entry(state, event.aggregate_id)
-    if event.aggregate_version <= entry["chain_version"]:
-        return False
-    entry["chain_version"] = event.aggregate_version
-    data = event.data
-    entry["amount"] = format_usdt(data.amount)  # type: ignore[attr-defined]
-    match event:
-        case PaymentDetected():
-            entry.update(
-                chain_status="detected",
-                confirmations=0,
-                tx_hash=event.data.tx_hash,
-                required_confirmations=event.data.required_confirmations,
-            )
-        case PaymentConfirmationsUpdated() | PaymentConfirmed():
-            entry.update(
-                chain_status="confirmed" if isinstance(event, PaymentConfirmed) else "confirming",
-                confirmations=event.data.confirmations,
-                required_confirmations=event.data.required_confirmations,
-            )
-        case PaymentOrphaned():
-            entry.update(chain_status="orphaned", confirmations=0)
-        case PaymentFailed():
-            entry.update(chain_status="failed")
-    return True
-
-
-def merge_event(state: State | None, event: DomainEvent) -> State | None:
-    """``state`` with ``event`` folded in (a new dict), or None if the event changes nothing."""
-    invoice_id = invoice_id_of(event)
-    if invoice_id is None:
-        return None
-    merged: State = orjson.loads(orjson.dumps(state)) if state else empty_state(invoice_id)
-    if isinstance(event, InvoiceCreated):
-        before = (merged["invoice"], merged["invoice_version"])
-        _merge_invoice_created(merged, event)
-        changed = before != (merged["invoice"], merged["invoice_version"])
-    elif event.aggregate_type == "invoice":
-        changed = _merge_invoice_progress(merged, event)
-    else:
-        changed = _merge_payment(merged, event)
-    return merged if changed else None
-
-
-def _payment_status(entry: dict[str, Any]) -> str:
-    """One status from the payment's own events and what the invoice said about it.
-
-    ``confirmed`` and ``failed`` are final for a payment, so whichever source saw them first
-    wins; otherwise the payment's own events (they carry confirmations) are the authority.
-    """
-    sources = (entry["chain_status"], entry["invoice_status"])
-    if "confirmed" in sources:
-        return "confirmed"
-    if "failed" in sources:
-        return "failed"
-    return str(entry["chain_status"] or entry["invoice_status"])
-
-
-def _render_payments(state: State, required: int) -> list[dict[str, Any]]:
-    rendered = []
-    for payment_id, entry in state["payments"].items():
-        status = _payment_status(entry)
-        needed = entry["required_confirmations"] or required
-        confirmations = entry["confirmations"]
-        if status == "confirmed":
-            confirmations = max(confirmations, needed)
-        elif status == "failed":
-            confirmations = 0  # it will never count, whatever its block's depth
-        rendered.append(
-            {
-                "payment_id": payment_id,
-                "tx_hash": entry["tx_hash"],
-                "amount": entry["amount"],
-                "status": status,
-                "confirmations": confirmations,
-                "required_confirmations": needed,
-            }
-        )
-    return rendered
-
-
-def _confirmations(payments: list[dict[str, Any]], required: int) -> int:
-    """What the customer waits on: the least-confirmed payment still confirming.
-
-    ``required_confirmations`` once every counting payment is confirmed, 0 before any payment.
-    """
-    waiting = [p["confirmations"] for p in payments if p["status"] in ("detected", "confirming")]
-    if waiting:
-        return min(waiting)
-    if any(p["status"] == "confirmed" for p in payments):
-        return required
-    return 0
-
-
-def render_view(state: State | None, *, token_contract: str = MAINNET_USDT_CONTRACT) -> View | None:
-    """The public view of ``state``, or None while its invoice has not been seen."""
-    if state is None or state["invoice"] is None or state["progress"] is None:
-        return None
-    invoice, progress = state["invoice"], state["progress"]
-    required = invoice["required_confirmations"]
-    payments = _render_payments(state, required)
-    return {
-        "id": state["invoice_id"],
-        "status": progress["status"],
-        "payment_exception": progress["payment_exception"],
-        "total": invoice["amount"],
-        "usdt_amount": invoice["amount"],
-        "currency": "USDT",
-        "amount_received": progress["amount_received"],
-        "amount_confirmed": progress["amount_confirmed"],
-        "amount_due": progress["amount_due"],
-        "deposit_address": invoice["deposit_address"],
-        "network": "tron",
-        "token_contract": token_contract,
-        "required_confirmations": required,
-        "confirmations": _confirmations(payments, required),
-        "payments": payments,
-        "created_at": invoice["created_at"],
-        "expires_at": invoice["expires_at"],
-        "paid_at": state["paid_at"],
-        "description": invoice["description"],
-        "order_id": invoice["order_id"],
-        "version": state["view_version"],
-    }
-
-
-def _without_version(view: View | None) -> View | None:
-    return None if view is None else {k: v for k, v in view.items() if k != "version"}
-
-
-def apply_event(
-    state: State | None, event: DomainEvent, *, token_contract: str = MAINNET_USDT_CONTRACT
-) -> Applied | None:
-    """Fold ``event`` into ``state``; None when it changes nothing (a duplicate, a stale version).
-
-    The view's ``version`` goes up by one exactly when the rendered view changes.
-    """
-    merged = merge_event(state, event)
-    if merged is None:
-        return None
-    before = render_view(state, token_contract=token_contract)
-    after = render_view(merged, token_contract=token_contract)
-    if after is None or _without_version(after) == _without_version(before):
-        return Applied(merged, None)
-    merged["view_version"] += 1
-    after["version"] = merged["view_version"]
-    return Applied(merged, after)
-
-
-def is_settled(view: View) -> bool:
-    """Nothing more is expected: a final status and no payment still moving on chain."""
-    return view["status"] in FINAL_STATUSES and not any(
-        p["status"] in UNSETTLED_PAYMENT_STATUSES for p in view["payments"]
-    )
 
 
 def state_ttl(state: State) -> timedelta:
@@ -392,9 +91,7 @@ MAX_CAS_ATTEMPTS: Final = 50
 class LiveInvoiceViews:
     """The live views in Redis: apply events, read the current view, subscribe to changes."""
 
-    def __init__(
-        self, redis: aioredis.Redis, *, token_contract: str = MAINNET_USDT_CONTRACT
-    ) -> None:
+    def __init__(self, redis: aioredis.Redis, *, token_contract: str) -> None:
         self.redis = redis
         self.token_contract = token_contract
         self._cas = redis.register_script(_COMPARE_AND_SET)
@@ -428,7 +125,7 @@ class LiveInvoiceViews:
             if await self._cas(keys=[key], args=args):
                 LIVE_EVENTS.labels(outcome=_outcome(applied)).inc()
                 return applied.view
-        raise LiveViewError(
+        raise LiveViewUnavailable(
             f"the live view of {invoice_id} changed {MAX_CAS_ATTEMPTS} times while applying "
             f"{event.event_type} {event.event_id}; retry the event"
         )
@@ -454,17 +151,6 @@ def _outcome(applied: Applied) -> str:
     if applied.view is not None:
         return "published"
     return "held" if applied.state["invoice"] is None else "stored"
-
-
-_SHARED: weakref.WeakKeyDictionary[aioredis.Redis, LiveInvoiceViews] = weakref.WeakKeyDictionary()
-
-
-def live_views_for(redis: aioredis.Redis) -> LiveInvoiceViews:
-    """The one ``LiveInvoiceViews`` of a worker's Redis client (agent and web share it)."""
-    views = _SHARED.get(redis)
-    if views is None:
-        views = _SHARED[redis] = LiveInvoiceViews(redis, token_contract=token_contract_from_env())
-    return views
 
 
 # --- fan-out ----------------------------------------------------------------------------------
@@ -547,7 +233,7 @@ class _Fanout:
             try:
                 await asyncio.wait_for(self._confirmed[channel].wait(), SUBSCRIBE_TIMEOUT)
             except TimeoutError:
-                raise LiveViewError(
+                raise LiveViewUnavailable(
                     f"Redis did not confirm the subscription to {channel}"
                 ) from None
             yield subscription

@@ -82,6 +82,10 @@ class CommandReplies:
         finally:
             self._waiting.pop(reply_to["request_id"], None)
 
+    async def send_reply(self, reply_to: dict[str, str], answer: dict[str, Any]) -> None:
+        """Answer a request waiting on any worker (the invoice agent's side)."""
+        await send_reply(self._redis, reply_to, answer)
+
 
 async def send_reply(
     client: aioredis.Redis, reply_to: dict[str, str], answer: dict[str, Any]

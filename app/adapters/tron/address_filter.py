@@ -14,36 +14,12 @@ true until the next allocation, and a stale "not ours" would silently lose a pay
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
 
 class DepositAddressFilter(Protocol):
     async def ours(self, addresses: Collection[str]) -> set[str]:
         """The members of ``addresses`` that are deposit addresses of the platform."""
-
-
-class PostgresDepositAddressFilter:
-    """One indexed query per call on ``deposit_addresses`` (its unique ``address`` index).
-
-    Every deposit address ever allocated counts, whatever xpub it came from: after a rotation of
-    ``TRON_XPUB`` payments to the invoices of the old one must still be seen. If the query fails
-    the exception fails the watcher's poll, the cursor does not move and the block is retried.
-    """
-
-    def __init__(self, pool: Any) -> None:
-        self._pool = pool
-
-    async def ours(self, addresses: Collection[str]) -> set[str]:
-        candidates = sorted(set(addresses))
-        if not candidates:
-            return set()
-        async with self._pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(
-                "SELECT address FROM deposit_addresses WHERE address = ANY(%s::text[])",
-                (candidates,),
-            )
-            rows = await cur.fetchall()
-        return {str(row[0]) for row in rows}
 
 
 class MemoryDepositAddressFilter:

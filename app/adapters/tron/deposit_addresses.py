@@ -15,7 +15,6 @@ from typing import Any
 
 from bip_utils import Bip44, Bip44Changes, Bip44Coins, Bip44Levels
 
-from app.adapters.tron import metrics
 from app.adapters.tron.errors import InvalidXpub
 
 # BIP32 non-hardened child indices: 0 ≤ i < 2^31.
@@ -62,52 +61,3 @@ def derive_deposit_address(xpub: str, index: int) -> str:
     if not 0 <= index <= MAX_ADDRESS_INDEX:
         raise ValueError(f"address index must be in [0, {MAX_ADDRESS_INDEX}], got {index}")
     return str(_external_chain(xpub).AddressIndex(index).PublicKey().ToAddress())
-
-
-class DepositAddressAllocator:
-    """Hands out one deposit address per invoice from a PostgreSQL sequence (migration 0003).
-
-    ``allocate`` is idempotent per invoice: asking again for the same invoice returns the address
-    it already has, so a redelivered command does not burn a second index.
-    """
-
-    def __init__(self, pool: Any, xpub: str) -> None:
-        validate_account_xpub(xpub)
-        self._pool = pool
-        self._xpub = xpub
-        self._fingerprint = xpub_fingerprint(xpub)
-
-    async def allocate(self, invoice_id: str) -> DepositAddress:
-        existing = await self.get(invoice_id)
-        if existing is not None:
-            return existing
-        async with self._pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute("SELECT nextval('deposit_address_index_seq')")
-            row = await cur.fetchone()
-            index = int(row[0])
-            address = derive_deposit_address(self._xpub, index)
-            await cur.execute(
-                "INSERT INTO deposit_addresses"
-                " (derivation_index, address, invoice_id, xpub_fingerprint)"
-                " VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (invoice_id) DO NOTHING RETURNING derivation_index",
-                (index, address, invoice_id, self._fingerprint),
-            )
-            inserted = await cur.fetchone()
-        if inserted is None:
-            # A concurrent allocate for the same invoice won; its index stands, ours is a gap.
-            winner = await self.get(invoice_id)
-            if winner is None:  # pragma: no cover - the conflicting row cannot disappear
-                raise RuntimeError(f"deposit address of invoice {invoice_id} vanished")
-            return winner
-        metrics.DEPOSIT_ADDRESSES_ALLOCATED.inc()
-        return DepositAddress(index, address)
-
-    async def get(self, invoice_id: str) -> DepositAddress | None:
-        async with self._pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(
-                "SELECT derivation_index, address FROM deposit_addresses WHERE invoice_id = %s",
-                (invoice_id,),
-            )
-            row = await cur.fetchone()
-        return None if row is None else DepositAddress(int(row[0]), str(row[1]))

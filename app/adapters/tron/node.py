@@ -2,19 +2,18 @@
 
 It speaks only java-tron full-node endpoints (``wallet/*``), so a self-hosted node, TronGrid and
 the project's simulator are interchangeable. Every call goes through ``_call``: the one place with
-retries (exponential backoff with full jitter) and the node metrics. A call that fails every
-attempt raises ``NodeUnavailable``; the caller keeps its cursor and tries again later, so a block is
-never skipped because the node was down.
+retries (the platform's one ``RetryPolicy``, app/runtime/retry.py) and the node metrics. A call
+that fails every attempt raises ``NodeUnavailable``; the caller keeps its cursor and tries again
+later, so a block is never skipped because the node was down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import urljoin
 
 import httpx
@@ -27,6 +26,7 @@ from app.adapters.tron import metrics
 from app.adapters.tron.addresses import to_base58
 from app.adapters.tron.errors import NodeUnavailable, TokenContractMismatch
 from app.adapters.tron.settings import ChainSettings
+from app.runtime.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -34,30 +34,11 @@ T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 
 DECIMALS_SELECTOR = "decimals()"
-_jitter = random.SystemRandom()
 
 
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """How long to insist on one call before ``NodeUnavailable``.
-
-    The defaults make 6 attempts with at most 7.75 s of backoff between them (plus each
-    attempt's request timeout).
-    """
-
-    attempts: int = 6
-    initial_delay: float = 0.25
-    max_delay: float = 8.0
-    multiplier: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("a retry policy makes at least one attempt")
-
-    def delay(self, retry: int) -> float:
-        """Full jitter: uniform in [0, min(max, initial · multiplier^retry)]."""
-        ceiling = min(self.max_delay, self.initial_delay * self.multiplier**retry)
-        return _jitter.uniform(0.0, ceiling)
+# How long to insist on one call before ``NodeUnavailable``: 6 attempts with at most 7.75 s of
+# backoff between them (plus each attempt's request timeout).
+NODE_RETRY: Final = RetryPolicy(attempts=6, initial_delay=0.25, max_delay=8.0)
 
 
 @dataclass(frozen=True)
@@ -113,7 +94,7 @@ class TronNode:
         # key handling (only for TronGrid URLs, rotating bundled shared keys) is not used.
         self._provider = _Provider(node_url, client=self._client)
         self._tron = AsyncTron(provider=self._provider)
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or NODE_RETRY
         self._sleep = sleep
         self.node_url = node_url
 
@@ -189,32 +170,30 @@ class TronNode:
         return await self._call("triggerconstantcontract", call)
 
     async def _call(self, endpoint: str, call: Callable[[], Awaitable[T]]) -> T:
-        last_reason = "no attempt made"
-        for attempt in range(self._retry.attempts):
+        async def attempt() -> T:
             metrics.NODE_REQUESTS.labels(endpoint).inc()
-            try:
-                return await call()
-            except TokenContractMismatch:
-                raise
-            except Exception as exc:
-                reason = _reason(exc)
-                if reason is None:
-                    raise
+            return await call()
+
+        def classify(exc: BaseException) -> str | None:
+            reason = _reason(exc)
+            if reason is not None:
                 metrics.NODE_ERRORS.labels(endpoint, reason).inc()
-                last_reason = f"{reason}: {_describe(exc)}"
-            if attempt + 1 < self._retry.attempts:
-                delay = self._retry.delay(attempt)
-                log.warning(
-                    "Tron node %s failed (%s); retry %d in %.2fs",
-                    endpoint,
-                    last_reason,
-                    attempt + 1,
-                    delay,
-                )
-                metrics.NODE_RETRIES.labels(endpoint).inc()
-                await self._sleep(delay)
-        metrics.NODE_GIVE_UPS.labels(endpoint).inc()
-        raise NodeUnavailable(endpoint, last_reason)
+            return reason
+
+        try:
+            return await self._retry.run(
+                attempt,
+                what=f"Tron node {endpoint}",
+                classify=classify,
+                on_retry=lambda _exc, _delay: metrics.NODE_RETRIES.labels(endpoint).inc(),
+                sleep=self._sleep,
+            )
+        except Exception as exc:
+            reason = _reason(exc)
+            if reason is None:  # a bug of ours, or TokenContractMismatch: never retried
+                raise
+            metrics.NODE_GIVE_UPS.labels(endpoint).inc()
+            raise NodeUnavailable(endpoint, f"{reason}: {_describe(exc)}") from None
 
 
 def _reason(exc: BaseException) -> str | None:

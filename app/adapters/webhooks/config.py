@@ -1,4 +1,4 @@
-"""What a worker needs to run webhooks: its keyring, its store, its URL policy.
+"""What a worker needs to run webhooks: its keyring, its URL policy, its dispatch settings.
 
 The keys that encrypt signing secrets come from ``WEBHOOK_SECRET_KEYS``. A development machine
 without that variable gets one key generated once into ``CHECKOUT_DATA_DIR`` (mode 0600) and
@@ -13,6 +13,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.adapters.webhooks.dispatcher import DispatchSettings
 from app.adapters.webhooks.secrets import SecretKeyring, generate_key
 from app.adapters.webhooks.ssrf import UrlPolicy
 from app.settings import Settings
@@ -24,6 +25,19 @@ def url_policy(settings: Settings) -> UrlPolicy:
     return UrlPolicy(
         require_https=settings.environment == "production",
         allow_loopback=settings.webhook_allow_loopback,
+    )
+
+
+def dispatch_settings(settings: Settings) -> DispatchSettings:
+    schedule = settings.webhook_retry_schedule
+    return DispatchSettings(
+        policy=url_policy(settings),
+        timeout=settings.webhook_timeout,
+        disable_after=settings.webhook_disable_after,
+        concurrency=settings.webhook_concurrency,
+        endpoint_concurrency=settings.webhook_endpoint_concurrency,
+        poll_interval=settings.webhook_poll_interval,
+        **({"retry_schedule": schedule} if schedule else {}),
     )
 
 

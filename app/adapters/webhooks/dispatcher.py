@@ -25,12 +25,7 @@ from datetime import UTC, datetime
 import aiohttp
 from prometheus_client import Counter, Histogram
 
-from app.adapters.postgres.webhook_store import (
-    Attempt,
-    ClaimedDelivery,
-    WebhookEndpoint,
-    WebhookStore,
-)
+from app.adapters.postgres.webhook_store import ClaimedDelivery, PostgresWebhookStore
 from app.adapters.webhooks.schedule import DEFAULT_RETRY_SCHEDULE, next_attempt_delay
 from app.adapters.webhooks.signing import SIGNATURE_HEADER, signature_header, webhook_body
 from app.adapters.webhooks.ssrf import (
@@ -40,6 +35,7 @@ from app.adapters.webhooks.ssrf import (
     check_url_at_delivery,
     unsafe_url_cause,
 )
+from app.domain.webhooks import Attempt, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +175,7 @@ OnDeadLetter = Callable[[ClaimedDelivery, Attempt], Awaitable[None]]
 class WebhookDispatcher:
     def __init__(
         self,
-        store: WebhookStore,
+        store: PostgresWebhookStore,
         sender: WebhookSender,
         settings: DispatchSettings,
         *,
@@ -317,3 +313,39 @@ class WebhookDispatcher:
                 )
                 await self._on_disabled(disabled)
         return status
+
+
+class WebhookDelivery:
+    """The worker's sender and dispatcher, opened and closed as a pair (app/bootstrap.py)."""
+
+    def __init__(
+        self,
+        store: PostgresWebhookStore,
+        settings: DispatchSettings,
+        *,
+        on_dead_letter: OnDeadLetter,
+        on_disabled: OnDisabled,
+    ) -> None:
+        self._sender = WebhookSender(settings.policy, settings.timeout, settings.concurrency)
+        self._dispatcher = WebhookDispatcher(
+            store,
+            self._sender,
+            settings,
+            on_dead_letter=on_dead_letter,
+            on_disabled=on_disabled,
+        )
+        self._started = asyncio.Event()
+
+    def wake(self) -> None:
+        self._dispatcher.wake()
+
+    async def start(self) -> None:
+        await self._sender.start()
+        self._started.set()
+
+    async def run(self) -> None:
+        await self._started.wait()
+        await self._dispatcher.run()
+
+    async def stop(self) -> None:
+        await self._sender.close()

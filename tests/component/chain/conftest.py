@@ -5,7 +5,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from app.adapters.tron.node import RetryPolicy, TronNode
+from app.adapters.tron.node import TronNode
+from app.runtime.retry import RetryPolicy
 from tests.component.chain.chain_fake_node import FakeChain, Published
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from app.domain import errors
 from app.domain.deposit import AddressConflict
+from app.domain.webhooks import EndpointNotEnabled, ReplayTooLarge, WebhookEndpointNotFound
 from app.services.errors import CommandTimeout, IdempotencyKeyReused
 from web.errors import HTTP_STATUS, ApiError, checkout_error_response, error_body, status_for
 
@@ -66,6 +67,9 @@ def test_the_most_specific_class_decides() -> None:
     assert status_for(IdempotencyKeyReused("reused")) == 409
     assert status_for(errors.InvoiceNotDue("not yet")) == 422
     assert status_for(errors.InvalidFeePercentage("101")) == 400  # the root's status
+    assert status_for(WebhookEndpointNotFound("no endpoint")) == 404
+    assert status_for(EndpointNotEnabled("disabled")) == 422
+    assert status_for(ReplayTooLarge("too many")) == 422
 
 
 def test_an_unavailable_dependency_is_a_503_to_retry() -> None:

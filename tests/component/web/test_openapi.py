@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+from app.bootstrap import build
+from app.settings import Settings
+from web.openapi import openapi_document
 
 pytestmark = pytest.mark.component
 
 OUR_PREFIXES = ("/api/", "/pay/", "/internal/", "/healthz", "/readyz", "/metrics", "/openapi")
 
 
-def served_routes() -> set[tuple[str, str]]:
-    import importlib
-    import pkgutil
-
-    import web
-    from app.faust_app import aiohttp_application, app
-
-    for module in pkgutil.iter_modules(web.__path__):  # importing a module registers its routes
-        importlib.import_module(f"web.{module.name}")
-
-    app.web.init_server()  # Faust adds its own pages (health, metrics) to the router here
+def served_routes(data_dir: Path) -> set[tuple[str, str]]:
+    # The worker's wiring, built as `checkout worker` builds it (nothing is started).
+    platform = build(Settings(data_dir=data_dir, store="memory://"))
+    platform.app.web.init_server()  # Faust adds its own pages (metrics) to the router here
     routes = set()
-    for route in aiohttp_application().router.routes():
+    for route in platform.web.router.routes():
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")
         ours = path and path.startswith(OUR_PREFIXES)
@@ -30,9 +29,7 @@ def served_routes() -> set[tuple[str, str]]:
     return routes
 
 
-def test_openapi_describes_exactly_the_served_routes() -> None:
-    from web.openapi import openapi_document
-
+def test_openapi_describes_exactly_the_served_routes(tmp_path: Path) -> None:
     document = openapi_document()
     described = {(method, path) for path, item in document["paths"].items() for method in item}
-    assert served_routes() == described
+    assert served_routes(tmp_path) == described

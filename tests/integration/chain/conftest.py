@@ -13,7 +13,8 @@ import httpx
 import psycopg2  # type: ignore[import-untyped]
 import pytest
 
-from app.adapters.tron.node import RetryPolicy, TronNode
+from app.adapters.tron.node import TronNode
+from app.runtime.retry import RetryPolicy
 from tests.support.tron_sim import launch_simulator
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -7,11 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.adapters.tron.deposit_addresses import (
-    DepositAddressAllocator,
-    derive_deposit_address,
-    xpub_fingerprint,
-)
+from app.adapters.postgres.deposit_addresses import DepositAddressAllocator
+from app.adapters.tron.deposit_addresses import derive_deposit_address, xpub_fingerprint
 from app.adapters.tron.settings import DEV_XPUB
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from app.adapters.tron.store import PostgresWatcherStore
+from app.adapters.postgres.chain_cursor import PostgresWatcherStore
 from tests.component.chain.chain_store_contract import WatcherStoreContract, make_block
 
 pytestmark = pytest.mark.integration

@@ -11,15 +11,14 @@ from typing import Any
 
 import pytest
 
-from app.adapters.tron.address_filter import PostgresDepositAddressFilter
-from app.adapters.tron.deposit_addresses import (
-    MAX_ADDRESS_INDEX,
+from app.adapters.postgres.chain_cursor import PostgresWatcherStore
+from app.adapters.postgres.deposit_addresses import (
     DepositAddressAllocator,
-    derive_deposit_address,
+    PostgresDepositAddressFilter,
 )
+from app.adapters.tron.deposit_addresses import MAX_ADDRESS_INDEX, derive_deposit_address
 from app.adapters.tron.node import TronNode
 from app.adapters.tron.settings import DEV_XPUB, MAINNET_USDT
-from app.adapters.tron.store import PostgresWatcherStore
 from app.adapters.tron.watcher import ChainWatcher
 from app.domain.observations import Observation, TransferObserved, TransferOrphaned
 from tests.integration.chain.conftest import Simulator

@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
-from app.adapters.tron.address_filter import PostgresDepositAddressFilter
-from app.adapters.tron.deposit_addresses import DepositAddressAllocator
+from app.adapters.postgres.chain_cursor import PostgresWatcherStore
+from app.adapters.postgres.deposit_addresses import (
+    DepositAddressAllocator,
+    PostgresDepositAddressFilter,
+)
 from app.adapters.tron.node import TronNode
 from app.adapters.tron.settings import DEV_XPUB, MAINNET_USDT
-from app.adapters.tron.store import PostgresWatcherStore
 from app.adapters.tron.watcher import ChainWatcher
 from app.domain.observations import (
     ChainHeadAdvanced,

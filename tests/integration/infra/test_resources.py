@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.resources import Resources
+from app.bootstrap import Resources
 from app.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("infrastructure")]
@@ -40,7 +40,7 @@ async def test_postgres_pool_round_trip_in_a_transaction(resources: Resources) -
 
 
 async def test_pool_is_shared_not_opened_per_use(resources: Resources) -> None:
-    pool = resources.db
+    pool = resources.db.pool
 
     async def query() -> int:
         async with pool.acquire() as conn, conn.cursor() as cur:
@@ -49,7 +49,7 @@ async def test_pool_is_shared_not_opened_per_use(resources: Resources) -> None:
             return int(row[0])
 
     pids = await asyncio.gather(*(query() for _ in range(30)))
-    assert resources.db is pool
+    assert resources.db.pool is pool
     # 30 queries reuse at most the pool's maximum number of server connections.
     assert len(set(pids)) <= resources.settings.database_pool_max
 

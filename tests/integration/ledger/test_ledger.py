@@ -10,7 +10,12 @@ from decimal import Decimal
 import aiopg
 import pytest
 
-from app.adapters.postgres.ledger import CUSTOMER_FUNDS, PLATFORM_FEES, Ledger, merchant_account
+from app.adapters.postgres.ledger import (
+    CUSTOMER_FUNDS,
+    PLATFORM_FEES,
+    PostgresLedger,
+    merchant_account,
+)
 from app.domain.settlement import Settlement
 from app.settings import Settings
 from tests.unit.domain.factories import new_settlement, usdt
@@ -56,7 +61,7 @@ async def rows(pool: aiopg.Pool, settlement_id: str) -> tuple[list[tuple], list[
 
 async def test_a_settlement_is_booked_in_double_entry(pool: aiopg.Pool) -> None:
     settlement = fresh_settlement("9.99")
-    booking = await Ledger(pool).book_settlement(settlement)
+    booking = await PostgresLedger(pool).book_settlement(settlement)
 
     settlements, entries = await rows(pool, settlement.settlement_id)
     assert settlements == [(usdt("9.99"), usdt("0.10"), usdt("9.89"), "completed")]
@@ -72,7 +77,7 @@ async def test_a_settlement_is_booked_in_double_entry(pool: aiopg.Pool) -> None:
 
 async def test_booking_again_changes_nothing_and_answers_the_same(pool: aiopg.Pool) -> None:
     settlement = fresh_settlement("150.00")
-    ledger = Ledger(pool)
+    ledger = PostgresLedger(pool)
     first = await ledger.book_settlement(settlement)
     before = await rows(pool, settlement.settlement_id)
 
@@ -84,7 +89,7 @@ async def test_booking_again_changes_nothing_and_answers_the_same(pool: aiopg.Po
 async def test_concurrent_bookings_of_one_settlement_book_it_once(pool: aiopg.Pool) -> None:
     # Two workers during a handover: the second waits for the first and reads its booking.
     settlement = fresh_settlement("10000.00")
-    ledger = Ledger(pool)
+    ledger = PostgresLedger(pool)
     bookings = await asyncio.gather(*(ledger.book_settlement(settlement) for _ in range(4)))
     assert len(set(bookings)) == 1
     settlements, entries = await rows(pool, settlement.settlement_id)

@@ -9,6 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from app.adapters.redis.live_views import LiveInvoiceViews
+from app.services.live_view import MAINNET_USDT_CONTRACT
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -29,7 +30,7 @@ def invoice_id() -> str:
 
 @pytest.fixture
 async def views(redis_client: aioredis.Redis) -> AsyncIterator[LiveInvoiceViews]:
-    live = LiveInvoiceViews(redis_client)
+    live = LiveInvoiceViews(redis_client, token_contract=MAINNET_USDT_CONTRACT)
     try:
         yield live
     finally:

@@ -9,14 +9,8 @@ from datetime import timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from app.adapters.redis.live_views import (
-    FINAL_VIEW_TTL,
-    LiveInvoiceViews,
-    View,
-    apply_event,
-    render_view,
-    state_key,
-)
+from app.adapters.redis.live_views import FINAL_VIEW_TTL, LiveInvoiceViews, state_key
+from app.services.live_view import MAINNET_USDT_CONTRACT, View, apply_event, render_view
 from tests.unit.live.scenario import Scenario
 
 from .conftest import REDIS_URL
@@ -60,7 +54,7 @@ async def test_concurrent_applies_from_several_workers_lose_no_update(invoice_id
     # Four "workers", each its own Redis client, each owning some aggregates (partitions) and
     # applying their events in order, all at the same time; every event also redelivered.
     clients = [aioredis.from_url(REDIS_URL) for _ in range(4)]
-    workers = [LiveInvoiceViews(client) for client in clients]
+    workers = [LiveInvoiceViews(client, token_contract=MAINNET_USDT_CONTRACT) for client in clients]
     by_aggregate: dict[str, list] = {}
     for event in scenario.events:
         by_aggregate.setdefault(event.aggregate_id, []).append(event)

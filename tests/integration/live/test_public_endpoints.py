@@ -7,7 +7,8 @@ WebSocket and SSE clients see what Redis pub/sub really delivers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -19,25 +20,27 @@ from aiohttp.test_utils import TestClient, TestServer
 from app.adapters.redis.live_views import LiveInvoiceViews
 from tests.unit.live.scenario import Scenario
 from web.errors import error_middleware
-from web.public import LiveStreamSettings, PublicEndpoints, set_view_fallback
+from web.public import LiveStreamSettings, PublicEndpoints, ViewFallback
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("infrastructure")]
 
 FAST = LiveStreamSettings(heartbeat=5.0, keepalive=0.2, linger=0.3)
 
 
-@pytest.fixture
-async def client(views: LiveInvoiceViews) -> AsyncIterator[TestClient]:
+@contextlib.asynccontextmanager
+async def serving(
+    views: LiveInvoiceViews, fallback: ViewFallback | None = None
+) -> AsyncIterator[TestClient]:
     app = web.Application(middlewares=[error_middleware])
-    PublicEndpoints(lambda: views, settings=FAST).add_routes(app.router)
+    PublicEndpoints(views, fallback=fallback, settings=FAST).add_routes(app.router)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
 
 @pytest.fixture
-def no_fallback() -> Iterator[None]:
-    yield
-    set_view_fallback(None)
+async def client(views: LiveInvoiceViews) -> AsyncIterator[TestClient]:
+    async with serving(views) as test_client:
+        yield test_client
 
 
 def keys_anywhere(value: Any) -> list[str]:
@@ -83,17 +86,17 @@ async def test_the_json_view_and_404_in_the_one_error_shape(
 
 
 async def test_the_fallback_serves_what_redis_does_not_have_without_fees(
-    client: TestClient, invoice_id: str, no_fallback: None
+    views: LiveInvoiceViews, invoice_id: str
 ) -> None:
     async def from_table(wanted: str) -> dict[str, Any] | None:
         if wanted != invoice_id:
             return None
         return {"id": wanted, "status": "paid", "fee_percentage": "1", "nested": [{"fee": "1"}]}
 
-    set_view_fallback(from_table)
-    response = await client.get(f"/api/v1/public/invoice/{invoice_id}")
-    assert response.status == 200
-    assert await response.json() == {"id": invoice_id, "status": "paid", "nested": [{}]}
+    async with serving(views, from_table) as client:
+        response = await client.get(f"/api/v1/public/invoice/{invoice_id}")
+        assert response.status == 200
+        assert await response.json() == {"id": invoice_id, "status": "paid", "nested": [{}]}
 
 
 async def test_websocket_sends_the_current_view_then_each_change_and_closes_when_settled(

@@ -10,7 +10,7 @@ from decimal import Decimal
 import aiopg
 import pytest
 
-from app.adapters.postgres.merchants import MerchantStore
+from app.adapters.postgres.merchants import PostgresMerchantStore
 from app.domain.errors import InvalidFeePercentage
 from app.settings import Settings
 from tests.support.processes import REPO_ROOT, VENV_BIN
@@ -19,16 +19,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("infrastructure")
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[MerchantStore]:
+async def store() -> AsyncIterator[PostgresMerchantStore]:
     pool = await aiopg.create_pool(Settings.from_env().database_url, minsize=1, maxsize=2)
     try:
-        yield MerchantStore(pool)
+        yield PostgresMerchantStore(pool)
     finally:
         pool.close()
         await pool.wait_closed()
 
 
-async def test_a_key_authenticates_its_merchant_only(store: MerchantStore) -> None:
+async def test_a_key_authenticates_its_merchant_only(store: PostgresMerchantStore) -> None:
     shop = await store.create_merchant("Shop A", fee_percentage="2.5", confirmation_override=3)
     other = await store.create_merchant("Shop B")
 
@@ -51,19 +51,21 @@ async def test_a_key_authenticates_its_merchant_only(store: MerchantStore) -> No
         lambda key: "ck_",
     ],
 )
-async def test_a_wrong_key_authenticates_nobody(store: MerchantStore, transform: object) -> None:
+async def test_a_wrong_key_authenticates_nobody(
+    store: PostgresMerchantStore, transform: object
+) -> None:
     issued = await store.create_merchant("Shop C")
     assert await store.authenticate(transform(issued.api_key)) is None  # type: ignore[operator]
 
 
-async def test_a_revoked_key_stops_working(store: MerchantStore) -> None:
+async def test_a_revoked_key_stops_working(store: PostgresMerchantStore) -> None:
     issued = await store.create_merchant("Shop D")
     assert await store.revoke_keys(issued.merchant.merchant_id) == 1
-    fresh = MerchantStore(store._pool)  # a worker without a cached authentication
+    fresh = PostgresMerchantStore(store._pool)  # a worker without a cached authentication
     assert await fresh.authenticate(issued.api_key) is None
 
 
-async def test_bad_fee_is_refused_and_nothing_is_stored(store: MerchantStore) -> None:
+async def test_bad_fee_is_refused_and_nothing_is_stored(store: PostgresMerchantStore) -> None:
     with pytest.raises(InvalidFeePercentage):
         await store.create_merchant("Shop E", fee_percentage="101")
 

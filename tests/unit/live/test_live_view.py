@@ -12,20 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.adapters.redis.live_views import (
-    FINAL_VIEW_TTL,
-    HELD_STATE_TTL,
-    OPEN_VIEW_TTL,
-    State,
-    View,
-    apply_event,
-    is_settled,
-    render_view,
-    state_ttl,
-)
+from app.adapters.redis.live_views import FINAL_VIEW_TTL, HELD_STATE_TTL, OPEN_VIEW_TTL, state_ttl
 from app.domain.commands import CreateSettlement
 from app.domain.events import DomainEvent
 from app.domain.settlement import handle_settlement
+from app.services.live_view import State, View, apply_event, is_settled, render_view
 from tests.unit.domain.factories import DEPOSIT_ADDRESS, T0, usdt
 
 from .scenario import Scenario

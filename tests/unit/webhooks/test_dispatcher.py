@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.adapters.postgres.webhook_store import Attempt, ClaimedDelivery, WebhookEndpoint
+from app.adapters.postgres.webhook_store import ClaimedDelivery
 from app.adapters.webhooks.dispatcher import (
     AttemptOutcome,
     DispatchSettings,
@@ -18,6 +18,7 @@ from app.adapters.webhooks.dispatcher import (
     WebhookSender,
 )
 from app.adapters.webhooks.ssrf import UrlPolicy
+from app.domain.webhooks import Attempt, WebhookEndpoint
 
 pytestmark = pytest.mark.unit
 
