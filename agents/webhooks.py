@@ -7,8 +7,7 @@ Three steps, each restartable on its own:
 2. ``delivery_intake_agent`` reads ``crypto-checkout.notifications`` and queues each delivery in
    PostgreSQL.
 3. The dispatcher, one per worker (app/adapters/webhooks/dispatcher.py), makes the attempts with
-   retries on their own clock; what it reports — a delivery that failed for good, an endpoint it
-   disabled — is handled by ``DispatcherReports`` here.
+   retries on their own clock; what it reports goes through agents/webhook_dispatcher.py.
 """
 
 from __future__ import annotations
@@ -18,21 +17,13 @@ from typing import Any, Final
 
 import faust
 
-from app.adapters.postgres.webhook_store import ClaimedDelivery
-from app.domain.webhooks import Attempt, Notification, WebhookEndpoint, endpoint_disabled_event
-from app.runtime.codecs import decode_notification, encode_notification
+from app.runtime.codecs import decode_notification
 from app.runtime.dead_letters import DeadLetters
 from app.runtime.retry import retry_transient
-from app.services.ports import EventPublisher
 from app.services.webhook_fanout import DeliveryIntake, WebhookFanout
 
 FANOUT: Final = "webhook_agent"
 INTAKE: Final = "delivery_intake_agent"
-DISPATCHER: Final = "webhook_dispatcher"
-
-
-class WebhookDeliveryFailed(Exception):
-    """Every attempt of a delivery failed; the dead letter keeps it for redelivery."""
 
 
 class WebhookAgents:
@@ -58,54 +49,6 @@ class WebhookAgents:
             )
         except Exception as exc:
             await self._dead_letters.send(event, agent=INTAKE, error=exc)
-
-
-class DispatcherReports:
-    """What the dispatcher reports: a delivery that failed for good, an endpoint it disabled."""
-
-    def __init__(
-        self, dead_letters: DeadLetters, events: EventPublisher, notifications_topic: str
-    ) -> None:
-        self._dead_letters = dead_letters
-        self._events = events
-        self._notifications_topic = notifications_topic
-
-    async def dead_letter(self, delivery: ClaimedDelivery, attempt: Attempt) -> None:
-        """The last attempt failed: the delivery goes to the notifications DLQ, as a record."""
-        notification = Notification(
-            delivery_id=delivery.delivery_id,
-            endpoint_id=delivery.endpoint_id,
-            merchant_id=delivery.merchant_id,
-            origin=delivery.origin,
-            event=delivery.event,
-            redelivery_of=delivery.redelivery_of,
-        )
-        error = WebhookDeliveryFailed(
-            f"delivery {delivery.delivery_id} to endpoint {delivery.endpoint_id} failed "
-            f"{delivery.attempt} times; last: {attempt.error}"
-        )
-        await self._dead_letters.send_record(
-            agent=DISPATCHER,
-            error=error,
-            key=notification.key,
-            value=encode_notification(notification),
-            source_topic=self._notifications_topic,
-        )
-
-    async def endpoint_disabled(self, endpoint: WebhookEndpoint) -> None:
-        """Tell the merchant (an event on domain-events, hence a webhook to their other ones)."""
-        assert endpoint.disabled_at is not None and endpoint.failing_since is not None
-        event = endpoint_disabled_event(
-            endpoint_id=endpoint.endpoint_id,
-            endpoint_version=endpoint.version,
-            merchant_id=endpoint.merchant_id,
-            url=endpoint.url,
-            failing_since=endpoint.failing_since,
-            disabled_at=endpoint.disabled_at,
-        )
-        await retry_transient(
-            lambda: self._events.publish_events([event]), what="endpoint disabled event"
-        )
 
 
 def register(

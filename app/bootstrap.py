@@ -41,6 +41,7 @@ from agents import (
     projections,
     settlements,
     stall_watchdog,
+    webhook_dispatcher,
     webhooks,
 )
 from app.adapters.postgres.chain_cursor import PostgresWatcherStore
@@ -333,7 +334,7 @@ def build(settings: Settings) -> Platform:
     dead_letters = DeadLetters(topics.dead_letter_of, hold)
     publisher = KafkaPublisher(topics)
     webhook_store = PostgresWebhookStore(resources.db, keyring(settings), settings.app_id)
-    reports = webhooks.DispatcherReports(
+    reports = webhook_dispatcher.DispatcherReports(
         dead_letters, publisher, topics.cluster_name(NOTIFICATIONS)
     )
     delivery = WebhookDelivery(

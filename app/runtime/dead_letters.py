@@ -14,14 +14,16 @@ import logging
 import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import faust
 import orjson
 from prometheus_client import Counter
 
 from app.runtime.retry import retry_transient
 from app.runtime.shutdown import never_stopping
+
+if TYPE_CHECKING:  # the types only: this module does not need Faust to run
+    import faust
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ async def send_to_dead_letter(
     await delivered
 
 
-DeadLetterTopic = Callable[[str], faust.TopicT]
+DeadLetterTopic = Callable[[str], "faust.TopicT"]
 
 
 class DeadLetters:

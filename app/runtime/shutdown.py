@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
-import faust
+if TYPE_CHECKING:  # the types only: this module does not need Faust to run
+    import faust
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-
-import faust
+from typing import TYPE_CHECKING
 
 from app.runtime.topic_admin import TopicRequirement
+
+if TYPE_CHECKING:  # the types only: this module does not need Faust to run
+    import faust
 
 RETENTION_PUBLIC = timedelta(days=7)
 RETENTION_DLQ = timedelta(days=30)

@@ -17,7 +17,7 @@ import pytest
 from app.runtime import pipelining
 from app.runtime.pipelining import AckPipeline, defer_acknowledgement
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.component
 
 
 class FakeEvent:

@@ -15,7 +15,7 @@ from faust.transport.producer import ProducerBuffer
 
 from app.runtime import producer_flush
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.component
 
 # Longer than the 0.1 s the unpatched flush waits before giving up.
 SLOW_SEND = 0.25

@@ -6,7 +6,7 @@ import pytest
 
 from app.runtime.topics import ALL_TOPICS, DEPOSITS, INVOICE_COMMANDS, PUBLIC_TOPICS
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.component
 
 
 def test_public_topics_and_partitions_match_the_design() -> None:

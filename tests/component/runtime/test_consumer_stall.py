@@ -6,7 +6,7 @@ import pytest
 
 from app.runtime.stall import StallTracker
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.component
 
 TP = ("checkout.deposits", 2)
 

@@ -19,7 +19,7 @@ from intervaltree import IntervalTree
 from app.runtime import commit_guard
 from app.runtime.commit_guard import FAUST_ADD_GAP, FAUST_NEW_OFFSET, _new_offset, committed_hole
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.component
 
 TP = FaustTP("checkout.deposits", 11)
 

@@ -1,0 +1,123 @@
+"""The settlement agent's handler: a paid invoice becomes one settlement, booked once."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.settlements import SettlementAgent
+from app.domain.events import DomainEvent, InvoicePaid
+from app.domain.statuses import SettlementStatus
+from tests.support.fakes import FakeEvent, MemoryWorld
+from tests.unit.live.scenario import Scenario
+
+pytestmark = pytest.mark.component
+
+TOPIC = "crypto-checkout.domain-events"
+
+
+def paid_invoice(invoice_id: str = "inv_paid_1", amount: str = "9.99") -> list[DomainEvent]:
+    scenario = Scenario(invoice_id=invoice_id, amount=amount)
+    payment = scenario.pay(amount)
+    scenario.confirmations(payment, scenario.required)
+    return scenario.events
+
+
+def message(event: DomainEvent) -> FakeEvent:
+    return FakeEvent(TOPIC, event.model_dump_json().encode(), key=event.aggregate_id.encode())
+
+
+def invoice_paid(events: list[DomainEvent]) -> InvoicePaid:
+    return next(event for event in events if isinstance(event, InvoicePaid))
+
+
+@pytest.fixture
+def agent(world: MemoryWorld) -> SettlementAgent:
+    return SettlementAgent(world.services.settling, world.dead_letters)
+
+
+async def test_a_paid_invoice_is_settled_fee_and_net_booked_once(
+    world: MemoryWorld, agent: SettlementAgent
+) -> None:
+    for event in paid_invoice():
+        await agent.handle(message(event))  # every other event is passed over
+
+    settlement = world.tables.settlements.get("inv_paid_1")
+    assert settlement is not None and settlement.status is SettlementStatus.COMPLETED
+    # 9.99 at 1 %: fee 0.10 (half-up to the cent), net 9.89 — to the micro-unit.
+    assert (settlement.gross_amount, settlement.platform_fee_amount, settlement.net_amount) == (
+        9_990_000,
+        100_000,
+        9_890_000,
+    )
+    assert world.publisher.event_types() == ["SettlementCreated", "SettlementCompleted"]
+    assert world.ledger.times_booked == {settlement.settlement_id: 1}
+    assert settlement.reference == world.ledger.bookings[settlement.settlement_id].reference
+
+
+async def test_a_redelivered_invoice_paid_books_nothing_twice_and_resends_the_same_events(
+    world: MemoryWorld, agent: SettlementAgent
+) -> None:
+    paid = invoice_paid(paid_invoice())
+    await agent.handle(message(paid))
+    first = [event.event_id for event in world.publisher.events]
+    settled = world.tables.settlements.get("inv_paid_1")
+    world.publisher.clear()
+
+    await agent.handle(message(paid))  # Kafka delivers it again
+
+    assert [event.event_id for event in world.publisher.events] == first
+    assert world.tables.settlements.get("inv_paid_1") == settled
+    assert settled is not None
+    assert world.ledger.times_booked == {settled.settlement_id: 1}
+    assert world.dead_letter_topics.records() == []
+
+
+async def test_a_second_invoice_paid_for_the_same_invoice_is_refused_to_the_dead_letter_topic(
+    world: MemoryWorld, agent: SettlementAgent
+) -> None:
+    paid = invoice_paid(paid_invoice())
+    await agent.handle(message(paid))
+    # Another InvoicePaid for the invoice (another id, another cause): a defect upstream.
+    forged = paid.model_copy(
+        update={"event_id": paid.event_id.__class__(int=1), "causation_id": "other"}
+    )
+    await agent.handle(message(forged))
+
+    [record] = world.dead_letter_topics.records(TOPIC)
+    assert (record["agent"], record["error_type"]) == ("settlement_agent", "AlreadyExists")
+    settlement = world.tables.settlements.get("inv_paid_1")
+    assert settlement is not None
+    assert world.ledger.times_booked == {settlement.settlement_id: 1}
+
+
+async def test_a_ledger_outage_is_waited_out_not_dead_lettered(
+    world: MemoryWorld, agent: SettlementAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = 0
+    book = world.ledger.book_settlement
+
+    async def flaky(settlement):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ConnectionError("PostgreSQL restarting")
+        return await book(settlement)
+
+    monkeypatch.setattr(world.ledger, "book_settlement", flaky)
+    await agent.handle(message(invoice_paid(paid_invoice())))
+    assert calls == 3
+    assert world.publisher.event_types() == ["SettlementCreated", "SettlementCompleted"]
+    assert world.dead_letter_topics.records() == []
+
+
+@pytest.mark.parametrize(
+    "value", [b"not json", b'{"event_type": "InvoicePaid"}', b'{"event_type": "Unknown"}']
+)
+async def test_a_malformed_event_goes_to_the_dead_letter_topic(
+    world: MemoryWorld, agent: SettlementAgent, value: bytes
+) -> None:
+    await agent.handle(FakeEvent(TOPIC, value, key=b"inv_x"))
+    [record] = world.dead_letter_topics.records(TOPIC)
+    assert (record["agent"], record["error_type"]) == ("settlement_agent", "ValidationError")
+    assert record["value"] == {"text": value.decode()}
+    assert world.ledger.bookings == {}

@@ -1,0 +1,199 @@
+"""The merchant API on aiohttp's test client: what a merchant's integration sees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from app.domain.commands import ApplyPaymentConfirmed, ApplyPaymentDetected
+from app.domain.policies import settlement_command_for
+from tests.support.fakes import MemoryWorld
+
+from .conftest import OTHER, SHOP
+
+pytestmark = pytest.mark.component
+
+
+async def create(client: TestClient, body: dict[str, Any], **headers: str) -> Any:
+    return await client.post("/api/v1/invoices", json=body, headers={**SHOP, **headers})
+
+
+async def pay_in_full(world: MemoryWorld, invoice_id: str, amount: int) -> None:
+    """What the payment agent tells the invoice agent about a payment in one block."""
+    commands = world.services.invoice_commands
+    now = (await _invoice(world, invoice_id)).created_at
+    await commands.apply(
+        ApplyPaymentDetected(
+            command_id="detected-1",
+            invoice_id=invoice_id,
+            payment_id="p1",
+            amount=amount,
+            detected_at=now,
+        )
+    )
+    await commands.apply(
+        ApplyPaymentConfirmed(
+            command_id="confirmed-1", invoice_id=invoice_id, payment_id="p1", amount=amount,
+            confirmed_at=now,
+        )
+    )  # fmt: skip
+
+
+async def _invoice(world: MemoryWorld, invoice_id: str) -> Any:
+    invoice = world.tables.invoices.get(invoice_id)
+    assert invoice is not None
+    return invoice
+
+
+async def test_creating_an_invoice_answers_201_with_its_deposit_address_and_fee(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    response = await create(client, {"amount": "9.99", "order_id": "order-1"})
+    assert response.status == 201
+    body = await response.json()
+    assert response.headers["Location"] == f"/api/v1/invoices/{body['id']}"
+    assert (body["status"], body["amount"], body["amount_due"]) == ("pending", "9.99", "9.99")
+    assert body["fee_percentage"] == "1"
+    assert body["deposit_address"] == world.ports.addresses.allocated[body["id"]].address
+    assert body["payment_url"] == f"/pay/{body['id']}"
+    assert world.publisher.event_types() == ["InvoiceCreated"]
+
+
+async def test_an_idempotency_key_replays_the_first_answer_and_refuses_another_body(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    first = await create(client, {"amount": "5"}, **{"Idempotency-Key": "order-7"})
+    again = await create(client, {"amount": "5"}, **{"Idempotency-Key": "order-7"})
+    assert (first.status, again.status) == (201, 200)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert (await first.json())["id"] == (await again.json())["id"]
+    assert len(world.ports.addresses.allocated) == 1  # no second address used up
+
+    reused = await create(client, {"amount": "6"}, **{"Idempotency-Key": "order-7"})
+    assert reused.status == 409
+    assert (await reused.json())["error"] == {
+        "type": "conflict_error",
+        "code": "idempotency_key_reused",
+        "message": "this Idempotency-Key was used with a different request body; use a new key "
+        "for a new invoice",
+        "param": "Idempotency-Key",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "param"),
+    [
+        ({"amount": "0"}, "amount_zero", "amount"),
+        ({"amount": "1.0000001"}, "amount_too_many_decimals", "amount"),
+        ({"amount": 1e400}, "amount_invalid", "amount"),
+        ({}, "parameter_missing", "amount"),
+        ({"amount": "1", "tip": "2"}, "parameter_unknown", "tip"),
+    ],
+)
+async def test_bad_input_is_a_400_naming_the_field_and_uses_up_nothing(
+    client: TestClient, world: MemoryWorld, body: dict[str, Any], code: str, param: str
+) -> None:
+    response = await create(client, body)
+    assert response.status == 400
+    error = (await response.json())["error"]
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", code, param)
+    assert world.ports.addresses.allocated == {}
+    assert world.publisher.events == []
+
+
+async def test_without_a_valid_key_nothing_is_answered(client: TestClient) -> None:
+    missing = await client.post("/api/v1/invoices", json={"amount": "1"})
+    assert missing.status == 401
+    assert (await missing.json())["error"]["code"] == "authentication_required"
+    wrong = await client.get("/api/v1/invoices/inv_1", headers={"Authorization": "Bearer nope"})
+    assert wrong.status == 401
+    assert wrong.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_a_merchant_reads_only_their_own_invoices(client: TestClient) -> None:
+    invoice = await (await create(client, {"amount": "9.99"})).json()
+    mine = await client.get(f"/api/v1/invoices/{invoice['id']}", headers=SHOP)
+    assert mine.status == 200
+    assert (await mine.json())["id"] == invoice["id"]
+    theirs = await client.get(f"/api/v1/invoices/{invoice['id']}", headers=OTHER)
+    unknown = await client.get("/api/v1/invoices/inv_nobody", headers=SHOP)
+    assert theirs.status == unknown.status == 404
+    assert (await theirs.json())["error"]["code"] == "invoice_not_found"
+
+
+async def test_cancelling_a_pending_invoice_and_refusing_to_cancel_a_paid_one(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    pending = await (await create(client, {"amount": "3"})).json()
+    cancelled = await client.post(
+        f"/api/v1/invoices/{pending['id']}/cancel", json={"reason": "out of stock"}, headers=SHOP
+    )
+    assert cancelled.status == 200
+    body = await cancelled.json()
+    assert (body["status"], body["cancellation_reason"]) == ("cancelled", "out of stock")
+
+    paid = await (await create(client, {"amount": "9.99"})).json()
+    await pay_in_full(world, paid["id"], 9_990_000)
+    refused = await client.post(f"/api/v1/invoices/{paid['id']}/cancel", headers=SHOP)
+    assert refused.status == 422
+    error = (await refused.json())["error"]
+    assert (error["type"], error["code"]) == ("business_rule_error", "invalid_transition")
+
+
+async def test_the_settlement_of_a_paid_invoice_shows_gross_fee_and_net(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    invoice = await (await create(client, {"amount": "9.99"})).json()
+    before = await client.get(f"/api/v1/invoices/{invoice['id']}/settlement", headers=SHOP)
+    assert before.status == 404
+    assert (await before.json())["error"]["code"] == "settlement_not_found"
+
+    await pay_in_full(world, invoice["id"], 9_990_000)
+    paid = world.publisher.events[-1]
+    command = settlement_command_for(paid)
+    assert command is not None
+    await world.services.settling.settle(command)
+
+    response = await client.get(f"/api/v1/invoices/{invoice['id']}/settlement", headers=SHOP)
+    assert response.status == 200
+    settlement = await response.json()
+    assert (
+        settlement["gross_amount"],
+        settlement["platform_fee_amount"],
+        settlement["net_amount"],
+        settlement["status"],
+    ) == ("9.99", "0.1", "9.89", "completed")
+    listed = await (await client.get("/api/v1/settlements", headers=SHOP)).json()
+    assert [item["id"] for item in listed["data"]] == [settlement["id"]]
+    one = await client.get(f"/api/v1/settlements/{settlement['id']}", headers=SHOP)
+    assert (await one.json())["net_amount"] == "9.89"
+    theirs = await client.get(f"/api/v1/settlements/{settlement['id']}", headers=OTHER)
+    assert theirs.status == 404
+
+
+async def test_an_agent_that_does_not_answer_in_time_is_a_503_to_retry(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    world.gateway.timeout = True
+    response = await create(client, {"amount": "1"}, **{"Idempotency-Key": "k1"})
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "1"
+    assert (await response.json())["error"]["code"] == "command_timeout"
+    world.gateway.timeout = False
+    retried = await create(client, {"amount": "1"}, **{"Idempotency-Key": "k1"})
+    assert retried.status == 200  # the same command again: safe
+
+
+async def test_the_invoice_list_is_the_merchants_own(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    response = await client.get("/api/v1/invoices?status=paid&limit=5", headers=SHOP)
+    assert response.status == 200
+    assert await response.json() == {"data": [], "has_more": False, "next_cursor": None}
+    [asked] = world.ports.invoice_summaries.asked  # type: ignore[attr-defined]
+    assert (asked["merchant_id"], asked["limit"]) == ("mer_shop", 5)
+    bad = await client.get("/api/v1/invoices?limit=500", headers=SHOP)
+    assert bad.status == 400
+    assert (await bad.json())["error"]["param"] == "limit"

@@ -1,0 +1,98 @@
+"""The customer's endpoints on aiohttp's test client: the view, its stream, the payment page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.support.fakes import MemoryWorld
+from tests.unit.live.scenario import Scenario
+
+from .conftest import SHOP
+
+pytestmark = pytest.mark.component
+
+
+def keys_anywhere(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [k for key, inner in value.items() for k in (key, *keys_anywhere(inner))]
+    if isinstance(value, list):
+        return [k for inner in value for k in keys_anywhere(inner)]
+    return []
+
+
+async def test_the_public_view_has_no_fee_and_an_unknown_invoice_is_a_404(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    scenario = Scenario(invoice_id="inv_pub_1", amount="9.99")
+    for event in scenario.events:
+        await world.live_views.apply(event)
+    response = await client.get("/api/v1/public/invoice/inv_pub_1")
+    assert response.status == 200
+    view = await response.json()
+    assert (view["status"], view["usdt_amount"], view["currency"]) == ("pending", "9.99", "USDT")
+    assert not [key for key in keys_anywhere(view) if "fee" in key]
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    missing = await client.get("/api/v1/public/invoice/inv_nobody")
+    assert missing.status == 404
+    assert (await missing.json())["error"]["code"] == "invoice_not_found"
+
+
+async def test_without_a_live_view_the_invoice_history_answers(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    created = await client.post("/api/v1/invoices", json={"amount": "12.5"}, headers=SHOP)
+    invoice_id = (await created.json())["id"]
+    assert world.live_views.states == {}  # the live agent has not seen it (or Redis forgot)
+    response = await client.get(f"/api/v1/public/invoice/{invoice_id}")
+    assert response.status == 200
+    view = await response.json()
+    assert (view["id"], view["status"], view["amount_due"]) == (invoice_id, "pending", "12.5")
+    assert "version" not in view  # any live change replaces it
+    assert not [key for key in keys_anywhere(view) if "fee" in key]
+
+
+async def test_redis_down_with_no_fallback_view_is_a_503(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    world.live_views.down = True
+    response = await client.get("/api/v1/public/invoice/inv_unknown_1")
+    assert response.status == 503
+    assert (await response.json())["error"]["code"] == "live_status_unavailable"
+    page = await client.get("/pay/inv_unknown_1")
+    assert page.status == 503
+
+
+async def test_the_websocket_sends_the_view_then_each_change(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    scenario = Scenario(invoice_id="inv_ws_1", amount="9.99")
+    await world.live_views.apply(scenario.events[0])
+    payment = scenario.pay("9.99")
+    async with client.ws_connect("/api/v1/public/invoice/inv_ws_1/ws") as ws:
+        first = orjson.loads((await ws.receive(timeout=5)).data)
+        assert (first["status"], first["version"]) == ("pending", 1)
+        for event in scenario.events[1:]:
+            await world.live_views.apply(event)
+        views = []
+        while not views or views[-1]["status"] != "paid":
+            views.append(orjson.loads((await ws.receive(timeout=5)).data))
+        assert [view["version"] for view in views] == list(range(2, len(views) + 2))
+        [paid_with] = views[-1]["payments"]
+        assert (paid_with["payment_id"], paid_with["status"]) == (payment, "confirmed")
+
+
+async def test_the_payment_page_is_served_with_a_strict_content_security_policy(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    scenario = Scenario(invoice_id="inv_page_1", amount="9.99")
+    await world.live_views.apply(scenario.events[0])
+    page = await client.get("/pay/inv_page_1")
+    assert page.status == 200
+    html = await page.text()
+    assert "inv_page_1" in html and "9.99" in html
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert (await client.get("/pay/inv_nobody_1")).status == 404
