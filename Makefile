@@ -52,10 +52,11 @@ test-component: install ## Component tier: one agent, view or service in-process
 test-integration: infra ## Integration tier: real Kafka, PostgreSQL, Redis, Tron simulator
 	$(PYTEST) -m integration $(PYTEST_ARGS)
 
-lint: install ## ruff (lint and format check) and mypy
+lint: install ## ruff (lint and format check), mypy, and the import rules of docs/architecture.md
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy app agents web tables tron_sim
+	$(VENV)/bin/lint-imports
 
 bench: infra ## Benchmarks under bench/ (figures and ratios against a baseline)
 	@for bench in bench/bench_*.py; do echo "== $$bench"; $(PY) $$bench || exit 1; done
