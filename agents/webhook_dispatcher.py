@@ -13,7 +13,7 @@ from typing import Final
 from app.adapters.postgres.webhook_store import ClaimedDelivery
 from app.domain.webhooks import Attempt, Notification, WebhookEndpoint, endpoint_disabled_event
 from app.runtime.codecs import encode_notification
-from app.runtime.dead_letters import DeadLetters
+from app.runtime.dead_letters import DeadLetter, DeadLetters
 from app.runtime.retry import retry_transient
 from app.services.ports import EventPublisher
 
@@ -48,12 +48,14 @@ class DispatcherReports:
             f"delivery {delivery.delivery_id} to endpoint {delivery.endpoint_id} failed "
             f"{delivery.attempt} times; last: {attempt.error}"
         )
-        await self._dead_letters.send_record(
-            agent=DISPATCHER,
-            error=error,
-            key=notification.key,
-            value=encode_notification(notification),
-            source_topic=self._notifications_topic,
+        await self._dead_letters.send_letter(
+            DeadLetter(
+                agent=DISPATCHER,
+                error=error,
+                key=notification.key,
+                value=encode_notification(notification),
+                source_topic=self._notifications_topic,
+            )
         )
 
     async def endpoint_disabled(self, endpoint: WebhookEndpoint) -> None:

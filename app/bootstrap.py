@@ -68,7 +68,7 @@ from app.runtime.background import Background
 from app.runtime.commands import AskInvoiceAgent
 from app.runtime.dead_letters import DeadLetters
 from app.runtime.publishing import KafkaPublisher
-from app.runtime.routing import OwnerRouting
+from app.runtime.routing import OwnerRouting, Routing
 from app.runtime.shutdown import ShutdownHold
 from app.runtime.stall import StallWatchdog
 from app.runtime.topic_admin import TopicRequirement, ensure_topics
@@ -111,7 +111,7 @@ from web.errors import error_middleware
 from web.health import Health
 from web.invoice_list import InvoiceListApi
 from web.merchant_api import MerchantApi
-from web.public import PublicEndpoints
+from web.public import LiveStreamSettings, PublicEndpoints
 from web.view_fallback import ViewFallback
 from web.webhooks_api import WebhookApi
 
@@ -444,8 +444,21 @@ def _register_web(
     resources: Resources,
     settings: Settings,
 ) -> None:
+    Health(resources.probes(), WorkerState(app).partitions_check).add_routes(web_app.router)
+    install_views(web_app, services, OwnerRouting(app), settings)
+    openapi.add_routes(web_app.router)
+
+
+def install_views(
+    web_app: aioweb.Application,
+    services: Services,
+    routing: Routing,
+    settings: Settings,
+    *,
+    live: LiveStreamSettings | None = None,
+) -> None:
+    """The merchant and customer views on ``web_app``, given the services they call."""
     ports = services.ports
-    routing = OwnerRouting(app)
     auth = Authenticator(ports.merchants)
     fallback = ViewFallback(
         ports.tables.invoices,
@@ -453,8 +466,8 @@ def _register_web(
         table=ports.tables.invoices.name,
         token_contract=settings.chain.usdt_contract,
     )
-    routes: list[_RoutesOwner] = [
-        Health(resources.probes(), WorkerState(app).partitions_check),
+    public = PublicEndpoints(ports.live_views, fallback=fallback, settings=live)
+    views: list[_RoutesOwner] = [
         MerchantApi(
             auth,
             services.invoice_creation,
@@ -467,12 +480,11 @@ def _register_web(
         ),
         InvoiceListApi(auth, ports.invoice_summaries),
         WebhookApi(auth, services.webhook_endpoints, url_policy=url_policy(settings)),
+        public,
         fallback,
     ]
-    public = PublicEndpoints(ports.live_views, fallback=fallback)
-    for owner in (*routes, public):
-        owner.add_routes(web_app.router)
-    openapi.add_routes(web_app.router)
+    for view in views:
+        view.add_routes(web_app.router)
     # On shutdown, every WebSocket and SSE stream ends at once (1001: reconnect elsewhere).
     web_app.on_shutdown.append(public.close_live_streams)
 

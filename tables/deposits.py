@@ -13,22 +13,16 @@ import faust
 
 from app.domain.deposit import ConfirmationWatch, DepositAccount
 from app.runtime.topics import DEPOSITS
+from tables.typed import AggregateTable, faust_table
 
 
-class DepositTable:
+class DepositTable(AggregateTable[DepositAccount]):
     """``deposits``: deposit address → ``DepositAccount.to_dict()`` (registration and payments)."""
 
     name: Final = "deposits"
 
     def __init__(self, table: MutableMapping[Any, Any]) -> None:
-        self._table = table
-
-    def get(self, deposit_address: str) -> DepositAccount | None:
-        stored = self._table.get(deposit_address)
-        return None if stored is None else DepositAccount.from_dict(stored)
-
-    def put(self, account: DepositAccount) -> None:
-        self._table[account.address] = account.to_dict()
+        super().__init__(table, load=DepositAccount.from_dict, key=lambda account: account.address)
 
 
 class ConfirmationWatchTable:
@@ -49,18 +43,16 @@ class ConfirmationWatchTable:
 
 
 def declare(app: faust.App) -> tuple[DepositTable, ConfirmationWatchTable]:
-    # Raw keys: the same bytes the producers send, so a key hashes to the same partition in the
-    # source topic and in the changelog (table reads are routed by that hash).
-    deposits = app.Table(
+    deposits = faust_table(
+        app,
         DepositTable.name,
-        key_type=bytes,
         partitions=DEPOSITS.partitions,
-        help="Each deposit address's invoice registration and the payments made to it",
+        help="Each deposit address's invoice and payments (written by the payment agent)",
     )
-    watch = app.Table(
+    watch = faust_table(
+        app,
         ConfirmationWatchTable.name,
-        key_type=bytes,
         partitions=DEPOSITS.partitions,
-        help="Per partition: the last chain head and the addresses awaiting confirmations",
+        help="Per partition: last chain head, addresses counting (written by the payment agent)",
     )
     return DepositTable(deposits), ConfirmationWatchTable(watch)

@@ -17,6 +17,7 @@ import faust
 from app.domain.invoice import Invoice
 from app.domain.statuses import InvoiceStatus
 from app.runtime.topics import INVOICE_COMMANDS
+from tables.typed import AggregateTable, faust_table
 
 OPEN_STATUSES: Final = frozenset({InvoiceStatus.PENDING, InvoiceStatus.CONFIRMING})
 
@@ -26,20 +27,13 @@ def _text(key: bytes | str) -> str:
     return key.decode() if isinstance(key, bytes) else key
 
 
-class InvoiceTable:
+class InvoiceTable(AggregateTable[Invoice]):
     """``invoices``: invoice id → ``Invoice.to_dict()``."""
 
     name: Final = "invoices"
 
     def __init__(self, table: MutableMapping[Any, Any]) -> None:
-        self._table = table
-
-    def get(self, invoice_id: str) -> Invoice | None:
-        stored = self._table.get(invoice_id)
-        return None if stored is None else Invoice.from_dict(stored)
-
-    def put(self, invoice: Invoice) -> None:
-        self._table[invoice.invoice_id] = invoice.to_dict()
+        super().__init__(table, load=Invoice.from_dict, key=lambda invoice: invoice.invoice_id)
 
 
 class OpenInvoiceTable:
@@ -69,18 +63,17 @@ class OpenInvoiceTable:
 
 
 def declare(app: faust.App) -> tuple[InvoiceTable, OpenInvoiceTable]:
-    # Raw keys: the same bytes the producers send, so a key hashes to the same partition in the
-    # source topic and in the changelog (table reads are routed by that hash).
-    invoices = app.Table(
+    partitions = INVOICE_COMMANDS.partitions
+    invoices = faust_table(
+        app,
         InvoiceTable.name,
-        key_type=bytes,
-        partitions=INVOICE_COMMANDS.partitions,
+        partitions=partitions,
         help="Invoice aggregates by invoice id (written by the invoice agent)",
     )
-    open_invoices = app.Table(
+    open_invoices = faust_table(
+        app,
         OpenInvoiceTable.name,
-        key_type=bytes,
-        partitions=INVOICE_COMMANDS.partitions,
+        partitions=partitions,
         help="Invoices that can still expire, with their expires_at (written by the invoice agent)",
     )
     return InvoiceTable(invoices), OpenInvoiceTable(open_invoices)

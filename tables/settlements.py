@@ -13,31 +13,23 @@ import faust
 
 from app.domain.settlement import Settlement
 from app.runtime.topics import DOMAIN_EVENTS
+from tables.typed import AggregateTable, faust_table
 
 
-class SettlementTable:
+class SettlementTable(AggregateTable[Settlement]):
     """``settlements``: invoice id → ``Settlement.to_dict()`` (one settlement per paid invoice)."""
 
     name: Final = "settlements"
 
     def __init__(self, table: MutableMapping[Any, Any]) -> None:
-        self._table = table
-
-    def get(self, invoice_id: str) -> Settlement | None:
-        stored = self._table.get(invoice_id)
-        return None if stored is None else Settlement.from_dict(stored)
-
-    def put(self, settlement: Settlement) -> None:
-        self._table[settlement.invoice_id] = settlement.to_dict()
+        super().__init__(table, load=Settlement.from_dict, key=lambda item: item.invoice_id)
 
 
 def declare(app: faust.App) -> SettlementTable:
-    # Raw keys: the same bytes the producers send, so a key hashes to the same partition in the
-    # source topic and in the changelog (table reads are routed by that hash).
-    table = app.Table(
+    table = faust_table(
+        app,
         SettlementTable.name,
-        key_type=bytes,
         partitions=DOMAIN_EVENTS.partitions,
-        help="Settlement aggregates by the id of the invoice they settle",
+        help="Settlements by the invoice they settle (written by the settlement agent)",
     )
     return SettlementTable(table)

@@ -1,1 +1,6 @@
-"""web of the crypto-checkout worker (registered on app.faust_app.app by autodiscovery)."""
+"""The worker's HTTP views: parse, call a service, present.
+
+Each module holds a class built with the services it calls and an ``add_routes(router)``;
+app/bootstrap.py puts them on the aiohttp application Faust runs. ``web/errors.py`` is the one
+middleware that turns errors into the one JSON error shape.
+"""

@@ -9,7 +9,6 @@ current.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, TypeVar
 
@@ -18,7 +17,7 @@ from multidict import MultiMapping
 
 from app.adapters.postgres.projections import InvalidCursor, decode_cursor
 from app.domain.statuses import InvoiceStatus, PaymentException
-from app.services.ports import InvoiceSummaryReads
+from app.services.ports import InvoiceQuery, InvoiceSummaryReads
 from web.auth import Authenticator
 from web.errors import ApiError
 from web.presenters import invoice_summary_for_merchant
@@ -31,19 +30,6 @@ PARAMETERS: Final = frozenset(
 )
 
 E = TypeVar("E", InvoiceStatus, PaymentException)
-
-
-@dataclass(frozen=True)
-class InvoiceListQuery:
-    """What a list request asks for, every parameter checked."""
-
-    status: tuple[InvoiceStatus, ...] = ()
-    payment_exception: tuple[PaymentException, ...] = ()
-    order_id: str | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
-    limit: int = DEFAULT_LIMIT
-    cursor: str | None = None
 
 
 def _bad(param: str, message: str, code: str = "parameter_invalid") -> ApiError:
@@ -112,7 +98,7 @@ def _cursor(raw: str | None) -> str | None:
     return raw
 
 
-def parse_list_query(query: MultiMapping[str]) -> InvoiceListQuery:
+def parse_list_query(query: MultiMapping[str]) -> InvoiceQuery:
     """The list request's parameters, or a 400 naming one that is wrong."""
     unknown = sorted(set(query) - PARAMETERS)
     if unknown:
@@ -121,7 +107,7 @@ def parse_list_query(query: MultiMapping[str]) -> InvoiceListQuery:
             f"unknown parameter {unknown[0]!r}; allowed: {', '.join(sorted(PARAMETERS))}",
             "parameter_unknown",
         )
-    parsed = InvoiceListQuery(
+    parsed = InvoiceQuery(
         status=_members(query, "status", InvoiceStatus),
         payment_exception=_members(query, "payment_exception", PaymentException),
         order_id=_order_id(_single(query, "order_id")),
@@ -150,16 +136,7 @@ class InvoiceListApi:
     async def list_invoices(self, request: aioweb.Request) -> aioweb.Response:
         merchant = await self._auth.authenticate(request)
         query = parse_list_query(request.query)
-        page = await self._summaries.list(
-            merchant.merchant_id,
-            status=query.status,
-            payment_exception=query.payment_exception,
-            order_id=query.order_id,
-            created_from=query.created_from,
-            created_to=query.created_to,
-            limit=query.limit,
-            cursor=query.cursor,
-        )
+        page = await self._summaries.list(merchant.merchant_id, query)
         return aioweb.json_response(
             {
                 "data": [invoice_summary_for_merchant(row) for row in page.rows],

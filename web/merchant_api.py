@@ -9,6 +9,7 @@ exactly like one that does not exist.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Final
 
@@ -30,6 +31,10 @@ from web.presenters import (
 from web.requests import page_limit, parse_cancel_request, parse_create_invoice, read_json_object
 
 IDEMPOTENCY_KEY_MAX: Final = 200
+
+Response = aioweb.StreamResponse
+# Answers a request about one invoice of one merchant, on the worker that owns it.
+Owned = Callable[[aioweb.Request, str, str], Awaitable[Response]]
 
 
 class MerchantApi:
@@ -81,38 +86,39 @@ class MerchantApi:
         )
 
     async def get_invoice(self, request: aioweb.Request) -> aioweb.StreamResponse:
-        invoice_id = request.match_info["invoice_id"]
-        merchant = await self._auth.authenticate(request)
-
-        async def local(request: aioweb.Request) -> aioweb.StreamResponse:
-            invoice = self._invoices.get(merchant.merchant_id, invoice_id)
-            return aioweb.json_response(invoice_for_merchant(invoice))
-
-        return await self._routing.serve(request, self._invoice_table, invoice_id, local)
+        return await self._on_owner(request, self._invoice_table, self._invoice)
 
     async def cancel_invoice(self, request: aioweb.Request) -> aioweb.StreamResponse:
-        invoice_id = request.match_info["invoice_id"]
-        merchant = await self._auth.authenticate(request)
-
-        async def local(request: aioweb.Request) -> aioweb.StreamResponse:
-            self._invoices.get(merchant.merchant_id, invoice_id)  # 404 before reading the body
-            reason = parse_cancel_request(await read_json_object(request, allow_empty=True))
-            invoice = await self._invoices.cancel(
-                merchant.merchant_id, invoice_id, reason=reason, now=datetime.now(UTC)
-            )
-            return aioweb.json_response(invoice_for_merchant(invoice))
-
-        return await self._routing.serve(request, self._invoice_table, invoice_id, local)
+        return await self._on_owner(request, self._invoice_table, self._cancel)
 
     async def get_invoice_settlement(self, request: aioweb.Request) -> aioweb.StreamResponse:
+        return await self._on_owner(request, self._settlement_table, self._settlement)
+
+    async def _on_owner(self, request: aioweb.Request, table: str, answer: Owned) -> Response:
+        """Authenticate here, answer on the worker owning the invoice's partition of ``table``."""
         invoice_id = request.match_info["invoice_id"]
         merchant = await self._auth.authenticate(request)
 
-        async def local(request: aioweb.Request) -> aioweb.StreamResponse:
-            settlement = self._invoices.settlement(merchant.merchant_id, invoice_id)
-            return aioweb.json_response(settlement_for_merchant(settlement))
+        async def local(request: aioweb.Request) -> Response:
+            return await answer(request, merchant.merchant_id, invoice_id)
 
-        return await self._routing.serve(request, self._settlement_table, invoice_id, local)
+        return await self._routing.serve(request, table, invoice_id, local)
+
+    async def _invoice(self, _: aioweb.Request, merchant_id: str, invoice_id: str) -> Response:
+        invoice = self._invoices.get(merchant_id, invoice_id)
+        return aioweb.json_response(invoice_for_merchant(invoice))
+
+    async def _cancel(self, request: aioweb.Request, merchant_id: str, invoice_id: str) -> Response:
+        self._invoices.get(merchant_id, invoice_id)  # 404 before the body is read
+        reason = parse_cancel_request(await read_json_object(request, allow_empty=True))
+        invoice = await self._invoices.cancel(
+            merchant_id, invoice_id, reason=reason, now=datetime.now(UTC)
+        )
+        return aioweb.json_response(invoice_for_merchant(invoice))
+
+    async def _settlement(self, _: aioweb.Request, merchant_id: str, invoice_id: str) -> Response:
+        settlement = self._invoices.settlement(merchant_id, invoice_id)
+        return aioweb.json_response(settlement_for_merchant(settlement))
 
     async def get_settlement(self, request: aioweb.Request) -> aioweb.Response:
         settlement_id = request.match_info["settlement_id"]

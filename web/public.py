@@ -7,9 +7,9 @@
 
 Views come from Redis (app/adapters/redis/live_views.py), where the live status agent keeps them;
 changes arrive by Redis pub/sub, so any worker serves any customer. When Redis has no view (expired
-after its TTL, or Redis lost), the hook set with ``set_view_fallback`` is asked (the lead wires it
-to the invoice read model). Everything sent to a customer goes through ``public_view``, which drops
-any key naming a fee, whatever the source.
+after its TTL, or Redis lost), the fallback is asked (web/view_fallback.py: the view folded from
+the invoice's own history, on the worker that owns it). Everything sent to a customer goes through
+``public_view``, which drops any key naming a fee, whatever the source.
 """
 
 from __future__ import annotations

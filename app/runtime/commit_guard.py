@@ -42,7 +42,7 @@ from prometheus_client import Counter
 
 logger = logging.getLogger(__name__)
 
-# Faust's own versions, kept for tests that show what they do (tests/unit/infra/).
+# Faust's own versions, kept for tests that show what they do (tests/component/runtime/).
 FAUST_NEW_OFFSET = Consumer._new_offset
 FAUST_ADD_GAP = Consumer._add_gap
 

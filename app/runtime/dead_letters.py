@@ -13,6 +13,7 @@ import base64
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,64 +46,36 @@ def _text_or_base64(raw: bytes | str | None) -> dict[str, str] | None:
         return {"base64": base64.b64encode(raw).decode()}
 
 
-def dead_letter_record(
-    *,
-    agent: str,
-    error: BaseException,
-    key: bytes | str | None,
-    value: bytes | str | None,
-    source_topic: str,
-    partition: int | None = None,
-    offset: int | None = None,
-) -> dict[str, Any]:
-    return {
-        "agent": agent,
-        "failed_at": datetime.now(UTC).isoformat(),
-        "error_type": type(error).__name__,
-        "error_code": getattr(error, "code", None),
-        "error": str(error),
-        "traceback": "".join(traceback.format_exception(error))[-4000:],
-        "source": {"topic": source_topic, "partition": partition, "offset": offset},
-        "key": _text_or_base64(key),
-        "value": _text_or_base64(value),
-    }
+@dataclass(frozen=True, kw_only=True)
+class DeadLetter:
+    """A message an agent could not process, with where it came from and why."""
 
+    agent: str
+    error: BaseException
+    key: bytes | str | None
+    value: bytes | str | None
+    source_topic: str
+    partition: int | None = None
+    offset: int | None = None
 
-async def send_to_dead_letter(
-    dlq: faust.TopicT,
-    *,
-    agent: str,
-    error: BaseException,
-    key: bytes | str | None,
-    value: bytes | str | None,
-    source_topic: str,
-    partition: int | None = None,
-    offset: int | None = None,
-) -> None:
-    """Publish the failed message and its error; awaits the broker's ack (nothing lost)."""
-    record = dead_letter_record(
-        agent=agent,
-        error=error,
-        key=key,
-        value=value,
-        source_topic=source_topic,
-        partition=partition,
-        offset=offset,
-    )
-    DEAD_LETTERS.labels(agent=agent, topic=source_topic, error=type(error).__name__).inc()
-    logger.error(
-        "%s: message from %s[%s]@%s sent to %s: %s: %s",
-        agent,
-        source_topic,
-        partition,
-        offset,
-        dlq.get_topic_name(),
-        type(error).__name__,
-        error,
-    )
-    key_bytes = key.encode() if isinstance(key, str) else key
-    delivered = await dlq.send(key=key_bytes, value=orjson.dumps(record))
-    await delivered
+    def record(self) -> dict[str, Any]:
+        """The JSON object on ``<topic>.dlq`` (docs/events.md, "Dead letters")."""
+        error = self.error
+        return {
+            "agent": self.agent,
+            "failed_at": datetime.now(UTC).isoformat(),
+            "error_type": type(error).__name__,
+            "error_code": getattr(error, "code", None),
+            "error": str(error),
+            "traceback": "".join(traceback.format_exception(error))[-4000:],
+            "source": {
+                "topic": self.source_topic,
+                "partition": self.partition,
+                "offset": self.offset,
+            },
+            "key": _text_or_base64(self.key),
+            "value": _text_or_base64(self.value),
+        }
 
 
 DeadLetterTopic = Callable[[str], "faust.TopicT"]
@@ -113,7 +86,7 @@ class DeadLetters:
 
     A message is dead-lettered only once the worker is not stopping (an error against closed
     tables says nothing about the message; app/runtime/shutdown.py), and the send waits out a
-    broker outage: nothing is dropped.
+    broker outage: nothing is dropped. Every dead letter is logged and counted.
     """
 
     def __init__(
@@ -128,39 +101,40 @@ class DeadLetters:
         """Dead-letter the message behind a stream event."""
         await self._hold()
         message = event.message
-        await self.send_record(
-            agent=agent,
-            error=error,
-            key=message.key,
-            value=message.value,
-            source_topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-        )
-
-    async def send_record(
-        self,
-        *,
-        agent: str,
-        error: BaseException,
-        key: bytes | str | None,
-        value: bytes | str | None,
-        source_topic: str,
-        partition: int | None = None,
-        offset: int | None = None,
-    ) -> None:
-        """Dead-letter what did not come from a stream (a webhook delivery that failed for good)."""
-        dlq = self._dead_letter_of(source_topic)
-        await retry_transient(
-            lambda: send_to_dead_letter(
-                dlq,
+        await self.send_letter(
+            DeadLetter(
                 agent=agent,
                 error=error,
-                key=key,
-                value=value,
-                source_topic=source_topic,
-                partition=partition,
-                offset=offset,
-            ),
-            what="dead letter",
+                key=message.key,
+                value=message.value,
+                source_topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            )
         )
+
+    async def send_letter(self, letter: DeadLetter) -> None:
+        """Dead-letter anything, also what did not come from a stream (a failed webhook)."""
+        dlq = self._dead_letter_of(letter.source_topic)
+        error = letter.error
+        DEAD_LETTERS.labels(
+            agent=letter.agent, topic=letter.source_topic, error=type(error).__name__
+        ).inc()
+        logger.error(
+            "%s: message from %s[%s]@%s sent to %s: %s: %s",
+            letter.agent,
+            letter.source_topic,
+            letter.partition,
+            letter.offset,
+            dlq.get_topic_name(),
+            type(error).__name__,
+            error,
+        )
+        key = letter.key.encode() if isinstance(letter.key, str) else letter.key
+        value = orjson.dumps(letter.record())
+
+        async def send() -> None:
+            delivered = await dlq.send(key=key, value=value)
+            await delivered
+
+        await retry_transient(send, what="dead letter")

@@ -168,19 +168,25 @@ class InvoicePage:
         return self.next_cursor is not None
 
 
+@dataclass(frozen=True)
+class InvoiceQuery:
+    """Which of a merchant's invoices a list asks for; every filter given must hold.
+
+    ``created_from`` is inclusive and ``created_to`` exclusive, so consecutive windows never
+    overlap; ``cursor`` is the ``next_cursor`` of the page before.
+    """
+
+    status: tuple[InvoiceStatus, ...] = ()
+    payment_exception: tuple[PaymentException, ...] = ()
+    order_id: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    limit: int = 20
+    cursor: str | None = None
+
+
 class InvoiceSummaryReads(Protocol):
-    async def list(
-        self,
-        merchant_id: str,
-        *,
-        status: Sequence[InvoiceStatus] | None = None,
-        payment_exception: Sequence[PaymentException] | None = None,
-        order_id: str | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-        limit: int,
-        cursor: str | None = None,
-    ) -> InvoicePage: ...
+    async def list(self, merchant_id: str, query: InvoiceQuery) -> InvoicePage: ...
 
 
 class SettlementReads(Protocol):

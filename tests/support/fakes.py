@@ -27,7 +27,6 @@ from app.domain.events import DomainEvent
 from app.domain.invoice import Invoice
 from app.domain.merchant import Merchant
 from app.domain.settlement import Settlement
-from app.domain.statuses import InvoiceStatus, PaymentException
 from app.domain.webhooks import Attempt, Delivery, Notification, WebhookEndpoint
 from app.runtime.codecs import encode_notification
 from app.runtime.dead_letters import DeadLetters
@@ -40,7 +39,7 @@ from app.services.live_view import (
     invoice_id_of,
     render_view,
 )
-from app.services.ports import Booking, IdempotentRequest, InvoicePage
+from app.services.ports import Booking, IdempotentRequest, InvoicePage, InvoiceQuery
 from app.settings import Settings
 from tables import Tables
 
@@ -269,23 +268,12 @@ class MemoryProjections:
 class MemoryInvoiceSummaries:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
-        self.asked: list[dict[str, Any]] = []
+        self.asked: list[tuple[str, InvoiceQuery]] = []
 
-    async def list(
-        self,
-        merchant_id: str,
-        *,
-        status: Sequence[InvoiceStatus] | None = None,
-        payment_exception: Sequence[PaymentException] | None = None,
-        order_id: str | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-        limit: int,
-        cursor: str | None = None,
-    ) -> InvoicePage:
-        self.asked.append({"merchant_id": merchant_id, "status": status, "limit": limit})
+    async def list(self, merchant_id: str, query: InvoiceQuery) -> InvoicePage:
+        self.asked.append((merchant_id, query))
         rows = [row for row in self.rows if row["merchant_id"] == merchant_id]
-        return InvoicePage(rows[:limit], None)
+        return InvoicePage(rows[: query.limit], None)
 
 
 class MemorySettlementRecords:

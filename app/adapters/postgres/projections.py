@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -31,8 +30,8 @@ from app.domain.events import (
     InvoicePaid,
     InvoiceProgress,
 )
-from app.domain.statuses import InvoiceStatus, PaymentException
-from app.services.ports import InvoicePage
+from app.domain.statuses import InvoiceStatus
+from app.services.ports import InvoicePage, InvoiceQuery
 
 
 class InvalidCursor(CheckoutError):
@@ -261,55 +260,49 @@ class InvoiceSummaries:
     def __init__(self, pool: Connections) -> None:
         self._pool = pool
 
-    async def list(
-        self,
-        merchant_id: str,
-        *,
-        status: Sequence[InvoiceStatus] | None = None,
-        payment_exception: Sequence[PaymentException] | None = None,
-        order_id: str | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-        limit: int,
-        cursor: str | None = None,
-    ) -> InvoicePage:
-        """The merchant's invoices matching every filter given, newest first.
+    async def list(self, merchant_id: str, query: InvoiceQuery) -> InvoicePage:
+        """The merchant's invoices matching every filter of ``query``, newest first.
 
-        ``created_from`` is inclusive and ``created_to`` exclusive, so consecutive windows
-        never overlap. Invoices whose creation is not projected yet are left out.
+        Invoices whose creation is not projected yet are left out.
         """
-        clauses = ["merchant_id = %s", "created_at IS NOT NULL"]
-        params: list[Any] = [merchant_id]
-        if status:
-            clauses.append("status = ANY(%s)")
-            params.append([str(item) for item in status])
-        if payment_exception:
-            clauses.append("payment_exception = ANY(%s)")
-            params.append([str(item) for item in payment_exception])
-        if order_id is not None:
-            clauses.append("order_id = %s")
-            params.append(order_id)
-        if created_from is not None:
-            clauses.append("created_at >= %s")
-            params.append(created_from)
-        if created_to is not None:
-            clauses.append("created_at < %s")
-            params.append(created_to)
-        if cursor is not None:
-            clauses.append("(created_at, invoice_id) < (%s, %s)")
-            params.extend(decode_cursor(cursor))
-        query = (
+        clauses, params = _where(merchant_id, query)
+        sql = (
             f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM invoice_summaries"  # noqa: S608 - constants
             f" WHERE {' AND '.join(clauses)}"
             " ORDER BY created_at DESC, invoice_id DESC LIMIT %s"
         )
-        params.append(limit + 1)  # one more tells whether another page follows
+        params.append(query.limit + 1)  # one more tells whether another page follows
         async with self._pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(query, params)
+            await cur.execute(sql, params)
             found = await cur.fetchall()
         rows = [dict(zip(SUMMARY_COLUMNS, row, strict=True)) for row in found]
-        if len(rows) <= limit:
+        if len(rows) <= query.limit:
             return InvoicePage(rows, None)
-        rows = rows[:limit]
+        rows = rows[: query.limit]
         last = rows[-1]
         return InvoicePage(rows, encode_cursor(last["created_at"], last["invoice_id"]))
+
+
+def _where(merchant_id: str, query: InvoiceQuery) -> tuple[list[str], list[Any]]:
+    """The conditions of a list query, each with its bound parameter."""
+    clauses = ["merchant_id = %s", "created_at IS NOT NULL"]
+    params: list[Any] = [merchant_id]
+    if query.status:
+        clauses.append("status = ANY(%s)")
+        params.append([str(item) for item in query.status])
+    if query.payment_exception:
+        clauses.append("payment_exception = ANY(%s)")
+        params.append([str(item) for item in query.payment_exception])
+    if query.order_id is not None:
+        clauses.append("order_id = %s")
+        params.append(query.order_id)
+    if query.created_from is not None:
+        clauses.append("created_at >= %s")
+        params.append(query.created_from)
+    if query.created_to is not None:
+        clauses.append("created_at < %s")
+        params.append(query.created_to)
+    if query.cursor is not None:
+        clauses.append("(created_at, invoice_id) < (%s, %s)")
+        params.extend(decode_cursor(query.cursor))
+    return clauses, params

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from agents.payments import PaymentAgent
 from app.domain.deposit import DepositRegistration
-from app.domain.observations import ChainHeadAdvanced, TransferObserved, TransferOrphaned
+from app.domain.observations import TransferObserved, TransferOrphaned
 from app.domain.statuses import PaymentStatus
 from app.runtime.codecs import (
     ChainHeadMessage,
@@ -21,16 +20,14 @@ from app.runtime.codecs import (
 from tests.support.fakes import FakeEvent, MemoryWorld
 from tests.unit.domain.factories import (
     BLOCK,
-    CUSTOMER_ADDRESS,
     DEPOSIT_ADDRESS,
-    EXPIRES_AT,
     INVOICE_ID,
-    MERCHANT_ID,
     T0,
-    USDT_CONTRACT,
     block_id,
+    chain_head,
+    deposit_registration,
+    transfer_observed,
     tx_hash,
-    usdt,
 )
 
 pytestmark = pytest.mark.component
@@ -41,38 +38,14 @@ PAYMENT_ID = f"{tx_hash(1)}:0"
 
 
 def registration(invoice_id: str = INVOICE_ID) -> DepositRegistration:
-    return DepositRegistration(
-        deposit_address=DEPOSIT_ADDRESS,
-        invoice_id=invoice_id,
-        merchant_id=MERCHANT_ID,
-        amount=usdt("150"),
-        required_confirmations=2,
-        expires_at=EXPIRES_AT,
-        monitor_until=EXPIRES_AT + timedelta(days=7),
-    )
+    return deposit_registration(invoice_id, amount="150")
 
 
-def transfer(amount: int = usdt("150")) -> TransferObserved:
-    return TransferObserved(
-        tx_hash=tx_hash(1),
-        log_index=0,
-        block_number=BLOCK,
-        block_id=block_id(BLOCK),
-        block_timestamp=T0 + timedelta(minutes=1),
-        contract_address=USDT_CONTRACT,
-        from_address=CUSTOMER_ADDRESS,
-        to_address=DEPOSIT_ADDRESS,
-        amount=amount,
-    )
+def transfer(amount: str = "150") -> TransferObserved:
+    return transfer_observed(amount=amount)
 
 
-def head(number: int) -> ChainHeadAdvanced:
-    return ChainHeadAdvanced(
-        head_number=number,
-        head_block_id=block_id(number),
-        solidified_number=number - 19,
-        observed_at=T0 + timedelta(minutes=2),
-    )
+head = chain_head
 
 
 def message(payload: Any, key: bytes = DEPOSIT_ADDRESS.encode()) -> FakeEvent:
@@ -165,7 +138,7 @@ async def test_transfers_that_pay_nothing_are_ignored_not_dead_lettered(
 ) -> None:
     await agent.handle(message(TransferMessage(transfer=transfer())))  # nobody registered it
     await agent.handle(message(DepositRegistered.of(registration())))
-    await agent.handle(message(TransferMessage(transfer=transfer(amount=0))))  # spam
+    await agent.handle(message(TransferMessage(transfer=transfer(amount="0"))))  # spam
     assert world.publisher.events == []
     assert world.dead_letter_topics.records() == []
 

@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from app.domain.commands import ApplyPaymentConfirmed, ApplyPaymentDetected
 from app.domain.policies import settlement_command_for
+from app.domain.statuses import InvoiceStatus
 from tests.support.fakes import MemoryWorld
 
 from .conftest import OTHER, SHOP
@@ -192,8 +193,8 @@ async def test_the_invoice_list_is_the_merchants_own(
     response = await client.get("/api/v1/invoices?status=paid&limit=5", headers=SHOP)
     assert response.status == 200
     assert await response.json() == {"data": [], "has_more": False, "next_cursor": None}
-    [asked] = world.ports.invoice_summaries.asked  # type: ignore[attr-defined]
-    assert (asked["merchant_id"], asked["limit"]) == ("mer_shop", 5)
+    [(merchant_id, query)] = world.ports.invoice_summaries.asked  # type: ignore[attr-defined]
+    assert (merchant_id, query.status, query.limit) == ("mer_shop", (InvoiceStatus.PAID,), 5)
     bad = await client.get("/api/v1/invoices?limit=500", headers=SHOP)
     assert bad.status == 400
     assert (await bad.json())["error"]["param"] == "limit"

@@ -8,7 +8,7 @@ import pytest
 
 from app.contract.schemas import DEFAULT_DIRECTORY
 from app.domain.events import EVENT_TYPES, DomainEvent
-from app.runtime.dead_letters import dead_letter_record
+from app.runtime.dead_letters import DeadLetter
 from app.runtime.topics import PUBLIC_TOPICS, TopicSpec, dead_letter
 
 pytestmark = pytest.mark.unit
@@ -69,13 +69,13 @@ def test_every_envelope_field_is_described(field: str) -> None:
 
 
 def test_every_dead_letter_field_is_described() -> None:
-    record = dead_letter_record(
+    record = DeadLetter(
         agent="settlement_agent",
         error=ValueError("boom"),
         key=b"inv_1",
         value=b"{}",
         source_topic="crypto-checkout.domain-events",
-    )
+    ).record()
     for field in record:
         assert row_for(f"`{field}`")[1]
 

@@ -24,8 +24,10 @@ from app.domain.commands import (
     UpdateConfirmations,
     settlement_id_for,
 )
+from app.domain.deposit import DepositRegistration
 from app.domain.invoice import Invoice, handle_invoice
 from app.domain.money import parse_usdt
+from app.domain.observations import ChainHeadAdvanced, TransferObserved
 from app.domain.payment import Payment, handle_payment
 from app.domain.settlement import Settlement, handle_settlement
 
@@ -244,4 +246,51 @@ def fail() -> FailSettlement:
         settlement_id=SETTLEMENT_ID,
         failed_at=T0 + timedelta(minutes=5),
         reason="merchant wallet rejected the payout",
+    )
+
+
+# --- the deposit account ----------------------------------------------------------------------
+
+MONITOR_UNTIL = EXPIRES_AT + timedelta(days=7)
+
+
+def deposit_registration(
+    invoice_id: str = INVOICE_ID, *, amount: str = "9.99", required_confirmations: int = 2
+) -> DepositRegistration:
+    return DepositRegistration(
+        deposit_address=DEPOSIT_ADDRESS,
+        invoice_id=invoice_id,
+        merchant_id=MERCHANT_ID,
+        amount=usdt(amount),
+        required_confirmations=required_confirmations,
+        expires_at=EXPIRES_AT,
+        monitor_until=MONITOR_UNTIL,
+    )
+
+
+def transfer_observed(
+    n: int = 1, amount: str = "9.99", block: int = BLOCK, **extra: Any
+) -> TransferObserved:
+    """A transfer to the deposit address in ``block``; ``amount="0"`` is address-poisoning spam."""
+    fields: dict[str, Any] = {
+        "tx_hash": tx_hash(n),
+        "log_index": 0,
+        "block_number": block,
+        "block_id": block_id(block),
+        "block_timestamp": T0 + timedelta(minutes=1),
+        "contract_address": USDT_CONTRACT,
+        "from_address": CUSTOMER_ADDRESS,
+        "to_address": DEPOSIT_ADDRESS,
+        "amount": 0 if amount == "0" else usdt(amount),
+        **extra,
+    }
+    return TransferObserved.model_validate(fields)
+
+
+def chain_head(number: int) -> ChainHeadAdvanced:
+    return ChainHeadAdvanced(
+        head_number=number,
+        head_block_id=block_id(number),
+        solidified_number=max(0, number - 19),
+        observed_at=T0 + timedelta(minutes=2),
     )

@@ -15,65 +15,31 @@ from app.domain.deposit import (
     Ignored,
     accept_transfer,
 )
-from app.domain.observations import ChainHeadAdvanced, TransferObserved, TransferOrphaned
+from app.domain.observations import TransferObserved, TransferOrphaned
 from app.domain.statuses import PaymentStatus
 
 from .factories import (
     BLOCK,
-    CUSTOMER_ADDRESS,
     DEPOSIT_ADDRESS,
-    EXPIRES_AT,
     INVOICE_ID,
     MERCHANT_ID,
+    MONITOR_UNTIL,
     T0,
-    USDT_CONTRACT,
     block_id,
+    chain_head,
+    deposit_registration,
+    transfer_observed,
     tx_hash,
-    usdt,
 )
 
 pytestmark = pytest.mark.unit
 
-MONITOR_UNTIL = EXPIRES_AT + timedelta(days=7)
-
 
 def registration(invoice_id: str = INVOICE_ID, required: int = 2) -> DepositRegistration:
-    return DepositRegistration(
-        deposit_address=DEPOSIT_ADDRESS,
-        invoice_id=invoice_id,
-        merchant_id=MERCHANT_ID,
-        amount=usdt("9.99"),
-        required_confirmations=required,
-        expires_at=EXPIRES_AT,
-        monitor_until=MONITOR_UNTIL,
-    )
+    return deposit_registration(invoice_id, required_confirmations=required)
 
 
-def transfer(
-    n: int = 1, amount: str = "9.99", block: int = BLOCK, **extra: object
-) -> TransferObserved:
-    fields: dict[str, object] = {
-        "tx_hash": tx_hash(n),
-        "log_index": 0,
-        "block_number": block,
-        "block_id": block_id(block),
-        "block_timestamp": T0 + timedelta(minutes=1),
-        "contract_address": USDT_CONTRACT,
-        "from_address": CUSTOMER_ADDRESS,
-        "to_address": DEPOSIT_ADDRESS,
-        "amount": usdt(amount) if amount != "0" else 0,
-        **extra,
-    }
-    return TransferObserved.model_validate(fields)
-
-
-def chain_head(number: int) -> ChainHeadAdvanced:
-    return ChainHeadAdvanced(
-        head_number=number,
-        head_block_id=block_id(number),
-        solidified_number=max(0, number - 19),
-        observed_at=T0 + timedelta(minutes=2),
-    )
+transfer = transfer_observed
 
 
 def paid_account(*transfers: TransferObserved) -> DepositAccount:

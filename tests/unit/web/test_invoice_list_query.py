@@ -9,13 +9,14 @@ from multidict import MultiDict
 
 from app.adapters.postgres.projections import encode_cursor
 from app.domain.statuses import InvoiceStatus, PaymentException
+from app.services.ports import InvoiceQuery
 from web.errors import ApiError
-from web.invoice_list import DEFAULT_LIMIT, InvoiceListQuery, parse_list_query
+from web.invoice_list import DEFAULT_LIMIT, parse_list_query
 
 pytestmark = pytest.mark.unit
 
 
-def parse(*pairs: tuple[str, str]) -> InvoiceListQuery:
+def parse(*pairs: tuple[str, str]) -> InvoiceQuery:
     return parse_list_query(MultiDict(pairs))
 
 
@@ -27,7 +28,7 @@ def refused(*pairs: tuple[str, str]) -> ApiError:
 
 
 def test_no_parameters_asks_for_the_first_page_of_everything() -> None:
-    assert parse() == InvoiceListQuery(limit=DEFAULT_LIMIT)
+    assert parse() == InvoiceQuery(limit=DEFAULT_LIMIT)
     assert DEFAULT_LIMIT == 20
 
 
@@ -42,7 +43,7 @@ def test_every_parameter_is_read() -> None:
         ("limit", "2"),
         ("cursor", cursor),
     )
-    assert query == InvoiceListQuery(
+    assert query == InvoiceQuery(
         status=(InvoiceStatus.PAID, InvoiceStatus.CONFIRMING),
         payment_exception=(PaymentException.OVERPAID,),
         order_id="order-1042",
