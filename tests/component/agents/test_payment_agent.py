@@ -102,6 +102,24 @@ async def test_a_redelivered_transfer_publishes_the_same_events_and_changes_noth
     assert world.dead_letter_topics.records() == []
 
 
+async def test_a_transfer_redelivered_after_its_confirmation_changes_nothing(
+    world: MemoryWorld, agent: PaymentAgent
+) -> None:
+    await agent.handle(message(DepositRegistered.of(registration())))
+    await agent.handle(message(TransferMessage(transfer=transfer())))
+    detection = list(world.publisher.events)
+    await agent.handle(message(ChainHeadMessage(head=head(BLOCK + 1)), key=b"chain-head"))
+    confirmed = world.tables.deposits.get(DEPOSIT_ADDRESS)
+    world.publisher.clear()
+
+    # After a rebalance the transfer comes again, behind the head that confirmed it.
+    await agent.handle(message(TransferMessage(transfer=transfer())))
+
+    assert [e.event_id for e in world.publisher.events] == [e.event_id for e in detection]
+    assert world.tables.deposits.get(DEPOSIT_ADDRESS) == confirmed  # still confirmed
+    assert world.tables.confirmation_watch.get(PARTITION).awaiting == ()
+
+
 async def test_an_older_head_redelivered_counts_nothing_twice(
     world: MemoryWorld, agent: PaymentAgent
 ) -> None:
