@@ -19,10 +19,12 @@ from app.adapters.webhooks.ssrf import UnsafeUrl, UrlPolicy, validate_endpoint_u
 from app.domain.webhooks import (
     Attempt,
     Delivery,
+    EndpointSettings,
     WebhookEndpoint,
     known_event_types,
     validate_event_type_filters,
 )
+from app.services.ports import DeliveryQuery
 from app.services.webhook_endpoints import WebhookEndpoints
 from web.auth import Authenticator
 from web.errors import ApiError
@@ -214,13 +216,13 @@ class WebhookApi:
     async def create_endpoint(self, request: aioweb.Request) -> aioweb.Response:
         merchant = await self._auth.authenticate(request)
         fields = _endpoint_fields(await read_json_object(request), self._policy, creating=True)
-        endpoint, secret = await self._endpoints.create(
-            merchant.merchant_id,
+        settings = EndpointSettings(
             url=fields["url"],
-            event_types=fields.get("event_types", ["*"]),
+            event_types=tuple(fields.get("event_types", ["*"])),
             description=fields.get("description"),
             enabled=fields.get("enabled", True),
         )
+        endpoint, secret = await self._endpoints.create(merchant.merchant_id, settings)
         return aioweb.json_response(endpoint_view(endpoint, secret), status=201)
 
     async def list_endpoints(self, request: aioweb.Request) -> aioweb.Response:
@@ -278,9 +280,7 @@ class WebhookApi:
         deliveries, has_more = await self._endpoints.deliveries(
             merchant.merchant_id,
             request.match_info["endpoint_id"],
-            status=status,
-            limit=page_limit(request),
-            after_seq=after_seq,
+            DeliveryQuery(status=status, limit=page_limit(request), after_seq=after_seq),
         )
         return aioweb.json_response(
             {

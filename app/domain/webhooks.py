@@ -65,6 +65,16 @@ class WebhookEndpoint:
 
 
 @dataclass(frozen=True)
+class EndpointSettings:
+    """What a merchant registers: where to send, which events, a note, whether it is on."""
+
+    url: str
+    event_types: tuple[str, ...] = (MATCH_ALL,)
+    description: str | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class Delivery:
     """One delivery of one event to one endpoint, as the merchant's delivery log shows it."""
 

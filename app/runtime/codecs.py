@@ -11,37 +11,20 @@ read it). Domain events travel as their own JSON (app/domain/events.py).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 import orjson
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from app.domain.commands import (
-    ApplyPaymentConfirmed,
-    ApplyPaymentDetected,
-    ApplyPaymentFailed,
-    ApplyPaymentOrphaned,
-    CancelInvoice,
-    CreateInvoice,
-    ExpireInvoice,
-    InvoiceCommand,
-)
+from app.domain.commands import InvoiceCommand
 from app.domain.deposit import DepositRegistration
 from app.domain.fields import UtcDatetime
 from app.domain.observations import ChainHeadAdvanced, TransferObserved, TransferOrphaned
 from app.domain.webhooks import Notification
 
+# Every member of the domain's InvoiceCommand union, by class name (the envelope's "type").
 _INVOICE_COMMANDS: Final[Mapping[str, type[InvoiceCommand]]] = {
-    cls.__name__: cls
-    for cls in (
-        CreateInvoice,
-        CancelInvoice,
-        ExpireInvoice,
-        ApplyPaymentDetected,
-        ApplyPaymentConfirmed,
-        ApplyPaymentOrphaned,
-        ApplyPaymentFailed,
-    )
+    cls.__name__: cls for cls in get_args(InvoiceCommand)
 }
 
 

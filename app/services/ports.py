@@ -21,7 +21,13 @@ from app.domain.invoice import Invoice
 from app.domain.merchant import Merchant
 from app.domain.settlement import Settlement
 from app.domain.statuses import InvoiceStatus, PaymentException
-from app.domain.webhooks import Attempt, Delivery, Notification, WebhookEndpoint
+from app.domain.webhooks import (
+    Attempt,
+    Delivery,
+    EndpointSettings,
+    Notification,
+    WebhookEndpoint,
+)
 
 View = dict[str, Any]
 
@@ -211,17 +217,20 @@ class DeliveryQueue(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class DeliveryQuery:
+    """One page of an endpoint's delivery log: newest first, after ``after_seq`` if given."""
+
+    status: str | None = None
+    limit: int = 20
+    after_seq: int | None = None
+
+
 class WebhookStore(WebhookSubscriptions, DeliveryQueue, Protocol):
     """Endpoints, their secrets, and the delivery log (the merchant's webhook API)."""
 
     async def create_endpoint(
-        self,
-        merchant_id: str,
-        *,
-        url: str,
-        event_types: Sequence[str],
-        description: str | None,
-        enabled: bool,
+        self, merchant_id: str, settings: EndpointSettings
     ) -> tuple[WebhookEndpoint, str]: ...
 
     async def endpoints(self, merchant_id: str) -> list[WebhookEndpoint]: ...
@@ -239,13 +248,7 @@ class WebhookStore(WebhookSubscriptions, DeliveryQueue, Protocol):
     ) -> tuple[WebhookEndpoint, str] | None: ...
 
     async def deliveries(
-        self,
-        merchant_id: str,
-        endpoint_id: str,
-        *,
-        status: str | None,
-        limit: int,
-        after_seq: int | None,
+        self, merchant_id: str, endpoint_id: str, query: DeliveryQuery
     ) -> tuple[list[Delivery], bool]: ...
 
     async def delivery(

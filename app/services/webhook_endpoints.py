@@ -10,7 +10,7 @@ already). A merchant only ever sees their own endpoints and deliveries: another 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -22,6 +22,7 @@ from app.domain.webhooks import (
     EndpointDeleted,
     EndpointLimitReached,
     EndpointNotEnabled,
+    EndpointSettings,
     Notification,
     ReplayTooLarge,
     WebhookDeliveryNotFound,
@@ -29,7 +30,12 @@ from app.domain.webhooks import (
     WebhookEndpointNotFound,
     new_delivery_id,
 )
-from app.services.ports import DeliveryDispatcher, NotificationPublisher, WebhookStore
+from app.services.ports import (
+    DeliveryDispatcher,
+    DeliveryQuery,
+    NotificationPublisher,
+    WebhookStore,
+)
 
 MAX_ENDPOINTS_PER_MERCHANT: Final = 20
 MAX_REPLAY_EVENTS: Final = 10_000
@@ -49,22 +55,14 @@ class WebhookEndpoints:
     # --- endpoints ----------------------------------------------------------------------------
 
     async def create(
-        self,
-        merchant_id: str,
-        *,
-        url: str,
-        event_types: Sequence[str],
-        description: str | None,
-        enabled: bool,
+        self, merchant_id: str, settings: EndpointSettings
     ) -> tuple[WebhookEndpoint, str]:
         """A new endpoint and its signing secret (in clear this once)."""
         if len(await self._store.endpoints(merchant_id)) >= MAX_ENDPOINTS_PER_MERCHANT:
             raise EndpointLimitReached(
                 f"a merchant can have at most {MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints"
             )
-        return await self._store.create_endpoint(
-            merchant_id, url=url, event_types=event_types, description=description, enabled=enabled
-        )
+        return await self._store.create_endpoint(merchant_id, settings)
 
     async def endpoints(self, merchant_id: str) -> list[WebhookEndpoint]:
         return await self._store.endpoints(merchant_id)
@@ -100,18 +98,10 @@ class WebhookEndpoints:
     # --- deliveries ---------------------------------------------------------------------------
 
     async def deliveries(
-        self,
-        merchant_id: str,
-        endpoint_id: str,
-        *,
-        status: str | None,
-        limit: int,
-        after_seq: int | None,
+        self, merchant_id: str, endpoint_id: str, query: DeliveryQuery
     ) -> tuple[list[Delivery], bool]:
         endpoint = await self.get(merchant_id, endpoint_id)
-        return await self._store.deliveries(
-            merchant_id, endpoint.endpoint_id, status=status, limit=limit, after_seq=after_seq
-        )
+        return await self._store.deliveries(merchant_id, endpoint.endpoint_id, query)
 
     async def delivery(
         self, merchant_id: str, delivery_id: str

@@ -27,7 +27,13 @@ from app.domain.events import DomainEvent
 from app.domain.invoice import Invoice
 from app.domain.merchant import Merchant
 from app.domain.settlement import Settlement
-from app.domain.webhooks import Attempt, Delivery, Notification, WebhookEndpoint
+from app.domain.webhooks import (
+    Attempt,
+    Delivery,
+    EndpointSettings,
+    Notification,
+    WebhookEndpoint,
+)
 from app.runtime.codecs import encode_notification
 from app.runtime.dead_letters import DeadLetters
 from app.services.errors import CommandTimeout
@@ -39,7 +45,13 @@ from app.services.live_view import (
     invoice_id_of,
     render_view,
 )
-from app.services.ports import Booking, IdempotentRequest, InvoicePage, InvoiceQuery
+from app.services.ports import (
+    Booking,
+    DeliveryQuery,
+    IdempotentRequest,
+    InvoicePage,
+    InvoiceQuery,
+)
 from app.settings import Settings
 from tables import Tables
 
@@ -365,16 +377,14 @@ class MemoryWebhookStore:
         return True
 
     async def create_endpoint(
-        self,
-        merchant_id: str,
-        *,
-        url: str,
-        event_types: Sequence[str],
-        description: str | None,
-        enabled: bool,
+        self, merchant_id: str, settings: EndpointSettings
     ) -> tuple[WebhookEndpoint, str]:
         endpoint = self.add_endpoint(
-            merchant_id, event_types, url=url, description=description, enabled=enabled
+            merchant_id,
+            settings.event_types,
+            url=settings.url,
+            description=settings.description,
+            enabled=settings.enabled,
         )
         return endpoint, "whsec_test"
 
@@ -408,13 +418,7 @@ class MemoryWebhookStore:
         return None if endpoint is None else (endpoint, "whsec_rotated")
 
     async def deliveries(
-        self,
-        merchant_id: str,
-        endpoint_id: str,
-        *,
-        status: str | None,
-        limit: int,
-        after_seq: int | None,
+        self, merchant_id: str, endpoint_id: str, query: DeliveryQuery
     ) -> tuple[list[Delivery], bool]:
         return [], False
 

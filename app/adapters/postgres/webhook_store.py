@@ -25,7 +25,14 @@ from app.adapters.webhooks.secrets import (
     SecretKeyring,
     new_signing_secret,
 )
-from app.domain.webhooks import Attempt, Delivery, Notification, WebhookEndpoint
+from app.domain.webhooks import (
+    Attempt,
+    Delivery,
+    EndpointSettings,
+    Notification,
+    WebhookEndpoint,
+)
+from app.services.ports import DeliveryQuery
 
 _ENDPOINT_COLUMNS = """
     endpoint_id, merchant_id, url, description, event_types, enabled, disabled_reason,
@@ -95,15 +102,11 @@ class PostgresWebhookStore:
     # --- endpoints --------------------------------------------------------------------------
 
     async def create_endpoint(
-        self,
-        merchant_id: str,
-        *,
-        url: str,
-        event_types: Sequence[str],
-        description: str | None,
-        enabled: bool,
+        self, merchant_id: str, settings: EndpointSettings
     ) -> tuple[WebhookEndpoint, str]:
         """A new endpoint and its signing secret, in clear this once (only the ciphertext stays)."""
+        url, description, enabled = settings.url, settings.description, settings.enabled
+        event_types = settings.event_types
         endpoint_id = new_endpoint_id()
         secret = new_signing_secret()
         sealed = self._seal(endpoint_id, secret)
@@ -413,15 +416,10 @@ class PostgresWebhookStore:
         return status
 
     async def deliveries(
-        self,
-        merchant_id: str,
-        endpoint_id: str,
-        *,
-        status: str | None,
-        limit: int,
-        after_seq: int | None,
+        self, merchant_id: str, endpoint_id: str, query: DeliveryQuery
     ) -> tuple[list[Delivery], bool]:
         """An endpoint's delivery log, newest first; and whether there is more."""
+        status, limit, after_seq = query.status, query.limit, query.after_seq
         conditions = ["endpoint_id = %s", "merchant_id = %s"]
         values: list[Any] = [endpoint_id, merchant_id]
         if status is not None:
