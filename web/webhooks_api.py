@@ -269,6 +269,9 @@ class WebhookApi:
 
     async def list_deliveries(self, request: aioweb.Request) -> aioweb.Response:
         merchant = await self._auth.authenticate(request)
+        endpoint = await self._endpoints.get(
+            merchant.merchant_id, request.match_info["endpoint_id"]
+        )
         status = request.query.get("status")
         if status is not None and status not in DELIVERY_STATUSES:
             raise _bad(f"status must be one of {', '.join(DELIVERY_STATUSES)}", "status")
@@ -279,7 +282,7 @@ class WebhookApi:
             raise _bad(str(exc), "cursor") from None
         deliveries, has_more = await self._endpoints.deliveries(
             merchant.merchant_id,
-            request.match_info["endpoint_id"],
+            endpoint.endpoint_id,
             DeliveryQuery(status=status, limit=page_limit(request), after_seq=after_seq),
         )
         return aioweb.json_response(
@@ -318,7 +321,7 @@ class WebhookApi:
         """Queue again every event of a time range that the endpoint wants, in their order."""
         merchant = await self._auth.authenticate(request)
         endpoint_id = request.match_info["endpoint_id"]
-        await self._endpoints.get(merchant.merchant_id, endpoint_id)  # 404 before the body
+        await self._endpoints.enabled(merchant.merchant_id, endpoint_id)  # 404, 422 first
         body = await read_json_object(request)
         start, end = _time_param(body, "from"), _time_param(body, "to")
         if end <= start:

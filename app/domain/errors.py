@@ -24,21 +24,28 @@ class CheckoutError(Exception):
         self.param = param
 
 
-def error_class(name: str) -> type[CheckoutError]:
-    """The ``CheckoutError`` subclass called ``name`` (the root when none is): how a refusal that
-    crossed a process boundary by name becomes its class again."""
+def error_class(name: str, code: str | None = None) -> type[CheckoutError]:
+    """The ``CheckoutError`` subclass called ``name``, else the one with ``code``, else the root:
+    how a refusal that crossed a process boundary becomes its class again. (The code alone is
+    what workers of the previous release send.)"""
     pending: list[type[CheckoutError]] = [CheckoutError]
+    by_code: type[CheckoutError] | None = None
     while pending:
         cls = pending.pop()
         if cls.__name__ == name:
             return cls
+        if code is not None and by_code is None and cls.__dict__.get("code") == code:
+            by_code = cls
         pending.extend(cls.__subclasses__())
-    return CheckoutError
+    return by_code or CheckoutError
 
 
-def restore_error(name: str, message: str, param: str | None = None) -> CheckoutError:
-    """An error of class ``name`` with ``message`` and ``param``, as it was raised elsewhere."""
-    cls = error_class(name)
+def restore_error(
+    name: str, message: str, param: str | None = None, *, code: str | None = None
+) -> CheckoutError:
+    """An error of class ``name`` (or with ``code``) with ``message`` and ``param``, as it was
+    raised elsewhere."""
+    cls = error_class(name, code)
     error = cls.__new__(cls)  # subclasses may take other arguments; the three fields are enough
     CheckoutError.__init__(error, message, param=param)
     return error

@@ -35,6 +35,7 @@ class Background(Service):
         self._run = run
         self._stop = stop
         self._running: asyncio.Future[None] | None = None
+        self._crashing: asyncio.Future[None] | None = None
 
     @property
     def label(self) -> str:
@@ -48,8 +49,13 @@ class Background(Service):
             self._running.add_done_callback(self._ended)
 
     def _ended(self, running: asyncio.Future[None]) -> None:
-        if not running.cancelled() and running.exception() is not None:
-            logger.error("%s stopped: %r", self._name, running.exception())
+        """A loop that ends by itself is a crash: the worker stops, to be restarted, rather than
+        run on without (webhooks would silently stop on this worker)."""
+        if running.cancelled() or self.should_stop:
+            return
+        error = running.exception() or RuntimeError(f"{self._name} returned")
+        logger.error("%s stopped: %r; crashing the worker", self._name, error)
+        self._crashing = asyncio.ensure_future(self.crash(error))
 
     async def on_stop(self) -> None:
         # The loop first (it may still use what ``stop`` closes), then ``stop``.

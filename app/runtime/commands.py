@@ -3,11 +3,17 @@
 The command goes to ``checkout.invoice-commands`` with a reply address (this worker's Redis
 channel, app/adapters/redis/replies.py); the invoice agent answers once the invoice's events are
 acknowledged by Kafka, so an answered command is durable. A refusal comes back by its error's
-class name and is raised here as that class again; the web layer decides its status.
+class name (and code) and is raised here as that class again; the web layer decides its status.
+
+Upgrading from the release before this answer format (whose answers carried an HTTP status): a
+new web worker reads an old agent's refusal by its code; an old web worker cannot read a new
+agent's refusal and answers 500 — the command itself is applied or refused correctly either way.
+Restart every worker of a platform together for that upgrade.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from app.adapters.redis.replies import CommandReplies, ReplyTimeout
@@ -66,12 +72,20 @@ class AskInvoiceAgent:
                 "the invoice service did not answer in time; the command may still apply: retry "
                 "it (with the same Idempotency-Key when creating)"
             ) from None
-        if reply["ok"]:
-            return Invoice.from_dict(reply["invoice"])
-        error = reply["error"]
-        if error is None:
-            raise InvoiceCommandFailed(
-                f"the invoice agent failed on {type(command).__name__} {command.command_id}; "
-                "it is on the dead-letter topic"
-            )
-        raise restore_error(str(error.get("class", "")), error["message"], error["param"])
+        return read_answer(reply, command)
+
+
+def read_answer(reply: Mapping[str, Any], command: InvoiceCommand) -> Invoice:
+    """The invoice the agent answered with, or its refusal raised as the class it was."""
+    if reply["ok"]:
+        return Invoice.from_dict(reply["invoice"])
+    error = reply["error"]
+    if error is None:
+        raise InvoiceCommandFailed(
+            f"the invoice agent failed on {type(command).__name__} {command.command_id}; "
+            "it is on the dead-letter topic"
+        )
+    # Answers of the previous release name no class: their code finds it.
+    raise restore_error(
+        str(error.get("class", "")), error["message"], error["param"], code=error.get("code")
+    )

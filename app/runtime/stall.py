@@ -109,6 +109,7 @@ class StallWatchdog:
         self._client_id = client_id
         self._tracker = tracker or StallTracker(STALL_SECONDS, HOLE_SECONDS)
         self._offsets_client: AIOKafkaConsumer | None = None
+        self._closed = False
 
     async def _offsets_reader(self) -> AIOKafkaConsumer:
         """A plain client for the broker's offsets (Faust's view may be what is stuck)."""
@@ -123,6 +124,7 @@ class StallWatchdog:
         return self._offsets_client
 
     async def close(self) -> None:
+        self._closed = True  # a check still scheduled must not open a client nobody closes
         if self._offsets_client is not None:
             await self._offsets_client.stop()
             self._offsets_client = None
@@ -139,10 +141,11 @@ class StallWatchdog:
         return int((await reader.beginning_offsets([partition]))[partition])
 
     async def check(self) -> None:
+        if self._closed:
+            return
         app = self._app
-        consumer: Any = (
-            app.consumer
-        )  # Faust's Consumer: its offsets bookkeeping is not in ConsumerT
+        # Faust's Consumer: its offsets bookkeeping is not in ConsumerT.
+        consumer: Any = app.consumer
         if app.rebalancing or consumer is None or not consumer.flow_active:
             self._tracker.reset()  # a rebalance moves everything: start counting afresh
             return

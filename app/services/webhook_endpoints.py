@@ -73,6 +73,10 @@ class WebhookEndpoints:
             raise _endpoint_not_found(endpoint_id)
         return endpoint
 
+    async def enabled(self, merchant_id: str, endpoint_id: str) -> WebhookEndpoint:
+        """The endpoint, if it is the merchant's and enabled: nothing is sent to a disabled one."""
+        return _enabled(await self.get(merchant_id, endpoint_id))
+
     async def update(
         self, merchant_id: str, endpoint_id: str, changes: Mapping[str, Any]
     ) -> WebhookEndpoint:
@@ -113,7 +117,7 @@ class WebhookEndpoints:
 
     async def send_test(self, merchant_id: str, endpoint_id: str, *, now: datetime) -> Notification:
         """Queue a ``WebhookTest`` event to the endpoint."""
-        endpoint = _enabled(await self.get(merchant_id, endpoint_id))
+        endpoint = await self.enabled(merchant_id, endpoint_id)
         event = {
             "event_id": str(uuid.uuid4()),
             "event_type": TEST_EVENT_TYPE,
@@ -160,7 +164,7 @@ class WebhookEndpoints:
         self, merchant_id: str, endpoint_id: str, start: datetime, end: datetime
     ) -> int:
         """Queue again every event of [start, end) that the endpoint wants, in their order."""
-        endpoint = _enabled(await self.get(merchant_id, endpoint_id))
+        endpoint = await self.enabled(merchant_id, endpoint_id)
         events = await self._store.events_between(merchant_id, start, end, MAX_REPLAY_EVENTS + 1)
         if len(events) > MAX_REPLAY_EVENTS:
             raise ReplayTooLarge(

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import orjson
 
+from agents.invoices import InvoiceAgent
 from app.bootstrap import Ports, Services, build_services
 from app.domain.commands import InvoiceCommand
 from app.domain.deposit import DepositRegistration
@@ -34,7 +35,8 @@ from app.domain.webhooks import (
     Notification,
     WebhookEndpoint,
 )
-from app.runtime.codecs import encode_notification
+from app.runtime.codecs import encode_invoice_command, encode_notification
+from app.runtime.commands import read_answer
 from app.runtime.dead_letters import DeadLetters
 from app.services.errors import CommandTimeout
 from app.services.live_view import (
@@ -167,19 +169,34 @@ class RecordingPublisher:
 
 
 class InProcessInvoiceAgent:
-    """``InvoiceCommandGateway``: the command is applied here and now, as the agent would."""
+    """``InvoiceCommandGateway``: the command goes through the invoice agent's real handler here
+    and now, and its answer, through JSON as over Redis, is read as ``AskInvoiceAgent`` reads it."""
 
     def __init__(self) -> None:
-        self.services: Services | None = None
+        self.agent: InvoiceAgent | None = None
         self.asked: list[InvoiceCommand] = []
+        self.answers: list[dict[str, Any]] = []
         self.timeout = False
 
     async def ask(self, command: InvoiceCommand) -> Invoice:
         self.asked.append(command)
         if self.timeout:
             raise CommandTimeout("the invoice service did not answer in time")
-        assert self.services is not None, "memory_ports() wires the services in"
-        return await self.services.invoice_commands.apply(command)
+        assert self.agent is not None, "memory_world() wires the agent in"
+        reply_to = {"channel": "checkout:replies:test", "request_id": str(len(self.asked))}
+        event = FakeEvent(
+            "checkout.invoice-commands",
+            encode_invoice_command(command, reply_to),
+            key=command.aggregate_id.encode(),
+        )
+        answer = orjson.loads(orjson.dumps(await self.agent.handle(cast(Any, event))))
+        self.answers.append(answer)
+        return read_answer(answer, command)
+
+
+class NoReplies:
+    async def send_reply(self, reply_to: dict[str, str], answer: dict[str, Any]) -> None:
+        """In process, the asker reads the handler's answer itself."""
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------
@@ -563,7 +580,10 @@ def memory_world(settings: Settings | None = None) -> MemoryWorld:
         live_views=live_views,
     )
     services = build_services(ports, settings or Settings())
-    gateway.services = services
+    dead_letter_topics = DeadLetterTopics()
+    gateway.agent = InvoiceAgent(
+        services.invoice_commands, dead_letter_topics.dead_letters, NoReplies()
+    )
     return MemoryWorld(
         ports,
         services,
@@ -574,7 +594,7 @@ def memory_world(settings: Settings | None = None) -> MemoryWorld:
         dispatcher,
         live_views,
         gateway,
-        DeadLetterTopics(),
+        dead_letter_topics,
     )
 
 

@@ -84,6 +84,21 @@ async def test_a_redelivered_command_publishes_the_same_events_and_changes_nothi
     assert world.dead_letter_topics.records() == []
 
 
+async def test_kafka_refusing_the_events_is_retried_and_publishes_them_once(
+    world: MemoryWorld,
+) -> None:
+    agent, _ = agent_of(world)
+    world.publisher.fail_next = ConnectionError("broker unavailable")
+    answer = await agent.handle(message(create_invoice()))
+
+    assert answer["ok"]
+    # Stored before publishing: the retry finds the invoice and re-publishes its events.
+    assert world.publisher.event_types() == ["InvoiceCreated"]
+    invoice = world.tables.invoices.get(INVOICE_ID)
+    assert invoice is not None and invoice.version == 1
+    assert world.dead_letter_topics.records() == []
+
+
 async def test_a_refused_command_answers_the_caller_by_class_and_is_not_dead_lettered(
     world: MemoryWorld,
 ) -> None:

@@ -120,15 +120,21 @@ async def test_a_transfer_redelivered_after_its_confirmation_changes_nothing(
     assert world.tables.confirmation_watch.get(PARTITION).awaiting == ()
 
 
-async def test_an_older_head_redelivered_counts_nothing_twice(
+async def test_an_older_head_redelivered_while_counting_changes_nothing(
     world: MemoryWorld, agent: PaymentAgent
 ) -> None:
-    await agent.handle(message(DepositRegistered.of(registration())))
+    slow = deposit_registration(amount="150", required_confirmations=4)
+    await agent.handle(message(DepositRegistered.of(slow)))
     await agent.handle(message(TransferMessage(transfer=transfer())))
-    await agent.handle(message(ChainHeadMessage(head=head(BLOCK + 1)), key=b"chain-head"))
+    await agent.handle(message(ChainHeadMessage(head=head(BLOCK + 2)), key=b"chain-head"))
+    counted = world.tables.deposits.get(DEPOSIT_ADDRESS)
     published = len(world.publisher.events)
-    await agent.handle(message(ChainHeadMessage(head=head(BLOCK)), key=b"chain-head"))
-    assert len(world.publisher.events) == published
+
+    await agent.handle(message(ChainHeadMessage(head=head(BLOCK + 1)), key=b"chain-head"))
+
+    assert len(world.publisher.events) == published  # confirmations only ever count up
+    assert world.tables.deposits.get(DEPOSIT_ADDRESS) == counted
+    assert world.tables.confirmation_watch.get(PARTITION).head == head(BLOCK + 2)
 
 
 async def test_an_orphaned_payment_is_reverted_and_stops_awaiting_heads(

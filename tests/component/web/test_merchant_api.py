@@ -170,8 +170,10 @@ async def test_the_settlement_of_a_paid_invoice_shows_gross_fee_and_net(
     assert [item["id"] for item in listed["data"]] == [settlement["id"]]
     one = await client.get(f"/api/v1/settlements/{settlement['id']}", headers=SHOP)
     assert (await one.json())["net_amount"] == "9.89"
-    theirs = await client.get(f"/api/v1/settlements/{settlement['id']}", headers=OTHER)
+    # Another merchant's invoice, and so its settlement, is not found (served by the owner).
+    theirs = await client.get(f"/api/v1/invoices/{invoice['id']}/settlement", headers=OTHER)
     assert theirs.status == 404
+    assert (await theirs.json())["error"]["code"] == "invoice_not_found"
 
 
 async def test_an_agent_that_does_not_answer_in_time_is_a_503_to_retry(
