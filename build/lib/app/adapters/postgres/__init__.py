@@ -1,0 +1,1 @@
+"""PostgreSQL through aiopg: every table of migrations/ has its one adapter here."""

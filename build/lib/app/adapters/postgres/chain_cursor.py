@@ -1,0 +1,147 @@
+"""The chain watcher's cursor and window of recent blocks in PostgreSQL (migration 0002).
+
+What they mean, and the compare-and-set on every write, is described with the store protocol in
+app/adapters/tron/store.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from app.adapters.postgres.pool import Connections
+from app.adapters.tron.errors import CursorConflict
+from app.adapters.tron.store import StoredBlock
+from app.domain.observations import TransferObserved
+
+
+class PostgresWatcherStore:
+    """The store on PostgreSQL (``migrations/0002_chain_watcher.sql``) over an aiopg pool."""
+
+    def __init__(self, pool: Connections, watcher_name: str = "tron-usdt") -> None:
+        self._pool = pool
+        self._name = watcher_name
+
+    async def load_cursor(self) -> int | None:
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT block_number FROM chain_watcher_cursor WHERE watcher_name = %s",
+                (self._name,),
+            )
+            row = await cur.fetchone()
+        return None if row is None else int(row[0])
+
+    async def init_cursor(self, block_number: int) -> int:
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "INSERT INTO chain_watcher_cursor (watcher_name, block_number) VALUES (%s, %s)"
+                " ON CONFLICT (watcher_name) DO NOTHING",
+                (self._name, block_number),
+            )
+        cursor = await self.load_cursor()
+        if cursor is None:  # pragma: no cover - the row was just inserted or already there
+            raise CursorConflict(f"cursor of {self._name} vanished")
+        return cursor
+
+    async def load_window(self) -> list[StoredBlock]:
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT block_number, block_id, parent_hash, block_timestamp"
+                " FROM chain_watcher_blocks WHERE watcher_name = %s ORDER BY block_number",
+                (self._name,),
+            )
+            blocks = {
+                int(row[0]): StoredBlock(int(row[0]), row[1], row[2], row[3])
+                for row in await cur.fetchall()
+            }
+            await cur.execute(
+                "SELECT block_number, tx_hash, log_index, contract_address, from_address,"
+                " to_address, amount FROM chain_watcher_transfers WHERE watcher_name = %s"
+                " ORDER BY block_number, position",
+                (self._name,),
+            )
+            transfers: dict[int, list[TransferObserved]] = {}
+            for (
+                number,
+                tx_hash,
+                log_index,
+                contract,
+                sender,
+                receiver,
+                amount,
+            ) in await cur.fetchall():
+                block = blocks[int(number)]
+                transfers.setdefault(block.number, []).append(
+                    TransferObserved(
+                        tx_hash=tx_hash,
+                        log_index=log_index,
+                        block_number=block.number,
+                        block_id=block.block_id,
+                        block_timestamp=block.timestamp,
+                        contract_address=contract,
+                        from_address=sender,
+                        to_address=receiver,
+                        amount=int(amount),
+                    )
+                )
+        return [
+            replace(block, transfers=tuple(transfers.get(number, ())))
+            for number, block in sorted(blocks.items())
+        ]
+
+    async def save_block(self, block: StoredBlock) -> None:
+        async with self._pool.acquire() as conn, conn.cursor() as cur, cur.begin():
+            await self._move_cursor(cur, expected=block.number - 1, to=block.number)
+            await cur.execute(
+                "INSERT INTO chain_watcher_blocks"
+                " (watcher_name, block_number, block_id, parent_hash, block_timestamp)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (self._name, block.number, block.block_id, block.parent_hash, block.timestamp),
+            )
+            if block.transfers:
+                await cur.execute(
+                    "INSERT INTO chain_watcher_transfers (watcher_name, block_number, position,"
+                    " tx_hash, log_index, contract_address, from_address, to_address, amount)"
+                    " SELECT %s, %s, t.position, t.tx_hash, t.log_index, t.contract, t.sender,"
+                    " t.receiver, t.amount FROM unnest(%s::int[], %s::text[], %s::int[],"
+                    " %s::text[], %s::text[], %s::text[], %s::numeric[])"
+                    " AS t(position, tx_hash, log_index, contract, sender, receiver, amount)",
+                    (
+                        self._name,
+                        block.number,
+                        list(range(len(block.transfers))),
+                        [t.tx_hash for t in block.transfers],
+                        [t.log_index for t in block.transfers],
+                        [t.contract_address for t in block.transfers],
+                        [t.from_address for t in block.transfers],
+                        [t.to_address for t in block.transfers],
+                        [t.amount for t in block.transfers],
+                    ),
+                )
+
+    async def rewind(self, block_number: int, *, expected_cursor: int) -> None:
+        async with self._pool.acquire() as conn, conn.cursor() as cur, cur.begin():
+            await self._move_cursor(cur, expected=expected_cursor, to=block_number)
+            await cur.execute(
+                "DELETE FROM chain_watcher_blocks WHERE watcher_name = %s AND block_number > %s",
+                (self._name, block_number),
+            )
+
+    async def prune(self, below: int) -> None:
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "DELETE FROM chain_watcher_blocks WHERE watcher_name = %s AND block_number < %s",
+                (self._name, below),
+            )
+
+    async def _move_cursor(self, cur: Any, *, expected: int, to: int) -> None:
+        # The row lock taken here serialises two watchers; the loser sees 0 rows and rolls back.
+        await cur.execute(
+            "UPDATE chain_watcher_cursor SET block_number = %s, updated_at = now()"
+            " WHERE watcher_name = %s AND block_number = %s",
+            (to, self._name, expected),
+        )
+        if cur.rowcount != 1:
+            raise CursorConflict(
+                f"cursor of {self._name} is not at {expected}: another watcher is active"
+            )

@@ -1,0 +1,308 @@
+"""Domain events → PostgreSQL: the append-only event store and the invoice read model.
+
+``apply`` records one event in ``event_store`` and, for an invoice event, brings its row of
+``invoice_summaries`` up to date, in one transaction (migrations/0007_event_store_read_models.sql
+says how each table takes an event). Both writes are idempotent, so the projection agent may
+apply an event as often as Kafka redelivers it.
+
+``InvoiceSummaries`` reads the read model for ``GET /api/v1/invoices``: newest first, keyset
+pagination on ``(created_at, invoice_id)``, so an invoice created while a merchant pages through
+the list neither repeats nor hides one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any, Final
+
+import aiopg
+import orjson
+
+from app.adapters.postgres.pool import Connections
+from app.domain.errors import CheckoutError
+from app.domain.events import (
+    DomainEvent,
+    InvoiceCancelled,
+    InvoiceCreated,
+    InvoiceExpired,
+    InvoicePaid,
+    InvoiceProgress,
+)
+from app.domain.statuses import InvoiceStatus
+from app.services.ports import InvoicePage, InvoiceQuery
+
+
+class InvalidCursor(CheckoutError):
+    """A pagination cursor that this API did not hand out."""
+
+    code = "cursor_invalid"
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def _record_event(
+    cursor: aiopg.Cursor, event: DomainEvent, partition: int | None, offset: int | None
+) -> bytes:
+    """Append ``event`` to the event store, unless it is there already (same id)."""
+    return cursor.mogrify(
+        "INSERT INTO event_store (event_id, event_type, schema_version, aggregate_type,"
+        " aggregate_id, aggregate_version, merchant_id, occurred_at, causation_id, payload,"
+        " kafka_partition, kafka_offset)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
+        " ON CONFLICT (event_id) DO NOTHING",
+        (
+            str(event.event_id),
+            event.event_type,
+            event.schema_version,
+            event.aggregate_type,
+            event.aggregate_id,
+            event.aggregate_version,
+            event.merchant_id,
+            event.occurred_at,
+            event.causation_id,
+            event.model_dump_json(),  # the bytes publish_events put on the topic
+            partition,
+            offset,
+        ),
+    )
+
+
+_UPSERT_PROGRESS: Final = (
+    "INSERT INTO invoice_summaries AS s (invoice_id, merchant_id, status, payment_exception,"
+    " amount, amount_received, amount_confirmed, amount_due, updated_at, aggregate_version)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (invoice_id) DO UPDATE SET status = EXCLUDED.status,"
+    " payment_exception = EXCLUDED.payment_exception, amount = EXCLUDED.amount,"
+    " amount_received = EXCLUDED.amount_received, amount_confirmed = EXCLUDED.amount_confirmed,"
+    " amount_due = EXCLUDED.amount_due, updated_at = EXCLUDED.updated_at,"
+    " aggregate_version = EXCLUDED.aggregate_version"
+    " WHERE s.aggregate_version < EXCLUDED.aggregate_version"
+)
+
+
+def _project_invoice(cursor: aiopg.Cursor, event: DomainEvent) -> list[bytes]:
+    """Bring the invoice's summary up to date with ``event``; other aggregates' are ignored.
+
+    Status and amounts come from the newest version seen, so an old event redelivered after a
+    newer one changes nothing; the facts an event states once are filled in if still missing.
+    """
+    if event.aggregate_type != "invoice":
+        return []
+    progress = _progress(event)
+    statements = [
+        cursor.mogrify(
+            _UPSERT_PROGRESS,
+            (
+                event.aggregate_id,
+                event.merchant_id,
+                str(progress["status"]),
+                _text(progress["payment_exception"]),
+                progress["amount"],
+                progress["amount_received"],
+                progress["amount_confirmed"],
+                progress["amount_due"],
+                event.occurred_at,
+                event.aggregate_version,
+            ),
+        )
+    ]
+    facts = _facts(event)
+    if facts:
+        # COALESCE keeps the first value: a redelivery rewrites nothing.
+        assignments = ", ".join(f"{column} = COALESCE({column}, %s)" for column in facts)
+        statements.append(
+            cursor.mogrify(
+                f"UPDATE invoice_summaries SET {assignments} WHERE invoice_id = %s",  # noqa: S608 - column names are constants
+                (*facts.values(), event.aggregate_id),
+            )
+        )
+    return statements
+
+
+def _progress(event: DomainEvent) -> dict[str, Any]:
+    """Status and amounts after ``event`` (InvoiceCreated states them implicitly)."""
+    if isinstance(event, InvoiceCreated):
+        amount = event.data.amount
+        return {
+            "status": InvoiceStatus.PENDING,
+            "payment_exception": None,
+            "amount": amount,
+            "amount_received": 0,
+            "amount_confirmed": 0,
+            "amount_due": amount,
+        }
+    if not isinstance(event.data, InvoiceProgress):
+        raise TypeError(f"{event.event_type} is not an invoice event this projection knows")
+    data = event.data
+    return {
+        "status": data.status,
+        "payment_exception": data.payment_exception,
+        "amount": data.amount,
+        "amount_received": data.amount_received,
+        "amount_confirmed": data.amount_confirmed,
+        "amount_due": data.amount_due,
+    }
+
+
+def _facts(event: DomainEvent) -> dict[str, Any]:
+    """The columns ``event`` states once and for all (column names are constants here)."""
+    match event:
+        case InvoiceCreated():
+            data = event.data
+            return {
+                "order_id": data.order_id,
+                "description": data.description,
+                "metadata": orjson.dumps(data.metadata).decode(),
+                "deposit_address": data.deposit_address,
+                "required_confirmations": data.required_confirmations,
+                "fee_percentage": data.fee_percentage,
+                "created_at": event.occurred_at,
+                "expires_at": data.expires_at,
+            }
+        case InvoicePaid():
+            return {"paid_at": event.occurred_at}
+        case InvoiceExpired():
+            return {"expired_at": event.occurred_at}
+        case InvoiceCancelled():
+            return {"cancelled_at": event.occurred_at, "cancellation_reason": event.data.reason}
+    return {}
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+async def apply(
+    pool: Connections, event: DomainEvent, partition: int | None, offset: int | None
+) -> None:
+    """Record ``event`` and project it, in one transaction: both happen or neither does.
+
+    The statements go to PostgreSQL as one query string: one round trip, and — as every
+    statement of one simple query — one implicit transaction that a failing statement rolls
+    back whole. The projection agent applies every domain event this way, one at a time.
+    """
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        statements = [_record_event(cur, event, partition, offset), *_project_invoice(cur, event)]
+        await cur.execute(b";\n".join(statements).decode())
+
+
+class EventProjections:
+    """``ProjectionStore`` (app/services/ports.py): ``apply`` over the worker's pool."""
+
+    def __init__(self, pool: Connections) -> None:
+        self._pool = pool
+
+    async def apply(self, event: DomainEvent, partition: int | None, offset: int | None) -> None:
+        await apply(self._pool, event, partition, offset)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def encode_cursor(created_at: datetime, invoice_id: str) -> str:
+    """An opaque cursor for "after this invoice" in the newest-first order."""
+    raw = orjson.dumps([created_at.isoformat(), invoice_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The position ``encode_cursor`` made; ``InvalidCursor`` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_text, invoice_id = orjson.loads(raw)
+        created_at = datetime.fromisoformat(created_text)
+    except (binascii.Error, ValueError, TypeError):
+        raise _bad_cursor() from None
+    if created_at.tzinfo is None or not isinstance(invoice_id, str) or not invoice_id:
+        raise _bad_cursor()
+    return created_at, invoice_id
+
+
+def _bad_cursor() -> InvalidCursor:
+    return InvalidCursor(
+        "cursor is not one this API returned; pass next_cursor from the previous page as is",
+        param="cursor",
+    )
+
+
+SUMMARY_COLUMNS: Final = (
+    "invoice_id",
+    "merchant_id",
+    "status",
+    "payment_exception",
+    "amount",
+    "amount_received",
+    "amount_confirmed",
+    "amount_due",
+    "order_id",
+    "description",
+    "metadata",
+    "deposit_address",
+    "required_confirmations",
+    "fee_percentage",
+    "created_at",
+    "expires_at",
+    "paid_at",
+    "cancelled_at",
+    "cancellation_reason",
+    "expired_at",
+    "updated_at",
+    "aggregate_version",
+)
+
+
+class InvoiceSummaries:
+    """The invoice read model, for lists and dashboards."""
+
+    def __init__(self, pool: Connections) -> None:
+        self._pool = pool
+
+    async def list(self, merchant_id: str, query: InvoiceQuery) -> InvoicePage:
+        """The merchant's invoices matching every filter of ``query``, newest first.
+
+        Invoices whose creation is not projected yet are left out.
+        """
+        clauses, params = _where(merchant_id, query)
+        sql = (
+            f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM invoice_summaries"  # noqa: S608 - constants
+            f" WHERE {' AND '.join(clauses)}"
+            " ORDER BY created_at DESC, invoice_id DESC LIMIT %s"
+        )
+        params.append(query.limit + 1)  # one more tells whether another page follows
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(sql, params)
+            found = await cur.fetchall()
+        rows = [dict(zip(SUMMARY_COLUMNS, row, strict=True)) for row in found]
+        if len(rows) <= query.limit:
+            return InvoicePage(rows, None)
+        rows = rows[: query.limit]
+        last = rows[-1]
+        return InvoicePage(rows, encode_cursor(last["created_at"], last["invoice_id"]))
+
+
+def _where(merchant_id: str, query: InvoiceQuery) -> tuple[list[str], list[Any]]:
+    """The conditions of a list query, each with its bound parameter."""
+    clauses = ["merchant_id = %s", "created_at IS NOT NULL"]
+    params: list[Any] = [merchant_id]
+    if query.status:
+        clauses.append("status = ANY(%s)")
+        params.append([str(item) for item in query.status])
+    if query.payment_exception:
+        clauses.append("payment_exception = ANY(%s)")
+        params.append([str(item) for item in query.payment_exception])
+    if query.order_id is not None:
+        clauses.append("order_id = %s")
+        params.append(query.order_id)
+    if query.created_from is not None:
+        clauses.append("created_at >= %s")
+        params.append(query.created_from)
+    if query.created_to is not None:
+        clauses.append("created_at < %s")
+        params.append(query.created_to)
+    if query.cursor is not None:
+        clauses.append("(created_at, invoice_id) < (%s, %s)")
+        params.extend(decode_cursor(query.cursor))
+    return clauses, params

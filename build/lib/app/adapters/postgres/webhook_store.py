@@ -1,0 +1,508 @@
+"""Webhook endpoints, deliveries and attempts in PostgreSQL (migrations/0008_webhooks.sql).
+
+The store only reads and writes rows; what a failed attempt means (retry when, give up, disable
+the endpoint) is decided by the dispatcher (app/adapters/webhooks/dispatcher.py) with the retry
+schedule of app/adapters/webhooks/schedule.py. Every merchant-facing read takes the merchant id, so
+one merchant never sees another's endpoint or delivery: a foreign id is simply not found.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg2.extras import Json
+
+from app.adapters.postgres.pool import Connections
+from app.adapters.webhooks.secrets import (
+    EncryptedSecret,
+    SecretDecryptionError,
+    SecretKeyring,
+    new_signing_secret,
+)
+from app.domain.webhooks import (
+    Attempt,
+    Delivery,
+    EndpointSettings,
+    Notification,
+    WebhookEndpoint,
+)
+from app.services.ports import DeliveryQuery
+
+_ENDPOINT_COLUMNS = """
+    endpoint_id, merchant_id, url, description, event_types, enabled, disabled_reason,
+    disabled_at, failing_since, previous_secret_expires_at, version, created_at, updated_at
+"""
+_DELIVERY_COLUMNS = """
+    delivery_id, seq, endpoint_id, origin, redelivery_of, event_id, event_type, aggregate_id,
+    status, attempts, next_attempt_at, last_error, created_at, completed_at
+"""
+
+
+def new_endpoint_id() -> str:
+    return f"we_{secrets.token_hex(12)}"
+
+
+def endpoint_from_row(row: Sequence[Any]) -> WebhookEndpoint:
+    values = list(row)
+    values[4] = tuple(values[4])  # event_types: a PostgreSQL array comes back as a list
+    return WebhookEndpoint(*values)
+
+
+def delivery_from_row(row: Sequence[Any]) -> Delivery:
+    values = list(row)
+    values[5] = str(values[5])  # event_id: uuid → its canonical text
+    return Delivery(*values)
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery a dispatcher took for one attempt, with what it needs to send it."""
+
+    delivery_id: str
+    endpoint_id: str
+    merchant_id: str
+    aggregate_id: str
+    attempt: int
+    event: dict[str, Any]
+    url: str
+    secrets: tuple[str, ...]  # current first, then the previous one during rotation
+    origin: str
+    redelivery_of: str | None
+    # Why the signing secrets could not be opened, when they could not (then ``secrets`` is ()).
+    secret_error: str | None = None
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"d{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The delivery sequence a cursor points after; ValueError when it is not one of ours."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not text.startswith("d"):
+            raise ValueError
+        return int(text[1:])
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("cursor is not one returned by this API") from None
+
+
+class PostgresWebhookStore:
+    def __init__(self, pool: Connections, keyring: SecretKeyring, app_id: str) -> None:
+        self._pool = pool
+        self._keyring = keyring
+        self._app_id = app_id
+
+    # --- endpoints --------------------------------------------------------------------------
+
+    async def create_endpoint(
+        self, merchant_id: str, settings: EndpointSettings
+    ) -> tuple[WebhookEndpoint, str]:
+        """A new endpoint and its signing secret, in clear this once (only the ciphertext stays)."""
+        url, description, enabled = settings.url, settings.description, settings.enabled
+        event_types = settings.event_types
+        endpoint_id = new_endpoint_id()
+        secret = new_signing_secret()
+        sealed = self._seal(endpoint_id, secret)
+        row = await self._fetchone(
+            f"""
+            INSERT INTO webhook_endpoints (endpoint_id, app_id, merchant_id, url, description,
+                event_types, enabled, disabled_reason, disabled_at, secret_key_id, secret_nonce,
+                secret_ciphertext)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN NULL ELSE 'merchant' END,
+                CASE WHEN %s THEN NULL ELSE now() END, %s, %s, %s)
+            RETURNING {_ENDPOINT_COLUMNS}
+            """,
+            (endpoint_id, self._app_id, merchant_id, url, description, list(event_types), enabled,
+             enabled, enabled, sealed.key_id, sealed.nonce, sealed.ciphertext),
+        )  # fmt: skip
+        assert row is not None
+        return endpoint_from_row(row), secret
+
+    async def endpoints(self, merchant_id: str) -> list[WebhookEndpoint]:
+        rows = await self._fetchall(
+            f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"
+            " WHERE merchant_id = %s AND deleted_at IS NULL ORDER BY created_at, endpoint_id",
+            (merchant_id,),
+        )
+        return [endpoint_from_row(row) for row in rows]
+
+    async def endpoint(self, merchant_id: str, endpoint_id: str) -> WebhookEndpoint | None:
+        row = await self._fetchone(
+            f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"
+            " WHERE endpoint_id = %s AND merchant_id = %s AND deleted_at IS NULL",
+            (endpoint_id, merchant_id),
+        )
+        return None if row is None else endpoint_from_row(row)
+
+    async def update_endpoint(
+        self, merchant_id: str, endpoint_id: str, changes: Mapping[str, Any]
+    ) -> WebhookEndpoint | None:
+        """Apply ``url``, ``description``, ``event_types`` and ``enabled`` changes.
+
+        Enabling clears the failure record (the merchant says the receiver is fixed); disabling
+        over the API is recorded as the merchant's choice.
+        """
+        assignments = ["updated_at = now()"]
+        values: list[Any] = []
+        for column in ("url", "description", "event_types"):
+            if column in changes:
+                assignments.append(f"{column} = %s")
+                values.append(list(changes[column]) if column == "event_types" else changes[column])
+        if "enabled" in changes:
+            if changes["enabled"]:
+                assignments.append(
+                    "disabled_reason = NULL, disabled_at = NULL, failing_since = NULL,"
+                    " enabled = true"
+                )
+            else:
+                assignments.append(
+                    "disabled_reason = CASE WHEN enabled THEN 'merchant' ELSE disabled_reason END,"
+                    " disabled_at = CASE WHEN enabled THEN now() ELSE disabled_at END,"
+                    " enabled = false"
+                )
+        row = await self._fetchone(
+            f"UPDATE webhook_endpoints SET {', '.join(assignments)}"
+            " WHERE endpoint_id = %s AND merchant_id = %s AND deleted_at IS NULL"
+            f" RETURNING {_ENDPOINT_COLUMNS}",
+            (*values, endpoint_id, merchant_id),
+        )
+        return None if row is None else endpoint_from_row(row)
+
+    async def delete_endpoint(self, merchant_id: str, endpoint_id: str) -> bool:
+        """Stop sending to the endpoint; its pending deliveries fail, its log stays readable."""
+        async with self._transaction() as cur:
+            await cur.execute(
+                "UPDATE webhook_endpoints SET deleted_at = now(), enabled = false,"
+                " updated_at = now()"
+                " WHERE endpoint_id = %s AND merchant_id = %s AND deleted_at IS NULL",
+                (endpoint_id, merchant_id),
+            )
+            deleted = bool(cur.rowcount)
+            if deleted:
+                await cur.execute(
+                    "UPDATE webhook_deliveries SET status = 'failed', completed_at = now(),"
+                    " last_error = 'endpoint deleted', leased_until = NULL"
+                    " WHERE endpoint_id = %s AND status = 'pending'",
+                    (endpoint_id,),
+                )
+        return deleted
+
+    async def rotate_secret(
+        self, merchant_id: str, endpoint_id: str, grace: timedelta
+    ) -> tuple[WebhookEndpoint, str] | None:
+        """A new signing secret; the current one keeps signing too until ``grace`` has passed."""
+        secret = new_signing_secret()
+        sealed = self._seal(endpoint_id, secret)
+        row = await self._fetchone(
+            f"""
+            UPDATE webhook_endpoints SET
+                previous_secret_key_id = secret_key_id,
+                previous_secret_nonce = secret_nonce,
+                previous_secret_ciphertext = secret_ciphertext,
+                previous_secret_expires_at = now() + make_interval(secs => %s),
+                secret_key_id = %s, secret_nonce = %s, secret_ciphertext = %s,
+                updated_at = now()
+            WHERE endpoint_id = %s AND merchant_id = %s AND deleted_at IS NULL
+            RETURNING {_ENDPOINT_COLUMNS}
+            """,
+            (grace.total_seconds(), sealed.key_id, sealed.nonce, sealed.ciphertext, endpoint_id,
+             merchant_id),
+        )  # fmt: skip
+        return None if row is None else (endpoint_from_row(row), secret)
+
+    async def subscribers(self, merchant_id: str, event_type: str) -> list[WebhookEndpoint]:
+        """The merchant's enabled endpoints that want this event type."""
+        rows = await self._fetchall(
+            f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"
+            " WHERE merchant_id = %s AND enabled AND deleted_at IS NULL ORDER BY endpoint_id",
+            (merchant_id,),
+        )
+        endpoints = (endpoint_from_row(row) for row in rows)
+        return [endpoint for endpoint in endpoints if endpoint.wants(event_type)]
+
+    async def note_success(self, endpoint_id: str) -> None:
+        await self._execute(
+            "UPDATE webhook_endpoints SET failing_since = NULL"
+            " WHERE endpoint_id = %s AND failing_since IS NOT NULL",
+            (endpoint_id,),
+        )
+
+    async def note_failure(self, endpoint_id: str, failed_at: datetime) -> datetime:
+        """Record a failed attempt; returns when the endpoint's current run of failures began."""
+        row = await self._fetchone(
+            "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, %s)"
+            " WHERE endpoint_id = %s RETURNING failing_since",
+            (failed_at, endpoint_id),
+        )
+        if row is None:
+            raise LookupError(f"webhook endpoint {endpoint_id} does not exist")
+        failing_since: datetime = row[0]
+        return failing_since
+
+    async def disable_failing(self, endpoint_id: str) -> WebhookEndpoint | None:
+        """Disable an endpoint that failed too long; None when it already is (or was deleted)."""
+        row = await self._fetchone(
+            f"""
+            UPDATE webhook_endpoints SET enabled = false, disabled_reason = 'failing',
+                disabled_at = now(), version = version + 1, updated_at = now()
+            WHERE endpoint_id = %s AND enabled AND deleted_at IS NULL
+            RETURNING {_ENDPOINT_COLUMNS}
+            """,
+            (endpoint_id,),
+        )
+        return None if row is None else endpoint_from_row(row)
+
+    # --- deliveries -------------------------------------------------------------------------
+
+    async def enqueue(self, notification: Notification) -> bool:
+        """Queue a delivery; False when it already is (a redelivered notification)."""
+        event = notification.event
+        row = await self._fetchone(
+            """
+            INSERT INTO webhook_deliveries (delivery_id, endpoint_id, merchant_id, origin,
+                redelivery_of, event_id, event_type, aggregate_id, event)
+            SELECT %s, endpoint_id, merchant_id, %s, %s, %s, %s, %s, %s
+            FROM webhook_endpoints WHERE endpoint_id = %s AND merchant_id = %s
+            ON CONFLICT (delivery_id) DO NOTHING
+            RETURNING seq
+            """,
+            (notification.delivery_id, notification.origin, notification.redelivery_of,
+             event["event_id"], event["event_type"], event["aggregate_id"], Json(event),
+             notification.endpoint_id, notification.merchant_id),
+        )  # fmt: skip
+        return row is not None
+
+    async def claim_due(
+        self, limit: int, lease: float, busy_endpoints: Sequence[str], per_endpoint: int
+    ) -> list[ClaimedDelivery]:
+        """Take up to ``limit`` due deliveries for one attempt each, ``per_endpoint`` at most.
+
+        A delivery is due when its time has come, its endpoint is enabled, and no earlier
+        delivery of the same endpoint and aggregate is still pending (per-invoice order). The
+        lease keeps other dispatchers off it while the attempt runs; if this worker dies, the
+        lease runs out and another worker makes the attempt. Oldest first, but one endpoint's
+        backlog cannot fill the whole batch: the others' deliveries come in the same claim.
+        """
+        if limit <= 0:
+            return []
+        rows = await self._fetchall(
+            """
+            WITH candidates AS (
+                SELECT d.delivery_id, d.endpoint_id, d.next_attempt_at, d.seq
+                FROM webhook_deliveries d
+                JOIN webhook_endpoints e ON e.endpoint_id = d.endpoint_id
+                WHERE d.status = 'pending'
+                  AND d.next_attempt_at <= now()
+                  AND (d.leased_until IS NULL OR d.leased_until < now())
+                  AND e.app_id = %s AND e.enabled AND e.deleted_at IS NULL
+                  AND NOT (d.endpoint_id = ANY(%s))
+                  AND NOT EXISTS (
+                      SELECT 1 FROM webhook_deliveries earlier
+                      WHERE earlier.endpoint_id = d.endpoint_id
+                        AND earlier.aggregate_id = d.aggregate_id
+                        AND earlier.status = 'pending'
+                        AND earlier.seq < d.seq)
+                ORDER BY d.next_attempt_at, d.seq
+                LIMIT 1000
+            ), fair AS (
+                SELECT delivery_id, next_attempt_at, seq, row_number() OVER (
+                    PARTITION BY endpoint_id ORDER BY next_attempt_at, seq) AS place
+                FROM candidates
+            ), due AS (
+                SELECT d.delivery_id
+                FROM webhook_deliveries d JOIN fair USING (delivery_id)
+                WHERE fair.place <= %s
+                  AND d.status = 'pending'
+                  AND (d.leased_until IS NULL OR d.leased_until < now())
+                ORDER BY fair.next_attempt_at, fair.seq
+                LIMIT %s
+                FOR UPDATE OF d SKIP LOCKED
+            )
+            UPDATE webhook_deliveries d
+            SET leased_until = now() + make_interval(secs => %s), attempts = d.attempts + 1
+            FROM due, webhook_endpoints e
+            WHERE d.delivery_id = due.delivery_id AND e.endpoint_id = d.endpoint_id
+            RETURNING d.delivery_id, d.endpoint_id, d.merchant_id, d.aggregate_id, d.attempts,
+                d.event, e.url, e.secret_key_id, e.secret_nonce, e.secret_ciphertext,
+                e.previous_secret_key_id, e.previous_secret_nonce, e.previous_secret_ciphertext,
+                e.previous_secret_expires_at > now(), d.origin, d.redelivery_of, d.seq
+            """,
+            (self._app_id, list(busy_endpoints), per_endpoint, limit, lease),
+        )
+        rows.sort(key=lambda row: row[-1])
+        return [self._claimed(row) for row in rows]
+
+    async def release(self, delivery_ids: Sequence[str]) -> None:
+        """Give back claimed deliveries that will not be attempted now (the claim is undone)."""
+        if delivery_ids:
+            await self._execute(
+                "UPDATE webhook_deliveries SET leased_until = NULL, attempts = attempts - 1"
+                " WHERE delivery_id = ANY(%s) AND status = 'pending'",
+                (list(delivery_ids),),
+            )
+
+    def _claimed(self, row: Sequence[Any]) -> ClaimedDelivery:
+        (delivery_id, endpoint_id, merchant_id, aggregate_id, attempt, event, url, key_id, nonce,
+         ciphertext, old_key_id, old_nonce, old_ciphertext, old_valid, origin, redelivery_of,
+         _seq) = row  # fmt: skip
+        # A secret this worker cannot open (a key missing from WEBHOOK_SECRET_KEYS) spoils only
+        # its own delivery: the attempt is recorded as failed with the reason, not lost.
+        signing: list[str] = []
+        secret_error = None
+        try:
+            signing.append(self._open(endpoint_id, key_id, nonce, ciphertext))
+            if old_valid and old_key_id is not None:
+                signing.append(self._open(endpoint_id, old_key_id, old_nonce, old_ciphertext))
+        except SecretDecryptionError as exc:
+            signing, secret_error = [], str(exc)
+        return ClaimedDelivery(
+            delivery_id=delivery_id,
+            endpoint_id=endpoint_id,
+            merchant_id=merchant_id,
+            aggregate_id=aggregate_id,
+            attempt=attempt,
+            event=event,
+            url=url,
+            secrets=tuple(signing),
+            origin=origin,
+            redelivery_of=redelivery_of,
+            secret_error=secret_error,
+        )
+
+    async def record_attempt(
+        self,
+        claimed: ClaimedDelivery,
+        attempt: Attempt,
+        *,
+        succeeded: bool,
+        retry_in: float | None,
+    ) -> str:
+        """Log the attempt and settle the delivery: succeeded, retried later, or failed for good.
+
+        Returns the delivery's new status.
+        """
+        if succeeded:
+            status, retry_in = "succeeded", None
+        else:
+            status = "pending" if retry_in is not None else "failed"
+        async with self._transaction() as cur:
+            await cur.execute(
+                "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, latency_ms,"
+                " status_code, error, response_excerpt) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (delivery_id, attempt) DO NOTHING",
+                (claimed.delivery_id, attempt.attempt, attempt.started_at, attempt.latency_ms,
+                 attempt.status_code, attempt.error, attempt.response_excerpt),
+            )  # fmt: skip
+            await cur.execute(
+                """
+                UPDATE webhook_deliveries SET
+                    status = %s,
+                    leased_until = NULL,
+                    last_error = %s,
+                    next_attempt_at = CASE WHEN %s::float8 IS NULL THEN next_attempt_at
+                        ELSE now() + make_interval(secs => %s::float8) END,
+                    completed_at = CASE WHEN %s = 'pending' THEN NULL ELSE now() END
+                WHERE delivery_id = %s
+                """,
+                (status, attempt.error, retry_in, retry_in, status, claimed.delivery_id),
+            )
+        return status
+
+    async def deliveries(
+        self, merchant_id: str, endpoint_id: str, query: DeliveryQuery
+    ) -> tuple[list[Delivery], bool]:
+        """An endpoint's delivery log, newest first; and whether there is more."""
+        status, limit, after_seq = query.status, query.limit, query.after_seq
+        conditions = ["endpoint_id = %s", "merchant_id = %s"]
+        values: list[Any] = [endpoint_id, merchant_id]
+        if status is not None:
+            conditions.append("status = %s")
+            values.append(status)
+        if after_seq is not None:
+            conditions.append("seq < %s")
+            values.append(after_seq)
+        rows = await self._fetchall(
+            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE {' AND '.join(conditions)}"
+            " ORDER BY seq DESC LIMIT %s",
+            (*values, limit + 1),
+        )
+        return [delivery_from_row(row) for row in rows[:limit]], len(rows) > limit
+
+    async def delivery(
+        self, merchant_id: str, delivery_id: str
+    ) -> tuple[Delivery, dict[str, Any], list[Attempt]] | None:
+        """One delivery with its event and every attempt, oldest first."""
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                f"SELECT {_DELIVERY_COLUMNS}, event FROM webhook_deliveries"
+                " WHERE delivery_id = %s AND merchant_id = %s",
+                (delivery_id, merchant_id),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            await cur.execute(
+                "SELECT attempt, started_at, latency_ms, status_code, error, response_excerpt"
+                " FROM webhook_attempts WHERE delivery_id = %s ORDER BY attempt",
+                (delivery_id,),
+            )
+            attempts = [Attempt(*values) for values in await cur.fetchall()]
+        return delivery_from_row(row[:-1]), row[-1], attempts
+
+    async def events_between(
+        self, merchant_id: str, start: datetime, end: datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        """The merchant's domain events in [start, end) from the event store, in order."""
+        rows = await self._fetchall(
+            "SELECT payload FROM event_store"
+            " WHERE merchant_id = %s AND occurred_at >= %s AND occurred_at < %s"
+            " ORDER BY occurred_at, aggregate_id, aggregate_version LIMIT %s",
+            (merchant_id, start, end, limit),
+        )
+        return [row[0] for row in rows]
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _seal(self, endpoint_id: str, secret: str) -> EncryptedSecret:
+        return self._keyring.encrypt(secret, associated_data=endpoint_id.encode())
+
+    def _open(self, endpoint_id: str, key_id: str, nonce: bytes, ciphertext: bytes) -> str:
+        return self._keyring.decrypt(
+            EncryptedSecret(key_id, bytes(nonce), bytes(ciphertext)),
+            associated_data=endpoint_id.encode(),
+        )
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Any]:
+        """A cursor inside BEGIN … COMMIT; any exception (cancellation too) rolls back."""
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("BEGIN")
+            try:
+                yield cur
+            except BaseException:
+                await cur.execute("ROLLBACK")
+                raise
+            await cur.execute("COMMIT")
+
+    async def _execute(self, sql: str, values: Sequence[Any]) -> None:
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(sql, values)
+
+    async def _fetchone(self, sql: str, values: Sequence[Any]) -> Sequence[Any] | None:
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(sql, values)
+            row: Sequence[Any] | None = await cur.fetchone()
+            return row
+
+    async def _fetchall(self, sql: str, values: Sequence[Any]) -> list[Sequence[Any]]:
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(sql, values)
+            rows: list[Sequence[Any]] = await cur.fetchall()
+            return rows

@@ -1,0 +1,1 @@
+"""Redis through redis.asyncio: the customers' live views and the command replies."""

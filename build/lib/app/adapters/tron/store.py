@@ -1,0 +1,88 @@
+"""Where the chain watcher keeps its cursor and its window of recent blocks.
+
+The cursor is the last block fully processed: its transfers were published and it was saved. The
+window is every processed block not yet pruned — at least the cursor block and the blocks above the
+node's solidified height — with each block's id, parent hash and transfers, so a reorganisation is
+noticed through ``parentHash`` and the transfers of replaced blocks can be orphaned.
+
+Every write checks the cursor it expects (compare-and-set): two watchers on one store by mistake
+get ``CursorConflict`` instead of interleaving their blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from app.adapters.tron.errors import CursorConflict
+from app.domain.observations import TransferObserved
+
+
+@dataclass(frozen=True)
+class StoredBlock:
+    number: int
+    block_id: str
+    parent_hash: str
+    timestamp: datetime
+    transfers: tuple[TransferObserved, ...] = ()
+
+
+class WatcherStore(Protocol):
+    async def load_cursor(self) -> int | None:
+        """The last processed block number, None before the first start."""
+
+    async def init_cursor(self, block_number: int) -> int:
+        """Set the cursor if none is set yet; return the cursor now persisted."""
+
+    async def load_window(self) -> list[StoredBlock]:
+        """Every kept block with its transfers, lowest first."""
+
+    async def save_block(self, block: StoredBlock) -> None:
+        """Atomically: store the block and its transfers, move the cursor from number-1 to it."""
+
+    async def rewind(self, block_number: int, *, expected_cursor: int) -> None:
+        """Atomically: drop kept blocks above ``block_number`` and set the cursor to it."""
+
+    async def prune(self, below: int) -> None:
+        """Forget kept blocks numbered below ``below`` (they are solidified, never replaced)."""
+
+
+class MemoryWatcherStore:
+    """In-process store for tests and the simulator profile; same contract as PostgreSQL's."""
+
+    def __init__(self) -> None:
+        self._cursor: int | None = None
+        self._blocks: dict[int, StoredBlock] = {}
+
+    async def load_cursor(self) -> int | None:
+        return self._cursor
+
+    async def init_cursor(self, block_number: int) -> int:
+        if self._cursor is None:
+            self._cursor = block_number
+        return self._cursor
+
+    async def load_window(self) -> list[StoredBlock]:
+        return [self._blocks[number] for number in sorted(self._blocks)]
+
+    async def save_block(self, block: StoredBlock) -> None:
+        self._expect(block.number - 1)
+        if block.number in self._blocks:
+            raise CursorConflict(f"block {block.number} is already stored")
+        self._blocks[block.number] = block
+        self._cursor = block.number
+
+    async def rewind(self, block_number: int, *, expected_cursor: int) -> None:
+        self._expect(expected_cursor)
+        for number in [n for n in self._blocks if n > block_number]:
+            del self._blocks[number]
+        self._cursor = block_number
+
+    async def prune(self, below: int) -> None:
+        for number in [n for n in self._blocks if n < below]:
+            del self._blocks[number]
+
+    def _expect(self, cursor: int) -> None:
+        if self._cursor != cursor:
+            raise CursorConflict(f"expected cursor {cursor}, found {self._cursor}")

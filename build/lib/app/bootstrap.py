@@ -1,0 +1,503 @@
+"""The one place that wires: settings, resources, services and the Faust app.
+
+``build(settings)`` makes a worker's whole platform — nothing is built by importing a module:
+
+1. the Faust patches (app/runtime/patches.py) and the Faust app;
+2. ``Resources``: the worker's one PostgreSQL pool, one Redis client, one Kafka admin client and
+   one Tron node client, each opened when the worker starts and closed when it stops, as a pair;
+3. the topics and the tables (tables/), then the ports — the adapters over those resources and
+   the Kafka publisher — and from them the services (``build_services``);
+4. the agents and timers (agents/), each given its service; the HTTP views (web/), each given
+   the services it calls; the background services (webhook dispatcher, stall watchdog).
+
+The tests build the services with in-memory ports (``build_services`` with
+tests/support/fakes.py) and the agents' handlers and views around them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol, cast
+
+import faust
+import redis.asyncio as aioredis
+from aiohttp import web as aioweb
+from aiokafka.admin import AIOKafkaAdminClient
+from faust.sensors.prometheus import setup_prometheus_sensors
+from mode import Service
+from prometheus_client import REGISTRY
+
+from agents import (
+    chain_watcher,
+    expiry,
+    invoices,
+    live_status,
+    payments,
+    projections,
+    settlements,
+    stall_watchdog,
+    webhook_dispatcher,
+    webhooks,
+)
+from app.adapters.postgres.chain_cursor import PostgresWatcherStore
+from app.adapters.postgres.deposit_addresses import (
+    DepositAddressAllocator,
+    PostgresDepositAddressFilter,
+)
+from app.adapters.postgres.idempotency import PostgresIdempotencyKeys
+from app.adapters.postgres.ledger import PostgresLedger
+from app.adapters.postgres.merchants import PostgresMerchantStore
+from app.adapters.postgres.pool import Database
+from app.adapters.postgres.projections import EventProjections, InvoiceSummaries
+from app.adapters.postgres.settlements import SettlementRecords
+from app.adapters.postgres.webhook_store import PostgresWebhookStore
+from app.adapters.readiness import PROBE_TIMEOUT_SECONDS, Probe
+from app.adapters.redis.live_views import LiveInvoiceViews
+from app.adapters.redis.replies import CommandReplies
+from app.adapters.tron.node import TronNode
+from app.adapters.tron.watcher import ChainWatcher
+from app.adapters.webhooks.config import dispatch_settings, keyring, url_policy
+from app.adapters.webhooks.dispatcher import WebhookDelivery
+from app.runtime import patches
+from app.runtime.background import Background
+from app.runtime.commands import AskInvoiceAgent
+from app.runtime.dead_letters import DeadLetters
+from app.runtime.publishing import KafkaPublisher
+from app.runtime.routing import OwnerRouting, Routing
+from app.runtime.shutdown import ShutdownHold
+from app.runtime.stall import StallWatchdog
+from app.runtime.topic_admin import TopicRequirement, ensure_topics
+from app.runtime.topics import (
+    DEPOSITS,
+    DOMAIN_EVENTS,
+    INVOICE_COMMANDS,
+    NOTIFICATIONS,
+    Topics,
+)
+from app.runtime.worker import WorkerState
+from app.services.create_invoice import InvoiceCreation
+from app.services.deposits import DepositProcessing
+from app.services.expiry import ExpirySweep
+from app.services.invoice_commands import InvoiceCommands
+from app.services.merchant_invoices import MerchantInvoices
+from app.services.ports import (
+    AddressAllocator,
+    DeliveryDispatcher,
+    IdempotencyKeys,
+    InvoiceCommandGateway,
+    InvoiceSummaryReads,
+    Ledger,
+    LiveViews,
+    MerchantStore,
+    ProjectionStore,
+    Publisher,
+    SettlementReads,
+    WebhookStore,
+)
+from app.services.projection import Projection
+from app.services.settlement import Settling
+from app.services.webhook_endpoints import WebhookEndpoints
+from app.services.webhook_fanout import DeliveryIntake, WebhookFanout
+from app.settings import Settings
+from tables import Tables, declare_tables
+from web import openapi
+from web.auth import Authenticator
+from web.errors import error_middleware
+from web.health import Health
+from web.invoice_list import InvoiceListApi
+from web.merchant_api import MerchantApi
+from web.public import LiveStreamSettings, PublicEndpoints
+from web.view_fallback import ViewFallback
+from web.webhooks_api import WebhookApi
+
+logger = logging.getLogger(__name__)
+
+
+# --- resources --------------------------------------------------------------------------------
+
+
+class Resources(Service):
+    """Owns the worker's connections to PostgreSQL, Redis, Kafka and the Tron node.
+
+    Added to the Faust app as its first dependency, so they open before any agent starts and
+    close after the agents stop. The clients that need no event loop to exist are made here, the
+    others when the worker starts.
+    """
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.db = Database(
+            settings.database_url,
+            maxsize=settings.database_pool_max,
+            timeout=PROBE_TIMEOUT_SECONDS * 5,
+        )
+        self.redis = aioredis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=PROBE_TIMEOUT_SECONDS,
+            socket_timeout=PROBE_TIMEOUT_SECONDS * 5,
+            health_check_interval=30,
+        )
+        self.tron_node = TronNode.from_settings(settings.chain)
+        self.replies = CommandReplies(self.redis)
+        self._kafka_admin: AIOKafkaAdminClient | None = None
+        self._reply_listener: asyncio.Task[None] | None = None
+        self._startup_hooks: list[Callable[[Resources], Awaitable[object]]] = []
+
+    def on_ready(self, hook: Callable[[Resources], Awaitable[object]]) -> None:
+        """Run ``hook`` once the clients are open, before the agents start."""
+        self._startup_hooks.append(hook)
+
+    @property
+    def kafka_admin(self) -> AIOKafkaAdminClient:
+        if self._kafka_admin is None:
+            raise RuntimeError("the Kafka admin client is used before the worker started")
+        return self._kafka_admin
+
+    def probes(self) -> dict[str, Probe]:
+        """What ``/readyz`` asks: can this worker reach each of its dependencies now?"""
+
+        async def kafka() -> None:
+            cluster = await self.kafka_admin.describe_cluster()
+            if not cluster["brokers"]:
+                raise ConnectionError("the cluster metadata lists no broker")
+
+        async def redis() -> None:
+            await self.redis.ping()
+
+        return {"kafka": kafka, "postgres": self.db.ping, "redis": redis}
+
+    async def on_start(self) -> None:
+        await self.db.open()
+        self._kafka_admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            client_id=f"{self.settings.app_id}-admin",
+            request_timeout_ms=int(PROBE_TIMEOUT_SECONDS * 1000),
+        )
+        await self._kafka_admin.start()
+        self._reply_listener = asyncio.create_task(self.replies.listen(), name="reply-listener")
+        for hook in self._startup_hooks:
+            await hook(self)
+
+    async def on_stop(self) -> None:
+        # The reply listener first: it must not read from the Redis client closed below.
+        if self._reply_listener is not None:
+            self._reply_listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reply_listener
+            self._reply_listener = None
+        await self.tron_node.aclose()
+        if self._kafka_admin is not None:
+            await self._kafka_admin.close()
+            self._kafka_admin = None
+        await self.redis.aclose()
+        await self.db.close()
+
+
+# --- services ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Everything the use cases reach the world through (app/services/ports.py)."""
+
+    tables: Tables
+    publisher: Publisher
+    invoice_gateway: InvoiceCommandGateway
+    ledger: Ledger
+    merchants: MerchantStore
+    idempotency: IdempotencyKeys
+    addresses: AddressAllocator
+    projections: ProjectionStore
+    invoice_summaries: InvoiceSummaryReads
+    settlement_records: SettlementReads
+    webhook_store: WebhookStore
+    dispatcher: DeliveryDispatcher
+    live_views: LiveViews
+
+
+@dataclass(frozen=True)
+class Services:
+    ports: Ports
+    invoice_commands: InvoiceCommands
+    invoice_creation: InvoiceCreation
+    merchant_invoices: MerchantInvoices
+    deposits: DepositProcessing
+    settling: Settling
+    projection: Projection
+    webhook_fanout: WebhookFanout
+    delivery_intake: DeliveryIntake
+    webhook_endpoints: WebhookEndpoints
+    expiry: ExpirySweep
+
+
+def build_services(ports: Ports, settings: Settings) -> Services:
+    tables, publisher = ports.tables, ports.publisher
+    return Services(
+        ports=ports,
+        invoice_commands=InvoiceCommands(
+            tables.invoices,
+            tables.open_invoices,
+            publisher,
+            publisher,
+            late_payment_window=timedelta(seconds=settings.late_payment_window),
+        ),
+        invoice_creation=InvoiceCreation(ports.idempotency, ports.addresses, ports.invoice_gateway),
+        merchant_invoices=MerchantInvoices(
+            tables.invoices, tables.settlements, ports.invoice_gateway
+        ),
+        deposits=DepositProcessing(
+            tables.deposits, tables.confirmation_watch, publisher, publisher
+        ),
+        settling=Settling(tables.settlements, ports.ledger, publisher),
+        projection=Projection(ports.projections),
+        webhook_fanout=WebhookFanout(ports.webhook_store, publisher),
+        delivery_intake=DeliveryIntake(ports.webhook_store, ports.dispatcher),
+        webhook_endpoints=WebhookEndpoints(ports.webhook_store, publisher, ports.dispatcher),
+        expiry=ExpirySweep(
+            tables.open_invoices,
+            tables.invoices,
+            publisher,
+            grace=timedelta(seconds=settings.expiry_grace),
+        ),
+    )
+
+
+# --- the platform -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Platform:
+    settings: Settings
+    app: faust.App
+    resources: Resources
+    topics: Topics
+    services: Services
+    web: aioweb.Application
+
+
+class _RoutesOwner(Protocol):
+    def add_routes(self, router: aioweb.UrlDispatcher) -> None: ...
+
+
+def faust_app(settings: Settings) -> faust.App:
+    # Faust creates only the last level of its data folder; make the parents.
+    settings.worker_data_dir.parent.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        settings.app_id,
+        broker=settings.kafka_broker,
+        store=settings.store,
+        datadir=str(settings.worker_data_dir),
+        # Everything is registered explicitly by ``build``: importing a module registers nothing.
+        autodiscover=False,
+        web_host=settings.web_host,
+        web_bind=settings.web_bind,
+        web_port=settings.web_port,
+        canonical_url=settings.canonical_url,
+        # Payment data must never be readable through Faust's generic table endpoints.
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        topic_partitions=12,
+        topic_replication_factor=settings.kafka_replication_factor,
+        consumer_auto_offset_reset="earliest",
+        # acks=all: an event the platform acted on is on every in-sync replica before we go on.
+        producer_acks=-1,
+        value_serializer="json",
+        # app/runtime/producer_flush.py patches the in-process producer buffer.
+        producer_threaded=False,
+    )
+
+
+def build(settings: Settings) -> Platform:
+    """The whole platform of one worker, ready for ``app.main()``."""
+    patches.install()  # before any worker commits
+    # httpx logs every request to the Tron node at INFO: one line per block is noise, not news.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    app = faust_app(settings)
+    # faust.web has no WebSocket support: our routes go on the aiohttp app Faust runs.
+    web_app = cast(aioweb.Application, app.web.web_app)  # type: ignore[attr-defined]
+    # Every HTTP answer, Faust views and plain aiohttp routes alike, errs in the one JSON shape.
+    web_app.middlewares.append(error_middleware)
+    resources = Resources(settings)
+    app.add_dependency(resources)  # first: open before any agent starts, closed after
+    # Faust's own stream metrics and ours (prometheus_client's default registry) on GET /metrics.
+    setup_prometheus_sensors(app, pattern="/metrics", registry=REGISTRY, name_prefix="checkout")
+
+    topics = Topics(app, settings.topic_namespace)
+    tables = declare_tables(app)
+    hold = ShutdownHold(app)
+    dead_letters = DeadLetters(topics.dead_letter_of, hold)
+    publisher = KafkaPublisher(topics)
+    webhook_store = PostgresWebhookStore(resources.db, keyring(settings), settings.app_id)
+    reports = webhook_dispatcher.DispatcherReports(
+        dead_letters, publisher, topics.cluster_name(NOTIFICATIONS)
+    )
+    delivery = WebhookDelivery(
+        webhook_store,
+        dispatch_settings(settings),
+        on_dead_letter=reports.dead_letter,
+        on_disabled=reports.endpoint_disabled,
+    )
+    app.add_dependency(
+        Background("webhook-dispatcher", start=delivery.start, run=delivery.run, stop=delivery.stop)
+    )
+    ports = Ports(
+        tables=tables,
+        publisher=publisher,
+        invoice_gateway=AskInvoiceAgent(publisher, resources.replies, settings.command_timeout),
+        ledger=PostgresLedger(resources.db),
+        merchants=PostgresMerchantStore(resources.db),
+        idempotency=PostgresIdempotencyKeys(resources.db),
+        addresses=DepositAddressAllocator(resources.db, settings.chain.xpub),
+        projections=EventProjections(resources.db),
+        invoice_summaries=InvoiceSummaries(resources.db),
+        settlement_records=SettlementRecords(resources.db),
+        webhook_store=webhook_store,
+        dispatcher=delivery,
+        live_views=LiveInvoiceViews(resources.redis, token_contract=settings.chain.usdt_contract),
+    )
+    services = build_services(ports, settings)
+    _register_agents(app, topics, services, resources, publisher, dead_letters, hold, settings)
+    _register_web(web_app, app, services, resources, settings)
+
+    async def create_topics(resources: Resources) -> None:
+        await ensure_topics(
+            resources.kafka_admin, required_topics(app, topics), settings.kafka_replication_factor
+        )
+
+    resources.on_ready(create_topics)
+    return Platform(settings, app, resources, topics, services, web_app)
+
+
+def _register_agents(
+    app: faust.App,
+    topics: Topics,
+    services: Services,
+    resources: Resources,
+    publisher: KafkaPublisher,
+    dead_letters: DeadLetters,
+    hold: ShutdownHold,
+    settings: Settings,
+) -> None:
+    events = topics[DOMAIN_EVENTS]
+    invoices.register(
+        app,
+        topics[INVOICE_COMMANDS],
+        invoices.InvoiceAgent(services.invoice_commands, dead_letters, resources.replies),
+        hold,
+    )
+    payments.register(
+        app, topics[DEPOSITS], payments.PaymentAgent(services.deposits, dead_letters), hold
+    )
+    settlements.register(
+        app, events, settlements.SettlementAgent(services.settling, dead_letters), hold
+    )
+    projections.register(
+        app, events, projections.ProjectionAgent(services.projection, dead_letters), hold
+    )
+    live_status.register(
+        app, events, live_status.LiveStatusAgent(services.ports.live_views, dead_letters)
+    )
+    webhooks.register(
+        app,
+        events,
+        topics[NOTIFICATIONS],
+        webhooks.WebhookAgents(services.webhook_fanout, services.delivery_intake, dead_letters),
+        hold,
+    )
+    expiry.register(app, services.expiry)
+
+    chain = settings.chain
+
+    def make_watcher() -> ChainWatcher:
+        return ChainWatcher.from_settings(
+            chain,
+            node=resources.tron_node,
+            store=PostgresWatcherStore(resources.db, chain.watcher_name),
+            publish=publisher.publish_observations,
+            deposit_addresses=PostgresDepositAddressFilter(resources.db),
+        )
+
+    chain_watcher.register(
+        app, chain_watcher.ChainWatching(make_watcher, chain.poll_interval), chain.poll_interval
+    )
+    watched = (INVOICE_COMMANDS, DEPOSITS, DOMAIN_EVENTS, NOTIFICATIONS)
+    watchdog = StallWatchdog(
+        app,
+        {topics.cluster_name(spec) for spec in watched},
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"{settings.app_id}-stall-watchdog",
+    )
+    stall_watchdog.register(app, watchdog)
+    app.add_dependency(Background("stall-watchdog", stop=watchdog.close))
+
+
+def _register_web(
+    web_app: aioweb.Application,
+    app: faust.App,
+    services: Services,
+    resources: Resources,
+    settings: Settings,
+) -> None:
+    Health(resources.probes(), WorkerState(app).partitions_check).add_routes(web_app.router)
+    install_views(web_app, services, OwnerRouting(app), settings)
+    openapi.add_routes(web_app.router)
+
+
+def install_views(
+    web_app: aioweb.Application,
+    services: Services,
+    routing: Routing,
+    settings: Settings,
+    *,
+    live: LiveStreamSettings | None = None,
+) -> None:
+    """The merchant and customer views on ``web_app``, given the services they call."""
+    ports = services.ports
+    auth = Authenticator(ports.merchants)
+    fallback = ViewFallback(
+        ports.tables.invoices,
+        routing,
+        table=ports.tables.invoices.name,
+        token_contract=settings.chain.usdt_contract,
+    )
+    public = PublicEndpoints(ports.live_views, fallback=fallback, settings=live)
+    views: list[_RoutesOwner] = [
+        MerchantApi(
+            auth,
+            services.invoice_creation,
+            services.merchant_invoices,
+            ports.settlement_records,
+            routing,
+            settings=settings,
+            invoice_table=ports.tables.invoices.name,
+            settlement_table=ports.tables.settlements.name,
+        ),
+        InvoiceListApi(auth, ports.invoice_summaries),
+        WebhookApi(auth, services.webhook_endpoints, url_policy=url_policy(settings)),
+        public,
+        fallback,
+    ]
+    for view in views:
+        view.add_routes(web_app.router)
+    # On shutdown, every WebSocket and SSE stream ends at once (1001: reconnect elsewhere).
+    web_app.on_shutdown.append(public.close_live_streams)
+
+
+def required_topics(app: faust.App, topics: Topics) -> list[TopicRequirement]:
+    """Our topics and the tables' changelogs, as they must exist before any consumer starts."""
+    required = topics.requirements()
+    for table in app.tables.values():
+        required.append(
+            TopicRequirement(
+                table.changelog_topic.get_topic_name(),
+                table.partitions or app.conf.topic_partitions,
+                {"cleanup.policy": "compact"},
+            )
+        )
+    return required

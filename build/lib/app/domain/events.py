@@ -1,0 +1,400 @@
+"""Domain events: what an aggregate decided, in the past tense, in one envelope.
+
+Every event is a frozen pydantic model with the envelope from DESIGN.md (``event_id``,
+``event_type``, ``schema_version``, ``aggregate_type``, ``aggregate_id``, ``aggregate_version``,
+``merchant_id``, ``occurred_at``, ``data``) plus ``causation_id``: the id of the command that
+caused it. Amounts are micro-USDT ``int`` in Python and canonical decimal strings in JSON.
+
+``event_id`` is derived, never random (see ``event_id_for``), so a command that is handled twice
+(redelivery after a crash) yields the very same events, ids included, and consumers deduplicate
+on ``event_id``.
+
+To read any event from the wire use ``parse_event``; it picks the class by ``event_type``.
+
+**One registry.** An event type is spelled once: its class name. Subclassing a family
+(``InvoiceEvent``, ``PaymentEvent``, …) registers the class in ``EVENT_TYPES`` under its name and
+fixes its ``event_type`` to that name; a family fixes ``aggregate_type`` from its ``AGGREGATE``.
+``parse_event``, the JSON Schemas (app/contract/schemas.py) and every list of event types are
+derived from that registry, so a new event needs nothing but its class.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Final, Literal, Self, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from app.domain.fees import FeePercentage
+from app.domain.fields import (
+    BlockId,
+    BlockNumber,
+    CommandId,
+    Confirmations,
+    Identifier,
+    TronAddress,
+    TxHash,
+    UtcDatetime,
+)
+from app.domain.money import PositiveUsdt, Usdt
+from app.domain.statuses import InvoiceStatus, PaymentException
+
+# Fixed forever: changing it changes every event id and breaks deduplication downstream.
+EVENT_NAMESPACE: Final = uuid.UUID("6f1c1f5e-3c1a-5d0e-9a47-2f7f3c8b9e10")
+
+SCHEMA_VERSION: Final = 1
+
+# Event type → class, filled as the classes below are defined (``DomainEvent.__init_subclass__``).
+_REGISTRY: dict[str, type[DomainEvent]] = {}
+
+
+def event_id_for(
+    aggregate_type: str,
+    aggregate_id: str,
+    aggregate_version: int,
+    causation_id: str,
+    event_type: str,
+) -> uuid.UUID:
+    """uuid5 over what makes an event this event: whose it is, where, why, and which kind.
+
+    The same command on the same aggregate state gives the same ids; the version tells apart two
+    events a command may yield, and the causation id tells apart two commands.
+    """
+    name = f"{aggregate_type}:{aggregate_id}|v{aggregate_version}|{causation_id}|{event_type}"
+    return uuid.uuid5(EVENT_NAMESPACE, name)
+
+
+class EventData(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", json_schema_serialization_defaults_required=True
+    )
+
+
+class DomainEvent(BaseModel):
+    """The envelope every event shares; subclasses fix ``event_type`` and type ``data``."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", json_schema_serialization_defaults_required=True
+    )
+
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: Literal[1] = SCHEMA_VERSION
+    aggregate_type: str
+    aggregate_id: Identifier
+    aggregate_version: int = Field(ge=1)
+    merchant_id: Identifier
+    causation_id: CommandId
+    occurred_at: UtcDatetime
+    data: EventData
+
+    TYPE: ClassVar[str]
+    AGGREGATE: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Runs before pydantic collects the fields, so the Literal annotations set here are what
+        # it validates and what the JSON Schemas publish (``const``). A class naming its own
+        # AGGREGATE is a family; any other subclass is an event type, named by its class.
+        super().__init_subclass__(**kwargs)
+        annotations = inspect.get_annotations(cls)  # this class's own, a new dict
+        if "AGGREGATE" in cls.__dict__:
+            annotations["aggregate_type"] = Literal[cls.AGGREGATE]
+            cls.aggregate_type = cls.AGGREGATE
+        else:
+            if cls.__name__ in _REGISTRY:
+                raise TypeError(f"event type {cls.__name__} is defined twice")
+            cls.TYPE = cls.__name__
+            annotations["event_type"] = Literal[cls.__name__]
+            cls.event_type = cls.__name__
+            _REGISTRY[cls.__name__] = cls
+        cls.__annotations__ = annotations
+
+    @classmethod
+    def record(
+        cls,
+        *,
+        aggregate_id: str,
+        aggregate_version: int,
+        merchant_id: str,
+        causation_id: str,
+        occurred_at: Any,
+        data: Any,
+    ) -> Self:
+        """The event with its derived ``event_id``: the only way aggregates create events."""
+        return cls(
+            event_id=event_id_for(
+                cls.AGGREGATE, aggregate_id, aggregate_version, causation_id, cls.TYPE
+            ),
+            event_type=cls.TYPE,
+            aggregate_type=cls.AGGREGATE,
+            aggregate_id=aggregate_id,
+            aggregate_version=aggregate_version,
+            merchant_id=merchant_id,
+            causation_id=causation_id,
+            occurred_at=occurred_at,
+            data=data,
+        )
+
+
+# --- invoice ------------------------------------------------------------------------------------
+
+
+class InvoiceCreatedData(EventData):
+    amount: PositiveUsdt
+    currency: Literal["USDT"] = "USDT"
+    deposit_address: TronAddress
+    required_confirmations: int = Field(ge=1)
+    fee_percentage: FeePercentage
+    expires_at: UtcDatetime
+    order_id: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class InvoiceProgress(EventData):
+    """Where an invoice stands after the event: status, exception and all its amounts."""
+
+    status: InvoiceStatus
+    payment_exception: PaymentException | None
+    amount: PositiveUsdt
+    amount_received: Usdt
+    amount_confirmed: Usdt
+    amount_due: Usdt
+
+
+class InvoicePaymentData(InvoiceProgress):
+    payment_id: Identifier
+    payment_amount: PositiveUsdt
+    late: bool = Field(description="arrived when the invoice was already expired or cancelled")
+
+
+class InvoicePaymentRevertedData(InvoiceProgress):
+    payment_id: Identifier
+    payment_amount: PositiveUsdt
+    reason: Literal["orphaned", "failed"]
+
+
+class InvoicePaidData(InvoiceProgress):
+    fee_percentage: FeePercentage
+
+
+class InvoiceCancelledData(InvoiceProgress):
+    reason: str | None = None
+
+
+class InvoiceEvent(DomainEvent):
+    """An event of an invoice (``aggregate_id`` is the invoice id)."""
+
+    AGGREGATE = "invoice"
+
+
+class InvoiceCreated(InvoiceEvent):
+    """A merchant created an invoice; it waits for payment at its deposit address."""
+
+    data: InvoiceCreatedData
+
+
+class InvoicePaymentDetected(InvoiceEvent):
+    """A payment to the invoice's deposit address was seen on chain (not yet confirmed)."""
+
+    data: InvoicePaymentData
+
+
+class InvoicePaymentConfirmed(InvoiceEvent):
+    """A payment to the invoice reached its required confirmations."""
+
+    data: InvoicePaymentData
+
+
+class InvoicePaymentReverted(InvoiceEvent):
+    """A payment no longer counts: its block was reorganised away, or it failed."""
+
+    data: InvoicePaymentRevertedData
+
+
+class InvoicePaid(InvoiceEvent):
+    """Confirmed payments cover the invoice; settle ``amount_confirmed`` at ``fee_percentage``."""
+
+    data: InvoicePaidData
+
+
+class InvoiceExpired(InvoiceEvent):
+    """The invoice reached ``expires_at`` without being covered; later payments are paid_late."""
+
+    data: InvoiceProgress
+
+
+class InvoiceCancelled(InvoiceEvent):
+    """The merchant cancelled the invoice before any payment was seen."""
+
+    data: InvoiceCancelledData
+
+
+# --- payment ------------------------------------------------------------------------------------
+
+
+class PaymentDetectedData(EventData):
+    invoice_id: Identifier
+    deposit_address: TronAddress
+    from_address: TronAddress
+    tx_hash: TxHash
+    log_index: int = Field(ge=0)
+    amount: PositiveUsdt
+    block_number: BlockNumber
+    block_id: BlockId
+    block_timestamp: UtcDatetime
+    required_confirmations: int = Field(ge=1)
+
+
+class PaymentConfirmationsData(EventData):
+    invoice_id: Identifier
+    amount: PositiveUsdt
+    confirmations: Confirmations
+    required_confirmations: int = Field(ge=1)
+    head_number: BlockNumber
+
+
+class PaymentOrphanedData(EventData):
+    invoice_id: Identifier
+    amount: PositiveUsdt
+    block_number: BlockNumber
+    block_id: BlockId = Field(description="the block that was reorganised away")
+
+
+class PaymentFailedData(EventData):
+    invoice_id: Identifier
+    amount: PositiveUsdt
+    reason: str
+
+
+class PaymentEvent(DomainEvent):
+    """An event of a payment (``aggregate_id`` is ``<tx hash>:<log index>``)."""
+
+    AGGREGATE = "payment"
+
+
+class PaymentDetected(PaymentEvent):
+    """A transfer to a deposit address was found in a block (again, after a reorg)."""
+
+    data: PaymentDetectedData
+
+
+class PaymentConfirmationsUpdated(PaymentEvent):
+    """More blocks now follow the payment's block; it is confirming."""
+
+    data: PaymentConfirmationsData
+
+
+class PaymentConfirmed(PaymentEvent):
+    """The payment reached its required confirmations; it counts, for good."""
+
+    data: PaymentConfirmationsData
+
+
+class PaymentOrphaned(PaymentEvent):
+    """The payment's block was replaced by a reorganisation; it counts no more until re-detected."""
+
+    data: PaymentOrphanedData
+
+
+class PaymentFailed(PaymentEvent):
+    """The payment will never count."""
+
+    data: PaymentFailedData
+
+
+# --- settlement ---------------------------------------------------------------------------------
+
+
+class SettlementCreatedData(EventData):
+    invoice_id: Identifier
+    gross_amount: PositiveUsdt
+    platform_fee_amount: Usdt
+    platform_fee_percentage: FeePercentage
+    net_amount: Usdt
+
+
+class SettlementCompletedData(EventData):
+    invoice_id: Identifier
+    net_amount: Usdt
+    reference: str | None = Field(default=None, description="the payout's reference, if any")
+
+
+class SettlementFailedData(EventData):
+    invoice_id: Identifier
+    reason: str
+
+
+class SettlementEvent(DomainEvent):
+    """An event of a settlement (``aggregate_id`` is the settlement id)."""
+
+    AGGREGATE = "settlement"
+
+
+class SettlementCreated(SettlementEvent):
+    """A paid invoice's gross was split into platform fee and merchant net."""
+
+    data: SettlementCreatedData
+
+
+class SettlementCompleted(SettlementEvent):
+    """The net amount reached the merchant."""
+
+    data: SettlementCompletedData
+
+
+class SettlementFailed(SettlementEvent):
+    """The payout did not happen; an operator must look at ``reason``."""
+
+    data: SettlementFailedData
+
+
+# --- webhook endpoint ---------------------------------------------------------------------------
+
+
+class WebhookEndpointDisabledData(EventData):
+    url: str
+    reason: Literal["failing"] = Field(
+        description="failing: every attempt failed for longer than the platform allows"
+    )
+    failing_since: UtcDatetime
+    disabled_at: UtcDatetime
+
+
+class WebhookEndpointEvent(DomainEvent):
+    """An event of a merchant's webhook endpoint (``aggregate_id`` is the endpoint id)."""
+
+    AGGREGATE = "webhook_endpoint"
+
+
+class WebhookEndpointDisabled(WebhookEndpointEvent):
+    """The platform stopped sending to a merchant's webhook endpoint; the merchant must act."""
+
+    data: WebhookEndpointDisabledData
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+EVENT_TYPES: Final[Mapping[str, type[DomainEvent]]] = _REGISTRY
+
+
+def _any_event() -> TypeAdapter[DomainEvent]:
+    # A union built at run time from the registry: no static type for mypy to check here.
+    members = tuple(_REGISTRY.values())
+    union = Annotated[Union[members], Field(discriminator="event_type")]  # type: ignore[valid-type]  # noqa: UP007
+    return TypeAdapter(union)
+
+
+_ANY_EVENT: Final[TypeAdapter[DomainEvent]] = _any_event()
+
+
+def parse_event(raw: str | bytes | Mapping[str, Any]) -> DomainEvent:
+    """Any domain event from its JSON text or decoded JSON object, by ``event_type``.
+
+    Raises ``pydantic.ValidationError`` when the payload is not a valid event of a known type.
+    """
+    if isinstance(raw, str | bytes):
+        return _ANY_EVENT.validate_json(raw)
+    return _ANY_EVENT.validate_python(raw)

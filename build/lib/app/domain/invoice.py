@@ -1,0 +1,389 @@
+"""The invoice: what a merchant asks a customer to pay, and what has been paid towards it.
+
+Status (``pending → confirming → paid``, ``pending → expired``, ``pending → cancelled``, and
+``confirming → expired`` while underpaid) is one axis; ``payment_exception`` (underpaid, overpaid,
+paid_late) is the other. The money is never lost from view: every payment that counts is kept in
+``payments`` by payment id, and ``amount_received``, ``amount_confirmed`` and ``amount_due``
+follow from them.
+
+- confirming: some money has been seen at the deposit address; the invoice waits until confirmed
+  money covers ``amount``, then it is paid and settled for everything confirmed.
+- A payment whose block is reorganised away, or that fails, stops counting; the invoice keeps
+  its status and waits (the transfer is normally re-included within seconds).
+- A payment that arrives when the invoice is expired or cancelled is recorded and flagged
+  paid_late; the status does not change and nothing is settled automatically.
+- A payment that arrives after the invoice is paid is recorded (overpaid) but not settled.
+See docs/domain.md for why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar, Final, Literal, assert_never
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.domain.aggregate import Aggregate
+from app.domain.commands import (
+    ApplyPaymentConfirmed,
+    ApplyPaymentDetected,
+    ApplyPaymentFailed,
+    ApplyPaymentOrphaned,
+    CancelInvoice,
+    CreateInvoice,
+    ExpireInvoice,
+    InvoiceCommand,
+)
+from app.domain.confirmations import required_confirmations
+from app.domain.errors import (
+    AlreadyExists,
+    InvalidTransition,
+    InvoiceNotDue,
+    InvoiceNotFound,
+    PaymentAlreadyConfirmed,
+)
+from app.domain.events import (
+    InvoiceCancelled,
+    InvoiceCancelledData,
+    InvoiceCreated,
+    InvoiceCreatedData,
+    InvoiceEvent,
+    InvoiceExpired,
+    InvoicePaid,
+    InvoicePaidData,
+    InvoicePaymentConfirmed,
+    InvoicePaymentData,
+    InvoicePaymentDetected,
+    InvoicePaymentReverted,
+    InvoicePaymentRevertedData,
+    InvoiceProgress,
+)
+from app.domain.fees import FeePercentage
+from app.domain.fields import Identifier, TronAddress, UtcDatetime
+from app.domain.money import PositiveUsdt
+from app.domain.statuses import (
+    INVOICE_TRANSITIONS,
+    InvoiceStatus,
+    PaymentException,
+    check_transition,
+)
+
+# A payment arriving in these statuses is late: the invoice no longer asks for money.
+LATE_STATUSES: Final = frozenset({InvoiceStatus.EXPIRED, InvoiceStatus.CANCELLED})
+
+
+class InvoicePayment(BaseModel):
+    """A payment the invoice counts: its amount, whether it is confirmed, whether it was late."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    amount: PositiveUsdt
+    confirmed: bool = False
+    late: bool = False
+
+
+class Invoice(Aggregate[InvoiceEvent]):
+    AGGREGATE: ClassVar[str] = "invoice"
+
+    invoice_id: Identifier
+    amount: PositiveUsdt
+    currency: Literal["USDT"] = "USDT"
+    deposit_address: TronAddress
+    required_confirmations: int = Field(ge=1)
+    fee_percentage: FeePercentage
+    created_at: UtcDatetime
+    expires_at: UtcDatetime
+    order_id: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    status: InvoiceStatus = InvoiceStatus.PENDING
+    payment_exception: PaymentException | None = None
+    payments: dict[str, InvoicePayment] = Field(default_factory=dict)
+    paid_at: UtcDatetime | None = None
+    expired_at: UtcDatetime | None = None
+    cancelled_at: UtcDatetime | None = None
+    cancellation_reason: str | None = None
+
+    @property
+    def aggregate_id(self) -> str:
+        return self.invoice_id
+
+    @property
+    def amount_received(self) -> int:
+        """Every payment that counts, confirmed or not (micro-USDT)."""
+        return sum(payment.amount for payment in self.payments.values())
+
+    @property
+    def amount_confirmed(self) -> int:
+        return sum(payment.amount for payment in self.payments.values() if payment.confirmed)
+
+    @property
+    def amount_due(self) -> int:
+        """What the customer still has to send; never negative."""
+        return max(0, self.amount - self.amount_received)
+
+    def expiry_due(self, now: datetime) -> bool:
+        """Whether ``ExpireInvoice`` at ``now`` would expire the invoice: for the expiry timer."""
+        if now < self.expires_at:
+            return False
+        if self.status is InvoiceStatus.PENDING:
+            return True
+        return self.status is InvoiceStatus.CONFIRMING and self.amount_received < self.amount
+
+    # --- deciding -------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, command: CreateInvoice) -> list[InvoiceEvent]:
+        """The events creating the invoice ``command`` describes."""
+        data = InvoiceCreatedData(
+            amount=command.amount,
+            deposit_address=command.deposit_address,
+            required_confirmations=required_confirmations(
+                command.amount, command.confirmation_override
+            ),
+            fee_percentage=command.fee_percentage,
+            expires_at=command.expires_at,
+            order_id=command.order_id,
+            description=command.description,
+            metadata=command.metadata,
+        )
+        created = InvoiceCreated.record(
+            aggregate_id=command.invoice_id,
+            aggregate_version=1,
+            merchant_id=command.merchant_id,
+            causation_id=command.command_id,
+            occurred_at=command.created_at,
+            data=data,
+        )
+        return [created]
+
+    def decide(self, command: InvoiceCommand) -> list[InvoiceEvent]:
+        """The events ``command`` yields on this invoice; raises if the rules forbid it."""
+        self._check_addressed(command.aggregate_id)
+        already = self.events_caused_by(command.command_id)
+        if already:
+            return already
+        match command:
+            case CreateInvoice():
+                raise AlreadyExists(f"invoice {self.invoice_id} already exists", param="invoice_id")
+            case CancelInvoice():
+                return self._cancel(command)
+            case ExpireInvoice():
+                return self._expire(command)
+            case ApplyPaymentDetected():
+                return self._payment_detected(command)
+            case ApplyPaymentConfirmed():
+                return self._payment_confirmed(command)
+            case ApplyPaymentOrphaned():
+                return self._payment_reverted(command, "orphaned", command.orphaned_at)
+            case ApplyPaymentFailed():
+                return self._payment_reverted(command, "failed", command.failed_at)
+            case _:  # pragma: no cover - mypy proves every command is handled
+                assert_never(command)
+
+    def _cancel(self, command: CancelInvoice) -> list[InvoiceEvent]:
+        status = self._transition(InvoiceStatus.CANCELLED)
+        data = InvoiceCancelledData(**self._progress(self.payments, status), reason=command.reason)
+        return [self._record(InvoiceCancelled, command.command_id, command.cancelled_at, data)]
+
+    def _expire(self, command: ExpireInvoice) -> list[InvoiceEvent]:
+        status = self._transition(InvoiceStatus.EXPIRED)
+        if self.status is InvoiceStatus.CONFIRMING and self.amount_received >= self.amount:
+            raise InvalidTransition(
+                self.AGGREGATE,
+                self.invoice_id,
+                self.status,
+                status,
+                INVOICE_TRANSITIONS[self.status],
+                reason="the full amount arrived in time and waits for confirmations",
+            )
+        if command.expired_at < self.expires_at:
+            raise InvoiceNotDue(
+                f"invoice {self.invoice_id} expires at {self.expires_at.isoformat()}",
+                param="expired_at",
+            )
+        data = InvoiceProgress(**self._progress(self.payments, status))
+        return [self._record(InvoiceExpired, command.command_id, command.expired_at, data)]
+
+    def _payment_detected(self, command: ApplyPaymentDetected) -> list[InvoiceEvent]:
+        if command.payment_id in self.payments:
+            return []
+        late = self.status in LATE_STATUSES
+        payment = InvoicePayment(amount=command.amount, late=late)
+        data = self._payment_data(command.payment_id, payment)
+        return [self._record(InvoicePaymentDetected, command.command_id, command.detected_at, data)]
+
+    def _payment_confirmed(self, command: ApplyPaymentConfirmed) -> list[InvoiceEvent]:
+        known = self.payments.get(command.payment_id)
+        if known is not None and known.confirmed:
+            return []
+        # Confirmed without having been seen detected (a reordered delivery): count it now.
+        late = known.late if known is not None else self.status in LATE_STATUSES
+        payment = InvoicePayment(amount=command.amount, confirmed=True, late=late)
+        data = self._payment_data(command.payment_id, payment)
+        confirmed = self._record(
+            InvoicePaymentConfirmed, command.command_id, command.confirmed_at, data
+        )
+        after = self.apply(confirmed)
+        if after.status is not InvoiceStatus.CONFIRMING or after.amount_confirmed < after.amount:
+            return [confirmed]
+        status = after._transition(InvoiceStatus.PAID)
+        paid_data = InvoicePaidData(
+            **after._progress(after.payments, status), fee_percentage=after.fee_percentage
+        )
+        paid = after._record(InvoicePaid, command.command_id, command.confirmed_at, paid_data)
+        return [confirmed, paid]
+
+    def _payment_reverted(
+        self,
+        command: ApplyPaymentOrphaned | ApplyPaymentFailed,
+        reason: Literal["orphaned", "failed"],
+        occurred_at: datetime,
+    ) -> list[InvoiceEvent]:
+        payment = self.payments.get(command.payment_id)
+        if payment is None:
+            return []
+        if payment.confirmed:
+            # The payment's own state machine refuses this first; reaching here means a reorg
+            # deeper than the confirmations the invoice required. An operator must reconcile.
+            raise PaymentAlreadyConfirmed(
+                f"payment {command.payment_id} of invoice {self.invoice_id} is confirmed "
+                f"and cannot be {reason}",
+                param="payment_id",
+            )
+        remaining = {pid: p for pid, p in self.payments.items() if pid != command.payment_id}
+        data = InvoicePaymentRevertedData(
+            **self._progress(remaining, self.status),
+            payment_id=command.payment_id,
+            payment_amount=payment.amount,
+            reason=reason,
+        )
+        return [self._record(InvoicePaymentReverted, command.command_id, occurred_at, data)]
+
+    def _payment_data(self, payment_id: str, payment: InvoicePayment) -> InvoicePaymentData:
+        payments = {**self.payments, payment_id: payment}
+        status = self.status
+        if status is InvoiceStatus.PENDING:
+            status = self._transition(InvoiceStatus.CONFIRMING)
+        return InvoicePaymentData(
+            **self._progress(payments, status),
+            payment_id=payment_id,
+            payment_amount=payment.amount,
+            late=payment.late,
+        )
+
+    def _transition(self, target: InvoiceStatus) -> InvoiceStatus:
+        return check_transition(
+            INVOICE_TRANSITIONS, self.AGGREGATE, self.invoice_id, self.status, target
+        )
+
+    def _progress(
+        self, payments: Mapping[str, InvoicePayment], status: InvoiceStatus
+    ) -> dict[str, Any]:
+        received = sum(payment.amount for payment in payments.values())
+        return {
+            "status": status,
+            "payment_exception": payment_exception_for(self.amount, payments),
+            "amount": self.amount,
+            "amount_received": received,
+            "amount_confirmed": sum(p.amount for p in payments.values() if p.confirmed),
+            "amount_due": max(0, self.amount - received),
+        }
+
+    # --- evolving -------------------------------------------------------------------------------
+
+    @classmethod
+    def _born(cls, event: InvoiceEvent) -> Invoice:
+        if not isinstance(event, InvoiceCreated):
+            raise ValueError(f"an invoice's history starts with InvoiceCreated, not {event.TYPE}")
+        data = event.data
+        return cls(
+            invoice_id=event.aggregate_id,
+            merchant_id=event.merchant_id,
+            amount=data.amount,
+            currency=data.currency,
+            deposit_address=data.deposit_address,
+            required_confirmations=data.required_confirmations,
+            fee_percentage=data.fee_percentage,
+            created_at=event.occurred_at,
+            expires_at=data.expires_at,
+            order_id=data.order_id,
+            description=data.description,
+            metadata=data.metadata,
+        )
+
+    def _evolve(self, event: InvoiceEvent) -> Invoice:
+        match event:
+            case InvoicePaymentDetected() | InvoicePaymentConfirmed():
+                payment = InvoicePayment(
+                    amount=event.data.payment_amount,
+                    confirmed=isinstance(event, InvoicePaymentConfirmed),
+                    late=event.data.late,
+                )
+                payments = {**self.payments, event.data.payment_id: payment}
+                return self._moved(event.data, payments=payments)
+            case InvoicePaymentReverted():
+                payments = {
+                    pid: p for pid, p in self.payments.items() if pid != event.data.payment_id
+                }
+                return self._moved(event.data, payments=payments)
+            case InvoicePaid():
+                return self._moved(event.data, paid_at=event.occurred_at)
+            case InvoiceExpired():
+                return self._moved(event.data, expired_at=event.occurred_at)
+            case InvoiceCancelled():
+                return self._moved(
+                    event.data,
+                    cancelled_at=event.occurred_at,
+                    cancellation_reason=event.data.reason,
+                )
+            case InvoiceCreated():
+                raise ValueError(f"invoice {self.invoice_id} was already created")
+            case _:  # pragma: no cover - tests/unit/domain/test_events.py applies every type
+                raise TypeError(f"a invoice cannot apply {event.event_type}: not a invoice event")
+
+    def _moved(self, progress: InvoiceProgress, **changes: Any) -> Invoice:
+        return self.model_copy(
+            update={
+                "status": progress.status,
+                "payment_exception": progress.payment_exception,
+                **changes,
+            }
+        )
+
+
+def payment_exception_for(
+    amount: int, payments: Mapping[str, InvoicePayment]
+) -> PaymentException | None:
+    """The exception axis, from the payments that count.
+
+    paid_late wins (the merchant must decide about that money); then overpaid and underpaid by
+    the amount received, so the customer page reacts as soon as money is seen.
+    """
+    if any(payment.late for payment in payments.values()):
+        return PaymentException.PAID_LATE
+    received = sum(payment.amount for payment in payments.values())
+    if received > amount:
+        return PaymentException.OVERPAID
+    if 0 < received < amount:
+        return PaymentException.UNDERPAID
+    return None
+
+
+def handle_invoice(
+    invoice: Invoice | None, command: InvoiceCommand
+) -> tuple[Invoice, list[InvoiceEvent]]:
+    """Decide and apply in one step: the new state and the events to publish.
+
+    ``invoice`` is the current state from the table, or ``None`` when there is none yet.
+    """
+    if invoice is None:
+        if not isinstance(command, CreateInvoice):
+            raise InvoiceNotFound(
+                f"invoice {command.aggregate_id} does not exist", param="invoice_id"
+            )
+        events = Invoice.create(command)
+        return Invoice.replay(events), events
+    events = invoice.decide(command)
+    return invoice.apply_all(events), events

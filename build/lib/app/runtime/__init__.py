@@ -1,0 +1,1 @@
+"""Everything that knows Faust's internals; see README.md here for the defects we patch."""

@@ -1,0 +1,289 @@
+"""The ports: what the use cases need from the world, as typed ``Protocol``s.
+
+Each use case (app/services/*.py) takes the ports it uses as constructor arguments. The real
+implementations are the adapters (app/adapters/), the Faust tables (tables/) and the Kafka side
+of app/runtime/; app/bootstrap.py hands them in. The tests hand in in-memory fakes
+(tests/support/fakes.py). Values that cross a port are domain objects or the small records here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from app.domain.commands import InvoiceCommand
+from app.domain.deposit import ConfirmationWatch, DepositAccount, DepositRegistration
+from app.domain.events import DomainEvent
+from app.domain.invoice import Invoice
+from app.domain.merchant import Merchant
+from app.domain.settlement import Settlement
+from app.domain.statuses import InvoiceStatus, PaymentException
+from app.domain.webhooks import (
+    Attempt,
+    Delivery,
+    EndpointSettings,
+    Notification,
+    WebhookEndpoint,
+)
+
+View = dict[str, Any]
+
+# --- publishing (Kafka) ---------------------------------------------------------------------------
+
+
+class EventPublisher(Protocol):
+    """Domain events onto ``crypto-checkout.domain-events``, keyed by aggregate id."""
+
+    async def publish_events(self, events: Iterable[DomainEvent]) -> None: ...
+
+
+class InvoiceCommandSender(Protocol):
+    """Commands to the invoice agent (from the payment agent and the expiry timer)."""
+
+    async def send_invoice_commands(self, commands: Iterable[InvoiceCommand]) -> None: ...
+
+
+class DepositRegistrar(Protocol):
+    """Tell the payment agent which invoice a new deposit address belongs to."""
+
+    async def register_deposit(self, registration: DepositRegistration) -> None: ...
+
+
+class NotificationPublisher(Protocol):
+    """Webhook deliveries onto ``crypto-checkout.notifications``."""
+
+    async def publish_notifications(self, notifications: Sequence[Notification]) -> None: ...
+
+
+class Publisher(
+    EventPublisher, InvoiceCommandSender, DepositRegistrar, NotificationPublisher, Protocol
+):
+    """Every publishing port at once: what one Kafka producer does for the whole worker."""
+
+
+class InvoiceCommandGateway(Protocol):
+    """Send a command to the invoice's agent and wait for its answer (the HTTP side)."""
+
+    async def ask(self, command: InvoiceCommand) -> Invoice: ...
+
+
+# --- aggregates in Faust tables (tables/) ---------------------------------------------------------
+
+
+class InvoiceStore(Protocol):
+    def get(self, invoice_id: str) -> Invoice | None: ...
+
+    def put(self, invoice: Invoice) -> None: ...
+
+
+class ExpiryIndex(Protocol):
+    """The invoices that can still expire, with when."""
+
+    def track(self, invoice: Invoice) -> None: ...
+
+    def open_invoices(self) -> list[tuple[str, datetime]]: ...
+
+
+class DepositAccounts(Protocol):
+    def get(self, deposit_address: str) -> DepositAccount | None: ...
+
+    def put(self, account: DepositAccount) -> None: ...
+
+
+class ConfirmationWatches(Protocol):
+    def get(self, partition: int) -> ConfirmationWatch: ...
+
+    def put(self, partition: int, watch: ConfirmationWatch) -> None: ...
+
+
+class SettlementStore(Protocol):
+    """Settlements by the id of the invoice they settle."""
+
+    def get(self, invoice_id: str) -> Settlement | None: ...
+
+    def put(self, settlement: Settlement) -> None: ...
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Booking:
+    """What the ledger holds for a settlement: when it was credited, and its reference."""
+
+    credited_at: datetime
+    reference: str
+
+
+class Ledger(Protocol):
+    async def book_settlement(self, settlement: Settlement) -> Booking:
+        """Credit net and fee exactly once; the first booking's data however often asked."""
+        ...
+
+
+class MerchantStore(Protocol):
+    async def authenticate(self, api_key: str) -> Merchant | None: ...
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    request_sha256: str
+    invoice_id: str
+    command: dict[str, Any]
+
+
+class IdempotencyKeys(Protocol):
+    async def find(self, merchant_id: str, key: str) -> IdempotentRequest | None: ...
+
+    async def claim(
+        self, merchant_id: str, key: str, request: IdempotentRequest
+    ) -> IdempotentRequest:
+        """Record ``request`` under ``key`` unless the key is taken; what the key holds."""
+        ...
+
+
+class AllocatedAddress(Protocol):
+    @property
+    def address(self) -> str: ...
+
+
+class AddressAllocator(Protocol):
+    async def allocate(self, invoice_id: str) -> AllocatedAddress:
+        """The invoice's deposit address: a new one, or the one it already has."""
+        ...
+
+
+class ProjectionStore(Protocol):
+    async def apply(self, event: DomainEvent, partition: int | None, offset: int | None) -> None:
+        """Record ``event`` in the event store and the read models; a repeat changes nothing."""
+        ...
+
+
+@dataclass(frozen=True)
+class InvoicePage:
+    """One page of invoice summaries, newest first; ``next_cursor`` is None on the last page."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+
+    @property
+    def has_more(self) -> bool:
+        return self.next_cursor is not None
+
+
+@dataclass(frozen=True)
+class InvoiceQuery:
+    """Which of a merchant's invoices a list asks for; every filter given must hold.
+
+    ``created_from`` is inclusive and ``created_to`` exclusive, so consecutive windows never
+    overlap; ``cursor`` is the ``next_cursor`` of the page before.
+    """
+
+    status: tuple[InvoiceStatus, ...] = ()
+    payment_exception: tuple[PaymentException, ...] = ()
+    order_id: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    limit: int = 20
+    cursor: str | None = None
+
+
+class InvoiceSummaryReads(Protocol):
+    async def list(self, merchant_id: str, query: InvoiceQuery) -> InvoicePage: ...
+
+
+class SettlementReads(Protocol):
+    """Settlements as the ledger recorded them, for the merchant API."""
+
+    async def get(self, merchant_id: str, settlement_id: str) -> dict[str, Any] | None: ...
+
+    async def recent(
+        self, merchant_id: str, *, invoice_id: str | None, limit: int
+    ) -> list[dict[str, Any]]: ...
+
+
+class WebhookSubscriptions(Protocol):
+    async def subscribers(self, merchant_id: str, event_type: str) -> list[WebhookEndpoint]:
+        """The merchant's enabled endpoints that want this event type."""
+        ...
+
+
+class DeliveryQueue(Protocol):
+    async def enqueue(self, notification: Notification) -> bool:
+        """Queue a delivery unless it is queued already (same delivery id)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DeliveryQuery:
+    """One page of an endpoint's delivery log: newest first, after ``after_seq`` if given."""
+
+    status: str | None = None
+    limit: int = 20
+    after_seq: int | None = None
+
+
+class WebhookStore(WebhookSubscriptions, DeliveryQueue, Protocol):
+    """Endpoints, their secrets, and the delivery log (the merchant's webhook API)."""
+
+    async def create_endpoint(
+        self, merchant_id: str, settings: EndpointSettings
+    ) -> tuple[WebhookEndpoint, str]: ...
+
+    async def endpoints(self, merchant_id: str) -> list[WebhookEndpoint]: ...
+
+    async def endpoint(self, merchant_id: str, endpoint_id: str) -> WebhookEndpoint | None: ...
+
+    async def update_endpoint(
+        self, merchant_id: str, endpoint_id: str, changes: Mapping[str, Any]
+    ) -> WebhookEndpoint | None: ...
+
+    async def delete_endpoint(self, merchant_id: str, endpoint_id: str) -> bool: ...
+
+    async def rotate_secret(
+        self, merchant_id: str, endpoint_id: str, grace: timedelta
+    ) -> tuple[WebhookEndpoint, str] | None: ...
+
+    async def deliveries(
+        self, merchant_id: str, endpoint_id: str, query: DeliveryQuery
+    ) -> tuple[list[Delivery], bool]: ...
+
+    async def delivery(
+        self, merchant_id: str, delivery_id: str
+    ) -> tuple[Delivery, dict[str, Any], list[Attempt]] | None: ...
+
+    async def events_between(
+        self, merchant_id: str, start: datetime, end: datetime, limit: int
+    ) -> list[dict[str, Any]]: ...
+
+
+class DeliveryDispatcher(Protocol):
+    def wake(self) -> None:
+        """New deliveries are queued: look for them now rather than at the next poll."""
+
+
+# --- Redis ----------------------------------------------------------------------------------------
+
+
+class ViewSubscription(Protocol):
+    invoice_id: str
+    closed: bool
+
+    async def next(self) -> View | None: ...
+
+    def __aiter__(self) -> AsyncIterator[View]: ...
+
+
+class LiveViews(Protocol):
+    """The customers' live invoice views (app/services/live_view.py folds them)."""
+
+    async def apply(self, event: DomainEvent) -> View | None: ...
+
+    async def current(self, invoice_id: str) -> View | None: ...
+
+    def subscribe(self, invoice_id: str) -> AbstractAsyncContextManager[ViewSubscription]: ...
+
+    async def aclose(self) -> None: ...

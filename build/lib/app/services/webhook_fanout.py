@@ -1,0 +1,63 @@
+"""Fan events out to webhook endpoints, then take each delivery into the queue.
+
+1. ``WebhookFanout``: for every endpoint of the event's merchant that wants its type, one
+   notification on ``crypto-checkout.notifications`` (keyed by aggregate id, so an invoice's
+   notifications stay in order). The first delivery's id is derived from endpoint and event, so
+   a redelivered event queues nothing twice.
+2. ``DeliveryIntake``: each notification is queued in PostgreSQL (once per delivery id) and the
+   worker's dispatcher is woken; the dispatcher makes the attempts on its own clock, so a dead
+   endpoint holds up nobody's deliveries but its own.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from app.domain.events import parse_event
+from app.domain.webhooks import Notification, first_delivery_id
+from app.services.ports import (
+    DeliveryDispatcher,
+    DeliveryQueue,
+    NotificationPublisher,
+    WebhookSubscriptions,
+)
+
+
+class WebhookFanout:
+    def __init__(
+        self, subscriptions: WebhookSubscriptions, notifications: NotificationPublisher
+    ) -> None:
+        self._subscriptions = subscriptions
+        self._notifications = notifications
+
+    async def fan_out(self, raw: bytes) -> int:
+        """Queue the event for every endpoint that wants it; returns how many."""
+        event = parse_event(raw)  # our own contract: an unknown event is an error
+        envelope = orjson.loads(raw)  # delivered as published, byte for byte the same fields
+        endpoints = await self._subscriptions.subscribers(event.merchant_id, event.event_type)
+        notifications = [
+            Notification(
+                delivery_id=first_delivery_id(endpoint.endpoint_id, str(event.event_id)),
+                endpoint_id=endpoint.endpoint_id,
+                merchant_id=endpoint.merchant_id,
+                origin="event",
+                event=envelope,
+            )
+            for endpoint in endpoints
+            # An endpoint is not told that it was disabled: it would not be sent anyway.
+            if endpoint.endpoint_id != event.aggregate_id
+        ]
+        await self._notifications.publish_notifications(notifications)
+        return len(notifications)
+
+
+class DeliveryIntake:
+    def __init__(self, queue: DeliveryQueue, dispatcher: DeliveryDispatcher) -> None:
+        self._queue = queue
+        self._dispatcher = dispatcher
+
+    async def accept(self, notification: Notification) -> bool:
+        """Queue the delivery; False when it was queued already (a redelivered notification)."""
+        queued = await self._queue.enqueue(notification)
+        self._dispatcher.wake()
+        return queued

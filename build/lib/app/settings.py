@@ -1,0 +1,328 @@
+"""Settings of a crypto-checkout worker, read once from the environment and frozen.
+
+Every variable is validated when the worker starts; a bad one stops it with a message that names
+the variable and says what is expected, never a traceback from deep inside a client library.
+The variables and their defaults are listed in README.md ("Configuration").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal, TypeVar, cast
+from urllib.parse import urlsplit
+
+from app.adapters.tron.errors import ChainSettingsError
+from app.adapters.tron.settings import ChainSettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+Environment = Literal["development", "production"]
+StoreUrl = Literal["rocksdb://", "memory://"]
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """An environment variable is missing or malformed; the message names it."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    environment: Environment = "development"
+    app_id: str = "crypto-checkout"
+    # Prefix of every topic name (public ones included), so several platforms — a test run next
+    # to a developer's — can share one Kafka cluster without reading each other's messages.
+    topic_namespace: str = ""
+    kafka_broker: str = "kafka://127.0.0.1:9092"
+    kafka_replication_factor: int = 1
+    database_url: str = "postgresql://checkout:checkout@127.0.0.1:5432/checkout"
+    database_pool_max: int = 10
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    web_host: str = "127.0.0.1"
+    web_bind: str = "127.0.0.1"
+    web_port: int = 6066
+    store: StoreUrl = "rocksdb://"
+    data_dir: Path = field(default_factory=lambda: REPO_ROOT / ".local" / "worker-data")
+    log_level: str = "info"
+    # Invoices: expiry chosen per invoice within these bounds (seconds).
+    invoice_default_expires_in: int = 15 * 60
+    invoice_min_expires_in: int = 60
+    invoice_max_expires_in: int = 7 * 24 * 3600
+    # After expiry, transfers to the address are still detected (flagged paid_late) this long.
+    late_payment_window: int = 7 * 24 * 3600
+    # Expiry waits this long past expires_at, so a transfer in a block the watcher has not yet
+    # read (node lag) is not flagged late.
+    expiry_grace: int = 15
+    # How long an HTTP request waits for the owning agent to answer a command.
+    command_timeout: float = 10.0
+    # The Tron network, node and deposit-address xpub (TRON_* variables,
+    # app/adapters/tron/settings.py).
+    chain: ChainSettings = field(default_factory=ChainSettings)
+    # Webhooks (docs/webhooks.md). The keys that encrypt signing secrets at rest,
+    # "kid:base64key,…", first one current; unset in development means a key file of the host
+    # under CHECKOUT_DATA_DIR, and in production refuses to start.
+    webhook_secret_keys: str | None = None
+    # Loopback receivers (http://127.0.0.1:…) for development and tests; refused in production.
+    webhook_allow_loopback: bool = False
+    # Delays before the 2nd, 3rd, … attempt; empty means the documented default (about 3 days).
+    webhook_retry_schedule: tuple[float, ...] = ()
+    webhook_timeout: float = 10.0
+    # An endpoint failing without a single success for this long is disabled.
+    webhook_disable_after: float = 5 * 24 * 3600.0
+    # Requests in flight per worker, and per endpoint (a slow endpoint cannot take every slot).
+    webhook_concurrency: int = 64
+    webhook_endpoint_concurrency: int = 8
+    # How often an idle dispatcher looks for due deliveries (new ones on its worker wake it).
+    webhook_poll_interval: float = 0.5
+
+    @property
+    def canonical_url(self) -> str:
+        """Where other workers reach this one (table routing sends key reads here)."""
+        return f"http://{self.web_host}:{self.web_port}"
+
+    @property
+    def worker_data_dir(self) -> Path:
+        """RocksDB state of this worker; one folder per web port so two workers can share a host."""
+        return self.data_dir / f"worker-{self.web_port}"
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        """The broker list as plain ``host:port,…`` for clients other than Faust."""
+        return ",".join(
+            url.split("://", 1)[-1] for url in self.kafka_broker.replace(";", ",").split(",")
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        defaults = cls()
+        settings = cls(
+            environment=cast(
+                Environment,
+                reader.choice("CHECKOUT_ENV", defaults.environment, ("development", "production")),
+            ),
+            app_id=reader.get("CHECKOUT_APP_ID", defaults.app_id, _identifier),
+            topic_namespace=reader.get(
+                "CHECKOUT_TOPIC_NAMESPACE", defaults.topic_namespace, _identifier
+            ),
+            kafka_broker=reader.get("KAFKA_BROKER", defaults.kafka_broker, _kafka_url),
+            kafka_replication_factor=reader.get(
+                "KAFKA_REPLICATION_FACTOR", defaults.kafka_replication_factor, _int_between(1, 5)
+            ),
+            database_url=reader.get(
+                "DATABASE_URL", defaults.database_url, _url("postgresql", "postgres"), secret=True
+            ),
+            database_pool_max=reader.get(
+                "DATABASE_POOL_MAX", defaults.database_pool_max, _int_between(1, 200)
+            ),
+            redis_url=reader.get(
+                "REDIS_URL", defaults.redis_url, _url("redis", "rediss", "unix"), secret=True
+            ),
+            web_host=reader.get("WEB_HOST", defaults.web_host, _non_empty),
+            web_bind=reader.get("WEB_BIND", defaults.web_bind, _non_empty),
+            web_port=reader.get("WEB_PORT", defaults.web_port, _int_between(1, 65535)),
+            store=cast(
+                StoreUrl,
+                reader.choice("CHECKOUT_STORE", defaults.store, ("rocksdb://", "memory://")),
+            ),
+            data_dir=reader.get("CHECKOUT_DATA_DIR", defaults.data_dir, Path),
+            invoice_default_expires_in=reader.get(
+                "INVOICE_DEFAULT_EXPIRES_IN",
+                defaults.invoice_default_expires_in,
+                _int_between(60, 7 * 86400),
+            ),
+            invoice_min_expires_in=reader.get(
+                "INVOICE_MIN_EXPIRES_IN",
+                defaults.invoice_min_expires_in,
+                _int_between(10, 7 * 86400),
+            ),
+            invoice_max_expires_in=reader.get(
+                "INVOICE_MAX_EXPIRES_IN",
+                defaults.invoice_max_expires_in,
+                _int_between(60, 90 * 86400),
+            ),
+            late_payment_window=reader.get(
+                "LATE_PAYMENT_WINDOW", defaults.late_payment_window, _int_between(0, 90 * 86400)
+            ),
+            expiry_grace=reader.get(
+                "INVOICE_EXPIRY_GRACE", defaults.expiry_grace, _int_between(0, 3600)
+            ),
+            command_timeout=reader.get(
+                "COMMAND_TIMEOUT", defaults.command_timeout, _float_between(0.5, 120.0)
+            ),
+            log_level=reader.choice(
+                "LOG_LEVEL", defaults.log_level, ("debug", "info", "warning", "error")
+            ),
+            webhook_secret_keys=reader.get(
+                "WEBHOOK_SECRET_KEYS", defaults.webhook_secret_keys, _keyring, secret=True
+            ),
+            webhook_allow_loopback=reader.get(
+                "WEBHOOK_ALLOW_LOOPBACK", defaults.webhook_allow_loopback, _boolean
+            ),
+            webhook_retry_schedule=reader.get(
+                "WEBHOOK_RETRY_SCHEDULE", defaults.webhook_retry_schedule, _retry_schedule
+            ),
+            webhook_timeout=reader.get(
+                "WEBHOOK_TIMEOUT", defaults.webhook_timeout, _float_between(0.1, 60.0)
+            ),
+            webhook_disable_after=reader.get(
+                "WEBHOOK_DISABLE_AFTER",
+                defaults.webhook_disable_after,
+                _float_between(0.1, 90 * 86400.0),
+            ),
+            webhook_concurrency=reader.get(
+                "WEBHOOK_CONCURRENCY", defaults.webhook_concurrency, _int_between(1, 1000)
+            ),
+            webhook_endpoint_concurrency=reader.get(
+                "WEBHOOK_ENDPOINT_CONCURRENCY",
+                defaults.webhook_endpoint_concurrency,
+                _int_between(1, 100),
+            ),
+            webhook_poll_interval=reader.get(
+                "WEBHOOK_POLL_INTERVAL", defaults.webhook_poll_interval, _float_between(0.05, 60.0)
+            ),
+        )
+        try:
+            chain = ChainSettings.from_env(env)
+        except ChainSettingsError as exc:
+            raise SettingsError(exc.variable, str(exc).split(": ", 1)[-1]) from None
+        if settings.environment == "production" and chain.network == "sim":
+            raise SettingsError(
+                "TRON_NETWORK",
+                "sim is the local simulator; production needs nile, shasta or mainnet",
+            )
+        settings = replace(settings, chain=chain)
+        if settings.environment == "production":
+            if settings.webhook_secret_keys is None:
+                raise SettingsError(
+                    "WEBHOOK_SECRET_KEYS",
+                    "required in production: the keys that encrypt webhook signing secrets "
+                    "(python -m app.adapters.webhooks.secrets prints a new one)",
+                )
+            if settings.webhook_allow_loopback:
+                raise SettingsError(
+                    "WEBHOOK_ALLOW_LOOPBACK", "is for development and tests; refused in production"
+                )
+        if not (
+            settings.invoice_min_expires_in
+            <= settings.invoice_default_expires_in
+            <= settings.invoice_max_expires_in
+        ):
+            raise SettingsError(
+                "INVOICE_DEFAULT_EXPIRES_IN",
+                "must lie between INVOICE_MIN_EXPIRES_IN and INVOICE_MAX_EXPIRES_IN",
+            )
+        return settings
+
+
+class _Reader:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def get(
+        self, variable: str, default: T, parse: Callable[[str], T], *, secret: bool = False
+    ) -> T:
+        raw = self._environ.get(variable)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except (ValueError, TypeError) as exc:
+            # URLs may carry passwords: those are named, never echoed.
+            shown = "" if secret else f" (got {raw!r})"
+            raise SettingsError(variable, f"{exc}{shown}") from None
+
+    def choice(self, variable: str, default: str, allowed: tuple[str, ...]) -> str:
+        def parse(raw: str) -> str:
+            if raw.lower() not in allowed:
+                raise ValueError(f"expected one of {', '.join(allowed)}")
+            return raw.lower()
+
+        return self.get(variable, default, parse)
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _retry_schedule(raw: str) -> tuple[float, ...]:
+    from app.adapters.webhooks.schedule import parse_retry_schedule
+
+    return parse_retry_schedule(raw)
+
+
+def _keyring(raw: str) -> str:
+    from app.adapters.webhooks.secrets import SecretKeyring
+
+    SecretKeyring.parse(raw)  # only validated here; the worker builds its keyring at start
+    return raw
+
+
+def _non_empty(raw: str) -> str:
+    return raw
+
+
+def _identifier(raw: str) -> str:
+    if not all(ch.isalnum() or ch in "-_." for ch in raw):
+        raise ValueError("expected letters, digits, '-', '_' or '.' only")
+    return raw
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _float_between(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError("expected a number") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a number from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        parts = urlsplit(raw)
+        if parts.scheme not in schemes:
+            expected = " or ".join(f"{scheme}://" for scheme in schemes)
+            raise ValueError(f"expected a URL starting with {expected}")
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("the URL has no host")
+        return raw
+
+    return parse
+
+
+def _kafka_url(raw: str) -> str:
+    for url in raw.replace(";", ",").split(","):
+        parts = urlsplit(url if "://" in url else f"kafka://{url}")
+        if parts.scheme != "kafka" or not parts.hostname or parts.port is None:
+            raise ValueError("expected kafka://host:port, or several separated by commas")
+    return raw

@@ -1,0 +1,153 @@
+"""The merchant API: create, read and cancel invoices; read settlements.
+
+Creating goes through app/services/create_invoice.py (idempotent with ``Idempotency-Key``) and
+waits for the invoice agent's answer. Reads of one invoice, and its cancellation, are served on
+the worker that owns it (app/runtime/routing.py) from its tables; settlements from the ledger in
+PostgreSQL. Merchants only ever see their own objects: another merchant's invoice is a 404,
+exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Final
+
+from aiohttp import web as aioweb
+
+from app.domain.errors import SettlementNotFound
+from app.runtime.routing import Routing
+from app.services.create_invoice import InvoiceCreation, request_fingerprint
+from app.services.merchant_invoices import MerchantInvoices
+from app.services.ports import SettlementReads
+from app.settings import Settings
+from web.auth import Authenticator
+from web.errors import ApiError
+from web.presenters import (
+    invoice_for_merchant,
+    settlement_for_merchant,
+    settlement_row_for_merchant,
+)
+from web.requests import page_limit, parse_cancel_request, parse_create_invoice, read_json_object
+
+IDEMPOTENCY_KEY_MAX: Final = 200
+
+Response = aioweb.StreamResponse
+# Answers a request about one invoice of one merchant, on the worker that owns it.
+Owned = Callable[[aioweb.Request, str, str], Awaitable[Response]]
+
+
+class MerchantApi:
+    def __init__(
+        self,
+        auth: Authenticator,
+        creation: InvoiceCreation,
+        invoices: MerchantInvoices,
+        settlements: SettlementReads,
+        routing: Routing,
+        *,
+        settings: Settings,
+        invoice_table: str,
+        settlement_table: str,
+    ) -> None:
+        self._auth = auth
+        self._creation = creation
+        self._invoices = invoices
+        self._settlements = settlements
+        self._routing = routing
+        self._settings = settings
+        self._invoice_table = invoice_table
+        self._settlement_table = settlement_table
+
+    def add_routes(self, router: aioweb.UrlDispatcher) -> None:
+        router.add_post("/api/v1/invoices", self.create_invoice)
+        router.add_get("/api/v1/invoices/{invoice_id}", self.get_invoice)
+        router.add_post("/api/v1/invoices/{invoice_id}/cancel", self.cancel_invoice)
+        router.add_get("/api/v1/invoices/{invoice_id}/settlement", self.get_invoice_settlement)
+        router.add_get("/api/v1/settlements", self.list_settlements)
+        router.add_get("/api/v1/settlements/{settlement_id}", self.get_settlement)
+
+    async def create_invoice(self, request: aioweb.Request) -> aioweb.Response:
+        merchant = await self._auth.authenticate(request)
+        body = await read_json_object(request)
+        fields = parse_create_invoice(body, self._settings)
+        invoice, replayed = await self._creation.create(
+            merchant,
+            fields,
+            now=datetime.now(UTC),
+            idempotency_key=_idempotency_key(request),
+            fingerprint=request_fingerprint(body),
+        )
+        headers = {"Location": f"/api/v1/invoices/{invoice.invoice_id}"}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return aioweb.json_response(
+            invoice_for_merchant(invoice), status=200 if replayed else 201, headers=headers
+        )
+
+    async def get_invoice(self, request: aioweb.Request) -> aioweb.StreamResponse:
+        return await self._on_owner(request, self._invoice_table, self._invoice)
+
+    async def cancel_invoice(self, request: aioweb.Request) -> aioweb.StreamResponse:
+        return await self._on_owner(request, self._invoice_table, self._cancel)
+
+    async def get_invoice_settlement(self, request: aioweb.Request) -> aioweb.StreamResponse:
+        return await self._on_owner(request, self._settlement_table, self._settlement)
+
+    async def _on_owner(self, request: aioweb.Request, table: str, answer: Owned) -> Response:
+        """Authenticate here, answer on the worker owning the invoice's partition of ``table``."""
+        invoice_id = request.match_info["invoice_id"]
+        merchant = await self._auth.authenticate(request)
+
+        async def local(request: aioweb.Request) -> Response:
+            return await answer(request, merchant.merchant_id, invoice_id)
+
+        return await self._routing.serve(request, table, invoice_id, local)
+
+    async def _invoice(self, _: aioweb.Request, merchant_id: str, invoice_id: str) -> Response:
+        invoice = self._invoices.get(merchant_id, invoice_id)
+        return aioweb.json_response(invoice_for_merchant(invoice))
+
+    async def _cancel(self, request: aioweb.Request, merchant_id: str, invoice_id: str) -> Response:
+        self._invoices.get(merchant_id, invoice_id)  # 404 before the body is read
+        reason = parse_cancel_request(await read_json_object(request, allow_empty=True))
+        invoice = await self._invoices.cancel(
+            merchant_id, invoice_id, reason=reason, now=datetime.now(UTC)
+        )
+        return aioweb.json_response(invoice_for_merchant(invoice))
+
+    async def _settlement(self, _: aioweb.Request, merchant_id: str, invoice_id: str) -> Response:
+        settlement = self._invoices.settlement(merchant_id, invoice_id)
+        return aioweb.json_response(settlement_for_merchant(settlement))
+
+    async def get_settlement(self, request: aioweb.Request) -> aioweb.Response:
+        settlement_id = request.match_info["settlement_id"]
+        merchant = await self._auth.authenticate(request)
+        row = await self._settlements.get(merchant.merchant_id, settlement_id)
+        if row is None:
+            raise SettlementNotFound(f"no settlement {settlement_id}", param="settlement_id")
+        return aioweb.json_response(settlement_row_for_merchant(row))
+
+    async def list_settlements(self, request: aioweb.Request) -> aioweb.Response:
+        merchant = await self._auth.authenticate(request)
+        rows = await self._settlements.recent(
+            merchant.merchant_id,
+            invoice_id=request.query.get("invoice_id"),
+            limit=page_limit(request),
+        )
+        return aioweb.json_response({"data": [settlement_row_for_merchant(row) for row in rows]})
+
+
+def _idempotency_key(request: aioweb.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable():
+        raise ApiError(
+            400,
+            "idempotency_key_invalid",
+            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable characters",
+            param="Idempotency-Key",
+        )
+    return key

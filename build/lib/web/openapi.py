@@ -1,0 +1,633 @@
+"""``GET /openapi.json``: every HTTP endpoint of a worker, for integrators and their tools.
+
+Kept next to the routes it describes; a test compares its paths with the routes the aiohttp
+application really serves, so an endpoint cannot be added without being described.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web as aioweb
+
+_AMOUNT = {"type": "string", "pattern": r"^\d+(\.\d{1,6})?$", "example": "9.99"}
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {
+        400: "malformed input; error.param names the field",
+        401: "missing or invalid API key",
+        404: "unknown, or another merchant's",
+        409: "Idempotency-Key reused with another body",
+        413: "body too large",
+        422: "a business rule refuses it (error.message names the status and the allowed ones)",
+        503: "temporarily unavailable (rebalancing, or the agent did not answer in time); retry",
+    }
+    return {str(status): _json(_ERROR, text[status]) for status in statuses}
+
+
+_INVOICE_ID = {"name": "invoice_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_MERCHANT: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+INVOICE_PROPERTIES: dict[str, Any] = {
+    "id": {"type": "string", "example": "inv_0123456789abcdef01234567"},
+    "object": {"const": "invoice"},
+    "merchant_id": {"type": "string"},
+    "status": {"enum": ["pending", "confirming", "paid", "expired", "cancelled"]},
+    "payment_exception": {"enum": ["underpaid", "overpaid", "paid_late", None]},
+    "amount": _AMOUNT,
+    "currency": {"const": "USDT"},
+    "amount_received": _AMOUNT,
+    "amount_confirmed": _AMOUNT,
+    "amount_due": _AMOUNT,
+    "deposit_address": {"type": "string", "example": "TUEZSdKsoDHQMeZwihtdoBiN46zxhGWYdH"},
+    "required_confirmations": {"type": "integer"},
+    "fee_percentage": {"type": "string", "example": "1"},
+    "created_at": _TIME,
+    "expires_at": _TIME,
+    "paid_at": _TIME,
+    "expired_at": _TIME,
+    "cancelled_at": _TIME,
+    "cancellation_reason": {"type": ["string", "null"]},
+    "order_id": {"type": ["string", "null"]},
+    "description": {"type": ["string", "null"]},
+    "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+    "payments": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "payment_id": {"type": "string", "description": "<tx hash>:<log index>"},
+                "amount": _AMOUNT,
+                "confirmed": {"type": "boolean"},
+                "late": {"type": "boolean"},
+            },
+        },
+    },
+    "payment_url": {"type": "string", "example": "/pay/inv_0123456789abcdef01234567"},
+    "version": {"type": "integer"},
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["type", "code", "message", "param"],
+                "properties": {
+                    "type": {"type": "string", "example": "invalid_request_error"},
+                    "code": {"type": "string", "example": "amount_too_many_decimals"},
+                    "message": {"type": "string"},
+                    "param": {"type": ["string", "null"], "example": "amount"},
+                },
+            }
+        },
+    },
+    "CreateInvoice": {
+        "type": "object",
+        "required": ["amount"],
+        "additionalProperties": False,
+        "properties": {
+            "amount": {
+                "description": "USDT as a decimal string (or JSON number), at most 6 decimals",
+                **_AMOUNT,
+            },
+            "order_id": {"type": "string", "maxLength": 200},
+            "description": {"type": "string", "maxLength": 1000},
+            "expires_in": {
+                "type": "integer",
+                "description": "seconds until expiry (INVOICE_MIN/MAX_EXPIRES_IN bound it)",
+                "example": 900,
+            },
+            "metadata": {
+                "type": "object",
+                "maxProperties": 50,
+                "additionalProperties": {"type": "string", "maxLength": 500},
+            },
+        },
+    },
+    "Invoice": {"type": "object", "properties": INVOICE_PROPERTIES},
+    "InvoiceSummary": {
+        "type": "object",
+        "description": "An invoice as the lists show it: the Invoice without payments, from the "
+        "read model, so it may trail the invoice by the projection (usually well under a "
+        "second); version and updated_at tell which change it reflects",
+        "properties": {
+            **{name: schema for name, schema in INVOICE_PROPERTIES.items() if name != "payments"},
+            "updated_at": _TIME,
+        },
+    },
+    "InvoiceList": {
+        "type": "object",
+        "required": ["data", "has_more", "next_cursor"],
+        "properties": {
+            "data": {"type": "array", "items": _ref("InvoiceSummary")},
+            "has_more": {"type": "boolean"},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "pass as cursor for the next page; null on the last page",
+            },
+        },
+    },
+    "Settlement": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "object": {"const": "settlement"},
+            "invoice_id": {"type": "string"},
+            "gross_amount": _AMOUNT,
+            "platform_fee_amount": _AMOUNT,
+            "platform_fee_percentage": {"type": "string", "example": "1"},
+            "net_amount": _AMOUNT,
+            "currency": {"const": "USDT"},
+            "status": {"enum": ["pending", "completed", "failed"]},
+            "created_at": _TIME,
+            "completed_at": _TIME,
+        },
+    },
+    "PublicInvoice": {
+        "type": "object",
+        "description": "What the customer sees: never any fee (docs/payment-page.md)",
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"type": "string"},
+            "payment_exception": {"type": ["string", "null"]},
+            "total": _AMOUNT,
+            "usdt_amount": _AMOUNT,
+            "amount_received": _AMOUNT,
+            "amount_confirmed": _AMOUNT,
+            "amount_due": _AMOUNT,
+            "deposit_address": {"type": "string"},
+            "network": {"const": "tron"},
+            "token_contract": {"type": "string"},
+            "required_confirmations": {"type": "integer"},
+            "confirmations": {"type": "integer"},
+            "payments": {"type": "array", "items": {"type": "object"}},
+            "expires_at": _TIME,
+            "version": {"type": "integer"},
+        },
+    },
+}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
+def _comma_separated(values: list[str]) -> dict[str, Any]:
+    return {"type": "string", "pattern": f"^({'|'.join(values)})(,({'|'.join(values)}))*$"}
+
+
+_INSTANT = {"type": "string", "format": "date-time", "example": "2024-05-01T00:00:00Z"}
+_LIST_INVOICES_PARAMETERS = [
+    _query(
+        "status",
+        _comma_separated(["pending", "confirming", "paid", "expired", "cancelled"]),
+        "only these statuses, comma-separated (status=pending,confirming)",
+    ),
+    _query(
+        "payment_exception",
+        _comma_separated(["underpaid", "overpaid", "paid_late"]),
+        "only these payment exceptions, comma-separated",
+    ),
+    _query("order_id", {"type": "string", "maxLength": 200}, "only invoices of this order"),
+    _query("created_from", _INSTANT, "created at or after (RFC 3339; URL-encode + as %2B)"),
+    _query("created_to", _INSTANT, "created before, exclusive (RFC 3339)"),
+    _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+        "invoices per page",
+    ),
+    _query("cursor", {"type": "string"}, "next_cursor of the previous page, as is"),
+]
+
+PATHS: dict[str, Any] = {
+    "/api/v1/invoices": {
+        "post": {
+            "summary": "Create an invoice with its own deposit address",
+            "security": _MERCHANT,
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "schema": {"type": "string", "maxLength": 200},
+                    "description": "same key and body → the same invoice; another body → 409",
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("CreateInvoice")}},
+            },
+            "responses": {
+                "201": _json(_ref("Invoice"), "created"),
+                "200": _json(_ref("Invoice"), "replayed (Idempotent-Replayed: true)"),
+                **_errors(400, 401, 409, 413, 503),
+            },
+        },
+        "get": {
+            "summary": "Your invoices, newest first, filtered and paginated",
+            "description": "Served from the invoice read model, which is eventually consistent: "
+            "a new invoice appears, and a change of status shows, once the projection has "
+            "applied its event (usually well under a second later). GET "
+            "/api/v1/invoices/{invoice_id} is always current. Pages are keyset-paginated: "
+            "invoices created while you page through do not shift or repeat the later pages.",
+            "security": _MERCHANT,
+            "parameters": _LIST_INVOICES_PARAMETERS,
+            "responses": {
+                "200": _json(_ref("InvoiceList"), "one page of invoices"),
+                **_errors(400, 401),
+            },
+        },
+    },
+    "/api/v1/invoices/{invoice_id}": {
+        "get": {
+            "summary": "One invoice, from the worker that owns it",
+            "security": _MERCHANT,
+            "parameters": [_INVOICE_ID],
+            "responses": {"200": _json(_ref("Invoice"), "the invoice"), **_errors(401, 404, 503)},
+        }
+    },
+    "/api/v1/invoices/{invoice_id}/cancel": {
+        "post": {
+            "summary": "Cancel a pending invoice",
+            "security": _MERCHANT,
+            "parameters": [_INVOICE_ID],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"reason": {"type": "string", "maxLength": 500}},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(_ref("Invoice"), "cancelled"),
+                **_errors(400, 401, 404, 422, 503),
+            },
+        }
+    },
+    "/api/v1/invoices/{invoice_id}/settlement": {
+        "get": {
+            "summary": "The settlement of a paid invoice",
+            "security": _MERCHANT,
+            "parameters": [_INVOICE_ID],
+            "responses": {"200": _json(_ref("Settlement"), "the settlement"), **_errors(401, 404)},
+        }
+    },
+    "/api/v1/settlements": {
+        "get": {
+            "summary": "Your settlements, newest first",
+            "security": _MERCHANT,
+            "parameters": [
+                {"name": "invoice_id", "in": "query", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 100}},
+            ],
+            "responses": {
+                "200": _json(
+                    {"type": "object", "properties": {"data": {"items": _ref("Settlement")}}},
+                    "settlements",
+                ),
+                **_errors(400, 401),
+            },
+        }
+    },
+    "/api/v1/settlements/{settlement_id}": {
+        "get": {
+            "summary": "One settlement",
+            "security": _MERCHANT,
+            "parameters": [
+                {
+                    "name": "settlement_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {"200": _json(_ref("Settlement"), "the settlement"), **_errors(401, 404)},
+        }
+    },
+    "/api/v1/public/invoice/{invoice_id}": {
+        "get": {
+            "summary": "The customer's view of an invoice (no authentication, no fees)",
+            "parameters": [_INVOICE_ID],
+            "responses": {"200": _json(_ref("PublicInvoice"), "the view"), **_errors(404, 503)},
+        }
+    },
+    "/api/v1/public/invoice/{invoice_id}/ws": {
+        "get": {
+            "summary": "WebSocket: the current view, then one JSON text message per change",
+            "parameters": [_INVOICE_ID],
+            "responses": {"101": {"description": "switching protocols"}, **_errors(404)},
+        }
+    },
+    "/api/v1/public/invoice/{invoice_id}/events": {
+        "get": {
+            "summary": "Server-Sent Events fallback: `event: invoice` with the view as data",
+            "parameters": [_INVOICE_ID],
+            "responses": {"200": {"description": "text/event-stream"}, **_errors(404)},
+        }
+    },
+    "/pay/{invoice_id}": {
+        "get": {
+            "summary": "The customer's payment page (HTML)",
+            "parameters": [_INVOICE_ID],
+            "responses": {"200": {"description": "text/html"}, "404": {"description": "HTML"}},
+        }
+    },
+    "/internal/v1/invoices/{invoice_id}/public-view": {
+        "get": {
+            "summary": "Worker to worker: the public view rebuilt from the local table only",
+            "parameters": [_INVOICE_ID],
+            "responses": {"200": _json(_ref("PublicInvoice"), "the view"), **_errors(404)},
+        }
+    },
+    "/healthz": {
+        "get": {"summary": "The process answers", "responses": {"200": {"description": "alive"}}}
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Kafka, PostgreSQL, Redis reachable and partitions owned, each named",
+            "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
+        }
+    },
+    "/metrics": {
+        "get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}
+    },
+    "/openapi.json": {
+        "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}
+    },
+}
+
+
+# --- webhooks (docs/webhooks.md) ------------------------------------------------------------------
+
+_ENDPOINT_ID = {"name": "endpoint_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_DELIVERY_ID = {"name": "delivery_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_EVENT_TYPES = {
+    "type": "array",
+    "items": {"type": "string"},
+    "minItems": 1,
+    "maxItems": 50,
+    "description": "event types, or a prefix ending in * ('*' = all, 'Invoice*')",
+    "example": ["InvoicePaid", "Settlement*"],
+}
+_WEBHOOK_ENDPOINT_FIELDS = {
+    "url": {"type": "string", "maxLength": 2048, "description": "https in production"},
+    "event_types": _EVENT_TYPES,
+    "description": {"type": ["string", "null"], "maxLength": 500},
+    "enabled": {"type": "boolean"},
+}
+_DELIVERY_PROPERTIES = {
+    "id": {"type": "string"},
+    "object": {"const": "webhook_delivery"},
+    "endpoint_id": {"type": "string"},
+    "event_id": {"type": "string", "format": "uuid"},
+    "event_type": {"type": "string"},
+    "aggregate_id": {"type": "string"},
+    "origin": {"enum": ["event", "redelivery", "replay", "test"]},
+    "redelivery_of": {"type": ["string", "null"]},
+    "status": {"enum": ["pending", "succeeded", "failed"]},
+    "attempt_count": {"type": "integer"},
+    "next_attempt_at": _TIME,
+    "last_error": {"type": ["string", "null"]},
+    "created_at": _TIME,
+    "completed_at": _TIME,
+}
+SCHEMAS.update(
+    {
+        "WebhookEndpointInput": {
+            "type": "object",
+            "properties": _WEBHOOK_ENDPOINT_FIELDS,
+            "additionalProperties": False,
+        },
+        "WebhookEndpoint": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "example": "we_3f2a9c1e7b6d4a508e1f2c3d"},
+                "object": {"const": "webhook_endpoint"},
+                **_WEBHOOK_ENDPOINT_FIELDS,
+                "disabled_reason": {"enum": ["merchant", "failing", None]},
+                "disabled_at": _TIME,
+                "failing_since": _TIME,
+                "previous_secret_expires_at": _TIME,
+                "created_at": _TIME,
+                "updated_at": _TIME,
+                "secret": {
+                    "type": "string",
+                    "description": "whsec_…, only in the answer to create and rotate-secret",
+                },
+            },
+        },
+        "WebhookDelivery": {"type": "object", "properties": _DELIVERY_PROPERTIES},
+        "WebhookDeliveryDetail": {
+            "type": "object",
+            "properties": {
+                **_DELIVERY_PROPERTIES,
+                "event": {"type": "object", "description": "the domain event as published"},
+                "attempts": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "attempt": {"type": "integer"},
+                            "started_at": _TIME,
+                            "latency_ms": {"type": "integer"},
+                            "status_code": {"type": ["integer", "null"]},
+                            "error": {"type": ["string", "null"]},
+                            "response_excerpt": {"type": ["string", "null"]},
+                        },
+                    },
+                },
+            },
+        },
+    }
+)
+
+
+def _webhook_operation(
+    summary: str,
+    *,
+    parameters: list[dict[str, Any]],
+    success: tuple[str, dict[str, Any], str],
+    errors: tuple[int, ...],
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    status, schema, description = success
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "security": _MERCHANT,
+        "parameters": parameters,
+        "responses": {status: _json(schema, description), **_errors(*errors)},
+    }
+    if body is not None:
+        operation["requestBody"] = {"content": {"application/json": {"schema": body}}}
+    return operation
+
+
+_NO_CONTENT: tuple[str, dict[str, Any], str] = ("204", {}, "deleted")
+PATHS.update(
+    {
+        "/api/v1/webhook-endpoints": {
+            "post": _webhook_operation(
+                "Register a webhook endpoint (its signing secret is shown once, here)",
+                parameters=[],
+                body=_ref("WebhookEndpointInput"),
+                success=("201", _ref("WebhookEndpoint"), "created, with secret"),
+                errors=(400, 401, 422),
+            ),
+            "get": _webhook_operation(
+                "Your webhook endpoints",
+                parameters=[],
+                success=(
+                    "200",
+                    {"type": "object", "properties": {"data": {"items": _ref("WebhookEndpoint")}}},
+                    "endpoints",
+                ),
+                errors=(401,),
+            ),
+        },
+        "/api/v1/webhook-endpoints/{endpoint_id}": {
+            "get": _webhook_operation(
+                "One webhook endpoint",
+                parameters=[_ENDPOINT_ID],
+                success=("200", _ref("WebhookEndpoint"), "the endpoint"),
+                errors=(401, 404),
+            ),
+            "patch": _webhook_operation(
+                "Change url, event_types, description or enabled (enabling clears the failures)",
+                parameters=[_ENDPOINT_ID],
+                body=_ref("WebhookEndpointInput"),
+                success=("200", _ref("WebhookEndpoint"), "the changed endpoint"),
+                errors=(400, 401, 404),
+            ),
+            "delete": _webhook_operation(
+                "Delete an endpoint: nothing more is sent; its delivery log stays readable",
+                parameters=[_ENDPOINT_ID],
+                success=_NO_CONTENT,
+                errors=(401, 404),
+            ),
+        },
+        "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret": {
+            "post": _webhook_operation(
+                "A new signing secret; the old one also signs during the grace period",
+                parameters=[_ENDPOINT_ID],
+                body={
+                    "type": "object",
+                    "properties": {
+                        "grace_period_seconds": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": 604800,
+                            "default": 86400,
+                        }
+                    },
+                },
+                success=("200", _ref("WebhookEndpoint"), "the endpoint with its new secret"),
+                errors=(400, 401, 404),
+            ),
+        },
+        "/api/v1/webhook-endpoints/{endpoint_id}/test": {
+            "post": _webhook_operation(
+                "Send a WebhookTest event to this endpoint",
+                parameters=[_ENDPOINT_ID],
+                success=("202", {"type": "object"}, "queued: delivery_id, event_id"),
+                errors=(401, 404, 422),
+            ),
+        },
+        "/api/v1/webhook-endpoints/{endpoint_id}/deliveries": {
+            "get": _webhook_operation(
+                "The endpoint's delivery log, newest first",
+                parameters=[
+                    _ENDPOINT_ID,
+                    _query("status", {"enum": ["pending", "succeeded", "failed"]}, "only these"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "per page"),
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                ],
+                success=(
+                    "200",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "data": {"items": _ref("WebhookDelivery")},
+                            "has_more": {"type": "boolean"},
+                            "next_cursor": {"type": ["string", "null"]},
+                        },
+                    },
+                    "one page of deliveries",
+                ),
+                errors=(400, 401, 404),
+            ),
+        },
+        "/api/v1/webhook-endpoints/{endpoint_id}/replay": {
+            "post": _webhook_operation(
+                "Deliver again every selected event of [from, to), in order",
+                parameters=[_ENDPOINT_ID],
+                body={
+                    "type": "object",
+                    "required": ["from", "to"],
+                    "properties": {"from": _INSTANT, "to": _INSTANT},
+                },
+                success=("202", {"type": "object"}, "queued: deliveries (how many)"),
+                errors=(400, 401, 404, 422),
+            ),
+        },
+        "/api/v1/webhook-deliveries/{delivery_id}": {
+            "get": _webhook_operation(
+                "One delivery with its event and every attempt",
+                parameters=[_DELIVERY_ID],
+                success=("200", _ref("WebhookDeliveryDetail"), "the delivery"),
+                errors=(401, 404),
+            ),
+        },
+        "/api/v1/webhook-deliveries/{delivery_id}/redeliver": {
+            "post": _webhook_operation(
+                "Send the delivery's event again, as a new delivery",
+                parameters=[_DELIVERY_ID],
+                success=("202", {"type": "object"}, "queued: delivery_id, redelivery_of"),
+                errors=(401, 404, 422),
+            ),
+        },
+    }
+)
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "crypto-checkout",
+            "version": "1",
+            "description": "USDT (TRC-20) invoices on Tron. Amounts are decimal strings of USDT; "
+            "errors are {error: {type, code, message, param}}.",
+        },
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "ck_… API key"}
+            },
+        },
+    }
+
+
+async def openapi_json(request: aioweb.Request) -> aioweb.Response:
+    return aioweb.json_response(openapi_document())
+
+
+def add_routes(router: aioweb.UrlDispatcher) -> None:
+    router.add_get("/openapi.json", openapi_json)
