@@ -9,7 +9,7 @@ STAMP       := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help install infra up down status sim workers test test-unit test-component \
-        test-integration lint typecheck bench clean-state
+        test-integration test-fuzz lint typecheck bench clean-state
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,8 +40,8 @@ sim: install ## Start the Tron node simulator on 127.0.0.1:8090
 workers: infra ## Start the workers (web on 6066 and 6067)
 	@bash scripts/platform.sh up workers
 
-test: infra ## Run every test tier (unit, component, integration) against real services
-	@$(MAKE) --no-print-directory test-unit test-component test-integration
+test: infra ## Run every test tier (unit, component, integration, fuzz) against real services
+	@$(MAKE) --no-print-directory test-unit test-component test-integration test-fuzz
 
 test-unit: install ## Unit tier: pure domain logic
 	$(PYTEST) -m unit $(PYTEST_ARGS)
@@ -51,6 +51,9 @@ test-component: install ## Component tier: one agent, view or service in-process
 
 test-integration: infra ## Integration tier: real Kafka, PostgreSQL, Redis, Tron simulator
 	$(PYTEST) -m integration $(PYTEST_ARGS)
+
+test-fuzz: infra ## Fuzz tier: schemathesis against a live worker over all of /openapi.json
+	$(PYTEST) -m fuzz $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format check), mypy, and the import rules of docs/architecture.md
 	$(VENV)/bin/ruff check .

@@ -105,9 +105,8 @@ from app.services.webhook_endpoints import WebhookEndpoints
 from app.services.webhook_fanout import DeliveryIntake, WebhookFanout
 from app.settings import Settings
 from tables import Tables, declare_tables
-from web import openapi
+from web import MIDDLEWARES, openapi
 from web.auth import Authenticator
-from web.errors import error_middleware
 from web.health import Health
 from web.invoice_list import InvoiceListApi
 from web.merchant_api import MerchantApi
@@ -321,8 +320,9 @@ def build(settings: Settings) -> Platform:
     app = faust_app(settings)
     # faust.web has no WebSocket support: our routes go on the aiohttp app Faust runs.
     web_app = cast(aioweb.Application, app.web.web_app)  # type: ignore[attr-defined]
-    # Every HTTP answer, Faust views and plain aiohttp routes alike, errs in the one JSON shape.
-    web_app.middlewares.append(error_middleware)
+    # Every HTTP answer, Faust views and plain aiohttp routes alike, errs in the one JSON shape,
+    # and no path id or query parameter reaches a view unchecked (web/input.py).
+    web_app.middlewares.extend(MIDDLEWARES)
     resources = Resources(settings)
     app.add_dependency(resources)  # first: open before any agent starts, closed after
     # Faust's own stream metrics and ours (prometheus_client's default registry) on GET /metrics.

@@ -4,3 +4,9 @@ Each module holds a class built with the services it calls and an ``add_routes(r
 app/bootstrap.py puts them on the aiohttp application Faust runs. ``web/errors.py`` is the one
 middleware that turns errors into the one JSON error shape.
 """
+
+from web.errors import error_middleware
+from web.input import input_guard
+
+# Outermost first: every error, the guard's included, is answered in the one error shape.
+MIDDLEWARES = (error_middleware, input_guard)

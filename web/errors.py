@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from aiohttp import web as aioweb
+from pydantic import ValidationError
 
 from app.domain.errors import CheckoutError, Conflict, NotFound, RuleViolation
 from app.services.errors import DependencyUnavailable
@@ -63,6 +64,14 @@ class ApiError(CheckoutError):
         self.status = status
         self.error_code = code
         self.headers = headers or {}
+
+
+def invalid_input(error: ValidationError) -> ApiError:
+    """The first problem pydantic found, named by its field."""
+    first = error.errors()[0] if error.errors() else {"loc": (), "msg": str(error)}
+    param = ".".join(str(part) for part in first.get("loc", ())) or None
+    message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+    return ApiError(400, "parameter_invalid", message[:300], param=param)
 
 
 def status_for(error: CheckoutError) -> int:
@@ -117,6 +126,9 @@ async def error_middleware(request: aioweb.Request, handler: Handler) -> aioweb.
         return await handler(request)
     except CheckoutError as exc:
         return checkout_error_response(exc)
+    except ValidationError as exc:
+        # A command or record refused by the domain's own field types: the input is wrong.
+        return checkout_error_response(invalid_input(exc))
     except aioweb.HTTPException as exc:
         if exc.status < 400:
             raise

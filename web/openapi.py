@@ -222,8 +222,14 @@ PATHS: dict[str, Any] = {
                 {
                     "name": "Idempotency-Key",
                     "in": "header",
-                    "schema": {"type": "string", "maxLength": 200},
-                    "description": "same key and body → the same invoice; another body → 409",
+                    "schema": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 128,
+                        "pattern": "^[\\x20-\\x7e]+$",
+                    },
+                    "description": "1 to 128 printable ASCII characters; the same key and body → "
+                    "the same invoice, another body → 409",
                 }
             ],
             "requestBody": {
@@ -286,7 +292,10 @@ PATHS: dict[str, Any] = {
             "summary": "The settlement of a paid invoice",
             "security": _MERCHANT,
             "parameters": [_INVOICE_ID],
-            "responses": {"200": _json(_ref("Settlement"), "the settlement"), **_errors(401, 404)},
+            "responses": {
+                "200": _json(_ref("Settlement"), "the settlement"),
+                **_errors(401, 404, 503),
+            },
         }
     },
     "/api/v1/settlements": {
@@ -332,21 +341,33 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "WebSocket: the current view, then one JSON text message per change",
             "parameters": [_INVOICE_ID],
-            "responses": {"101": {"description": "switching protocols"}, **_errors(404)},
+            "responses": {
+                "101": {"description": "switching protocols"},
+                "400": _json(_ERROR, "not a WebSocket upgrade request"),
+                **_errors(404, 503),
+            },
         }
     },
     "/api/v1/public/invoice/{invoice_id}/events": {
         "get": {
             "summary": "Server-Sent Events fallback: `event: invoice` with the view as data",
             "parameters": [_INVOICE_ID],
-            "responses": {"200": {"description": "text/event-stream"}, **_errors(404)},
+            "responses": {
+                "200": {"description": "text/event-stream"},
+                "204": {"description": "settled, and nothing newer than Last-Event-ID"},
+                **_errors(404, 503),
+            },
         }
     },
     "/pay/{invoice_id}": {
         "get": {
             "summary": "The customer's payment page (HTML)",
             "parameters": [_INVOICE_ID],
-            "responses": {"200": {"description": "text/html"}, "404": {"description": "HTML"}},
+            "responses": {
+                "200": {"description": "text/html"},
+                "404": {"description": "HTML"},
+                "503": {"description": "HTML"},
+            },
         }
     },
     "/internal/v1/invoices/{invoice_id}/public-view": {
@@ -468,11 +489,13 @@ def _webhook_operation(
     body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     status, schema, description = success
+    # A 204 has no body: documenting a JSON one would promise what never comes.
+    answer = {"description": description} if status == "204" else _json(schema, description)
     operation: dict[str, Any] = {
         "summary": summary,
         "security": _MERCHANT,
         "parameters": parameters,
-        "responses": {status: _json(schema, description), **_errors(*errors)},
+        "responses": {status: answer, **_errors(*errors)},
     }
     if body is not None:
         operation["requestBody"] = {"content": {"application/json": {"schema": body}}}
@@ -606,6 +629,32 @@ PATHS.update(
 )
 
 
+# What any operation may answer beyond its own list, because of what every request goes through:
+# the input guard (web/input.py) answers 400 for a bad path id or query parameter; a body is
+# read no further than 64 KiB (413); an API key is checked first (401).
+_CONTENT_STATUSES = {"400": "malformed input; error.param names the field", "413": "body too large"}
+
+
+def _completed(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation with every status the platform's middlewares can answer with."""
+    completed: dict[str, Any] = {}
+    for path, item in paths.items():
+        completed[path] = {}
+        for method, operation in item.items():
+            responses = dict(operation["responses"])
+            statuses = ["400"]
+            if "requestBody" in operation:
+                statuses.append("413")
+            if operation.get("security"):
+                statuses.append("401")
+            for status in statuses:
+                if status not in responses:
+                    text = _CONTENT_STATUSES.get(status, "missing or invalid API key")
+                    responses[status] = _json(_ERROR, text)
+            completed[path][method] = {**operation, "responses": responses}
+    return completed
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -615,7 +664,7 @@ def openapi_document() -> dict[str, Any]:
             "description": "USDT (TRC-20) invoices on Tron. Amounts are decimal strings of USDT; "
             "errors are {error: {type, code, message, param}}.",
         },
-        "paths": PATHS,
+        "paths": _completed(PATHS),
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {

@@ -316,7 +316,8 @@ def _sse_frame(view: View | None) -> bytes:
 
 def _last_event_id(request: web.Request) -> int:
     raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or ""
-    return int(raw) if raw.isdigit() and len(raw) < 12 else -1
+    # ASCII digits only: "²" is a digit to str.isdigit, and int() refuses it.
+    return int(raw) if raw.isascii() and raw.isdecimal() and len(raw) < 12 else -1
 
 
 # --- the payment page ----------------------------------------------------------------------

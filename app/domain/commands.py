@@ -32,6 +32,8 @@ from app.domain.fields import (
     BlockNumber,
     CommandId,
     Identifier,
+    OneLineText,
+    PlainText,
     TronAddress,
     TxHash,
     UtcDatetime,
@@ -44,8 +46,8 @@ from app.domain.observations import ChainHeadAdvanced, TransferObserved, Transfe
 SETTLEMENT_NAMESPACE: Final = uuid.UUID("0b9e5a8e-7f53-5a55-8c1e-0d7d3f2a6c41")
 MAX_METADATA_KEYS: Final = 50
 
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
-MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+MetadataKey = Annotated[OneLineText, StringConstraints(min_length=1, max_length=40)]
+MetadataValue = Annotated[PlainText, StringConstraints(max_length=500)]
 
 
 def settlement_id_for(invoice_id: str) -> str:
@@ -73,8 +75,8 @@ class CreateInvoice(Command):
     )
     created_at: UtcDatetime
     expires_at: UtcDatetime
-    order_id: str | None = Field(default=None, max_length=200)
-    description: str | None = Field(default=None, max_length=1000)
+    order_id: OneLineText | None = Field(default=None, max_length=200)
+    description: PlainText | None = Field(default=None, max_length=1000)
     metadata: dict[MetadataKey, MetadataValue] = Field(
         default_factory=dict, max_length=MAX_METADATA_KEYS
     )
@@ -100,7 +102,7 @@ class CreateInvoice(Command):
 class CancelInvoice(Command):
     invoice_id: Identifier
     cancelled_at: UtcDatetime
-    reason: str | None = Field(default=None, max_length=500)
+    reason: PlainText | None = Field(default=None, max_length=500)
 
     @property
     def aggregate_id(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Final
 
@@ -25,6 +26,31 @@ TxHash = Annotated[str, StringConstraints(pattern=TX_HASH_PATTERN)]
 BlockId = Annotated[str, StringConstraints(pattern=BLOCK_ID_PATTERN)]
 BlockNumber = Annotated[int, Field(ge=0)]
 Confirmations = Annotated[int, Field(ge=0)]
+
+
+# Control characters (tab and newlines apart) and unpaired surrogates: no text a merchant gives
+# holds them; PostgreSQL refuses NUL and surrogates, and they break what a customer is shown.
+_NOT_TEXT: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_NOT_IN_A_LINE: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _plain_text(text: str) -> str:
+    if _NOT_TEXT.search(text):
+        raise ValueError("must not contain control characters or unpaired surrogates")
+    return text
+
+
+def _one_line(text: str) -> str:
+    if _NOT_IN_A_LINE.search(text):
+        raise ValueError("must be one line without control characters or unpaired surrogates")
+    return text
+
+
+PlainText = Annotated[str, AfterValidator(_plain_text)]
+"""Free text a merchant gives (a description, a reason): newlines and tabs allowed."""
+
+OneLineText = Annotated[str, AfterValidator(_one_line)]
+"""A merchant's reference or key (an order id, a metadata key): no control character at all."""
 
 
 def _to_utc(moment: datetime) -> datetime:

@@ -112,12 +112,28 @@ def _decimal_text(value: object, field: str) -> str:
         if not math.isfinite(value):
             raise InvalidAmount(f"{field} must be a finite number", param=field)
         # repr is the shortest text that reads back as this float: what the sender wrote.
-        return format(Decimal(repr(value)), "f")
+        return _bounded_text(Decimal(repr(value)), field)
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise InvalidAmount(f"{field} must be a finite number", param=field)
-        return format(value, "f")
+        return _bounded_text(value, field)
     raise InvalidAmount(f"{field} must be a decimal string like 9.99", param=field)
+
+
+def _bounded_text(value: Decimal, field: str) -> str:
+    """The number written out, once its exponent says it is not absurd: ``format`` would write
+    every digit of ``1e999999999`` (or of ``1e-999999999``) before any check could refuse it."""
+    if value.is_signed() and value:
+        raise AmountNegative(f"{field} must not be negative", param=field)
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -USDT_DECIMALS:
+        raise AmountTooManyDecimals(
+            f"{field} has more than {USDT_DECIMALS} decimals; USDT has {USDT_DECIMALS}",
+            param=field,
+        )
+    if value and value.adjusted() >= _MAX_WHOLE_DIGITS:
+        raise _too_large(field)
+    return format(value, "f")
 
 
 def _too_large(field: str) -> AmountTooLarge:

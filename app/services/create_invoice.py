@@ -42,6 +42,10 @@ class NewInvoice:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+# Stands for the deposit address while the command is checked, before one is allocated.
+ADDRESS_PLACEHOLDER = "T" + "1" * 33
+
+
 def new_invoice_id() -> str:
     return f"inv_{secrets.token_hex(12)}"
 
@@ -101,14 +105,15 @@ class InvoiceCreation:
     async def _new_command(
         self, merchant: Merchant, request: NewInvoice, now: datetime, *, command_id: str | None
     ) -> CreateInvoice:
+        """The command, checked whole before a deposit address is taken for it: an address is
+        never used up by a request that is then refused."""
         invoice_id = new_invoice_id()
-        deposit = await self._addresses.allocate(invoice_id)
-        return CreateInvoice(
+        draft = CreateInvoice(
             command_id=command_id or f"create:{invoice_id}",
             invoice_id=invoice_id,
             merchant_id=merchant.merchant_id,
             amount=request.amount,
-            deposit_address=deposit.address,
+            deposit_address=ADDRESS_PLACEHOLDER,
             fee_percentage=merchant.fee_percentage,
             confirmation_override=merchant.confirmation_override,
             created_at=now,
@@ -117,3 +122,5 @@ class InvoiceCreation:
             description=request.description,
             metadata=request.metadata,
         )
+        deposit = await self._addresses.allocate(invoice_id)
+        return draft.model_copy(update={"deposit_address": deposit.address})

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from app.bootstrap import install_views
 from app.settings import Settings
 from tests.support.fakes import LocalRouting, MemoryWorld, memory_world
-from web.errors import error_middleware
+from web import MIDDLEWARES
 from web.public import LiveStreamSettings
 
 SHOP = {"Authorization": "Bearer ck_shop_key"}
@@ -27,7 +27,7 @@ def world() -> MemoryWorld:
 
 @pytest.fixture
 async def client(world: MemoryWorld) -> AsyncIterator[TestClient]:
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=MIDDLEWARES)
     install_views(app, world.services, LocalRouting(), Settings(), live=FAST)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client

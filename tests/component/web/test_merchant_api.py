@@ -84,24 +84,88 @@ async def test_an_idempotency_key_replays_the_first_answer_and_refuses_another_b
 
 
 @pytest.mark.parametrize(
-    ("body", "code", "param"),
+    ("raw", "code", "param"),
     [
-        ({"amount": "0"}, "amount_zero", "amount"),
-        ({"amount": "1.0000001"}, "amount_too_many_decimals", "amount"),
-        ({"amount": 1e400}, "amount_invalid", "amount"),
-        ({}, "parameter_missing", "amount"),
-        ({"amount": "1", "tip": "2"}, "parameter_unknown", "tip"),
+        ('{"amount": "0"}', "amount_zero", "amount"),
+        ('{"amount": "1.0000001"}', "amount_too_many_decimals", "amount"),
+        ('{"amount": 1e400}', "amount_too_large", "amount"),
+        ('{"amount": 1e999999999999999999}', "amount_too_large", "amount"),
+        ('{"amount": 1e-999999999}', "amount_too_many_decimals", "amount"),
+        ('{"amount": "1", "expires_in": 1e300000}', "parameter_invalid", "expires_in"),
+        ('{"amount": "1", "expires_in": 1e1000000}', "parameter_invalid", "expires_in"),
+        ('{"amount": "1", "expires_in": ' + "9" * 5000 + "}", "parameter_invalid", "expires_in"),
+        ('{"amount": Infinity}', "invalid_json", None),
+        ("{}", "parameter_missing", "amount"),
+        ('{"amount": "1", "tip": "2"}', "parameter_unknown", "tip"),
+        ('{"amount": "1", "order_id": "a\\u0000b"}', "parameter_invalid", "order_id"),
+        ('{"amount": "1", "order_id": "line\\nbreak"}', "parameter_invalid", "order_id"),
+        ('{"amount": "1", "description": "\\ud800"}', "parameter_invalid", "description"),
+        ('{"amount": "1", "metadata": {"k\\u0007": "v"}}', "parameter_invalid", None),
+        ('{"amount": "1", "metadata": {"k": "\\u0000"}}', "parameter_invalid", "metadata.k"),
+        ("[" * 1000 + "]" * 1000, "invalid_json", None),
+        ('{"a":' * 20 + "1" + "}" * 20, "invalid_json", None),
     ],
 )
 async def test_bad_input_is_a_400_naming_the_field_and_uses_up_nothing(
-    client: TestClient, world: MemoryWorld, body: dict[str, Any], code: str, param: str
+    client: TestClient, world: MemoryWorld, raw: str, code: str, param: str | None
 ) -> None:
-    response = await create(client, body)
+    response = await client.post(
+        "/api/v1/invoices", data=raw, headers={**SHOP, "Content-Type": "application/json"}
+    )
     assert response.status == 400
     error = (await response.json())["error"]
-    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", code, param)
+    assert (error["type"], error["code"]) == ("invalid_request_error", code)
+    if param is not None:
+        assert error["param"] == param
     assert world.ports.addresses.allocated == {}
     assert world.publisher.events == []
+
+
+async def test_a_body_over_64_kib_is_a_413_before_it_is_read(client: TestClient) -> None:
+    body = '{"amount": "1", "description": "' + "x" * (64 * 1024) + '"}'
+    response = await client.post("/api/v1/invoices", data=body, headers=SHOP)
+    assert response.status == 413
+    assert (await response.json())["error"]["code"] == "body_too_large"
+
+
+@pytest.mark.parametrize(
+    ("key", "accepted"), [("k" * 128, True), ("k" * 129, False), ("ключ", False), ("", False)]
+)
+async def test_an_idempotency_key_is_1_to_128_printable_ascii_characters(
+    client: TestClient, world: MemoryWorld, key: str, accepted: bool
+) -> None:
+    response = await client.post(
+        "/api/v1/invoices",
+        json={"amount": "1"},
+        headers={**SHOP, "Idempotency-Key": key} if key else {**SHOP, "Idempotency-Key": " "},
+    )
+    if accepted:
+        assert response.status == 201
+        return
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "idempotency_key_invalid"
+    assert world.ports.addresses.allocated == {}
+
+
+@pytest.mark.parametrize(
+    ("path", "param"),
+    [
+        ("/api/v1/invoices/inv%001", "invoice_id"),
+        ("/api/v1/settlements/set%00x", "settlement_id"),
+        ("/api/v1/invoices/" + "i" * 200, "invoice_id"),
+        ("/api/v1/settlements?limit=%C2%B2", "limit"),
+        ("/api/v1/settlements?limit=" + "9" * 5000, "limit"),
+        ("/api/v1/settlements?invoice_id=inv%0A1", "invoice_id"),
+        ("/api/v1/invoices?limit=%C2%B2", "limit"),
+    ],
+)
+async def test_path_ids_and_query_parameters_are_plain_and_short(
+    client: TestClient, path: str, param: str
+) -> None:
+    response = await client.get(path, headers=SHOP)
+    assert response.status == 400
+    error = (await response.json())["error"]
+    assert (error["code"], error["param"]) == ("parameter_invalid", param)
 
 
 async def test_without_a_valid_key_nothing_is_answered(client: TestClient) -> None:

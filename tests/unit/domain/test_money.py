@@ -210,3 +210,21 @@ def test_model_fields_keep_pydantic_errors_for_other_fields() -> None:
 
     with pytest.raises(ValidationError):
         _Named.model_validate({"name": 3, "price": 1})
+
+
+@pytest.mark.parametrize(
+    ("given", "error"),
+    [
+        (Decimal("1e999999999999999999"), AmountTooLarge),
+        (Decimal("1e300000"), AmountTooLarge),
+        (Decimal("1e-999999999"), AmountTooManyDecimals),
+        (Decimal("-1e999999999"), AmountNegative),
+        (1e300, AmountTooLarge),
+    ],
+)
+def test_an_absurd_exponent_is_refused_without_writing_the_number_out(
+    given: object, error: type[InvalidAmount]
+) -> None:
+    # format(Decimal("1e999999999999999999"), "f") would need more memory than there is.
+    with pytest.raises(error):
+        parse_usdt(given, field="amount")

@@ -1,1 +1,0 @@
-"""crypto-checkout: USDT (TRC-20) payments on Tron, as a Faust stream-processing platform."""

@@ -1,1 +1,0 @@
-"""PostgreSQL through aiopg: every table of migrations/ has its one adapter here."""

@@ -1,1 +1,0 @@
-"""Redis through redis.asyncio: the customers' live views and the command replies."""

@@ -1,1 +1,0 @@
-"""Everything that knows Faust's internals; see README.md here for the defects we patch."""

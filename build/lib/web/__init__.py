@@ -1,6 +1,0 @@
-"""The worker's HTTP views: parse, call a service, present.
-
-Each module holds a class built with the services it calls and an ``add_routes(router)``;
-app/bootstrap.py puts them on the aiohttp application Faust runs. ``web/errors.py`` is the one
-middleware that turns errors into the one JSON error shape.
-"""
