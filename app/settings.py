@@ -10,14 +10,22 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal, TypeVar, cast
+from typing import Final, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
 from app.adapters.tron.errors import ChainSettingsError
 from app.adapters.tron.settings import ChainSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Public on purpose: good for development, refused in production (``_check_production``).
+DEV_API_KEY_PEPPER: Final = "development pepper of API keys, refused in production"
+DEV_INTERNAL_SECRET: Final = "development secret between workers, refused in production"  # noqa: S105
+DEV_JWT_SECRET: Final = "development secret of access tokens, refused in production"  # noqa: S105
+BUILT_IN_DATABASE_PASSWORD: Final = "checkout"  # noqa: S105 - docker-compose's, refused in production
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 
 Environment = Literal["development", "production"]
 StoreUrl = Literal["rocksdb://", "memory://"]
@@ -81,11 +89,30 @@ class Settings:
     webhook_endpoint_concurrency: int = 8
     # How often an idle dispatcher looks for due deliveries (new ones on its worker wake it).
     webhook_poll_interval: float = 0.5
+    # The edge (docs/security.md). Secrets of at least 32 characters; the development defaults
+    # are public and production refuses them.
+    api_key_pepper: str = field(default=DEV_API_KEY_PEPPER, repr=False)
+    internal_secret: str = field(default=DEV_INTERNAL_SECRET, repr=False)
+    jwt_secret: str = field(default=DEV_JWT_SECRET, repr=False)
+    # The listener for /metrics and the detailed /readyz: never on the public port.
+    internal_bind: str = "127.0.0.1"
+    internal_port: int | None = None  # None: WEB_PORT + 1000 (or - 1000 above 64535)
+    # Peers whose X-Forwarded-For is believed for the client's address (rate limits, audit).
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    # Live streams (WebSocket and SSE) a worker keeps open, in all and per client address.
+    live_connections_per_worker: int = 2000
+    live_connections_per_ip: int = 20
 
     @property
     def canonical_url(self) -> str:
         """Where other workers reach this one (table routing sends key reads here)."""
         return f"http://{self.web_host}:{self.web_port}"
+
+    @property
+    def internal_listener_port(self) -> int:
+        if self.internal_port is not None:
+            return self.internal_port
+        return self.web_port + 1000 if self.web_port <= 64535 else self.web_port - 1000
 
     @property
     def worker_data_dir(self) -> Path:
@@ -189,6 +216,26 @@ class Settings:
             webhook_poll_interval=reader.get(
                 "WEBHOOK_POLL_INTERVAL", defaults.webhook_poll_interval, _float_between(0.05, 60.0)
             ),
+            api_key_pepper=reader.get(
+                "API_KEY_PEPPER", defaults.api_key_pepper, _secret, secret=True
+            ),
+            internal_secret=reader.get(
+                "INTERNAL_SECRET", defaults.internal_secret, _secret, secret=True
+            ),
+            jwt_secret=reader.get("JWT_SECRET", defaults.jwt_secret, _secret, secret=True),
+            internal_bind=reader.get("INTERNAL_BIND", defaults.internal_bind, _non_empty),
+            internal_port=reader.get(
+                "INTERNAL_PORT", defaults.internal_port, _int_between(1, 65535)
+            ),
+            trusted_proxies=reader.get("TRUSTED_PROXIES", defaults.trusted_proxies, _networks),
+            live_connections_per_worker=reader.get(
+                "LIVE_CONNECTIONS_PER_WORKER",
+                defaults.live_connections_per_worker,
+                _int_between(1, 100_000),
+            ),
+            live_connections_per_ip=reader.get(
+                "LIVE_CONNECTIONS_PER_IP", defaults.live_connections_per_ip, _int_between(1, 10_000)
+            ),
         )
         try:
             chain = ChainSettings.from_env(env)
@@ -201,16 +248,7 @@ class Settings:
             )
         settings = replace(settings, chain=chain)
         if settings.environment == "production":
-            if settings.webhook_secret_keys is None:
-                raise SettingsError(
-                    "WEBHOOK_SECRET_KEYS",
-                    "required in production: the keys that encrypt webhook signing secrets "
-                    "(python -m app.adapters.webhooks.secrets prints a new one)",
-                )
-            if settings.webhook_allow_loopback:
-                raise SettingsError(
-                    "WEBHOOK_ALLOW_LOOPBACK", "is for development and tests; refused in production"
-                )
+            _check_production(settings)
         if not (
             settings.invoice_min_expires_in
             <= settings.invoice_default_expires_in
@@ -221,6 +259,47 @@ class Settings:
                 "must lie between INVOICE_MIN_EXPIRES_IN and INVOICE_MAX_EXPIRES_IN",
             )
         return settings
+
+
+def _check_production(settings: Settings) -> None:
+    """What production refuses to start with: the development secrets and credentials, the
+    webhook shortcuts of development, a remote Tron node over plain http."""
+    if settings.webhook_secret_keys is None:
+        raise SettingsError(
+            "WEBHOOK_SECRET_KEYS",
+            "required in production: the keys that encrypt webhook signing secrets "
+            "(python -m app.adapters.webhooks.secrets prints a new one)",
+        )
+    if settings.webhook_allow_loopback:
+        raise SettingsError(
+            "WEBHOOK_ALLOW_LOOPBACK", "is for development and tests; refused in production"
+        )
+    for variable, value, default in (
+        ("API_KEY_PEPPER", settings.api_key_pepper, DEV_API_KEY_PEPPER),
+        ("INTERNAL_SECRET", settings.internal_secret, DEV_INTERNAL_SECRET),
+        ("JWT_SECRET", settings.jwt_secret, DEV_JWT_SECRET),
+    ):
+        if value == default:
+            raise SettingsError(
+                variable,
+                "required in production: 32 or more random characters "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))'); "
+                "the development default is public",
+            )
+    if urlsplit(settings.database_url).password in (None, "", BUILT_IN_DATABASE_PASSWORD):
+        raise SettingsError(
+            "DATABASE_URL", "production refuses the built-in credentials: give a password"
+        )
+    redis = urlsplit(settings.redis_url)
+    if redis.scheme != "unix" and not redis.password:
+        raise SettingsError(
+            "REDIS_URL", "production refuses Redis without a password (redis://:password@host)"
+        )
+    node = urlsplit(settings.chain.node_url)
+    if node.scheme == "http" and node.hostname not in LOOPBACK_HOSTS:
+        raise SettingsError(
+            "TRON_NODE_URL", "production refuses a remote node over plain http: use https"
+        )
 
 
 class _Reader:
@@ -269,6 +348,21 @@ def _keyring(raw: str) -> str:
 
     SecretKeyring.parse(raw)  # only validated here; the worker builds its keyring at start
     return raw
+
+
+def _secret(raw: str) -> str:
+    if len(raw) < 32:
+        raise ValueError("expected 32 or more characters")
+    return raw
+
+
+def _networks(raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    try:
+        return tuple(ip_network(item.strip(), strict=False) for item in raw.split(",") if item)
+    except ValueError:
+        raise ValueError(
+            "expected IP addresses or networks, e.g. 10.0.0.0/8,192.168.1.10"
+        ) from None
 
 
 def _non_empty(raw: str) -> str:

@@ -105,16 +105,87 @@ def test_webhook_settings_parse() -> None:
     assert settings.webhook_allow_loopback is True
 
 
-def test_production_needs_webhook_keys_and_refuses_loopback_receivers() -> None:
+_KEYS = "k1:" + "A" * 43 + "="
+_PRODUCTION_READY = {
+    **_PRODUCTION,
+    "WEBHOOK_SECRET_KEYS": _KEYS,
+    "API_KEY_PEPPER": "p" * 32,
+    "INTERNAL_SECRET": "i" * 32,
+    "JWT_SECRET": "j" * 32,
+    "DATABASE_URL": "postgresql://checkout:a-real-password@db:5432/checkout",
+    "REDIS_URL": "redis://:a-real-password@redis:6379/0",
+}
+
+
+def test_production_starts_with_its_own_secrets_and_credentials() -> None:
+    settings = Settings.from_env(_PRODUCTION_READY)
+    assert settings.environment == "production"
+    assert settings.api_key_pepper == "p" * 32
+    assert "p" * 32 not in repr(settings)  # secrets stay out of logs
+
+
+def test_production_needs_webhook_keys() -> None:
+    without = {k: v for k, v in _PRODUCTION_READY.items() if k != "WEBHOOK_SECRET_KEYS"}
     with pytest.raises(SettingsError) as missing:
-        Settings.from_env(_PRODUCTION)
+        Settings.from_env(without)
     assert missing.value.variable == "WEBHOOK_SECRET_KEYS"
-    keys = "k1:" + "A" * 43 + "="
-    assert Settings.from_env({**_PRODUCTION, "WEBHOOK_SECRET_KEYS": keys}).environment == (
-        "production"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WEBHOOK_ALLOW_LOOPBACK", "true"),
+        ("API_KEY_PEPPER", None),
+        ("INTERNAL_SECRET", None),
+        ("JWT_SECRET", None),
+        ("DATABASE_URL", "postgresql://checkout:checkout@db:5432/checkout"),
+        ("DATABASE_URL", "postgresql://checkout@db:5432/checkout"),
+        ("REDIS_URL", "redis://redis:6379/0"),
+        ("TRON_NODE_URL", "http://node.example.com:8090"),
+    ],
+)
+def test_production_refuses_what_is_only_for_development(variable: str, value: str | None) -> None:
+    environ = dict(_PRODUCTION_READY)
+    if value is None:
+        del environ[variable]  # the public development default
+    else:
+        environ[variable] = value
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(environ)
+    assert refused.value.variable == variable
+    assert "a-real-password" not in str(refused.value)
+
+
+def test_production_accepts_a_node_on_loopback_over_http() -> None:
+    environ = {**_PRODUCTION_READY, "TRON_NODE_URL": "http://127.0.0.1:8090"}
+    assert Settings.from_env(environ).chain.node_url.startswith("http://127.0.0.1:8090")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("API_KEY_PEPPER", "short", "API_KEY_PEPPER: expected 32 or more characters"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,nonsense", "TRUSTED_PROXIES: expected IP addresses"),
+        ("INTERNAL_PORT", "0", "INTERNAL_PORT: expected a number from 1 to 65535"),
+        (
+            "LIVE_CONNECTIONS_PER_IP",
+            "0",
+            "LIVE_CONNECTIONS_PER_IP: expected a number from 1 to 10000",
+        ),
+    ],
+)
+def test_a_bad_edge_variable_is_named(variable: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match="^" + message) as caught:
+        Settings.from_env({variable: value})
+    assert caught.value.variable == variable
+    assert "short" not in str(caught.value)  # secrets are never echoed
+
+
+def test_trusted_proxies_and_the_internal_port() -> None:
+    settings = Settings.from_env(
+        {"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.10", "WEB_PORT": "6066"}
     )
-    with pytest.raises(SettingsError) as loopback:
-        Settings.from_env(
-            {**_PRODUCTION, "WEBHOOK_SECRET_KEYS": keys, "WEBHOOK_ALLOW_LOOPBACK": "true"}
-        )
-    assert loopback.value.variable == "WEBHOOK_ALLOW_LOOPBACK"
+    assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "192.168.1.10/32"]
+    assert settings.internal_listener_port == 7066
+    assert Settings.from_env({"WEB_PORT": "65000"}).internal_listener_port == 64000
+    assert Settings.from_env({"INTERNAL_PORT": "9100"}).internal_listener_port == 9100
