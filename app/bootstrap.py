@@ -22,13 +22,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import faust
 import redis.asyncio as aioredis
 from aiohttp import web as aioweb
 from aiokafka.admin import AIOKafkaAdminClient
-from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from mode import Service
 from prometheus_client import REGISTRY
 
@@ -79,7 +79,9 @@ from app.runtime.topics import (
     NOTIFICATIONS,
     Topics,
 )
+from app.runtime.web_server import InternalListener, harden_public_server
 from app.runtime.worker import WorkerState
+from app.runtime.worker_signatures import WorkerSignatures
 from app.services.create_invoice import InvoiceCreation
 from app.services.deposits import DepositProcessing
 from app.services.expiry import ExpirySweep
@@ -107,7 +109,9 @@ from app.settings import Settings
 from tables import Tables, declare_tables
 from web import MIDDLEWARES, openapi
 from web.auth import Authenticator
+from web.edge import ClientAddresses, EdgeGuard, client_address
 from web.health import Health
+from web.input import MAX_BODY_BYTES, read_capped
 from web.invoice_list import InvoiceListApi
 from web.merchant_api import MerchantApi
 from web.public import LiveStreamSettings, PublicEndpoints
@@ -298,9 +302,11 @@ def faust_app(settings: Settings) -> faust.App:
         web_bind=settings.web_bind,
         web_port=settings.web_port,
         canonical_url=settings.canonical_url,
-        # Payment data must never be readable through Faust's generic table endpoints.
+        # Payment data must never be readable through Faust's generic table endpoints, nor the
+        # cluster's layout through /router (docs/security.md).
         web_tables_enabled=False,
         web_graph_enabled=False,
+        web_router_enabled=False,
         topic_partitions=12,
         topic_replication_factor=settings.kafka_replication_factor,
         consumer_auto_offset_reset="earliest",
@@ -318,15 +324,20 @@ def build(settings: Settings) -> Platform:
     # httpx logs every request to the Tron node at INFO: one line per block is noise, not news.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     app = faust_app(settings)
-    # faust.web has no WebSocket support: our routes go on the aiohttp app Faust runs.
-    web_app = cast(aioweb.Application, app.web.web_app)  # type: ignore[attr-defined]
+    # faust.web has no WebSocket support: our routes go on the aiohttp app Faust runs, with a
+    # header read timeout and the body limit (app/runtime/web_server.py).
+    web_app = harden_public_server(app, max_body_bytes=MAX_BODY_BYTES)
+    signatures = WorkerSignatures(settings.internal_secret)
+    edge = EdgeGuard(signatures, ClientAddresses(settings.trusted_proxies))
     # Every HTTP answer, Faust views and plain aiohttp routes alike, errs in the one JSON shape,
-    # and no path id or query parameter reaches a view unchecked (web/input.py).
-    web_app.middlewares.extend(MIDDLEWARES)
+    # no path id or query parameter reaches a view unchecked (web/input.py), and every request
+    # knows its client and whether a worker sent it (web/edge.py).
+    web_app.middlewares.extend((*MIDDLEWARES, edge.middleware))
     resources = Resources(settings)
     app.add_dependency(resources)  # first: open before any agent starts, closed after
-    # Faust's own stream metrics and ours (prometheus_client's default registry) on GET /metrics.
-    setup_prometheus_sensors(app, pattern="/metrics", registry=REGISTRY, name_prefix="checkout")
+    # Faust's own stream metrics, beside ours in prometheus_client's default registry; served
+    # on the operators' listener only (``_register_web``).
+    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "checkout"))
 
     topics = Topics(app, settings.topic_namespace)
     tables = declare_tables(app)
@@ -363,7 +374,7 @@ def build(settings: Settings) -> Platform:
     )
     services = build_services(ports, settings)
     _register_agents(app, topics, services, resources, publisher, dead_letters, hold, settings)
-    _register_web(web_app, app, services, resources, settings)
+    _register_web(web_app, app, services, resources, settings, signatures)
 
     async def create_topics(resources: Resources) -> None:
         await ensure_topics(
@@ -443,10 +454,20 @@ def _register_web(
     services: Services,
     resources: Resources,
     settings: Settings,
+    signatures: WorkerSignatures,
 ) -> None:
-    Health(resources.probes(), WorkerState(app).partitions_check).add_routes(web_app.router)
-    install_views(web_app, services, OwnerRouting(app), settings)
+    health = Health(resources.probes(), WorkerState(app).partitions_check)
+    health.add_routes(web_app.router)
+    routing = OwnerRouting(app, signatures, read_body=read_capped, client_address=client_address)
+    install_views(web_app, services, routing, settings)
     openapi.add_routes(web_app.router)
+    # /metrics and the detailed /readyz: never on the public port.
+    operators = aioweb.Application()
+    health.add_internal_routes(operators.router)
+    listener = InternalListener(
+        operators, host=settings.internal_bind, port=settings.internal_listener_port
+    )
+    app.add_dependency(Background("internal-listener", start=listener.start, stop=listener.stop))
 
 
 def install_views(
@@ -465,6 +486,10 @@ def install_views(
         routing,
         table=ports.tables.invoices.name,
         token_contract=settings.chain.usdt_contract,
+    )
+    live = live or LiveStreamSettings(
+        per_worker=settings.live_connections_per_worker,
+        per_address=settings.live_connections_per_ip,
     )
     public = PublicEndpoints(ports.live_views, fallback=fallback, settings=live)
     views: list[_RoutesOwner] = [

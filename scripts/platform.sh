@@ -96,8 +96,8 @@ summary() {
 
 crypto-checkout is up:
   API, payment pages   http://127.0.0.1:$first   (workers: $all)
-  readiness            curl -s http://127.0.0.1:$first/readyz
-  metrics              curl -s http://127.0.0.1:$first/metrics
+  readiness            curl -s http://127.0.0.1:$((first + 1000))/readyz   (operators' listener)
+  metrics              curl -s http://127.0.0.1:$((first + 1000))/metrics
   Tron node simulator  http://127.0.0.1:$SIM_PORT   (curl -s -X POST http://127.0.0.1:$SIM_PORT/wallet/getnodeinfo)
   Kafka                127.0.0.1:9092
   PostgreSQL           postgresql://checkout:checkout@127.0.0.1:5432/checkout

@@ -1,37 +1,66 @@
-"""Operator endpoints: liveness, readiness.
+"""Operator endpoints: liveness, readiness, metrics.
 
 ``/healthz`` says the process answers (restart it if not); ``/readyz`` says whether it can do its
-work right now (stop routing to it if not), naming each dependency's state and whether the worker
-owns partitions. ``/metrics`` is Faust's Prometheus sensor, set up in app/bootstrap.py.
+work right now (stop routing to it if not). On the public port ``/readyz`` says only that, for
+load balancers; on the operators' listener (INTERNAL_BIND:INTERNAL_PORT, app/runtime/web_server.py)
+it names each dependency's state and the worker's partitions, and ``/metrics`` serves Prometheus
+(Faust's stream sensors and ours, all in prometheus_client's default registry).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiohttp import web as aioweb
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from app.adapters.readiness import Probe, check_dependencies
 
 
 class Health:
     def __init__(
-        self, probes: Mapping[str, Probe], partitions: Callable[[], dict[str, object]]
+        self,
+        probes: Mapping[str, Probe],
+        partitions: Callable[[], dict[str, object]],
+        *,
+        registry: CollectorRegistry = REGISTRY,
     ) -> None:
         self._probes = probes
         self._partitions = partitions
+        self._registry = registry
 
     def add_routes(self, router: aioweb.UrlDispatcher) -> None:
+        """The public port: liveness and a bare readiness."""
         router.add_get("/healthz", self.healthz)
         router.add_get("/readyz", self.readyz)
+
+    def add_internal_routes(self, router: aioweb.UrlDispatcher) -> None:
+        """The operators' listener: the detailed readiness and the metrics."""
+        router.add_get("/healthz", self.healthz)
+        router.add_get("/readyz", self.readyz_detailed)
+        router.add_get("/metrics", self.metrics)
 
     async def healthz(self, request: aioweb.Request) -> aioweb.Response:
         return aioweb.json_response({"status": "alive"})
 
-    async def readyz(self, request: aioweb.Request) -> aioweb.Response:
+    async def _checks(self) -> tuple[bool, dict[str, Any]]:
         results = await check_dependencies(self._probes)
-        checks = {result.name: result.as_json() for result in results}
+        checks: dict[str, Any] = {result.name: result.as_json() for result in results}
         checks["partitions"] = self._partitions()
-        ready = all(check["status"] == "up" for check in checks.values())
+        return all(check["status"] == "up" for check in checks.values()), checks
+
+    async def readyz(self, request: aioweb.Request) -> aioweb.Response:
+        ready, _ = await self._checks()
+        status = "ready" if ready else "unready"
+        return aioweb.json_response({"status": status}, status=200 if ready else 503)
+
+    async def readyz_detailed(self, request: aioweb.Request) -> aioweb.Response:
+        ready, checks = await self._checks()
         body = {"status": "ready" if ready else "unready", "checks": checks}
         return aioweb.json_response(body, status=200 if ready else 503)
+
+    async def metrics(self, request: aioweb.Request) -> aioweb.Response:
+        return aioweb.Response(
+            body=generate_latest(self._registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )

@@ -33,6 +33,7 @@ MAX_JSON_DEPTH: Final = 16
 MAX_NUMBER_CHARS: Final = 64
 MAX_PATH_ID: Final = 128
 MAX_QUERY_VALUE: Final = 512
+_RAW_BODY: Final = aioweb.RequestKey("checkout.raw_body", bytes)
 
 # C0 and C1 controls (tab, newline, carriage return apart) and unpaired surrogates.
 _NEVER: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -61,7 +62,7 @@ class OutOfRange:
 
 async def read_json_object(request: aioweb.Request, *, allow_empty: bool = False) -> dict[str, Any]:
     """The request's JSON object, bounded and checked as this module's docstring says."""
-    raw = await _read_capped(request)
+    raw = await read_capped(request)
     if not raw.strip():
         if allow_empty:
             return {}
@@ -78,7 +79,12 @@ async def read_json_object(request: aioweb.Request, *, allow_empty: bool = False
     return body
 
 
-async def _read_capped(request: aioweb.Request) -> bytes:
+async def read_capped(request: aioweb.Request) -> bytes:
+    """The body, read once and no further than ``MAX_BODY_BYTES`` (413 beyond); later calls
+    get the same bytes (the edge reads a worker's body to check its signature, the view again)."""
+    cached = request.get(_RAW_BODY)
+    if cached is not None:
+        return cached
     too_large = ApiError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise too_large
@@ -90,6 +96,7 @@ async def _read_capped(request: aioweb.Request) -> bytes:
         raw += more
     if len(raw) > MAX_BODY_BYTES:
         raise too_large
+    request[_RAW_BODY] = raw
     return raw
 
 

@@ -370,24 +370,17 @@ PATHS: dict[str, Any] = {
             },
         }
     },
-    "/internal/v1/invoices/{invoice_id}/public-view": {
-        "get": {
-            "summary": "Worker to worker: the public view rebuilt from the local table only",
-            "parameters": [_INVOICE_ID],
-            "responses": {"200": _json(_ref("PublicInvoice"), "the view"), **_errors(404)},
-        }
-    },
     "/healthz": {
         "get": {"summary": "The process answers", "responses": {"200": {"description": "alive"}}}
     },
     "/readyz": {
         "get": {
-            "summary": "Kafka, PostgreSQL, Redis reachable and partitions owned, each named",
+            "summary": (
+                "Kafka, PostgreSQL, Redis reachable and partitions owned (the details, and "
+                "/metrics, are on the operators' listener: INTERNAL_BIND:INTERNAL_PORT)"
+            ),
             "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
         }
-    },
-    "/metrics": {
-        "get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}
     },
     "/openapi.json": {
         "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}

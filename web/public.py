@@ -5,6 +5,12 @@
 - ``GET /api/v1/public/invoice/{id}/events`` — the same as Server-Sent Events.
 - ``GET /pay/{id}`` — the payment page (self-contained HTML, works offline of any CDN).
 
+A worker keeps at most ``LIVE_CONNECTIONS_PER_WORKER`` live streams open, and at most
+``LIVE_CONNECTIONS_PER_IP`` per client address (``LiveConnections``). Past either, a WebSocket is
+accepted and closed at once with 1013 (try again later) and a reason, an SSE request is a 429
+with ``Retry-After``; the payment page then polls. A WebSocket message from the client is at most
+``MAX_WS_MESSAGE`` bytes (the page sends none).
+
 Views come from Redis (app/adapters/redis/live_views.py), where the live status agent keeps them;
 changes arrive by Redis pub/sub, so any worker serves any customer. When Redis has no view (expired
 after its TTL, or Redis lost), the fallback is asked (web/view_fallback.py: the view folded from
@@ -21,7 +27,8 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -35,6 +42,7 @@ from app.services.errors import LiveViewUnavailable
 from app.services.live_view import is_settled
 from app.services.ports import LiveViews, View
 from app.services.ports import ViewSubscription as Subscription
+from web.edge import client_address
 from web.errors import ApiError
 
 try:  # pure Python; without it the page shows the address without a QR code
@@ -52,6 +60,8 @@ ViewFallback = Callable[[str], Awaitable[View | None]]
 TEMPLATES: Final = Path(__file__).parent / "templates"
 _INVOICE_ID: Final = re.compile(IDENTIFIER_PATTERN)
 _REDIS_DOWN: Final = (RedisError, OSError, LiveViewUnavailable)
+MAX_WS_MESSAGE: Final = 64 * 1024
+TRY_AGAIN_LATER: Final = 1013  # RFC 6455 registry: "Try Again Later"
 
 
 def public_view(value: Any) -> Any:
@@ -76,6 +86,40 @@ class LiveStreamSettings:
     # for a late change (a second payment → overpaid, a payment at expiry → paid_late).
     linger: float = 60.0
     sse_retry_ms: int = 3000
+    per_worker: int = 2000  # live streams open on this worker (LIVE_CONNECTIONS_PER_WORKER)
+    per_address: int = 20  # … from one client address (LIVE_CONNECTIONS_PER_IP)
+
+
+class LiveConnections:
+    """Counts the worker's open live streams, in all and per client address."""
+
+    def __init__(self, *, per_worker: int, per_address: int) -> None:
+        self.per_worker = per_worker
+        self.per_address = per_address
+        self.total = 0
+        self._by_address: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def slot(self, address: str) -> Iterator[str | None]:
+        """Holds a slot while open; yields None, or why there is none for ``address``."""
+        if self.total >= self.per_worker:
+            yield "this worker has too many live streams open; poll the invoice instead"
+            return
+        if self._by_address[address] >= self.per_address:
+            yield (
+                f"more than {self.per_address} live streams from your address; "
+                "close some, or poll the invoice"
+            )
+            return
+        self.total += 1
+        self._by_address[address] += 1
+        try:
+            yield None
+        finally:
+            self.total -= 1
+            self._by_address[address] -= 1
+            if not self._by_address[address]:
+                del self._by_address[address]
 
 
 async def live_sequence(
@@ -132,6 +176,9 @@ class PublicEndpoints:
         self._views = views
         self._fallback = fallback
         self.settings = settings or LiveStreamSettings()
+        self.connections = LiveConnections(
+            per_worker=self.settings.per_worker, per_address=self.settings.per_address
+        )
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get("/api/v1/public/invoice/{invoice_id}", self.invoice)
@@ -191,10 +238,22 @@ class PublicEndpoints:
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         invoice_id = request.match_info["invoice_id"]
+        with self.connections.slot(client_address(request)) as refused:
+            if refused is not None:
+                # Browsers hide an HTTP refusal of the upgrade; a close code they show.
+                ws = web.WebSocketResponse()
+                await ws.prepare(request)
+                await ws.close(code=TRY_AGAIN_LATER, message=refused.encode())
+                return ws
+            return await self._live_websocket(request, invoice_id)
+
+    async def _live_websocket(self, request: web.Request, invoice_id: str) -> web.StreamResponse:
         async with self.subscribed(invoice_id) as subscription:
             # Read after subscribing: a change between the two is in the subscription.
             first = await self.load_or_404(invoice_id)
-            ws = web.WebSocketResponse(heartbeat=self.settings.heartbeat)
+            ws = web.WebSocketResponse(
+                heartbeat=self.settings.heartbeat, max_msg_size=MAX_WS_MESSAGE
+            )
             await ws.prepare(request)
             sender = asyncio.create_task(self._send_views(ws, subscription, first))
             try:
@@ -230,6 +289,14 @@ class PublicEndpoints:
     async def server_sent_events(self, request: web.Request) -> web.StreamResponse:
         invoice_id = request.match_info["invoice_id"]
         after = _last_event_id(request)
+        with self.connections.slot(client_address(request)) as refused:
+            if refused is not None:
+                raise ApiError(429, "too_many_live_streams", refused, headers={"Retry-After": "30"})
+            return await self._live_events(request, invoice_id, after)
+
+    async def _live_events(
+        self, request: web.Request, invoice_id: str, after: int
+    ) -> web.StreamResponse:
         async with self.subscribed(invoice_id) as subscription:
             first = await self.load_or_404(invoice_id)
             if version_of(first) <= after and is_settled(first):

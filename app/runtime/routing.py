@@ -5,6 +5,7 @@ worker is forwarded, method, query, body and the headers that matter, to the own
 URL through the app's one HTTP client, and the owner's answer is returned as it is. (Faust's own
 ``table_route`` forwards no body, so cancellation reasons would be lost.) A request already
 forwarded once is never forwarded again: during a rebalance the client gets a 503 to retry.
+Forwarded requests are signed (app/runtime/worker_signatures.py) and carry the client's address.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ import faust
 from aiohttp import web as aioweb
 from yarl import URL
 
+from app.runtime.worker_signatures import ROUTED_FROM, WorkerSignatures
 from app.services.errors import DependencyUnavailable
 
-ROUTED_FROM = "X-Checkout-Routed-From"
 SERVED_BY = "X-Checkout-Served-By"
 _FORWARDED_HEADERS = ("Authorization", "Content-Type", "Accept", "Idempotency-Key")
 _OWNER_TIMEOUT = aiohttp.ClientTimeout(total=5)
 
 Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
+BodyReader = Callable[[aioweb.Request], Awaitable[bytes]]
 
 
 class WorkerUnavailable(DependencyUnavailable):
@@ -44,10 +46,24 @@ class Routing(Protocol):
 
 
 class OwnerRouting:
-    """Routing of one worker, through its Faust app's table router and HTTP client."""
+    """Routing of one worker, through its Faust app's table router and HTTP client.
 
-    def __init__(self, app: faust.App) -> None:
+    ``read_body`` reads a request's body within the size limit; ``client_address`` says whose
+    request it is (both from web/, which owns the edge's rules).
+    """
+
+    def __init__(
+        self,
+        app: faust.App,
+        signatures: WorkerSignatures,
+        *,
+        read_body: BodyReader,
+        client_address: Callable[[aioweb.Request], str],
+    ) -> None:
         self._app = app
+        self._signatures = signatures
+        self._read_body = read_body
+        self._client_address = client_address
 
     @property
     def _own_url(self) -> str:
@@ -80,14 +96,21 @@ class OwnerRouting:
             return response
         if ROUTED_FROM in request.headers:
             raise WorkerUnavailable("workers are rebalancing; retry in a moment")
+        body = await self._read_body(request)
         headers = {
             name: request.headers[name] for name in _FORWARDED_HEADERS if name in request.headers
         }
-        headers[ROUTED_FROM] = self._own_url
+        headers |= self._signatures.headers(
+            request.method,
+            request.path_qs,
+            body,
+            routed_from=self._own_url,
+            client_address=self._client_address(request),
+        )
         target = owner.with_path(request.path).with_query(request.query)
         try:
             async with self._app.http_client.request(
-                request.method, target, headers=headers, data=await request.read()
+                request.method, target, headers=headers, data=body
             ) as answer:
                 body = await answer.read()
                 passed = {
@@ -114,8 +137,11 @@ class OwnerRouting:
         except WorkerUnavailable:
             return None
         try:
+            headers = self._signatures.headers(
+                "GET", path, b"", routed_from=self._own_url, client_address="worker"
+            )
             async with self._app.http_client.get(
-                owner.with_path(path), timeout=_OWNER_TIMEOUT
+                owner.with_path(path), headers=headers, timeout=_OWNER_TIMEOUT
             ) as response:
                 return await response.json() if response.status == 200 else None
         except (aiohttp.ClientError, TimeoutError):

@@ -27,6 +27,7 @@ from tests.support.processes import (
     REPO_ROOT,
     VENV_BIN,
     ManagedProcess,
+    WorkerProcess,
     eventually,
     free_port,
     wait_http_ok,
@@ -79,10 +80,11 @@ class Platform:
     sim: Simulator
     namespace: str
     worker_urls: list[str]
+    internal_urls: list[str]
     api_key: str
     merchant_id: str
     other_api_key: str
-    workers: list[ManagedProcess] = field(default_factory=list)
+    workers: list[WorkerProcess] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -224,6 +226,7 @@ def running_platform(data_dir: Path, workers: int = 2, **overrides: str) -> Iter
             sim=sim,
             namespace=namespace,
             worker_urls=urls,
+            internal_urls=[proc.internal_url for proc in procs],
             api_key=shop["api_key"],
             merchant_id=shop["merchant_id"],
             other_api_key=other["api_key"],

@@ -109,15 +109,23 @@ def wait_http_ok(url: str, process: ManagedProcess, *, timeout: float = 60.0) ->
         raise AssertionError(f"{exc}\n--- {process.name} log ---\n{process.log_tail()}") from None
 
 
+class WorkerProcess(ManagedProcess):
+    """A ``checkout worker``: its public URL and its operators' listener (/metrics, /readyz)."""
+
+    def __init__(self, name: str, env: Mapping[str, str]) -> None:
+        super().__init__(name, [str(VENV_BIN / "checkout"), "worker", "-l", "info"], env, REPO_ROOT)
+        self.url = f"http://127.0.0.1:{env['WEB_PORT']}"
+        self.internal_url = f"http://127.0.0.1:{env['INTERNAL_PORT']}"
+
+
 @contextmanager
-def worker(env: Mapping[str, str], *, name: str = "worker") -> Iterator[ManagedProcess]:
-    """A real ``checkout worker`` process; yields once its /healthz answers."""
-    port = int(env["WEB_PORT"])
-    proc = ManagedProcess(
-        name, [str(VENV_BIN / "checkout"), "worker", "-l", "info"], env, REPO_ROOT
-    )
+def worker(env: Mapping[str, str], *, name: str = "worker") -> Iterator[WorkerProcess]:
+    """A real ``checkout worker`` process; yields once its /healthz answers. Its operators'
+    listener gets a free port unless ``env`` names one (``INTERNAL_PORT``)."""
+    env = {"INTERNAL_PORT": str(free_port()), **env}
+    proc = WorkerProcess(name, env)
     try:
-        wait_http_ok(f"http://127.0.0.1:{port}/healthz", proc)
+        wait_http_ok(f"{proc.url}/healthz", proc)
         yield proc
     finally:
         proc.stop()

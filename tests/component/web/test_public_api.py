@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from ipaddress import ip_network
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.test_utils import TestClient, TestServer
 
-from tests.support.fakes import MemoryWorld
+from app.bootstrap import install_views
+from app.runtime.worker_signatures import WorkerSignatures
+from app.settings import Settings
+from tests.support.fakes import LocalRouting, MemoryWorld
 from tests.unit.live.scenario import Scenario
+from web import MIDDLEWARES
+from web.edge import ClientAddresses, EdgeGuard
 
-from .conftest import SHOP
+from .conftest import FAST, SHOP
 
 pytestmark = pytest.mark.component
 
@@ -96,3 +106,61 @@ async def test_the_payment_page_is_served_with_a_strict_content_security_policy(
     assert "inv_page_1" in html and "9.99" in html
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
     assert (await client.get("/pay/inv_nobody_1")).status == 404
+
+
+@pytest.fixture
+async def capped(world: MemoryWorld) -> AsyncIterator[TestClient]:
+    """A worker keeping 3 live streams at most, 2 per address; the test client is a trusted
+    proxy, so each request says its address in X-Forwarded-For."""
+    edge = EdgeGuard(WorkerSignatures("w" * 32), ClientAddresses([ip_network("127.0.0.0/8")]))
+    app = web.Application(middlewares=(*MIDDLEWARES, edge.middleware))
+    caps = replace(FAST, linger=30.0, per_worker=3, per_address=2)
+    install_views(app, world.services, LocalRouting(), Settings(), live=caps)
+    scenario = Scenario(invoice_id="inv_cap_1", amount="9.99")
+    await world.live_views.apply(scenario.events[0])
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+def by(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+async def test_live_streams_are_capped_per_address_and_per_worker(capped: TestClient) -> None:
+    url = "/api/v1/public/invoice/inv_cap_1"
+    async with contextlib.AsyncExitStack() as open_streams:
+        for _ in range(2):
+            ws = await open_streams.enter_async_context(
+                capped.ws_connect(f"{url}/ws", headers=by("198.51.100.1"))
+            )
+            assert (await ws.receive(timeout=5)).type == WSMsgType.TEXT
+        # A third from the same address: accepted, then closed with 1013 and why.
+        async with capped.ws_connect(f"{url}/ws", headers=by("198.51.100.1")) as third:
+            closing = await third.receive(timeout=5)
+            assert closing.type == WSMsgType.CLOSE
+            assert closing.data == 1013
+            assert "from your address" in closing.extra
+        sse = await capped.get(f"{url}/events", headers=by("198.51.100.1"))
+        assert sse.status == 429
+        assert sse.headers["Retry-After"] == "30"
+        assert (await sse.json())["error"]["code"] == "too_many_live_streams"
+        # Another address still gets one, until the worker's own cap of 3.
+        ws = await open_streams.enter_async_context(
+            capped.ws_connect(f"{url}/ws", headers=by("198.51.100.2"))
+        )
+        assert (await ws.receive(timeout=5)).type == WSMsgType.TEXT
+        async with capped.ws_connect(f"{url}/ws", headers=by("198.51.100.3")) as fourth:
+            closing = await fourth.receive(timeout=5)
+            assert (closing.data, "too many live streams" in closing.extra) == (1013, True)
+    # All closed: the slots are free again.
+    async with capped.ws_connect(f"{url}/ws", headers=by("198.51.100.1")) as again:
+        assert (await again.receive(timeout=5)).type == WSMsgType.TEXT
+
+
+async def test_a_websocket_message_over_64_kib_closes_the_stream(capped: TestClient) -> None:
+    async with capped.ws_connect("/api/v1/public/invoice/inv_cap_1/ws") as ws:
+        await ws.receive(timeout=5)
+        await ws.send_str("x" * (64 * 1024 + 1))
+        closing = await ws.receive(timeout=5)
+        assert closing.type == WSMsgType.CLOSE
+        assert closing.data == WSCloseCode.MESSAGE_TOO_BIG

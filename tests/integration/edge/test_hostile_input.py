@@ -6,13 +6,17 @@ The figures (how long a refusal took) are printed, never asserted: these machine
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import aiohttp
+import httpx
 import psycopg2
 import pytest
 
+from app.runtime.web_server import HEADER_READ_TIMEOUT
 from app.settings import Settings
 from tests.support.platform import Platform, running_platform
 
@@ -125,3 +129,28 @@ def test_deep_json_is_a_400(platform: Platform) -> None:
     status, error, _, healthy = asyncio.run(refuse_while_polling_health(platform, body))
     assert (status, error["code"]) == (400, "invalid_json")
     assert healthy > 0
+
+
+def test_a_client_that_never_finishes_its_headers_is_dropped(platform: Platform) -> None:
+    """Slowloris: headers trickled in are cut off after the header read timeout (15 s), while
+    the worker keeps answering everyone else."""
+    address = urlsplit(platform.url)
+    started = time.monotonic()
+    with socket.create_connection((address.hostname, address.port), timeout=5) as slow:
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        closed_after = None
+        while time.monotonic() - started < HEADER_READ_TIMEOUT + 15:
+            try:
+                slow.sendall(b"X-Slow: 1\r\n")  # one more header line, never the blank one
+                slow.settimeout(1.0)
+                if slow.recv(1024) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+    print(f"\nconnection with unfinished headers closed after {closed_after:.1f} s")
+    assert closed_after is not None, "the worker kept a connection that never sent its headers"
+    assert httpx.get(f"{platform.url}/healthz", timeout=5).status_code == 200

@@ -27,8 +27,9 @@ def worker_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     }
 
 
-def readyz(port: int) -> httpx.Response:
-    return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+def readyz(internal_url: str) -> httpx.Response:
+    """The detailed readiness, on the operators' listener."""
+    return httpx.get(f"{internal_url}/readyz", timeout=10)
 
 
 def test_readyz_names_each_dependency_and_follows_postgres_going_down_and_up(
@@ -36,14 +37,17 @@ def test_readyz_names_each_dependency_and_follows_postgres_going_down_and_up(
 ) -> None:
     with throwaway_postgres() as postgres:
         env = worker_env(tmp_path, DATABASE_URL=postgres.url)
-        port = int(env["WEB_PORT"])
-        with worker(env):
-            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json() == {
-                "status": "alive"
-            }
+        with worker(env) as proc:
+            internal = proc.internal_url
+            assert httpx.get(f"{proc.url}/healthz", timeout=5).json() == {"status": "alive"}
             ready = eventually(
-                lambda: readyz(port).status_code == 200 and readyz(port), timeout=30, what="ready"
+                lambda: (r := readyz(internal)).status_code == 200 and r,
+                timeout=30,
+                what="ready",
             )
+            # The public port says ready or not, and nothing about the hosts behind it.
+            public = httpx.get(f"{proc.url}/readyz", timeout=10)
+            assert (public.status_code, public.json()) == (200, {"status": "ready"})
             checks = ready.json()["checks"]
             assert {name: check["status"] for name, check in checks.items()} == {
                 "kafka": "up",
@@ -54,7 +58,7 @@ def test_readyz_names_each_dependency_and_follows_postgres_going_down_and_up(
 
             postgres.stop()
             down = eventually(
-                lambda: (r := readyz(port)).status_code == 503 and r,
+                lambda: (r := readyz(internal)).status_code == 503 and r,
                 timeout=30,
                 what="postgres down",
             )
@@ -64,19 +68,20 @@ def test_readyz_names_each_dependency_and_follows_postgres_going_down_and_up(
             assert body["checks"]["postgres"]["error"]
             assert body["checks"]["kafka"]["status"] == "up"
             assert body["checks"]["redis"]["status"] == "up"
-            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            metrics = httpx.get(f"{internal}/metrics", timeout=5).text
             assert 'checkout_dependency_up{dependency="postgres"} 0.0' in metrics
 
             postgres.start()
-            eventually(lambda: readyz(port).status_code == 200, timeout=30, what="postgres back up")
+            eventually(
+                lambda: readyz(internal).status_code == 200, timeout=30, what="postgres back up"
+            )
 
 
 def test_worker_declares_every_topic_with_its_partition_count_and_hides_table_endpoints(
     tmp_path: Path,
 ) -> None:
     env = worker_env(tmp_path)
-    port = int(env["WEB_PORT"])
-    with worker(env):
+    with worker(env) as proc:
         expected = {spec.name: spec.partitions for spec in ALL_TOPICS}
         declared = eventually(
             lambda: (found := asyncio.run(partition_counts(list(expected)))) == expected and found,
@@ -84,8 +89,10 @@ def test_worker_declares_every_topic_with_its_partition_count_and_hides_table_en
             what="all topics declared",
         )
         assert declared["crypto-checkout.domain-events"] == 12
-        assert httpx.get(f"http://127.0.0.1:{port}/table/", timeout=5).status_code == 404
-        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        # Faust's table and router pages, and the metrics, are not on the public port.
+        for page in ("/table/", "/router/", "/metrics"):
+            assert httpx.get(f"{proc.url}{page}", timeout=5).status_code == 404, page
+        metrics = httpx.get(f"{proc.internal_url}/metrics", timeout=5)
         assert metrics.headers["content-type"].startswith("text/plain")
         assert "checkout_messages_received_total" in metrics.text
 

@@ -288,7 +288,9 @@ def test_a_message_no_agent_can_read_goes_to_the_dead_letter_topic_and_work_goes
     assert record["error_type"] == "MalformedMessage"
     assert "RefundEverything" in record["error"]
     assert record["value"] == {"text": garbage.decode()}
-    metrics = "".join(httpx.get(f"{url}/metrics", timeout=10).text for url in platform.worker_urls)
+    metrics = "".join(
+        httpx.get(f"{url}/metrics", timeout=10).text for url in platform.internal_urls
+    )
     assert 'checkout_dead_letters_total{agent="invoice_agent"' in metrics
 
     invoice = platform.create_invoice("2")  # the agent kept running
