@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 import faust
+import psycopg2
 import redis.asyncio as aioredis
 from aiohttp import web as aioweb
 from aiokafka.admin import AIOKafkaAdminClient
@@ -44,6 +45,10 @@ from agents import (
     webhook_dispatcher,
     webhooks,
 )
+from app.adapters.auth.passwords import Argon2Passwords
+from app.adapters.auth.tokens import TokenIssuer
+from app.adapters.postgres.api_keys import PostgresApiKeys
+from app.adapters.postgres.audit_log import PostgresAuditLog
 from app.adapters.postgres.chain_cursor import PostgresWatcherStore
 from app.adapters.postgres.deposit_addresses import (
     DepositAddressAllocator,
@@ -51,13 +56,16 @@ from app.adapters.postgres.deposit_addresses import (
 )
 from app.adapters.postgres.idempotency import PostgresIdempotencyKeys
 from app.adapters.postgres.ledger import PostgresLedger
-from app.adapters.postgres.merchants import PostgresMerchantStore
+from app.adapters.postgres.merchants import PostgresMerchantAccounts
 from app.adapters.postgres.pool import Database
 from app.adapters.postgres.projections import EventProjections, InvoiceSummaries
 from app.adapters.postgres.settlements import SettlementRecords
+from app.adapters.postgres.users import PostgresUsers
 from app.adapters.postgres.webhook_store import PostgresWebhookStore
 from app.adapters.readiness import PROBE_TIMEOUT_SECONDS, Probe
+from app.adapters.redis.access_changes import RedisAccessChanges
 from app.adapters.redis.live_views import LiveInvoiceViews
+from app.adapters.redis.rate_limits import RateLimiter
 from app.adapters.redis.replies import CommandReplies
 from app.adapters.tron.node import TronNode
 from app.adapters.tron.watcher import ChainWatcher
@@ -82,32 +90,45 @@ from app.runtime.topics import (
 from app.runtime.web_server import InternalListener, harden_public_server
 from app.runtime.worker import WorkerState
 from app.runtime.worker_signatures import WorkerSignatures
+from app.services.access import AccessControl, ApiKeys
+from app.services.admin import PlatformAdmin
 from app.services.create_invoice import InvoiceCreation
+from app.services.credentials import SecretDigests
 from app.services.deposits import DepositProcessing
 from app.services.expiry import ExpirySweep
 from app.services.invoice_commands import InvoiceCommands
 from app.services.merchant_invoices import MerchantInvoices
 from app.services.ports import (
+    AccessChanges,
+    AccessTokens,
     AddressAllocator,
+    ApiKeyStore,
+    AuditLog,
     DeliveryDispatcher,
     IdempotencyKeys,
     InvoiceCommandGateway,
     InvoiceSummaryReads,
     Ledger,
     LiveViews,
-    MerchantStore,
+    MerchantAccounts,
+    PasswordHashing,
     ProjectionStore,
     Publisher,
     SettlementReads,
+    UserStore,
     WebhookStore,
 )
 from app.services.projection import Projection
+from app.services.rate_limits import Limiter
 from app.services.settlement import Settling
+from app.services.users import LoginLimits, UserAccounts
 from app.services.webhook_endpoints import WebhookEndpoints
 from app.services.webhook_fanout import DeliveryIntake, WebhookFanout
 from app.settings import Settings
 from tables import Tables, declare_tables
 from web import MIDDLEWARES, openapi
+from web.access_api import AccessApi
+from web.audit import AuditTrail
 from web.auth import Authenticator
 from web.edge import ClientAddresses, EdgeGuard, client_address
 from web.health import Health
@@ -115,6 +136,7 @@ from web.input import MAX_BODY_BYTES, read_capped
 from web.invoice_list import InvoiceListApi
 from web.merchant_api import MerchantApi
 from web.public import LiveStreamSettings, PublicEndpoints
+from web.rate_limits import RateTiers, RequestLimits
 from web.view_fallback import ViewFallback
 from web.webhooks_api import WebhookApi
 
@@ -213,7 +235,6 @@ class Ports:
     publisher: Publisher
     invoice_gateway: InvoiceCommandGateway
     ledger: Ledger
-    merchants: MerchantStore
     idempotency: IdempotencyKeys
     addresses: AddressAllocator
     projections: ProjectionStore
@@ -222,6 +243,15 @@ class Ports:
     webhook_store: WebhookStore
     dispatcher: DeliveryDispatcher
     live_views: LiveViews
+    # Access (docs/security.md)
+    api_keys: ApiKeyStore
+    users: UserStore
+    merchant_accounts: MerchantAccounts
+    audit_log: AuditLog
+    access_changes: AccessChanges
+    limiter: Limiter
+    passwords: PasswordHashing
+    tokens: AccessTokens
 
 
 @dataclass(frozen=True)
@@ -237,10 +267,23 @@ class Services:
     delivery_intake: DeliveryIntake
     webhook_endpoints: WebhookEndpoints
     expiry: ExpirySweep
+    access: AccessControl
+    api_keys: ApiKeys
+    users: UserAccounts
+    admin: PlatformAdmin
 
 
 def build_services(ports: Ports, settings: Settings) -> Services:
     tables, publisher = ports.tables, ports.publisher
+    digests = SecretDigests(settings.api_key_pepper)
+    access = AccessControl(
+        ports.api_keys,
+        ports.users,
+        ports.merchant_accounts,
+        ports.tokens,
+        digests,
+        ports.access_changes,
+    )
     return Services(
         ports=ports,
         invoice_commands=InvoiceCommands(
@@ -268,6 +311,19 @@ def build_services(ports: Ports, settings: Settings) -> Services:
             publisher,
             grace=timedelta(seconds=settings.expiry_grace),
         ),
+        access=access,
+        api_keys=ApiKeys(ports.api_keys, digests, access),
+        users=UserAccounts(
+            ports.users,
+            ports.merchant_accounts,
+            ports.passwords,
+            ports.tokens,
+            digests,
+            access,
+            ports.limiter,
+            LoginLimits(settings.login_failures_per_account, settings.login_failures_per_ip),
+        ),
+        admin=PlatformAdmin(ports.merchant_accounts, access),
     )
 
 
@@ -328,11 +384,6 @@ def build(settings: Settings) -> Platform:
     # header read timeout and the body limit (app/runtime/web_server.py).
     web_app = harden_public_server(app, max_body_bytes=MAX_BODY_BYTES)
     signatures = WorkerSignatures(settings.internal_secret)
-    edge = EdgeGuard(signatures, ClientAddresses(settings.trusted_proxies))
-    # Every HTTP answer, Faust views and plain aiohttp routes alike, errs in the one JSON shape,
-    # no path id or query parameter reaches a view unchecked (web/input.py), and every request
-    # knows its client and whether a worker sent it (web/edge.py).
-    web_app.middlewares.extend((*MIDDLEWARES, edge.middleware))
     resources = Resources(settings)
     app.add_dependency(resources)  # first: open before any agent starts, closed after
     # Faust's own stream metrics, beside ours in prometheus_client's default registry; served
@@ -357,12 +408,15 @@ def build(settings: Settings) -> Platform:
     app.add_dependency(
         Background("webhook-dispatcher", start=delivery.start, run=delivery.run, stop=delivery.stop)
     )
+    api_keys = PostgresApiKeys(resources.db, SecretDigests(settings.api_key_pepper))
+    access_changes = RedisAccessChanges(
+        resources.redis, channel=f"checkout:{settings.app_id}:access-changes"
+    )
     ports = Ports(
         tables=tables,
         publisher=publisher,
         invoice_gateway=AskInvoiceAgent(publisher, resources.replies, settings.command_timeout),
         ledger=PostgresLedger(resources.db),
-        merchants=PostgresMerchantStore(resources.db),
         idempotency=PostgresIdempotencyKeys(resources.db),
         addresses=DepositAddressAllocator(resources.db, settings.chain.xpub),
         projections=EventProjections(resources.db),
@@ -371,8 +425,36 @@ def build(settings: Settings) -> Platform:
         webhook_store=webhook_store,
         dispatcher=delivery,
         live_views=LiveInvoiceViews(resources.redis, token_contract=settings.chain.usdt_contract),
+        api_keys=api_keys,
+        users=PostgresUsers(resources.db),
+        merchant_accounts=PostgresMerchantAccounts(resources.db),
+        audit_log=PostgresAuditLog(resources.db),
+        access_changes=access_changes,
+        # Budgets and news are per platform: several may share one Redis (tests, staging).
+        limiter=RateLimiter(resources.redis, prefix=f"checkout:{settings.app_id}:rl:"),
+        passwords=Argon2Passwords(),
+        tokens=TokenIssuer(
+            settings.jwt_secret.encode(),
+            access_ttl=timedelta(minutes=settings.access_token_minutes),
+        ),
     )
     services = build_services(ports, settings)
+    # Credentials other workers changed are forgotten here at once (app/services/access.py).
+    access_changes.on_change(services.access.forget)
+    app.add_dependency(Background("access-changes", run=access_changes.run))
+
+    async def upgrade_api_keys(resources: Resources) -> None:
+        # Keys stored as a plain SHA-256 (before migration 0009) get their HMAC now. Not being
+        # able to is no reason to stay down: each such key is upgraded on its first use anyway.
+        try:
+            upgraded = await api_keys.upgrade_legacy_hashes()
+        except (psycopg2.Error, OSError, TimeoutError) as exc:
+            logger.warning("API keys not upgraded at start (%s); each is on its first use", exc)
+            return
+        if upgraded:
+            logger.info("API keys: %d stored SHA-256 digests now HMAC-SHA256", upgraded)
+
+    resources.on_ready(upgrade_api_keys)
     _register_agents(app, topics, services, resources, publisher, dead_letters, hold, settings)
     _register_web(web_app, app, services, resources, settings, signatures)
 
@@ -456,10 +538,11 @@ def _register_web(
     settings: Settings,
     signatures: WorkerSignatures,
 ) -> None:
+    limits = install_edge(web_app, services, settings, signatures)
     health = Health(resources.probes(), WorkerState(app).partitions_check)
     health.add_routes(web_app.router)
     routing = OwnerRouting(app, signatures, read_body=read_capped, client_address=client_address)
-    install_views(web_app, services, routing, settings)
+    install_views(web_app, services, routing, settings, limits=limits)
     openapi.add_routes(web_app.router)
     # /metrics and the detailed /readyz: never on the public port.
     operators = aioweb.Application()
@@ -470,6 +553,31 @@ def _register_web(
     app.add_dependency(Background("internal-listener", start=listener.start, stop=listener.stop))
 
 
+def install_edge(
+    web_app: aioweb.Application,
+    services: Services,
+    settings: Settings,
+    signatures: WorkerSignatures,
+) -> RequestLimits:
+    """The middlewares every request passes, outermost first: the audit log (it sees the answer
+    as sent), the one error shape, the input guard (web/input.py), the edge (who the client is,
+    whether a worker sent it: web/edge.py), the global and per-address rate limits."""
+    edge = EdgeGuard(signatures, ClientAddresses(settings.trusted_proxies))
+    limits = RequestLimits(
+        services.ports.limiter,
+        RateTiers(
+            invoice_create=settings.rate_limit_invoice_create,
+            reads=settings.rate_limit_reads,
+            ip=settings.rate_limit_ip,
+            global_=settings.rate_limit_global,
+        ),
+    )
+    audit = AuditTrail(services.ports.audit_log)
+    web_app.middlewares.extend((audit.middleware, *MIDDLEWARES, edge.middleware, limits.middleware))
+    limits.install(web_app)
+    return limits
+
+
 def install_views(
     web_app: aioweb.Application,
     services: Services,
@@ -477,10 +585,11 @@ def install_views(
     settings: Settings,
     *,
     live: LiveStreamSettings | None = None,
+    limits: RequestLimits | None = None,
 ) -> None:
     """The merchant and customer views on ``web_app``, given the services they call."""
     ports = services.ports
-    auth = Authenticator(ports.merchants)
+    auth = Authenticator(services.access, limits)
     fallback = ViewFallback(
         ports.tables.invoices,
         routing,
@@ -505,6 +614,7 @@ def install_views(
         ),
         InvoiceListApi(auth, ports.invoice_summaries),
         WebhookApi(auth, services.webhook_endpoints, url_policy=url_policy(settings)),
+        AccessApi(auth, services.api_keys, services.users, services.admin, ports.audit_log),
         public,
         fallback,
     ]

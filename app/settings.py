@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from app.adapters.tron.errors import ChainSettingsError
 from app.adapters.tron.settings import ChainSettings
+from app.services.rate_limits import Rate, parse_rate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,6 +103,18 @@ class Settings:
     # Live streams (WebSocket and SSE) a worker keeps open, in all and per client address.
     live_connections_per_worker: int = 2000
     live_connections_per_ip: int = 20
+    # Rate limits (docs/security.md): N/second, N/minute or N/hour, shared by all workers.
+    rate_limit_invoice_create: Rate = field(default_factory=lambda: Rate(1000, 3600.0))
+    rate_limit_reads: Rate = field(default_factory=lambda: Rate(5000, 3600.0))
+    rate_limit_ip: Rate = field(default_factory=lambda: Rate(100, 60.0))
+    rate_limit_global: Rate = field(default_factory=lambda: Rate(1000, 1.0))
+    login_failures_per_account: Rate = field(default_factory=lambda: Rate(10, 3600.0))
+    login_failures_per_ip: Rate = field(default_factory=lambda: Rate(50, 3600.0))
+    # Per merchant: webhook replays (each queues up to 10,000 deliveries), redeliveries, tests.
+    webhook_replay_quota: Rate = field(default_factory=lambda: Rate(10, 3600.0))
+    webhook_redeliver_quota: Rate = field(default_factory=lambda: Rate(300, 3600.0))
+    webhook_test_quota: Rate = field(default_factory=lambda: Rate(60, 3600.0))
+    access_token_minutes: int = 15
 
     @property
     def canonical_url(self) -> str:
@@ -235,6 +248,32 @@ class Settings:
             ),
             live_connections_per_ip=reader.get(
                 "LIVE_CONNECTIONS_PER_IP", defaults.live_connections_per_ip, _int_between(1, 10_000)
+            ),
+            rate_limit_invoice_create=reader.get(
+                "RATE_LIMIT_INVOICE_CREATE", defaults.rate_limit_invoice_create, parse_rate
+            ),
+            rate_limit_reads=reader.get("RATE_LIMIT_READS", defaults.rate_limit_reads, parse_rate),
+            rate_limit_ip=reader.get("RATE_LIMIT_IP", defaults.rate_limit_ip, parse_rate),
+            rate_limit_global=reader.get(
+                "RATE_LIMIT_GLOBAL", defaults.rate_limit_global, parse_rate
+            ),
+            login_failures_per_account=reader.get(
+                "LOGIN_FAILURES_PER_ACCOUNT", defaults.login_failures_per_account, parse_rate
+            ),
+            login_failures_per_ip=reader.get(
+                "LOGIN_FAILURES_PER_IP", defaults.login_failures_per_ip, parse_rate
+            ),
+            webhook_replay_quota=reader.get(
+                "WEBHOOK_REPLAY_QUOTA", defaults.webhook_replay_quota, parse_rate
+            ),
+            webhook_redeliver_quota=reader.get(
+                "WEBHOOK_REDELIVER_QUOTA", defaults.webhook_redeliver_quota, parse_rate
+            ),
+            webhook_test_quota=reader.get(
+                "WEBHOOK_TEST_QUOTA", defaults.webhook_test_quota, parse_rate
+            ),
+            access_token_minutes=reader.get(
+                "ACCESS_TOKEN_MINUTES", defaults.access_token_minutes, _int_between(1, 1440)
             ),
         )
         try:

@@ -10,6 +10,7 @@ a request id, and the client gets that id to quote.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
@@ -17,7 +18,15 @@ from typing import Final
 from aiohttp import web as aioweb
 from pydantic import ValidationError
 
-from app.domain.errors import CheckoutError, Conflict, NotFound, RuleViolation
+from app.domain.errors import (
+    CheckoutError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    RuleViolation,
+    TooManyAttempts,
+    Unauthenticated,
+)
 from app.services.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
@@ -27,6 +36,9 @@ Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
 # The status of an error is that of the first of its classes (most specific first) found here:
 # the kinds of error the domain and the services raise, and the input being wrong otherwise.
 HTTP_STATUS: Final[Mapping[type[CheckoutError], int]] = {
+    Unauthenticated: 401,
+    Forbidden: 403,
+    TooManyAttempts: 429,
     NotFound: 404,
     Conflict: 409,
     RuleViolation: 422,
@@ -104,6 +116,11 @@ def checkout_error_response(error: CheckoutError) -> aioweb.Response:
     headers = dict(error.headers) if isinstance(error, ApiError) else {}
     if status == 503:
         headers.setdefault("Retry-After", "1")  # what is unavailable now is usually back soon
+    elif status == 401:
+        code = error_body(error)["code"]
+        headers.setdefault("WWW-Authenticate", f'Bearer realm="crypto-checkout", error="{code}"')
+    elif isinstance(error, TooManyAttempts):
+        headers.setdefault("Retry-After", str(max(1, math.ceil(error.retry_after))))
     return error_response(status, error_body(error), headers)
 
 

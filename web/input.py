@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -201,3 +202,18 @@ def check_parameters(path: Mapping[str, str], query: Mapping[str, str]) -> None:
         check_text(value, name)
         if len(value) > MAX_QUERY_VALUE:
             raise bad_request(f"{name} is longer than {MAX_QUERY_VALUE} characters", name)
+
+
+def time_field(body: Mapping[str, Any], name: str) -> datetime:
+    """An RFC 3339 time with its offset from a JSON body, e.g. ``2026-11-22T10:00:00Z``."""
+    value = body.get(name)
+    if not isinstance(value, str) or len(value) > 40:
+        example = "2026-11-22T10:00:00Z"
+        raise bad_request(f"{name} is required: an RFC 3339 time such as {example}", name)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise bad_request(f"{name} is not an RFC 3339 time: {value!r}", name) from None
+    if moment.tzinfo is None or "T" not in value.upper():
+        raise bad_request(f"{name} needs a date, a time and a time zone (Z or +hh:mm)", name)
+    return moment

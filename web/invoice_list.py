@@ -16,6 +16,7 @@ from aiohttp import web as aioweb
 from multidict import MultiMapping
 
 from app.adapters.postgres.projections import InvalidCursor, decode_cursor
+from app.domain.access import Scope
 from app.domain.statuses import InvoiceStatus, PaymentException
 from app.services.ports import InvoiceQuery, InvoiceSummaryReads
 from web.auth import Authenticator
@@ -134,7 +135,7 @@ class InvoiceListApi:
         router.add_get("/api/v1/invoices", self.list_invoices)
 
     async def list_invoices(self, request: aioweb.Request) -> aioweb.Response:
-        merchant = await self._auth.authenticate(request)
+        merchant = await self._auth.merchant(request, Scope.INVOICES_READ)
         query = parse_list_query(request.query)
         page = await self._summaries.list(merchant.merchant_id, query)
         return aioweb.json_response(

@@ -15,6 +15,7 @@ from typing import Final
 
 from aiohttp import web as aioweb
 
+from app.domain.access import Scope
 from app.domain.errors import SettlementNotFound
 from app.runtime.routing import Routing
 from app.services.create_invoice import InvoiceCreation, request_fingerprint
@@ -70,7 +71,7 @@ class MerchantApi:
         router.add_get("/api/v1/settlements/{settlement_id}", self.get_settlement)
 
     async def create_invoice(self, request: aioweb.Request) -> aioweb.Response:
-        merchant = await self._auth.authenticate(request)
+        merchant = await self._auth.merchant(request, Scope.INVOICES_WRITE)
         body = await read_json_object(request)
         fields = parse_create_invoice(body, self._settings)
         invoice, replayed = await self._creation.create(
@@ -88,18 +89,26 @@ class MerchantApi:
         )
 
     async def get_invoice(self, request: aioweb.Request) -> aioweb.StreamResponse:
-        return await self._on_owner(request, self._invoice_table, self._invoice)
+        return await self._on_owner(
+            request, Scope.INVOICES_READ, self._invoice_table, self._invoice
+        )
 
     async def cancel_invoice(self, request: aioweb.Request) -> aioweb.StreamResponse:
-        return await self._on_owner(request, self._invoice_table, self._cancel)
+        return await self._on_owner(
+            request, Scope.INVOICES_WRITE, self._invoice_table, self._cancel
+        )
 
     async def get_invoice_settlement(self, request: aioweb.Request) -> aioweb.StreamResponse:
-        return await self._on_owner(request, self._settlement_table, self._settlement)
+        return await self._on_owner(
+            request, Scope.SETTLEMENTS_READ, self._settlement_table, self._settlement
+        )
 
-    async def _on_owner(self, request: aioweb.Request, table: str, answer: Owned) -> Response:
+    async def _on_owner(
+        self, request: aioweb.Request, scope: Scope, table: str, answer: Owned
+    ) -> Response:
         """Authenticate here, answer on the worker owning the invoice's partition of ``table``."""
         invoice_id = request.match_info["invoice_id"]
-        merchant = await self._auth.authenticate(request)
+        merchant = await self._auth.merchant(request, scope)
 
         async def local(request: aioweb.Request) -> Response:
             return await answer(request, merchant.merchant_id, invoice_id)
@@ -124,14 +133,14 @@ class MerchantApi:
 
     async def get_settlement(self, request: aioweb.Request) -> aioweb.Response:
         settlement_id = request.match_info["settlement_id"]
-        merchant = await self._auth.authenticate(request)
+        merchant = await self._auth.merchant(request, Scope.SETTLEMENTS_READ)
         row = await self._settlements.get(merchant.merchant_id, settlement_id)
         if row is None:
             raise SettlementNotFound(f"no settlement {settlement_id}", param="settlement_id")
         return aioweb.json_response(settlement_row_for_merchant(row))
 
     async def list_settlements(self, request: aioweb.Request) -> aioweb.Response:
-        merchant = await self._auth.authenticate(request)
+        merchant = await self._auth.merchant(request, Scope.SETTLEMENTS_READ)
         rows = await self._settlements.recent(
             merchant.merchant_id,
             invoice_id=request.query.get("invoice_id"),

@@ -10,6 +10,8 @@ from typing import Any
 
 from aiohttp import web as aioweb
 
+from app.domain.access import MERCHANT_ROLES, Role, Scope
+
 _AMOUNT = {"type": "string", "pattern": r"^\d+(\.\d{1,6})?$", "example": "9.99"}
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -29,7 +31,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "missing or invalid API key",
         404: "unknown, or another merchant's",
         409: "Idempotency-Key reused with another body",
+        403: "the credential lacks the scope, the merchant is suspended, or not the admin",
         413: "body too large",
+        429: "too many attempts or requests; see Retry-After",
         422: "a business rule refuses it (error.message names the status and the allowed ones)",
         503: "temporarily unavailable (rebalancing, or the agent did not answer in time); retry",
     }
@@ -625,26 +629,435 @@ PATHS.update(
 # What any operation may answer beyond its own list, because of what every request goes through:
 # the input guard (web/input.py) answers 400 for a bad path id or query parameter; a body is
 # read no further than 64 KiB (413); an API key is checked first (401).
-_CONTENT_STATUSES = {"400": "malformed input; error.param names the field", "413": "body too large"}
+# --- access (docs/security.md) -------------------------------------------------------------------
+
+_KEY_ID = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_USER_ID = {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_MERCHANT_ID = {
+    "name": "merchant_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+}
+_SCOPE_NAMES = [scope.value for scope in Scope]
+_ROLE_NAMES = [role.value for role in MERCHANT_ROLES]
+_USER = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"const": "user"},
+        "email": {"type": "string"},
+        "merchant_id": {"type": ["string", "null"]},
+        "role": {"enum": [role.value for role in Role]},
+        "status": {"enum": ["invited", "active", "disabled"]},
+        "created_at": _TIME,
+        "disabled_at": _TIME,
+        "invitation": {"type": "string", "description": "inv_…, only when invited: pass it on"},
+    },
+}
+SCHEMAS.update(
+    {
+        "ApiKey": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "object": {"const": "api_key"},
+                "name": {"type": "string"},
+                "scopes": {"type": "array", "items": {"enum": _SCOPE_NAMES}},
+                "created_at": _TIME,
+                "expires_at": _TIME,
+                "revoked_at": _TIME,
+                "rolled_at": _TIME,
+                "previous_secret_valid_until": _TIME,
+                "created_by": {"type": ["string", "null"]},
+                "secret": {
+                    "type": "string",
+                    "description": "ck_…, only in the answer to create and roll",
+                },
+            },
+        },
+        "User": _USER,
+        "Session": {
+            "type": "object",
+            "properties": {
+                "object": {"const": "session"},
+                "token_type": {"const": "Bearer"},
+                "access_token": {"type": "string", "description": "a JWT, 15 minutes"},
+                "expires_in": {"type": "integer"},
+                "refresh_token": {"type": "string", "description": "rt_…, rotates on use"},
+                "user": _USER,
+            },
+        },
+        "Principal": {
+            "type": "object",
+            "properties": {
+                "object": {"const": "principal"},
+                "type": {"enum": ["api_key", "user"]},
+                "id": {"type": "string"},
+                "merchant_id": {"type": ["string", "null"]},
+                "role": {"type": ["string", "null"]},
+                "scopes": {"type": "array", "items": {"enum": _SCOPE_NAMES}},
+                "merchant_status": {"enum": ["active", "suspended"]},
+            },
+        },
+        "Merchant": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "object": {"const": "merchant"},
+                "name": {"type": "string"},
+                "fee_percentage": {"type": "string"},
+                "confirmations_override": {"type": ["integer", "null"]},
+                "status": {"enum": ["active", "suspended"]},
+                "suspended_at": _TIME,
+                "created_at": _TIME,
+            },
+        },
+        "AuditEntry": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "object": {"const": "audit_entry"},
+                "occurred_at": _TIME,
+                "merchant_id": {"type": ["string", "null"]},
+                "actor": {"type": "object"},
+                "action": {"type": "string", "example": "POST /api/v1/api-keys"},
+                "target_id": {"type": ["string", "null"]},
+                "request_id": {"type": ["string", "null"]},
+                "client_address": {"type": ["string", "null"]},
+                "result": {"type": "string", "example": "201"},
+                "details": {"type": "object"},
+            },
+        },
+    }
+)
+
+
+def _list_of(name: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "data": {"type": "array", "items": _ref(name)},
+            "has_more": {"type": "boolean"},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    }
+
+
+def _body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+    return {"required": bool(required), "content": {"application/json": {"schema": schema}}}
+
+
+def _operation(
+    summary: str,
+    success: tuple[str, dict[str, Any] | None, str],
+    errors: tuple[int, ...],
+    *,
+    auth: str | None = "merchant",
+    parameters: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    status, schema, description = success
+    answer = {"description": description} if schema is None else _json(schema, description)
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "parameters": parameters or [],
+        "responses": {status: answer, **_errors(*errors)},
+    }
+    if auth == "merchant":
+        operation["security"] = _MERCHANT
+    elif auth == "admin":
+        operation["security"] = [{"accessToken": []}]
+        operation["x-required-role"] = "admin"
+    if body is not None:
+        operation["requestBody"] = body
+    return operation
+
+
+_EMAIL = {"type": "string", "maxLength": 254, "example": "ana@example.com"}
+_PASSWORD = {"type": "string", "minLength": 12, "maxLength": 128}
+_LIMIT = _query(
+    "limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "per page"
+)
+PATHS.update(
+    {
+        "/api/v1/auth/login": {
+            "post": _operation(
+                "Sign in: a 15-minute access token and a refresh token",
+                ("200", _ref("Session"), "signed in"),
+                (401, 429),
+                auth=None,
+                body=_body(
+                    {"email": _EMAIL, "password": {"type": "string"}}, ["email", "password"]
+                ),
+            )
+        },
+        "/api/v1/auth/refresh": {
+            "post": _operation(
+                "A new access token; the refresh token is replaced (use the new one)",
+                ("200", _ref("Session"), "refreshed"),
+                (401,),
+                auth=None,
+                body=_body({"refresh_token": {"type": "string"}}, ["refresh_token"]),
+            )
+        },
+        "/api/v1/auth/logout": {
+            "post": _operation(
+                "End the session: its refresh tokens are revoked",
+                ("204", None, "signed out"),
+                (401,),
+                auth=None,
+                body=_body({"refresh_token": {"type": "string"}}, ["refresh_token"]),
+            )
+        },
+        "/api/v1/auth/accept-invitation": {
+            "post": _operation(
+                "Choose a password with an invitation, and sign in",
+                ("200", _ref("Session"), "signed in"),
+                (401,),
+                auth=None,
+                body=_body(
+                    {"invitation": {"type": "string"}, "password": _PASSWORD},
+                    ["invitation", "password"],
+                ),
+            )
+        },
+        "/api/v1/auth/me": {
+            "get": _operation(
+                "Who the credential is: its merchant, role and scopes",
+                ("200", _ref("Principal"), "the caller"),
+                (401,),
+            )
+        },
+        "/api/v1/api-keys": {
+            "post": _operation(
+                "Create an API key (its secret is shown once, here)",
+                ("201", _ref("ApiKey"), "created, with secret"),
+                (401, 403, 422),
+                body=_body(
+                    {
+                        "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                        "scopes": {
+                            "type": "array",
+                            "items": {"enum": _SCOPE_NAMES},
+                            "minItems": 1,
+                            "maxItems": 64,
+                        },
+                        "expires_at": {"type": ["string", "null"], "format": "date-time"},
+                    },
+                    ["name", "scopes"],
+                ),
+            ),
+            "get": _operation(
+                "Your API keys (never their secrets)",
+                ("200", _list_of("ApiKey"), "keys"),
+                (401, 403),
+            ),
+        },
+        "/api/v1/api-keys/{key_id}": {
+            "delete": _operation(
+                "Revoke a key: refused on every worker at once",
+                ("200", _ref("ApiKey"), "revoked"),
+                (401, 403, 404),
+                parameters=[_KEY_ID],
+            )
+        },
+        "/api/v1/api-keys/{key_id}/roll": {
+            "post": _operation(
+                "A new secret for the key; the old one works for the grace period (24 h)",
+                ("200", _ref("ApiKey"), "rolled, with the new secret"),
+                (401, 403, 404),
+                parameters=[_KEY_ID],
+                body=_body(
+                    {
+                        "grace_period_seconds": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": 2592000,
+                            "default": 86400,
+                        }
+                    },
+                    [],
+                ),
+            )
+        },
+        "/api/v1/users": {
+            "get": _operation(
+                "The merchant's team", ("200", _list_of("User"), "users"), (401, 403)
+            ),
+            "post": _operation(
+                "Invite a user with a role (the invitation is shown once, here)",
+                ("201", _ref("User"), "invited"),
+                (401, 403, 409),
+                body=_body({"email": _EMAIL, "role": {"enum": _ROLE_NAMES}}, ["email", "role"]),
+            ),
+        },
+        "/api/v1/users/{user_id}": {
+            "patch": _operation(
+                "Change a user's role (a merchant keeps one owner)",
+                ("200", _ref("User"), "changed"),
+                (401, 403, 404, 422),
+                parameters=[_USER_ID],
+                body=_body({"role": {"enum": _ROLE_NAMES}}, ["role"]),
+            ),
+            "delete": _operation(
+                "Remove a user: their sessions end",
+                ("200", _ref("User"), "removed"),
+                (401, 403, 404, 422),
+                parameters=[_USER_ID],
+            ),
+        },
+        "/api/v1/audit-log": {
+            "get": _operation(
+                "The audit log, oldest first (owners: theirs; the admin: all, or ?merchant_id=)",
+                ("200", _list_of("AuditEntry"), "entries"),
+                (401, 403),
+                parameters=[
+                    _LIMIT,
+                    _query(
+                        "starting_after",
+                        {"type": "integer", "minimum": 0},
+                        "next_cursor of the previous page",
+                    ),
+                    _query("merchant_id", {"type": "string"}, "the admin only: one merchant's"),
+                ],
+            )
+        },
+        "/api/v1/admin/merchants": {
+            "get": _operation(
+                "Every merchant, by id",
+                ("200", _list_of("Merchant"), "merchants"),
+                (401, 403),
+                auth="admin",
+                parameters=[
+                    _LIMIT,
+                    _query("starting_after", {"type": "string"}, "next_cursor of the last page"),
+                ],
+            )
+        },
+        "/api/v1/admin/merchants/{merchant_id}": {
+            "get": _operation(
+                "One merchant",
+                ("200", _ref("Merchant"), "the merchant"),
+                (401, 403, 404),
+                auth="admin",
+                parameters=[_MERCHANT_ID],
+            ),
+            "patch": _operation(
+                "Set the fee (from the next invoice on) and the confirmation override",
+                ("200", _ref("Merchant"), "changed"),
+                (401, 403, 404),
+                auth="admin",
+                parameters=[_MERCHANT_ID],
+                body=_body(
+                    {
+                        "fee_percentage": {"type": "string", "example": "1.5"},
+                        "confirmations_override": {
+                            "type": ["integer", "null"],
+                            "minimum": 1,
+                            "maximum": 100,
+                        },
+                    },
+                    [],
+                ),
+            ),
+        },
+        "/api/v1/admin/merchants/{merchant_id}/suspend": {
+            "post": _operation(
+                "Suspend: keys and users refused (403); invoices still watched and settled",
+                ("200", _ref("Merchant"), "suspended"),
+                (401, 403, 404),
+                auth="admin",
+                parameters=[_MERCHANT_ID],
+            )
+        },
+        "/api/v1/admin/merchants/{merchant_id}/unsuspend": {
+            "post": _operation(
+                "Lift a suspension",
+                ("200", _ref("Merchant"), "active again"),
+                (401, 403, 404),
+                auth="admin",
+                parameters=[_MERCHANT_ID],
+            )
+        },
+    }
+)
+
+# The scope each merchant operation needs (web/*.py checks it; a test holds the two together).
+OPERATION_SCOPES: dict[tuple[str, str], Scope] = {
+    ("post", "/api/v1/invoices"): Scope.INVOICES_WRITE,
+    ("get", "/api/v1/invoices"): Scope.INVOICES_READ,
+    ("get", "/api/v1/invoices/{invoice_id}"): Scope.INVOICES_READ,
+    ("post", "/api/v1/invoices/{invoice_id}/cancel"): Scope.INVOICES_WRITE,
+    ("get", "/api/v1/invoices/{invoice_id}/settlement"): Scope.SETTLEMENTS_READ,
+    ("get", "/api/v1/settlements"): Scope.SETTLEMENTS_READ,
+    ("get", "/api/v1/settlements/{settlement_id}"): Scope.SETTLEMENTS_READ,
+    ("post", "/api/v1/webhook-endpoints"): Scope.WEBHOOKS_WRITE,
+    ("get", "/api/v1/webhook-endpoints"): Scope.WEBHOOKS_READ,
+    ("get", "/api/v1/webhook-endpoints/{endpoint_id}"): Scope.WEBHOOKS_READ,
+    ("patch", "/api/v1/webhook-endpoints/{endpoint_id}"): Scope.WEBHOOKS_WRITE,
+    ("delete", "/api/v1/webhook-endpoints/{endpoint_id}"): Scope.WEBHOOKS_WRITE,
+    ("post", "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): Scope.WEBHOOKS_WRITE,
+    ("post", "/api/v1/webhook-endpoints/{endpoint_id}/test"): Scope.WEBHOOKS_WRITE,
+    ("get", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries"): Scope.WEBHOOKS_READ,
+    ("post", "/api/v1/webhook-endpoints/{endpoint_id}/replay"): Scope.WEBHOOKS_WRITE,
+    ("get", "/api/v1/webhook-deliveries/{delivery_id}"): Scope.WEBHOOKS_READ,
+    ("post", "/api/v1/webhook-deliveries/{delivery_id}/redeliver"): Scope.WEBHOOKS_WRITE,
+    ("post", "/api/v1/api-keys"): Scope.KEYS_WRITE,
+    ("get", "/api/v1/api-keys"): Scope.KEYS_WRITE,
+    ("delete", "/api/v1/api-keys/{key_id}"): Scope.KEYS_WRITE,
+    ("post", "/api/v1/api-keys/{key_id}/roll"): Scope.KEYS_WRITE,
+    ("get", "/api/v1/users"): Scope.USERS_WRITE,
+    ("post", "/api/v1/users"): Scope.USERS_WRITE,
+    ("patch", "/api/v1/users/{user_id}"): Scope.USERS_WRITE,
+    ("delete", "/api/v1/users/{user_id}"): Scope.USERS_WRITE,
+    ("get", "/api/v1/audit-log"): Scope.AUDIT_READ,
+}
+_NOT_LIMITED = ("/healthz", "/readyz")
+_CONTENT_STATUSES = {
+    "400": "malformed input; error.param names the field",
+    "413": "body too large",
+    "401": "missing, unknown, expired or revoked credential",
+    "403": "the credential lacks the scope (insufficient_scope, param names it), or the "
+    "merchant is suspended (merchant_suspended)",
+    "429": "a rate limit is used up (rate_limit_exceeded, param names the tier); see Retry-After",
+}
 
 
 def _completed(paths: dict[str, Any]) -> dict[str, Any]:
-    """Every operation with every status the platform's middlewares can answer with."""
+    """Every operation with its security and scope, and every status the platform's
+    middlewares can answer with."""
     completed: dict[str, Any] = {}
     for path, item in paths.items():
         completed[path] = {}
-        for method, operation in item.items():
+        for method, original in item.items():
+            operation = dict(original)
             responses = dict(operation["responses"])
             statuses = ["400"]
             if "requestBody" in operation:
                 statuses.append("413")
             if operation.get("security"):
-                statuses.append("401")
+                statuses += ["401", "403"]
+            if path not in _NOT_LIMITED:
+                statuses.append("429")
+            scope = OPERATION_SCOPES.get((method, path))
+            if scope is not None:
+                operation["security"] = [{"apiKey": [scope.value]}, {"accessToken": [scope.value]}]
+                operation["x-required-scope"] = scope.value
+            elif operation.get("security") == _MERCHANT:
+                # Any valid credential (GET /api/v1/auth/me).
+                operation["security"] = [{"apiKey": []}, {"accessToken": []}]
             for status in statuses:
                 if status not in responses:
-                    text = _CONTENT_STATUSES.get(status, "missing or invalid API key")
-                    responses[status] = _json(_ERROR, text)
-            completed[path][method] = {**operation, "responses": responses}
+                    responses[status] = _json(_ERROR, _CONTENT_STATUSES[status])
+            operation["responses"] = responses
+            completed[path][method] = operation
     return completed
 
 
@@ -661,7 +1074,19 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "ck_… API key"}
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key, ck_…, for servers: it holds the scopes it was "
+                    "given (docs/security.md)",
+                },
+                "accessToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "A user's access token from POST /api/v1/auth/login, for "
+                    "the dashboard: it holds the scopes of the user's role",
+                },
             },
         },
     }

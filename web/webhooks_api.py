@@ -16,6 +16,7 @@ from aiohttp import web as aioweb
 
 from app.adapters.postgres.webhook_store import decode_cursor, encode_cursor
 from app.adapters.webhooks.ssrf import UnsafeUrl, UrlPolicy, validate_endpoint_url
+from app.domain.access import Scope
 from app.domain.webhooks import (
     Attempt,
     Delivery,
@@ -28,7 +29,7 @@ from app.services.ports import DeliveryQuery
 from app.services.webhook_endpoints import WebhookEndpoints
 from web.auth import Authenticator
 from web.errors import ApiError
-from web.input import read_json_object, whole_number
+from web.input import read_json_object, time_field, whole_number
 from web.presenters import format_time
 from web.requests import page_limit
 
@@ -161,19 +162,6 @@ def _endpoint_fields(body: dict[str, Any], policy: UrlPolicy, *, creating: bool)
     return {name: parsers[name](value) for name, value in body.items()}
 
 
-def _time_param(body: dict[str, Any], name: str) -> datetime:
-    value = body.get(name)
-    if not isinstance(value, str):
-        raise _bad(f"{name} is required: an RFC 3339 time such as 2026-11-22T10:00:00Z", name)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise _bad(f"{name} is not an RFC 3339 time: {value[:40]!r}", name) from None
-    if moment.tzinfo is None:
-        raise _bad(f"{name} needs a time zone (Z or +hh:mm)", name)
-    return moment
-
-
 def _grace(body: dict[str, Any]) -> timedelta:
     grace_seconds = body.get("grace_period_seconds", int(DEFAULT_GRACE.total_seconds()))
     maximum = int(MAX_GRACE.total_seconds())
@@ -206,7 +194,7 @@ class WebhookApi:
         router.add_post("/api/v1/webhook-deliveries/{delivery_id}/redeliver", self.redeliver)
 
     async def create_endpoint(self, request: aioweb.Request) -> aioweb.Response:
-        merchant = await self._auth.authenticate(request)
+        merchant = await self._auth.merchant(request, Scope.WEBHOOKS_WRITE)
         fields = _endpoint_fields(await read_json_object(request), self._policy, creating=True)
         settings = EndpointSettings(
             url=fields["url"],
@@ -218,30 +206,30 @@ class WebhookApi:
         return aioweb.json_response(endpoint_view(endpoint, secret), status=201)
 
     async def list_endpoints(self, request: aioweb.Request) -> aioweb.Response:
-        merchant = await self._auth.authenticate(request)
+        merchant = await self._auth.merchant(request, Scope.WEBHOOKS_READ)
         endpoints = await self._endpoints.endpoints(merchant.merchant_id)
         return aioweb.json_response({"data": [endpoint_view(endpoint) for endpoint in endpoints]})
 
     async def get_endpoint(self, request: aioweb.Request) -> aioweb.Response:
-        merchant = await self._auth.authenticate(request)
+        merchant = await self._auth.merchant(request, Scope.WEBHOOKS_READ)
         endpoint_id = request.match_info["endpoint_id"]
         endpoint = await self._endpoints.get(merchant.merchant_id, endpoint_id)
         return aioweb.json_response(endpoint_view(endpoint))
 
     async def update_endpoint(self, request: aioweb.Request) -> aioweb.Response:
-        merchant = await self._auth.authenticate(request)
+        merchant = await self._auth.merchant(request, Scope.WEBHOOKS_WRITE)
         endpoint_id = request.match_info["endpoint_id"]
         changes = _endpoint_fields(await read_json_object(request), self._policy, creating=False)
         endpoint = await self._endpoints.update(merchant.merchant_id, endpoint_id, changes)
         return aioweb.json_response(endpoint_view(endpoint))
 
     async def delete_endpoint(self, request: aioweb.Request) -> aioweb.Response:
-        merchant = await self._auth.authenticate(request)
+        merchant = await self._auth.merchant(request, Scope.WEBHOOKS_WRITE)
         await self._endpoints.delete(merchant.merchant_id, request.match_info["endpoint_id"])
         return aioweb.Response(status=204)
 
     async def rotate_secret(self, request: aioweb.Request) -> aioweb.Response:
-        merchant = await self._auth.authenticate(request)
+        merchant = await self._auth.merchant(request, Scope.WEBHOOKS_WRITE)
         endpoint_id = request.match_info["endpoint_id"]
         grace = _grace(await read_json_object(request, allow_empty=True))
         endpoint, secret = await self._endpoints.rotate_secret(
@@ -250,7 +238,7 @@ class WebhookApi:
         return aioweb.json_response(endpoint_view(endpoint, secret))
 
     async def send_test_event(self, request: aioweb.Request) -> aioweb.Response:
-        merchant = await self._auth.authenticate(request)
+        merchant = await self._auth.merchant(request, Scope.WEBHOOKS_WRITE)
         notification = await self._endpoints.send_test(
             merchant.merchant_id, request.match_info["endpoint_id"], now=datetime.now(UTC)
         )
@@ -260,7 +248,7 @@ class WebhookApi:
         )
 
     async def list_deliveries(self, request: aioweb.Request) -> aioweb.Response:
-        merchant = await self._auth.authenticate(request)
+        merchant = await self._auth.merchant(request, Scope.WEBHOOKS_READ)
         endpoint = await self._endpoints.get(
             merchant.merchant_id, request.match_info["endpoint_id"]
         )
@@ -286,7 +274,7 @@ class WebhookApi:
         )
 
     async def get_delivery(self, request: aioweb.Request) -> aioweb.Response:
-        merchant = await self._auth.authenticate(request)
+        merchant = await self._auth.merchant(request, Scope.WEBHOOKS_READ)
         delivery, event, attempts = await self._endpoints.delivery(
             merchant.merchant_id, request.match_info["delivery_id"]
         )
@@ -300,7 +288,7 @@ class WebhookApi:
 
     async def redeliver(self, request: aioweb.Request) -> aioweb.Response:
         """Send a delivery's event again, as a new delivery (the original's log is kept)."""
-        merchant = await self._auth.authenticate(request)
+        merchant = await self._auth.merchant(request, Scope.WEBHOOKS_WRITE)
         notification = await self._endpoints.redeliver(
             merchant.merchant_id, request.match_info["delivery_id"]
         )
@@ -311,11 +299,11 @@ class WebhookApi:
 
     async def replay(self, request: aioweb.Request) -> aioweb.Response:
         """Queue again every event of a time range that the endpoint wants, in their order."""
-        merchant = await self._auth.authenticate(request)
+        merchant = await self._auth.merchant(request, Scope.WEBHOOKS_WRITE)
         endpoint_id = request.match_info["endpoint_id"]
         await self._endpoints.enabled(merchant.merchant_id, endpoint_id)  # 404, 422 first
         body = await read_json_object(request)
-        start, end = _time_param(body, "from"), _time_param(body, "to")
+        start, end = time_field(body, "from"), time_field(body, "to")
         if end <= start:
             raise _bad("to must be after from", "to")
         queued = await self._endpoints.replay(merchant.merchant_id, endpoint_id, start, end)

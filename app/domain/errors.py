@@ -207,3 +207,53 @@ class PaymentAlreadyConfirmed(RuleViolation):
     """A request to take back a payment the invoice already counts as confirmed."""
 
     code = "payment_already_confirmed"
+
+
+# --- who is asking: credentials and permissions -------------------------------------------------
+
+
+class Unauthenticated(CheckoutError):
+    """The request's credentials do not say who is asking (missing, unknown, expired)."""
+
+    code = "authentication_required"
+
+
+class InvalidCredentials(Unauthenticated):
+    """An email and password that do not match an account; never says which of the two."""
+
+    code = "invalid_credentials"
+
+
+class InvalidRefreshToken(Unauthenticated):
+    """A refresh token that is unknown, expired, revoked or already used."""
+
+    code = "invalid_refresh_token"
+
+
+class Forbidden(CheckoutError):
+    """Who is asking is known, and may not do this."""
+
+    code = "forbidden"
+
+
+class InsufficientScope(Forbidden):
+    """The key or the user's role lacks the scope the operation needs; ``param`` names it."""
+
+    code = "insufficient_scope"
+
+
+class MerchantSuspended(Forbidden):
+    """The platform suspended the merchant: its keys and users are refused (its invoices are
+    still watched and settled)."""
+
+    code = "merchant_suspended"
+
+
+class TooManyAttempts(CheckoutError):
+    """Too many failed attempts (sign-ins) for the account or the address; retry later."""
+
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

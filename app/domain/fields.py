@@ -40,7 +40,8 @@ def _plain_text(text: str) -> str:
     return text
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
+    """``text`` if it is one line without control characters; else a ValueError."""
     if _NOT_IN_A_LINE.search(text):
         raise ValueError("must be one line without control characters or unpaired surrogates")
     return text
@@ -49,7 +50,7 @@ def _one_line(text: str) -> str:
 PlainText = Annotated[str, AfterValidator(_plain_text)]
 """Free text a merchant gives (a description, a reason): newlines and tabs allowed."""
 
-OneLineText = Annotated[str, AfterValidator(_one_line)]
+OneLineText = Annotated[str, AfterValidator(one_line)]
 """A merchant's reference or key (an order id, a metadata key): no control character at all."""
 
 

@@ -1,26 +1,186 @@
-"""The operator's commands on Faust's CLI (``checkout create-merchant …``), next to Faust's own.
+"""The operator's commands on Faust's CLI, next to Faust's own (``checkout --help``).
 
-Faust builds its command line from the app; these are added to it by ``register`` before
-``app.main()`` runs (app/cli.py).
+- ``create-merchant --name …``: a merchant and its first API key (every scope);
+- ``create-user --merchant … --email … --role owner|developer|viewer`` and
+  ``create-admin --email …``: the password is read from standard input (never an argument,
+  which ``ps`` and the shell history would show);
+- ``create-api-key --merchant … --name … --scopes a,b``, ``list-api-keys --merchant …``,
+  ``revoke-api-key --merchant … --key …``, ``roll-api-key --merchant … --key … [--grace …]``:
+  what a merchant does through the API, for the operator (the audit log names the operator).
+
+Each prints one JSON object on standard output; a refusal is one line on standard error and
+exit status 2. They work on PostgreSQL directly and tell the workers about key changes through
+Redis, so a revoked key is refused at once. ``register`` adds them before ``app.main()`` runs
+(app/cli.py).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import aiopg
 import faust
 import orjson
+import redis.asyncio as aioredis
 from faust.cli import option
 
-from app.adapters.postgres.merchants import PostgresMerchantStore
+from app.adapters.auth.passwords import Argon2Passwords
+from app.adapters.auth.tokens import TokenIssuer
+from app.adapters.postgres.api_keys import PostgresApiKeys
+from app.adapters.postgres.audit_log import PostgresAuditLog
+from app.adapters.postgres.merchants import PostgresMerchantAccounts, PostgresMerchantStore
+from app.adapters.postgres.users import PostgresUsers
+from app.adapters.redis.access_changes import RedisAccessChanges
+from app.adapters.redis.rate_limits import RateLimiter
+from app.domain.access import Principal, parse_scopes
 from app.domain.errors import CheckoutError
 from app.domain.fees import format_fee_percentage
+from app.services.access import AccessControl, ApiKeys, operator
+from app.services.credentials import SecretDigests
+from app.services.ports import ApiKeyRecord, AuditEntry, UserRecord
+from app.services.users import LoginLimits, UserAccounts
 from app.settings import Settings
 
 
+@dataclass(frozen=True)
+class _Tools:
+    merchants: PostgresMerchantStore
+    accounts: PostgresMerchantAccounts
+    keys: ApiKeys
+    users: UserAccounts
+    audit: PostgresAuditLog
+
+
+@asynccontextmanager
+async def _tools(settings: Settings) -> AsyncIterator[_Tools]:
+    pool = await aiopg.create_pool(settings.database_url, minsize=1, maxsize=2)
+    redis = aioredis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        digests = SecretDigests(settings.api_key_pepper)
+        accounts = PostgresMerchantAccounts(pool)
+        users = PostgresUsers(pool)
+        # Announces only (the CLI caches nothing), on the workers' channel.
+        changes = RedisAccessChanges(redis, channel=f"checkout:{settings.app_id}:access-changes")
+        tokens = TokenIssuer(settings.jwt_secret.encode())
+        api_keys = PostgresApiKeys(pool, digests)
+        access = AccessControl(api_keys, users, accounts, tokens, digests, changes)
+        yield _Tools(
+            merchants=PostgresMerchantStore(pool, digests),
+            accounts=accounts,
+            keys=ApiKeys(api_keys, digests, access),
+            users=UserAccounts(
+                users,
+                accounts,
+                Argon2Passwords(),
+                tokens,
+                digests,
+                access,
+                RateLimiter(redis, prefix=f"checkout:{settings.app_id}:rl:"),
+                LoginLimits(settings.login_failures_per_account, settings.login_failures_per_ip),
+            ),
+            audit=PostgresAuditLog(pool),
+        )
+    finally:
+        await redis.aclose()
+        pool.close()
+        await pool.wait_closed()
+
+
+def _print(body: dict[str, Any]) -> None:
+    sys.stdout.write(orjson.dumps(body).decode() + "\n")
+
+
+def _refuse(command: str, message: object) -> None:
+    print(f"checkout {command}: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _key_json(key: ApiKeyRecord, secret: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": key.key_id,
+        "merchant_id": key.merchant_id,
+        "name": key.name,
+        "scopes": sorted(scope.value for scope in key.scopes),
+        "created_at": key.created_at.isoformat(),
+        "expires_at": None if key.expires_at is None else key.expires_at.isoformat(),
+        "revoked_at": None if key.revoked_at is None else key.revoked_at.isoformat(),
+        "previous_secret_valid_until": (
+            None if key.previous_valid_until is None else key.previous_valid_until.isoformat()
+        ),
+    }
+    if secret is not None:
+        body["secret"] = secret
+    return body
+
+
+def _user_json(user: UserRecord) -> dict[str, Any]:
+    return {
+        "user_id": user.user_id,
+        "email": user.email,
+        "merchant_id": user.merchant_id,
+        "role": user.role.value,
+        "created_at": user.created_at.isoformat(),
+    }
+
+
+def _password_from_stdin(command: str) -> str:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        _refuse(command, "give the password on standard input (e.g. a pipe from your vault)")
+    return password
+
+
+async def _as_operator(tools: _Tools, command: str, merchant_id: str) -> Principal:
+    account = await tools.accounts.account(merchant_id)
+    if account is None:
+        _refuse(command, f"no merchant {merchant_id}")
+    assert account is not None
+    return operator(account)
+
+
+async def _audited(
+    tools: _Tools,
+    command: str,
+    merchant_id: str | None,
+    target: Callable[[Any], str | None],
+    work: Callable[[], Awaitable[Any]],
+) -> Any:
+    """Run ``work``; append its entry to the audit log, done or refused."""
+    try:
+        result = await work()
+    except (CheckoutError, ValueError) as exc:
+        await tools.audit.append(
+            AuditEntry(
+                action=f"cli {command}",
+                result="refused",
+                actor_kind="operator",
+                actor_id="operator",
+                merchant_id=merchant_id,
+                details={"error": str(exc)[:300]},
+            )
+        )
+        _refuse(command, exc)
+    await tools.audit.append(
+        AuditEntry(
+            action=f"cli {command}",
+            result="ok",
+            actor_kind="operator",
+            actor_id="operator",
+            merchant_id=merchant_id,
+            target_id=target(result),
+        )
+    )
+    return result
+
+
 def register(app: faust.App, settings: Settings) -> None:
+    merchant_option = option("--merchant", type=str, required=True, help="The merchant's id.")
+
     @app.command(
         option("--name", type=str, required=True, help="The merchant's business name."),
         option(
@@ -40,29 +200,143 @@ def register(app: faust.App, settings: Settings) -> None:
     async def create_merchant(
         self: Any, name: str, fee_percentage: str, confirmations: int | None
     ) -> None:
-        """Create a merchant with an API key; prints JSON with merchant_id and api_key.
+        """Create a merchant with an API key (every scope); prints JSON with the key.
 
         The API key is shown this once: store it in the merchant's secret manager.
         """
-        pool = await aiopg.create_pool(settings.database_url, minsize=1, maxsize=1)
-        try:
-            issued = await PostgresMerchantStore(pool).create_merchant(
-                name,
-                fee_percentage=fee_percentage,
-                confirmation_override=confirmations,
+        async with _tools(settings) as tools:
+            issued = await _audited(
+                tools,
+                "create-merchant",
+                None,
+                lambda issued: issued.merchant.merchant_id,
+                lambda: tools.merchants.create_merchant(
+                    name, fee_percentage=fee_percentage, confirmation_override=confirmations
+                ),
             )
-        except (CheckoutError, ValueError) as exc:
-            print(f"checkout create-merchant: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-        finally:
-            pool.close()
-            await pool.wait_closed()
         merchant = issued.merchant
-        body = {
-            "merchant_id": merchant.merchant_id,
-            "name": merchant.name,
-            "fee_percentage": format_fee_percentage(merchant.fee_percentage),
-            "confirmation_override": merchant.confirmation_override,
-            "api_key": issued.api_key,
-        }
-        sys.stdout.write(orjson.dumps(body).decode() + "\n")
+        _print(
+            {
+                "merchant_id": merchant.merchant_id,
+                "name": merchant.name,
+                "fee_percentage": format_fee_percentage(merchant.fee_percentage),
+                "confirmation_override": merchant.confirmation_override,
+                "api_key": issued.api_key,
+            }
+        )
+
+    @app.command(
+        merchant_option,
+        option("--email", type=str, required=True, help="The user's email (their sign-in)."),
+        option(
+            "--role",
+            type=str,
+            required=True,
+            help="owner, developer or viewer (docs/security.md: what each may do).",
+        ),
+    )
+    async def create_user(self: Any, merchant: str, email: str, role: str) -> None:
+        """Create a merchant user; the password is read from standard input. Prints JSON."""
+        password = _password_from_stdin("create-user")
+        async with _tools(settings) as tools:
+            user = await _audited(
+                tools,
+                "create-user",
+                merchant,
+                lambda user: user.user_id,
+                lambda: tools.users.create_user(
+                    email=email, password=password, role=role, merchant_id=merchant
+                ),
+            )
+        _print(_user_json(user))
+
+    @app.command(
+        option("--email", type=str, required=True, help="The admin's email (their sign-in)."),
+    )
+    async def create_admin(self: Any, email: str) -> None:
+        """Create a platform admin; the password is read from standard input. Prints JSON."""
+        password = _password_from_stdin("create-admin")
+        async with _tools(settings) as tools:
+            user = await _audited(
+                tools,
+                "create-admin",
+                None,
+                lambda user: user.user_id,
+                lambda: tools.users.create_user(
+                    email=email, password=password, role="admin", merchant_id=None
+                ),
+            )
+        _print(_user_json(user))
+
+    @app.command(
+        merchant_option,
+        option("--name", type=str, required=True, help="What the key is for."),
+        option(
+            "--scopes",
+            type=str,
+            required=True,
+            help="Comma-separated scopes, e.g. invoices:read,invoices:write.",
+        ),
+    )
+    async def create_api_key(self: Any, merchant: str, name: str, scopes: str) -> None:
+        """Create an API key for a merchant; prints JSON with its secret, shown once."""
+        async with _tools(settings) as tools:
+            principal = await _as_operator(tools, "create-api-key", merchant)
+            key, secret = await _audited(
+                tools,
+                "create-api-key",
+                merchant,
+                lambda created: created[0].key_id,
+                lambda: tools.keys.create(
+                    principal,
+                    name=name,
+                    scopes=parse_scopes(item.strip() for item in scopes.split(",") if item),
+                ),
+            )
+        _print(_key_json(key, secret))
+
+    @app.command(merchant_option)
+    async def list_api_keys(self: Any, merchant: str) -> None:
+        """A merchant's API keys (never their secrets), as JSON."""
+        async with _tools(settings) as tools:
+            principal = await _as_operator(tools, "list-api-keys", merchant)
+            keys = await tools.keys.keys(principal)
+        _print({"data": [_key_json(key) for key in keys]})
+
+    @app.command(merchant_option, option("--key", type=str, required=True, help="The key's id."))
+    async def revoke_api_key(self: Any, merchant: str, key: str) -> None:
+        """Revoke an API key: every worker refuses it at once."""
+        async with _tools(settings) as tools:
+            principal = await _as_operator(tools, "revoke-api-key", merchant)
+            revoked = await _audited(
+                tools,
+                "revoke-api-key",
+                merchant,
+                lambda revoked: revoked.key_id,
+                lambda: tools.keys.revoke(principal, key),
+            )
+        _print(_key_json(revoked))
+
+    @app.command(
+        merchant_option,
+        option("--key", type=str, required=True, help="The key's id."),
+        option(
+            "--grace",
+            type=int,
+            default=86400,
+            show_default=True,
+            help="Seconds the old secret keeps working (0 to 2592000).",
+        ),
+    )
+    async def roll_api_key(self: Any, merchant: str, key: str, grace: int) -> None:
+        """A new secret for an API key; prints JSON with it, shown once."""
+        async with _tools(settings) as tools:
+            principal = await _as_operator(tools, "roll-api-key", merchant)
+            rolled, secret = await _audited(
+                tools,
+                "roll-api-key",
+                merchant,
+                lambda rolled: rolled[0].key_id,
+                lambda: tools.keys.roll(principal, key, grace=timedelta(seconds=grace)),
+            )
+        _print(_key_json(rolled, secret))

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol
 
+from app.domain.access import Role, Scope
 from app.domain.commands import InvoiceCommand
 from app.domain.deposit import ConfirmationWatch, DepositAccount, DepositRegistration
 from app.domain.events import DomainEvent
@@ -125,7 +127,7 @@ class Ledger(Protocol):
 
 
 class MerchantStore(Protocol):
-    async def authenticate(self, api_key: str) -> Merchant | None: ...
+    async def get(self, merchant_id: str) -> Merchant | None: ...
 
 
 @dataclass(frozen=True)
@@ -287,3 +289,218 @@ class LiveViews(Protocol):
     def subscribe(self, invoice_id: str) -> AbstractAsyncContextManager[ViewSubscription]: ...
 
     async def aclose(self) -> None: ...
+
+
+# --- access: keys, users, the admin, the audit log (app/services/access.py, users.py, admin.py) -
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """An API key as its merchant sees it (never its secret)."""
+
+    key_id: str
+    merchant_id: str
+    name: str
+    scopes: frozenset[Scope]
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    rolled_at: datetime | None = None
+    previous_valid_until: datetime | None = None  # a rolled key's old secret works until then
+    created_by: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyCredentials:
+    """What checking a key needs: its record, its secrets' digests, its merchant's state."""
+
+    key: ApiKeyRecord
+    secret_hmac: bytes
+    previous_secret_hmac: bytes | None
+    merchant: Merchant
+    suspended: bool
+
+
+class ApiKeyStore(Protocol):
+    async def add(self, key: ApiKeyRecord, secret_hmac: bytes) -> None: ...
+
+    async def credentials(self, key_id: str) -> KeyCredentials | None:
+        """The key unless unknown or revoked (expiry is the caller's to check)."""
+        ...
+
+    async def keys(self, merchant_id: str) -> list[ApiKeyRecord]: ...
+
+    async def revoke(self, merchant_id: str, key_id: str) -> ApiKeyRecord | None: ...
+
+    async def roll(
+        self, merchant_id: str, key_id: str, secret_hmac: bytes, previous_valid_until: datetime
+    ) -> ApiKeyRecord | None: ...
+
+
+@dataclass(frozen=True)
+class MerchantAccount:
+    """A merchant as the platform admin sees it."""
+
+    merchant: Merchant
+    created_at: datetime
+    suspended_at: datetime | None
+
+
+class MerchantAccounts(Protocol):
+    async def account(self, merchant_id: str) -> MerchantAccount | None: ...
+
+    async def accounts(self, *, after: str | None, limit: int) -> list[MerchantAccount]: ...
+
+    async def update(
+        self, merchant_id: str, changes: Mapping[str, Decimal | int | None]
+    ) -> MerchantAccount | None:
+        """Set ``fee_percentage`` and/or ``confirmation_override`` (None clears it)."""
+        ...
+
+    async def set_suspended(self, merchant_id: str, suspended: bool) -> MerchantAccount | None: ...
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    user_id: str
+    email: str
+    merchant_id: str | None  # None: a platform admin
+    role: Role
+    created_at: datetime
+    password_hash: str | None = None  # None: invited, no password yet
+    disabled_at: datetime | None = None
+    created_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Invitation:
+    invitation_id: str
+    user_id: str
+    secret_hmac: bytes
+    expires_at: datetime
+    accepted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RefreshRecord:
+    token_id: str
+    family_id: str  # one sign-in: every token a refresh chain made from it
+    user_id: str
+    secret_hmac: bytes
+    expires_at: datetime
+    replaced_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class UserStore(Protocol):
+    async def add_user(self, user: UserRecord) -> None:
+        """Raises ``AlreadyExists`` when the email has an account."""
+        ...
+
+    async def user(self, user_id: str) -> UserRecord | None: ...
+
+    async def user_by_email(self, email: str) -> UserRecord | None: ...
+
+    async def users(self, merchant_id: str) -> list[UserRecord]: ...
+
+    async def set_password(self, user_id: str, password_hash: str) -> None: ...
+
+    async def set_role(self, merchant_id: str, user_id: str, role: Role) -> UserRecord | None: ...
+
+    async def disable(self, merchant_id: str, user_id: str) -> UserRecord | None: ...
+
+    async def add_invitation(self, invitation: Invitation) -> None: ...
+
+    async def invitation(self, invitation_id: str) -> Invitation | None: ...
+
+    async def accept_invitation(self, invitation_id: str, password_hash: str) -> bool:
+        """Set the invitee's password, once: False if the invitation was used already."""
+        ...
+
+    async def add_refresh(self, token: RefreshRecord) -> None: ...
+
+    async def refresh_token(self, token_id: str) -> RefreshRecord | None: ...
+
+    async def replace_refresh(self, token_id: str) -> bool:
+        """Mark the token used, once: False if it was used or revoked already."""
+        ...
+
+    async def revoke_family(self, family_id: str) -> None: ...
+
+    async def revoke_user_tokens(self, user_id: str) -> None: ...
+
+
+class PasswordHashing(Protocol):
+    dummy_hash: str
+
+    def check_policy(self, password: str) -> None:
+        """Raise a ``CheckoutError`` naming why ``password`` may not be chosen."""
+        ...
+
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, stored: str, password: str) -> bool: ...
+
+    def needs_rehash(self, stored: str) -> bool: ...
+
+
+class AccessClaims(Protocol):
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def merchant_id(self) -> str | None: ...
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def expires_at(self) -> int: ...
+
+
+class AccessTokens(Protocol):
+    @property
+    def access_ttl(self) -> timedelta: ...
+
+    def issue_access(
+        self, user_id: str, merchant_id: str | None, role: str
+    ) -> tuple[str, AccessClaims]: ...
+
+    def verify_access(self, token: str) -> AccessClaims:
+        """The claims, or ``Unauthenticated`` (a subclass) saying why not."""
+        ...
+
+
+class AccessChanges(Protocol):
+    """Tells every worker that a key, a user or a merchant changed (Redis pub/sub), so cached
+    credentials are dropped at once; ``healthy`` is False while the worker may miss news."""
+
+    healthy: bool
+
+    async def announce(self, subject: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    action: str
+    result: str
+    actor_kind: str  # api_key, user, operator, anonymous
+    merchant_id: str | None = None
+    actor_id: str | None = None
+    actor_role: str | None = None
+    target_id: str | None = None
+    request_id: str | None = None
+    client_address: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    entry_id: int | None = None
+    occurred_at: datetime | None = None
+
+
+class AuditLog(Protocol):
+    async def append(self, entry: AuditEntry) -> None: ...
+
+    async def entries(
+        self, merchant_id: str | None, *, after: int | None, limit: int
+    ) -> list[AuditEntry]:
+        """Oldest first, from ``after`` (an entry id); ``merchant_id`` None: every merchant's."""
+        ...

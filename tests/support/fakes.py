@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -20,10 +21,13 @@ from typing import Any, cast
 import orjson
 
 from agents.invoices import InvoiceAgent
+from app.adapters.auth.passwords import Argon2Passwords
+from app.adapters.auth.tokens import TokenIssuer
 from app.bootstrap import Ports, Services, build_services
+from app.domain.access import ALL_SCOPES, Role
 from app.domain.commands import InvoiceCommand
 from app.domain.deposit import DepositRegistration
-from app.domain.errors import CheckoutError
+from app.domain.errors import AlreadyExists, CheckoutError
 from app.domain.events import DomainEvent
 from app.domain.invoice import Invoice
 from app.domain.merchant import Merchant
@@ -38,6 +42,7 @@ from app.domain.webhooks import (
 from app.runtime.codecs import encode_invoice_command, encode_notification
 from app.runtime.commands import read_answer
 from app.runtime.dead_letters import DeadLetters
+from app.services.credentials import API_KEY, SecretDigests, parse_credential
 from app.services.errors import CommandTimeout
 from app.services.live_view import (
     MAINNET_USDT_CONTRACT,
@@ -48,12 +53,20 @@ from app.services.live_view import (
     render_view,
 )
 from app.services.ports import (
+    ApiKeyRecord,
+    AuditEntry,
     Booking,
     DeliveryQuery,
     IdempotentRequest,
+    Invitation,
     InvoicePage,
     InvoiceQuery,
+    KeyCredentials,
+    MerchantAccount,
+    RefreshRecord,
+    UserRecord,
 )
+from app.services.rate_limits import Decision, Rate
 from app.settings import Settings
 from tables import Tables
 
@@ -228,15 +241,221 @@ class MemoryLedger:
 
 MERCHANT = Merchant("mer_shop", "Test Shop", Decimal("1.0"), None)
 OTHER_MERCHANT = Merchant("mer_other", "Other Shop", Decimal("2.5"), None)
-API_KEYS = {"ck_shop_key": MERCHANT, "ck_other_key": OTHER_MERCHANT}
+# Real credentials (app/services/credentials.py), every scope: what create-merchant hands out.
+SHOP_API_KEY = "ck_00000000000005a0_shop-secret-shop-secret-shop-secret-00001"
+OTHER_API_KEY = "ck_00000000000007b0_other-secret-other-secret-other-secret-01"
+TEST_PEPPER = "test pepper of API keys, thirty-two characters or more"
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-class MemoryMerchants:
-    def __init__(self, keys: Mapping[str, Merchant] = API_KEYS) -> None:
-        self.keys = dict(keys)
+class MemoryMerchantAccounts:
+    def __init__(self, merchants: Iterable[Merchant] = (MERCHANT, OTHER_MERCHANT)) -> None:
+        self.by_id = {m.merchant_id: MerchantAccount(m, EPOCH, None) for m in merchants}
 
-    async def authenticate(self, api_key: str) -> Merchant | None:
-        return self.keys.get(api_key)
+    async def account(self, merchant_id: str) -> MerchantAccount | None:
+        return self.by_id.get(merchant_id)
+
+    async def accounts(self, *, after: str | None, limit: int) -> list[MerchantAccount]:
+        ids = sorted(i for i in self.by_id if after is None or i > after)
+        return [self.by_id[i] for i in ids[:limit]]
+
+    async def update(
+        self, merchant_id: str, changes: Mapping[str, Decimal | int | None]
+    ) -> MerchantAccount | None:
+        account = self.by_id.get(merchant_id)
+        if account is None:
+            return None
+        merchant = replace(account.merchant, **changes)  # type: ignore[arg-type]
+        self.by_id[merchant_id] = replace(account, merchant=merchant)
+        return self.by_id[merchant_id]
+
+    async def set_suspended(self, merchant_id: str, suspended: bool) -> MerchantAccount | None:
+        account = self.by_id.get(merchant_id)
+        if account is None:
+            return None
+        moment = datetime.now(UTC) if suspended else None
+        self.by_id[merchant_id] = replace(account, suspended_at=moment)
+        return self.by_id[merchant_id]
+
+
+class MemoryApiKeys:
+    def __init__(self, merchants: MemoryMerchantAccounts, digests: SecretDigests) -> None:
+        self._merchants = merchants
+        self.rows: dict[str, tuple[ApiKeyRecord, bytes, bytes | None]] = {}
+        for key, merchant in ((SHOP_API_KEY, MERCHANT), (OTHER_API_KEY, OTHER_MERCHANT)):
+            parsed = parse_credential(API_KEY, key)
+            assert parsed is not None
+            record = ApiKeyRecord(
+                parsed.credential_id, merchant.merchant_id, "default key", ALL_SCOPES, EPOCH
+            )
+            self.rows[record.key_id] = (record, digests.of(parsed.secret), None)
+
+    async def add(self, key: ApiKeyRecord, secret_hmac: bytes) -> None:
+        self.rows[key.key_id] = (key, secret_hmac, None)
+
+    async def credentials(self, key_id: str) -> KeyCredentials | None:
+        row = self.rows.get(key_id)
+        if row is None or row[0].revoked_at is not None:
+            return None
+        account = self._merchants.by_id[row[0].merchant_id]
+        return KeyCredentials(
+            row[0], row[1], row[2], account.merchant, account.suspended_at is not None
+        )
+
+    async def keys(self, merchant_id: str) -> list[ApiKeyRecord]:
+        return [row[0] for row in self.rows.values() if row[0].merchant_id == merchant_id]
+
+    async def revoke(self, merchant_id: str, key_id: str) -> ApiKeyRecord | None:
+        row = self.rows.get(key_id)
+        if row is None or row[0].merchant_id != merchant_id or row[0].revoked_at is not None:
+            return None
+        revoked = replace(row[0], revoked_at=datetime.now(UTC))
+        self.rows[key_id] = (revoked, row[1], row[2])
+        return revoked
+
+    async def roll(
+        self, merchant_id: str, key_id: str, secret_hmac: bytes, previous_valid_until: datetime
+    ) -> ApiKeyRecord | None:
+        row = self.rows.get(key_id)
+        if row is None or row[0].merchant_id != merchant_id or row[0].revoked_at is not None:
+            return None
+        rolled = replace(
+            row[0], rolled_at=datetime.now(UTC), previous_valid_until=previous_valid_until
+        )
+        self.rows[key_id] = (rolled, secret_hmac, row[1])
+        return rolled
+
+
+class MemoryUsers:
+    def __init__(self) -> None:
+        self.by_id: dict[str, UserRecord] = {}
+        self.invitations: dict[str, Invitation] = {}
+        self.refresh: dict[str, RefreshRecord] = {}
+
+    async def add_user(self, user: UserRecord) -> None:
+        if any(known.email == user.email for known in self.by_id.values()):
+            raise AlreadyExists(f"{user.email} has an account")
+        self.by_id[user.user_id] = user
+
+    async def user(self, user_id: str) -> UserRecord | None:
+        return self.by_id.get(user_id)
+
+    async def user_by_email(self, email: str) -> UserRecord | None:
+        return next((u for u in self.by_id.values() if u.email == email), None)
+
+    async def users(self, merchant_id: str) -> list[UserRecord]:
+        return [u for u in self.by_id.values() if u.merchant_id == merchant_id]
+
+    async def set_password(self, user_id: str, password_hash: str) -> None:
+        self.by_id[user_id] = replace(self.by_id[user_id], password_hash=password_hash)
+
+    async def set_role(self, merchant_id: str, user_id: str, role: Role) -> UserRecord | None:
+        user = self.by_id.get(user_id)
+        if user is None or user.merchant_id != merchant_id:
+            return None
+        self.by_id[user_id] = replace(user, role=role)
+        return self.by_id[user_id]
+
+    async def disable(self, merchant_id: str, user_id: str) -> UserRecord | None:
+        user = self.by_id.get(user_id)
+        if user is None or user.merchant_id != merchant_id or user.disabled_at is not None:
+            return None
+        self.by_id[user_id] = replace(user, disabled_at=datetime.now(UTC))
+        return self.by_id[user_id]
+
+    async def add_invitation(self, invitation: Invitation) -> None:
+        self.invitations[invitation.invitation_id] = invitation
+
+    async def invitation(self, invitation_id: str) -> Invitation | None:
+        return self.invitations.get(invitation_id)
+
+    async def accept_invitation(self, invitation_id: str, password_hash: str) -> bool:
+        invitation = self.invitations[invitation_id]
+        if invitation.accepted_at is not None:
+            return False
+        self.invitations[invitation_id] = replace(invitation, accepted_at=datetime.now(UTC))
+        await self.set_password(invitation.user_id, password_hash)
+        return True
+
+    async def add_refresh(self, token: RefreshRecord) -> None:
+        self.refresh[token.token_id] = token
+
+    async def refresh_token(self, token_id: str) -> RefreshRecord | None:
+        return self.refresh.get(token_id)
+
+    async def replace_refresh(self, token_id: str) -> bool:
+        token = self.refresh[token_id]
+        if token.replaced_at is not None or token.revoked_at is not None:
+            return False
+        self.refresh[token_id] = replace(token, replaced_at=datetime.now(UTC))
+        return True
+
+    async def revoke_family(self, family_id: str) -> None:
+        for token_id, token in self.refresh.items():
+            if token.family_id == family_id and token.revoked_at is None:
+                self.refresh[token_id] = replace(token, revoked_at=datetime.now(UTC))
+
+    async def revoke_user_tokens(self, user_id: str) -> None:
+        for token_id, token in self.refresh.items():
+            if token.user_id == user_id and token.revoked_at is None:
+                self.refresh[token_id] = replace(token, revoked_at=datetime.now(UTC))
+
+
+class MemoryAuditLog:
+    def __init__(self) -> None:
+        self.entries_written: list[AuditEntry] = []
+
+    async def append(self, entry: AuditEntry) -> None:
+        self.entries_written.append(
+            replace(entry, entry_id=len(self.entries_written) + 1, occurred_at=datetime.now(UTC))
+        )
+
+    async def entries(
+        self, merchant_id: str | None, *, after: int | None, limit: int
+    ) -> list[AuditEntry]:
+        return [
+            entry
+            for entry in self.entries_written
+            if (merchant_id is None or entry.merchant_id == merchant_id)
+            and (after is None or (entry.entry_id or 0) > after)
+        ][:limit]
+
+
+class MemoryAccessChanges:
+    def __init__(self) -> None:
+        self.healthy = True
+        self.announced: list[str] = []
+
+    async def announce(self, subject: str) -> None:
+        self.announced.append(subject)
+
+
+class MemoryLimiter:
+    """GCRA as the Redis script computes it, on this process's clock."""
+
+    def __init__(self) -> None:
+        self.tat: dict[str, float] = {}
+
+    async def hit(self, key: str, rate: Rate, *, cost: int = 1) -> Decision:
+        return self._decide(key, rate, cost, spend=True)
+
+    async def peek(self, key: str, rate: Rate) -> Decision:
+        return self._decide(key, rate, 1, spend=False)
+
+    def _decide(self, key: str, rate: Rate, cost: int, *, spend: bool) -> Decision:
+        now = time.monotonic()
+        interval = rate.period / rate.count
+        tolerance = interval * rate.count
+        tat = max(self.tat.get(key, now), now)
+        new_tat = tat + cost * interval
+        if now < new_tat - tolerance:
+            remaining = int((tolerance - (tat - now)) // interval)
+            return Decision(False, rate.count, remaining, tat - now, new_tat - tolerance - now)
+        if spend:
+            self.tat[key] = new_tat
+            tat = new_tat
+        remaining = int((tolerance - (tat - now)) // interval)
+        return Decision(True, rate.count, remaining, tat - now, 0.0)
 
 
 class MemoryIdempotencyKeys:
@@ -545,6 +764,10 @@ class MemoryWorld:
     live_views: MemoryLiveViews
     gateway: InProcessInvoiceAgent
     dead_letter_topics: DeadLetterTopics
+    merchant_accounts: MemoryMerchantAccounts
+    users: MemoryUsers
+    audit_log: MemoryAuditLog
+    settings: Settings
 
     @property
     def tables(self) -> Tables:
@@ -556,6 +779,10 @@ class MemoryWorld:
 
 
 def memory_world(settings: Settings | None = None) -> MemoryWorld:
+    settings = settings or Settings(api_key_pepper=TEST_PEPPER)
+    merchant_accounts = MemoryMerchantAccounts()
+    users = MemoryUsers()
+    audit_log = MemoryAuditLog()
     tables = Tables.in_memory()
     publisher = RecordingPublisher()
     ledger = MemoryLedger()
@@ -569,7 +796,6 @@ def memory_world(settings: Settings | None = None) -> MemoryWorld:
         publisher=publisher,
         invoice_gateway=gateway,
         ledger=ledger,
-        merchants=MemoryMerchants(),
         idempotency=MemoryIdempotencyKeys(),
         addresses=MemoryAddresses(),
         projections=projections,
@@ -578,8 +804,16 @@ def memory_world(settings: Settings | None = None) -> MemoryWorld:
         webhook_store=webhooks,
         dispatcher=dispatcher,
         live_views=live_views,
+        api_keys=MemoryApiKeys(merchant_accounts, SecretDigests(settings.api_key_pepper)),
+        users=users,
+        merchant_accounts=merchant_accounts,
+        audit_log=audit_log,
+        access_changes=MemoryAccessChanges(),
+        limiter=MemoryLimiter(),
+        passwords=Argon2Passwords(),
+        tokens=TokenIssuer(settings.jwt_secret.encode()),
     )
-    services = build_services(ports, settings or Settings())
+    services = build_services(ports, settings)
     dead_letter_topics = DeadLetterTopics()
     gateway.agent = InvoiceAgent(
         services.invoice_commands, dead_letter_topics.dead_letters, NoReplies()
@@ -595,6 +829,10 @@ def memory_world(settings: Settings | None = None) -> MemoryWorld:
         live_views,
         gateway,
         dead_letter_topics,
+        merchant_accounts,
+        users,
+        audit_log,
+        settings,
     )
 
 

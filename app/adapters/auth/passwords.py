@@ -17,11 +17,10 @@ password typed on keyboards or systems that compose accents differently still ma
 stay the same forever: changing it would lock out users whose passwords it affects.
 
 Hashing is CPU-bound and holds the calling thread for its whole duration; the ``*_async``
-variants run it in a thread (``asyncio.to_thread``; argon2-cffi releases the GIL) so a login
-never stalls the worker's event loop, its Kafka heartbeats and its other requests. Those threads
-are the event loop's default executor (min(32, CPUs + 4) threads: 6 on 2 cores), which also
-bounds how many hashes run at once, and so their memory (6 × 19 MiB); a burst of sign-ins queues
-there, alongside anything else the worker sends to that executor.
+variants run it in a thread (argon2-cffi releases the GIL) so a login never stalls the worker's
+event loop, its Kafka heartbeats and its other requests. The threads are two of their own, which
+bounds how many hashes run at once, and so their memory (2 × 19 MiB); a burst of sign-ins queues
+there, and the failed-sign-in limits (app/services/users.py) bound the burst.
 
 When the email given at sign-in matches no user, verify the password against ``DUMMY_HASH`` anyway
 and then refuse: an unknown email then costs the same time as a wrong password, so response times
@@ -33,10 +32,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import Argon2Error
+
+from app.domain.errors import CheckoutError
 
 TIME_COST: Final = 2
 """Passes over the memory (OWASP: t=2 with 19 MiB)."""
@@ -61,8 +63,13 @@ _HASHER: Final = PasswordHasher(
 )
 
 
-class WeakPassword(ValueError):
+class WeakPassword(CheckoutError, ValueError):
     """A password refused by the policy; the message says why and can be shown to the user."""
+
+    code = "password_too_weak"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="password")
 
 
 def check_password_policy(password: str) -> None:
@@ -126,14 +133,21 @@ def needs_rehash(stored: str) -> bool:
         return True
 
 
+# Hashes run on threads of their own: two (one per core), so a burst of sign-ins queues here, in
+# bounded memory (2 × 19 MiB), and never takes the threads the event loop lends to DNS lookups.
+_HASHING: Final = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+
+
 async def hash_password_async(password: str) -> str:
     """``hash_password`` in a thread, so the event loop keeps serving while argon2 works."""
-    return await asyncio.to_thread(hash_password, password)
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, hash_password, password)
 
 
 async def verify_password_async(stored: str, password: str) -> bool:
     """``verify_password`` in a thread, so the event loop keeps serving while argon2 works."""
-    return await asyncio.to_thread(verify_password, stored, password)
+    return await asyncio.get_running_loop().run_in_executor(
+        _HASHING, verify_password, stored, password
+    )
 
 
 def _normalise(password: str) -> str:
@@ -157,3 +171,21 @@ DUMMY_HASH: Final = hash_password(secrets.token_urlsafe(32))
 Verify against it when no user has the given email, so that path costs what a wrong password
 costs. It is made with the same parameters as real hashes precisely so the timing matches.
 """
+
+
+class Argon2Passwords:
+    """The ``PasswordHashing`` port (app/services/ports.py) over this module."""
+
+    dummy_hash: str = DUMMY_HASH
+
+    def check_policy(self, password: str) -> None:
+        check_password_policy(password)
+
+    async def hash(self, password: str) -> str:
+        return await hash_password_async(password)
+
+    async def verify(self, stored: str, password: str) -> bool:
+        return await verify_password_async(stored, password)
+
+    def needs_rehash(self, stored: str) -> bool:
+        return needs_rehash(stored)

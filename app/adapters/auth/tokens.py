@@ -18,27 +18,20 @@ or payload costs nothing.
 real clock: the tests show expiry by passing a later ``now`` instead of sleeping. The signature,
 the algorithm, the issuer and the presence of the claims are still PyJWT's to check.
 
-A refresh token (``rt_<token id>_<secret>``, like the API keys' ``ck_<key id>_<secret>`` of
-``app/adapters/postgres/merchants.py``) is opaque and lives in the database, so it can be revoked.
-The token id finds the row; the database holds only ``hash_secret(pepper, secret)``, an
-HMAC-SHA256 under a pepper kept in the settings, never in the database. The secret is 256 random
-bits, so no slow hash is needed (it cannot be guessed, unlike a password); the pepper means a
-database dump alone cannot even confirm a token seen elsewhere. Refresh tokens rotate: each use
-revokes the one presented and issues a new one; a revoked token presented again means it was
-copied, and the store should then revoke every token of that session.
+Refresh tokens are opaque credentials kept in the database (app/services/credentials.py), so
+they can be revoked; they rotate on each use (app/services/users.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import jwt
+
+from app.domain.errors import Unauthenticated
 
 ALGORITHM: Final = "HS256"
 ACCESS_TOKEN_TYPE: Final = "access"  # noqa: S105 - a claim value, not a secret
@@ -49,21 +42,20 @@ MAX_TOKEN_LENGTH: Final = 4096
 LEEWAY: Final = timedelta(seconds=10)
 """Clock skew tolerated between the workers that issue and those that verify."""
 
-REFRESH_TOKEN_PREFIX: Final = "rt_"  # noqa: S105 - a prefix, not a secret
-MIN_PEPPER_BYTES: Final = 32
 
 # Claims PyJWT must find (non-null). ``merchant_id`` is checked apart: null is its admin value,
 # which PyJWT's ``require`` would take for "missing".
 _REQUIRED_CLAIMS: Final = ["sub", "role", "iat", "exp", "iss", "jti", "typ"]
-# 16 hex characters of id; 32 random bytes of secret as unpadded URL-safe base64 (43 characters).
-_REFRESH_TOKEN: Final = re.compile(r"rt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 
 
-class InvalidToken(Exception):
-    """A token that must not be honoured; ``reason`` says why, briefly, for logs and metrics."""
+class InvalidToken(Unauthenticated):
+    """A token that must not be honoured; ``reason`` says why, briefly (the client sees it too:
+    "expired" tells it to refresh, anything else to sign in again)."""
+
+    code = "invalid_token"
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(f"the access token is not valid: {reason}")
         self.reason = reason
 
 
@@ -104,6 +96,10 @@ class TokenIssuer:
         self._secret = bytes(secret)
         self._issuer = issuer
         self._access_ttl = access_ttl
+
+    @property
+    def access_ttl(self) -> timedelta:
+        return self._access_ttl
 
     def __repr__(self) -> str:
         # Never the secret: an issuer may end up in a log line or a traceback.
@@ -220,34 +216,3 @@ def _timestamp(now: datetime | None) -> int:
     elif now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     return int(now.timestamp())
-
-
-def new_refresh_token() -> tuple[str, str]:
-    """A fresh refresh token and its token id: ``("rt_<token id>_<secret>", "<token id>")``.
-
-    The token goes to the client, once. Store the row under the token id with
-    ``hash_secret(pepper, secret)``, the secret being ``split_refresh_token(token)[1]``.
-    """
-    token_id = secrets.token_hex(8)
-    secret = secrets.token_urlsafe(32)
-    return f"{REFRESH_TOKEN_PREFIX}{token_id}_{secret}", token_id
-
-
-def split_refresh_token(token: str) -> tuple[str, str] | None:
-    """``(token id, secret)`` of a well-formed refresh token; None for anything else."""
-    match = _REFRESH_TOKEN.fullmatch(token)
-    return None if match is None else (match[1], match[2])
-
-
-def hash_secret(pepper: bytes, secret: str) -> bytes:
-    """HMAC-SHA256 of a refresh token's secret under the pepper: what the database stores."""
-    if len(pepper) < MIN_PEPPER_BYTES:
-        raise ValueError(
-            f"the refresh token pepper is {len(pepper)} bytes; it needs at least {MIN_PEPPER_BYTES}"
-        )
-    return hmac.new(pepper, secret.encode(), hashlib.sha256).digest()
-
-
-def secrets_match(pepper: bytes, secret: str, stored: bytes) -> bool:
-    """Whether ``secret`` is the one whose HMAC is ``stored``, compared in constant time."""
-    return hmac.compare_digest(hash_secret(pepper, secret), bytes(stored))

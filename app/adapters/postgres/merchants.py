@@ -1,27 +1,30 @@
-"""Merchants and API keys, stored in PostgreSQL.
+"""Merchants in PostgreSQL: the operator creates them, the payment rules and the admin read them.
 
-An API key looks like ``ck_<key id>_<secret>``. The key id finds the row; the secret is compared
-with the stored SHA-256 in constant time. Keys are shown once, at creation. A worker keeps a short
-in-memory cache of authenticated keys so a request does not cost a database round trip; a revoked
-key stops working within ``AUTH_CACHE_SECONDS``.
+``PostgresMerchantStore`` is what the workers and the operator's ``create-merchant`` use: a new
+merchant comes with its first API key (every scope, shown once, stored as an HMAC through
+app/adapters/postgres/api_keys.py). Checking keys is app/services/access.py's, over
+``PostgresApiKeys``. ``PostgresMerchantAccounts`` is the platform admin's view: list, change the
+fee or the confirmation override, suspend.
 """
+
+# SQL built from constant column lists and conditions; every value is a bound parameter.
+# ruff: noqa: S608
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
-import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
 
+from app.adapters.postgres.api_keys import first_key, insert_key
 from app.adapters.postgres.pool import Connections
 from app.domain.confirmations import check_confirmation_override
 from app.domain.fees import DEFAULT_FEE_PERCENTAGE, parse_fee_percentage
 from app.domain.merchant import Merchant
-
-API_KEY_PREFIX = "ck_"
-AUTH_CACHE_SECONDS = 30.0
-_AUTH_CACHE_MAX = 10_000
+from app.services.credentials import SecretDigests
+from app.services.ports import MerchantAccount
 
 
 @dataclass(frozen=True)
@@ -34,31 +37,16 @@ def new_merchant_id() -> str:
     return f"mer_{secrets.token_hex(10)}"
 
 
-def _new_api_key() -> tuple[str, str, str]:
-    key_id = secrets.token_hex(8)
-    secret = secrets.token_urlsafe(32)
-    return key_id, secret, f"{API_KEY_PREFIX}{key_id}_{secret}"
-
-
-def _split_api_key(api_key: str) -> tuple[str, str] | None:
-    if not api_key.startswith(API_KEY_PREFIX):
-        return None
-    key_id, sep, secret = api_key[len(API_KEY_PREFIX) :].partition("_")
-    if not sep or len(key_id) != 16 or not secret:
-        return None
-    return key_id, secret
-
-
-def _sha256(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
-
-
 class PostgresMerchantStore:
-    """Merchant accounts and key checks over the worker's PostgreSQL pool."""
+    """Merchant accounts over the worker's PostgreSQL pool.
 
-    def __init__(self, pool: Connections) -> None:
+    ``digests`` is needed only to create merchants (their first key is stored as an HMAC under
+    the pepper); a worker that only reads merchants does without.
+    """
+
+    def __init__(self, pool: Connections, digests: SecretDigests | None = None) -> None:
         self._pool = pool
-        self._auth_cache: dict[str, tuple[float, Merchant]] = {}
+        self._digests = digests
 
     async def create_merchant(
         self,
@@ -79,8 +67,13 @@ class PostgresMerchantStore:
                 else check_confirmation_override(confirmation_override, field="confirmations")
             ),
         )
-        key_id, secret, api_key = _new_api_key()
+        if self._digests is None:
+            # A wiring mistake, not bad input (checked after the input, so a bad fee is still
+            # named as such): without the pepper the first key cannot be stored.
+            raise RuntimeError("creating a merchant needs the API key pepper's SecretDigests")
+        key, secret_hmac, api_key = first_key(merchant.merchant_id, self._digests)
         async with self._pool.acquire() as conn, conn.cursor() as cur:
+            # One transaction: a merchant never exists without the key the operator is shown.
             await cur.execute("BEGIN")
             try:
                 await cur.execute(
@@ -94,10 +87,7 @@ class PostgresMerchantStore:
                         merchant.confirmation_override,
                     ),
                 )
-                await cur.execute(
-                    "INSERT INTO api_keys (key_id, merchant_id, secret_sha256) VALUES (%s, %s, %s)",
-                    (key_id, merchant.merchant_id, _sha256(secret)),
-                )
+                await insert_key(cur, key, secret_hmac)
             except BaseException:
                 await cur.execute("ROLLBACK")
                 raise
@@ -114,32 +104,6 @@ class PostgresMerchantStore:
             row = await cur.fetchone()
         return None if row is None else Merchant(*row)
 
-    async def authenticate(self, api_key: str) -> Merchant | None:
-        """The merchant owning ``api_key``, or None for an unknown, malformed or revoked key."""
-        now = time.monotonic()
-        cached = self._auth_cache.get(api_key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        parts = _split_api_key(api_key)
-        if parts is None:
-            return None
-        key_id, secret = parts
-        async with self._pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(
-                "SELECT k.secret_sha256, m.merchant_id, m.name, m.fee_percentage,"
-                " m.confirmation_override FROM api_keys k JOIN merchants m USING (merchant_id)"
-                " WHERE k.key_id = %s AND k.revoked_at IS NULL",
-                (key_id,),
-            )
-            row = await cur.fetchone()
-        if row is None or not hmac.compare_digest(bytes(row[0]), _sha256(secret)):
-            return None
-        merchant = Merchant(*row[1:])
-        if len(self._auth_cache) >= _AUTH_CACHE_MAX:
-            self._auth_cache.clear()
-        self._auth_cache[api_key] = (now + AUTH_CACHE_SECONDS, merchant)
-        return merchant
-
     async def revoke_keys(self, merchant_id: str) -> int:
         async with self._pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(
@@ -148,3 +112,73 @@ class PostgresMerchantStore:
                 (merchant_id,),
             )
             return int(cur.rowcount)
+
+
+_ACCOUNT_COLUMNS: Final = (
+    "merchant_id, name, fee_percentage, confirmation_override, created_at, suspended_at"
+)
+_CHANGEABLE: Final = ("fee_percentage", "confirmation_override")
+
+
+def account_from_row(row: Sequence[Any]) -> MerchantAccount:
+    return MerchantAccount(merchant=Merchant(*row[:4]), created_at=row[4], suspended_at=row[5])
+
+
+class PostgresMerchantAccounts:
+    """``MerchantAccounts``: merchants as the platform admin sees and changes them.
+
+    Values arrive checked (app/services/admin.py); the table's constraints are the last word.
+    """
+
+    def __init__(self, pool: Connections) -> None:
+        self._pool = pool
+
+    async def account(self, merchant_id: str) -> MerchantAccount | None:
+        return await self._one(
+            f"SELECT {_ACCOUNT_COLUMNS} FROM merchants WHERE merchant_id = %s", (merchant_id,)
+        )
+
+    async def accounts(self, *, after: str | None, limit: int) -> list[MerchantAccount]:
+        """Up to ``limit`` merchants by id, from just after ``after`` (keyset pagination: a
+        merchant created meanwhile neither shifts nor repeats a page)."""
+        if limit <= 0:
+            return []
+        where, values = ("", ()) if after is None else (" WHERE merchant_id > %s", (after,))
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                f"SELECT {_ACCOUNT_COLUMNS} FROM merchants{where} ORDER BY merchant_id LIMIT %s",
+                (*values, limit),
+            )
+            rows = await cur.fetchall()
+        return [account_from_row(row) for row in rows]
+
+    async def update(
+        self, merchant_id: str, changes: Mapping[str, Decimal | int | None]
+    ) -> MerchantAccount | None:
+        """Set ``fee_percentage`` and/or ``confirmation_override`` (None clears the override)."""
+        unknown = sorted(set(changes) - set(_CHANGEABLE))
+        if unknown:
+            raise ValueError(f"a merchant's {', '.join(unknown)} cannot be changed here")
+        columns = [column for column in _CHANGEABLE if column in changes]
+        if not columns:
+            return await self.account(merchant_id)
+        return await self._one(
+            f"UPDATE merchants SET {', '.join(f'{column} = %s' for column in columns)}"
+            f" WHERE merchant_id = %s RETURNING {_ACCOUNT_COLUMNS}",
+            (*(changes[column] for column in columns), merchant_id),
+        )
+
+    async def set_suspended(self, merchant_id: str, suspended: bool) -> MerchantAccount | None:
+        """Suspend (keeping the first suspension's time if it is suspended already) or lift it."""
+        return await self._one(
+            "UPDATE merchants SET suspended_at ="
+            " CASE WHEN %s THEN coalesce(suspended_at, now()) ELSE NULL END"
+            f" WHERE merchant_id = %s RETURNING {_ACCOUNT_COLUMNS}",
+            (suspended, merchant_id),
+        )
+
+    async def _one(self, sql: str, values: Sequence[Any]) -> MerchantAccount | None:
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(sql, values)
+            row = await cur.fetchone()
+        return None if row is None else account_from_row(row)

@@ -7,6 +7,8 @@ with ``acquire()`` will do in their place (an aiopg pool, in the integration tes
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 import aiopg
@@ -51,3 +53,39 @@ class Database:
         async with self.acquire() as conn, conn.cursor() as cur:
             await cur.execute("SELECT 1")
             await cur.fetchone()
+
+
+class SqlStore:
+    """Base of the adapters: one statement, one row, all rows, or a transaction, each on a
+    connection of its own from ``pool``."""
+
+    def __init__(self, pool: Connections) -> None:
+        self._pool = pool
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Any]:
+        """A cursor inside BEGIN … COMMIT; any exception (cancellation too) rolls back."""
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("BEGIN")
+            try:
+                yield cur
+            except BaseException:
+                await cur.execute("ROLLBACK")
+                raise
+            await cur.execute("COMMIT")
+
+    async def _execute(self, sql: str, values: Sequence[Any]) -> None:
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(sql, values)
+
+    async def _fetchone(self, sql: str, values: Sequence[Any]) -> Sequence[Any] | None:
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(sql, values)
+            row: Sequence[Any] | None = await cur.fetchone()
+            return row
+
+    async def _fetchall(self, sql: str, values: Sequence[Any]) -> list[Sequence[Any]]:
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(sql, values)
+            rows: list[Sequence[Any]] = await cur.fetchall()
+            return rows

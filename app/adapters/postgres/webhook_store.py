@@ -9,16 +9,15 @@ one merchant never sees another's endpoint or delivery: a foreign id is simply n
 from __future__ import annotations
 
 import base64
-import contextlib
 import secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg2.extras import Json
 
-from app.adapters.postgres.pool import Connections
+from app.adapters.postgres.pool import Connections, SqlStore
 from app.adapters.webhooks.secrets import (
     EncryptedSecret,
     SecretDecryptionError,
@@ -93,9 +92,9 @@ def decode_cursor(cursor: str) -> int:
         raise ValueError("cursor is not one returned by this API") from None
 
 
-class PostgresWebhookStore:
+class PostgresWebhookStore(SqlStore):
     def __init__(self, pool: Connections, keyring: SecretKeyring, app_id: str) -> None:
-        self._pool = pool
+        super().__init__(pool)
         self._keyring = keyring
         self._app_id = app_id
 
@@ -478,31 +477,3 @@ class PostgresWebhookStore:
             EncryptedSecret(key_id, bytes(nonce), bytes(ciphertext)),
             associated_data=endpoint_id.encode(),
         )
-
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Any]:
-        """A cursor inside BEGIN … COMMIT; any exception (cancellation too) rolls back."""
-        async with self._pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute("BEGIN")
-            try:
-                yield cur
-            except BaseException:
-                await cur.execute("ROLLBACK")
-                raise
-            await cur.execute("COMMIT")
-
-    async def _execute(self, sql: str, values: Sequence[Any]) -> None:
-        async with self._pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(sql, values)
-
-    async def _fetchone(self, sql: str, values: Sequence[Any]) -> Sequence[Any] | None:
-        async with self._pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(sql, values)
-            row: Sequence[Any] | None = await cur.fetchone()
-            return row
-
-    async def _fetchall(self, sql: str, values: Sequence[Any]) -> list[Sequence[Any]]:
-        async with self._pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(sql, values)
-            rows: list[Sequence[Any]] = await cur.fetchall()
-            return rows

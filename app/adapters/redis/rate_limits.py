@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
-from dataclasses import dataclass
 from typing import Final
 
 import redis.asyncio as aioredis
 import redis.exceptions
 from prometheus_client import Counter
+
+from app.services.rate_limits import Decision, Rate
 
 logger = logging.getLogger(__name__)
 
@@ -42,70 +42,18 @@ RATE_LIMITER_FAILURES = Counter(
     ["error"],  # the exception's class name
 )
 
-# --- rates -------------------------------------------------------------------------------------
-
-PERIODS: Final = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
-MAX_COUNT: Final = 10**9
-RATE_FORMS: Final = "expected N/second, N/minute or N/hour, e.g. 100/minute"
-
-# ASCII digits only (``\d`` would take Arabic-Indic ones too), at most ten of them so a runaway
-# value is refused by its length before it is converted; the unit singular or plural.
-_RATE: Final = re.compile(r"([0-9]{1,10})/(second|minute|hour)s?", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Rate:
-    """``count`` requests per ``period`` seconds; ``count`` is also the burst."""
-
-    count: int
-    period: float
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.count <= MAX_COUNT:
-            raise ValueError(f"a rate's count must be from 1 to {MAX_COUNT}, not {self.count}")
-        if not self.period > 0:
-            raise ValueError(f"a rate's period must be positive, not {self.period}")
-
-    def __str__(self) -> str:
-        unit = next((name for name, seconds in PERIODS.items() if seconds == self.period), None)
-        return f"{self.count}/{unit}" if unit else f"{self.count}/{self.period:g}s"
-
-
-def parse_rate(text: str) -> Rate:
-    """``"100/minute"`` → ``Rate(100, 60.0)``; anything else is a ValueError naming the forms."""
-    match = _RATE.fullmatch(text.strip())
-    count = int(match.group(1)) if match else 0
-    if match is None or not 1 <= count <= MAX_COUNT:
-        raise ValueError(
-            f"invalid rate {text!r}: {RATE_FORMS}, with N a whole number from 1 to {MAX_COUNT}"
-        )
-    return Rate(count=count, period=PERIODS[match.group(2).lower()])
-
-
-# --- decisions ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What one ``hit`` decided, with what a caller needs for the RateLimit-* headers."""
-
-    allowed: bool
-    limit: int  # the rate's count
-    remaining: int  # requests still allowed right now
-    reset_after: float  # seconds until the bucket is full again
-    retry_after: float  # seconds until this request would be allowed; 0 when it was
-
-
 # --- Redis ---------------------------------------------------------------------------------------
 
 # GCRA over integer microseconds of the Redis server's clock (a double holds them exactly until
-# the year 2255). ARGV: the emission interval (µs per request), the burst, the cost.
+# the year 2255). ARGV: the emission interval (µs per request), the burst, the cost, and 1 to
+# spend it or 0 only to ask (``peek``).
 # The TAT is written with '%.0f': Lua's own number-to-string keeps only 14 digits and would
 # round a microsecond timestamp. Returns {allowed, remaining, reset_after_us, retry_after_us}.
 _GCRA: Final = """
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
+local spend = ARGV[4] == '1'
 local tolerance = interval * burst
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
@@ -115,6 +63,9 @@ local new_tat = tat + cost * interval
 local allow_at = new_tat - tolerance
 if now < allow_at then
   return {0, math.floor((tolerance - (tat - now)) / interval), tat - now, allow_at - now}
+end
+if not spend then
+  return {1, math.floor((tolerance - (tat - now)) / interval), tat - now, 0}
 end
 local ttl_ms = math.ceil((new_tat - now) / 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', string.format('%d', ttl_ms))
@@ -141,13 +92,21 @@ class RateLimiter:
         """
         if not 1 <= cost <= rate.count:
             raise ValueError(f"cost must be from 1 to the rate's count {rate.count}, not {cost}")
+        return await self._run(key, rate, cost, spend=True)
+
+    async def peek(self, key: str, rate: Rate) -> Decision:
+        """Whether one more request would be allowed now; spends nothing (sign-in lockouts
+        look before the password is checked, and spend only on a failure)."""
+        return await self._run(key, rate, 1, spend=False)
+
+    async def _run(self, key: str, rate: Rate, cost: int, *, spend: bool) -> Decision:
         # Whole microseconds per request, rounded down: 7/second is 142857 µs, a rate that errs
         # by less than a microsecond per request in the caller's favour. A rate finer than one a
         # microsecond (over a million a second) is held to one a microsecond.
         interval_us = max(1, round(rate.period * MICROSECONDS) // rate.count)
         try:
             reply = await self._gcra(
-                keys=[self._prefix + key], args=[interval_us, rate.count, cost]
+                keys=[self._prefix + key], args=[interval_us, rate.count, cost, int(spend)]
             )
         # redis.exceptions.TimeoutError and ConnectionError are RedisErrors; the built-in
         # TimeoutError is an OSError, named for the reader.

@@ -16,7 +16,8 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
 from app.adapters.redis import rate_limits
-from app.adapters.redis.rate_limits import Decision, RateLimiter, parse_rate
+from app.adapters.redis.rate_limits import RateLimiter
+from app.services.rate_limits import Decision, parse_rate
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("infrastructure")]
 
@@ -187,3 +188,15 @@ async def test_without_redis_requests_are_let_through_counted_and_logged_once(
     warnings = [record for record in caplog.records if record.name == rate_limits.__name__]
     assert len(warnings) == 1
     assert "let through while Redis is down" in warnings[0].getMessage()
+
+
+async def test_peeking_spends_nothing_and_sees_an_exhausted_budget(limiter: RateLimiter) -> None:
+    rate = parse_rate("2/minute")
+    for _ in range(5):
+        assert (await limiter.peek("login:a", rate)).allowed
+    assert (await limiter.hit("login:a", rate)).remaining == 1
+    assert (await limiter.peek("login:a", rate)).remaining == 1
+    await limiter.hit("login:a", rate)
+    blocked = await limiter.peek("login:a", rate)
+    assert not blocked.allowed
+    assert 0 < blocked.retry_after <= 30

@@ -5,40 +5,79 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from decimal import Decimal
 
 import aiopg
 import pytest
 
-from app.adapters.postgres.merchants import PostgresMerchantStore
+from app.adapters.auth.tokens import TokenIssuer
+from app.adapters.postgres.api_keys import PostgresApiKeys
+from app.adapters.postgres.merchants import PostgresMerchantAccounts, PostgresMerchantStore
+from app.adapters.postgres.users import PostgresUsers
+from app.domain.access import ALL_SCOPES
 from app.domain.errors import InvalidFeePercentage
+from app.services.access import AccessControl, InvalidApiKey
+from app.services.credentials import SecretDigests
 from app.settings import Settings
 from tests.support.processes import REPO_ROOT, VENV_BIN
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("infrastructure")]
 
 
+class NoNews:
+    """Access changes that are never heard: nothing is cached, every check reads PostgreSQL."""
+
+    healthy = False
+
+    async def announce(self, subject: str) -> None:
+        pass
+
+
+@dataclass
+class Stores:
+    merchants: PostgresMerchantStore
+    access: AccessControl
+
+
 @pytest.fixture
-async def store() -> AsyncIterator[PostgresMerchantStore]:
-    pool = await aiopg.create_pool(Settings.from_env().database_url, minsize=1, maxsize=2)
+async def store() -> AsyncIterator[Stores]:
+    settings = Settings.from_env()
+    pool = await aiopg.create_pool(settings.database_url, minsize=1, maxsize=2)
+    digests = SecretDigests(settings.api_key_pepper)
+    access = AccessControl(
+        PostgresApiKeys(pool, digests),
+        PostgresUsers(pool),
+        PostgresMerchantAccounts(pool),
+        TokenIssuer(settings.jwt_secret.encode()),
+        digests,
+        NoNews(),
+    )
     try:
-        yield PostgresMerchantStore(pool)
+        yield Stores(PostgresMerchantStore(pool, digests), access)
     finally:
         pool.close()
         await pool.wait_closed()
 
 
-async def test_a_key_authenticates_its_merchant_only(store: PostgresMerchantStore) -> None:
-    shop = await store.create_merchant("Shop A", fee_percentage="2.5", confirmation_override=3)
-    other = await store.create_merchant("Shop B")
+async def test_a_key_authenticates_its_merchant_only(store: Stores) -> None:
+    shop = await store.merchants.create_merchant(
+        "Shop A", fee_percentage="2.5", confirmation_override=3
+    )
+    other = await store.merchants.create_merchant("Shop B")
 
-    merchant = await store.authenticate(shop.api_key)
-    assert merchant is not None
-    assert merchant.merchant_id == shop.merchant.merchant_id
-    assert merchant.fee_percentage == Decimal("2.50")
-    assert merchant.confirmation_override == 3
-    assert (await store.authenticate(other.api_key)).merchant_id == other.merchant.merchant_id  # type: ignore[union-attr]
-    assert (await store.get(other.merchant.merchant_id)).fee_percentage == Decimal("1.00")  # type: ignore[union-attr]
+    principal = await store.access.authenticate(shop.api_key)
+    assert principal.merchant is not None
+    assert principal.merchant.merchant_id == shop.merchant.merchant_id
+    assert principal.merchant.fee_percentage == Decimal("2.50")
+    assert principal.merchant.confirmation_override == 3
+    assert principal.scopes == ALL_SCOPES  # the first key has every scope
+    assert (await store.access.authenticate(other.api_key)).merchant_id == (
+        other.merchant.merchant_id
+    )
+    assert (await store.merchants.get(other.merchant.merchant_id)).fee_percentage == Decimal(  # type: ignore[union-attr]
+        "1.00"
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,23 +90,22 @@ async def test_a_key_authenticates_its_merchant_only(store: PostgresMerchantStor
         lambda key: "ck_",
     ],
 )
-async def test_a_wrong_key_authenticates_nobody(
-    store: PostgresMerchantStore, transform: object
-) -> None:
-    issued = await store.create_merchant("Shop C")
-    assert await store.authenticate(transform(issued.api_key)) is None  # type: ignore[operator]
+async def test_a_wrong_key_authenticates_nobody(store: Stores, transform: object) -> None:
+    issued = await store.merchants.create_merchant("Shop C")
+    with pytest.raises(InvalidApiKey):
+        await store.access.authenticate(transform(issued.api_key))  # type: ignore[operator]
 
 
-async def test_a_revoked_key_stops_working(store: PostgresMerchantStore) -> None:
-    issued = await store.create_merchant("Shop D")
-    assert await store.revoke_keys(issued.merchant.merchant_id) == 1
-    fresh = PostgresMerchantStore(store._pool)  # a worker without a cached authentication
-    assert await fresh.authenticate(issued.api_key) is None
+async def test_a_revoked_key_stops_working(store: Stores) -> None:
+    issued = await store.merchants.create_merchant("Shop D")
+    assert await store.merchants.revoke_keys(issued.merchant.merchant_id) == 1
+    with pytest.raises(InvalidApiKey):
+        await store.access.authenticate(issued.api_key)
 
 
-async def test_bad_fee_is_refused_and_nothing_is_stored(store: PostgresMerchantStore) -> None:
+async def test_bad_fee_is_refused_and_nothing_is_stored(store: Stores) -> None:
     with pytest.raises(InvalidFeePercentage):
-        await store.create_merchant("Shop E", fee_percentage="101")
+        await store.merchants.create_merchant("Shop E", fee_percentage="101")
 
 
 def test_create_merchant_command_prints_json_with_an_api_key() -> None:

@@ -19,10 +19,6 @@ from app.adapters.auth.tokens import (
     AccessClaims,
     InvalidToken,
     TokenIssuer,
-    hash_secret,
-    new_refresh_token,
-    secrets_match,
-    split_refresh_token,
 )
 
 pytestmark = pytest.mark.unit
@@ -30,7 +26,6 @@ pytestmark = pytest.mark.unit
 # 64 bytes: long enough that PyJWT does not warn when the tests sign HS512 with it.
 SECRET = bytes(range(64))
 OTHER_SECRET = bytes(range(64, 128))
-PEPPER = b"p" * 32
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 NOW_TS = int(NOW.timestamp())
 
@@ -351,87 +346,3 @@ def test_the_issuer_repr_does_not_show_the_secret() -> None:
     text = repr(TokenIssuer(b"s3cr3t-" * 8))
     assert "s3cr3t" not in text
     assert "crypto-checkout" in text
-
-
-# --- refresh tokens -----------------------------------------------------------------------------
-
-
-def test_a_refresh_token_is_prefixed_with_its_id_and_a_256_bit_secret() -> None:
-    token, token_id = new_refresh_token()
-
-    assert re.fullmatch(r"rt_[0-9a-f]{16}_[A-Za-z0-9_-]{43}", token)
-    assert token.startswith(f"rt_{token_id}_")
-    assert len(base64.urlsafe_b64decode(token.split("_", 2)[2] + "=")) == 32
-
-
-def test_refresh_tokens_are_unique() -> None:
-    tokens = [new_refresh_token() for _ in range(100)]
-    assert len({token for token, _ in tokens}) == 100
-    assert len({token_id for _, token_id in tokens}) == 100
-
-
-def test_a_refresh_token_splits_into_its_id_and_secret() -> None:
-    token, token_id = new_refresh_token()
-    parts = split_refresh_token(token)
-
-    assert parts is not None
-    assert parts[0] == token_id
-    assert token == f"rt_{parts[0]}_{parts[1]}"
-
-
-def test_a_secret_with_underscores_still_splits_at_the_id() -> None:
-    secret = "_" * 10 + "a" * 33
-    assert split_refresh_token(f"rt_0123456789abcdef_{secret}") == ("0123456789abcdef", secret)
-
-
-@pytest.mark.parametrize(
-    "token",
-    [
-        "",
-        "rt_",
-        "rt_0123456789abcdef_",
-        "rt_0123456789abcdef",
-        "ck_0123456789abcdef_" + "a" * 43,  # an API key
-        "rt_0123456789abcde_" + "a" * 43,  # id too short
-        "rt_0123456789abcdef0_" + "a" * 43,  # id too long
-        "rt_0123456789ABCDEF_" + "a" * 43,  # not lowercase hex
-        "rt_0123456789abcdeg_" + "a" * 43,
-        "rt_0123456789abcdef_" + "a" * 42,  # secret too short
-        "rt_0123456789abcdef_" + "a" * 44,  # secret too long
-        "rt_0123456789abcdef_" + "a" * 42 + "=",
-        "rt_0123456789abcdef_" + "a" * 43 + "\n",
-        " rt_0123456789abcdef_" + "a" * 43,
-        "RT_0123456789abcdef_" + "a" * 43,
-    ],
-)
-def test_a_malformed_refresh_token_does_not_split(token: str) -> None:
-    assert split_refresh_token(token) is None
-
-
-def test_the_stored_hash_is_the_hmac_sha256_of_the_secret_under_the_pepper() -> None:
-    token, _ = new_refresh_token()
-    parts = split_refresh_token(token)
-    assert parts is not None
-    _, secret = parts
-    stored = hash_secret(PEPPER, secret)
-
-    assert stored == hmac.new(PEPPER, secret.encode(), hashlib.sha256).digest()
-    assert len(stored) == 32
-    assert secret.encode() not in stored
-    assert secrets_match(PEPPER, secret, stored)
-
-
-def test_another_secret_or_pepper_does_not_match() -> None:
-    stored = hash_secret(PEPPER, "the secret")
-
-    assert not secrets_match(PEPPER, "the secreT", stored)
-    assert not secrets_match(b"q" * 32, "the secret", stored)
-    assert not secrets_match(PEPPER, "the secret", b"")
-    assert not secrets_match(PEPPER, "the secret", stored[:-1])
-
-
-def test_a_short_pepper_is_refused() -> None:
-    with pytest.raises(ValueError, match="31 bytes"):
-        hash_secret(b"p" * 31, "the secret")
-    with pytest.raises(ValueError, match="pepper"):
-        secrets_match(b"", "the secret", b"\x00" * 32)

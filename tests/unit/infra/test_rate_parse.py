@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.adapters.redis.rate_limits import Rate, parse_rate
+from app.services.rate_limits import Rate, parse_rate
 
 pytestmark = pytest.mark.unit
 
