@@ -85,6 +85,7 @@ class Platform:
     merchant_id: str
     other_api_key: str
     workers: list[WorkerProcess] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # what the workers run with (for the CLI)
 
     @property
     def url(self) -> str:
@@ -236,6 +237,7 @@ def running_platform(data_dir: Path, workers: int = 2, **overrides: str) -> Iter
             merchant_id=shop["merchant_id"],
             other_api_key=other["api_key"],
             workers=procs,
+            env=env,
         )
 
 
