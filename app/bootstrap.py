@@ -71,6 +71,7 @@ from app.adapters.tron.node import TronNode
 from app.adapters.tron.watcher import ChainWatcher
 from app.adapters.webhooks.config import dispatch_settings, keyring, url_policy
 from app.adapters.webhooks.dispatcher import WebhookDelivery
+from app.adapters.webhooks.replays import ReplayQueue
 from app.runtime import patches
 from app.runtime.background import Background
 from app.runtime.commands import AskInvoiceAgent
@@ -122,7 +123,7 @@ from app.services.projection import Projection
 from app.services.rate_limits import Limiter
 from app.services.settlement import Settling
 from app.services.users import LoginLimits, UserAccounts
-from app.services.webhook_endpoints import WebhookEndpoints
+from app.services.webhook_endpoints import WebhookEndpoints, WebhookQuotas
 from app.services.webhook_fanout import DeliveryIntake, WebhookFanout
 from app.settings import Settings
 from tables import Tables, declare_tables
@@ -242,6 +243,7 @@ class Ports:
     settlement_records: SettlementReads
     webhook_store: WebhookStore
     dispatcher: DeliveryDispatcher
+    replay_queue: DeliveryDispatcher  # wake() when a replay is asked for
     live_views: LiveViews
     # Access (docs/security.md)
     api_keys: ApiKeyStore
@@ -304,7 +306,18 @@ def build_services(ports: Ports, settings: Settings) -> Services:
         projection=Projection(ports.projections),
         webhook_fanout=WebhookFanout(ports.webhook_store, publisher),
         delivery_intake=DeliveryIntake(ports.webhook_store, ports.dispatcher),
-        webhook_endpoints=WebhookEndpoints(ports.webhook_store, publisher, ports.dispatcher),
+        webhook_endpoints=WebhookEndpoints(
+            ports.webhook_store,
+            publisher,
+            ports.dispatcher,
+            replays=ports.replay_queue,
+            limiter=ports.limiter,
+            quotas=WebhookQuotas(
+                replay=settings.webhook_replay_quota,
+                redeliver=settings.webhook_redeliver_quota,
+                test=settings.webhook_test_quota,
+            ),
+        ),
         expiry=ExpirySweep(
             tables.open_invoices,
             tables.invoices,
@@ -408,6 +421,8 @@ def build(settings: Settings) -> Platform:
     app.add_dependency(
         Background("webhook-dispatcher", start=delivery.start, run=delivery.run, stop=delivery.stop)
     )
+    replays = ReplayQueue(webhook_store, publisher.publish_notifications, delivery.wake)
+    app.add_dependency(Background("webhook-replays", run=replays.run))
     api_keys = PostgresApiKeys(resources.db, SecretDigests(settings.api_key_pepper))
     access_changes = RedisAccessChanges(
         resources.redis, channel=f"checkout:{settings.app_id}:access-changes"
@@ -424,6 +439,7 @@ def build(settings: Settings) -> Platform:
         settlement_records=SettlementRecords(resources.db),
         webhook_store=webhook_store,
         dispatcher=delivery,
+        replay_queue=replays,
         live_views=LiveInvoiceViews(resources.redis, token_contract=settings.chain.usdt_contract),
         api_keys=api_keys,
         users=PostgresUsers(resources.db),

@@ -452,6 +452,21 @@ SCHEMAS.update(
             },
         },
         "WebhookDelivery": {"type": "object", "properties": _DELIVERY_PROPERTIES},
+        "WebhookReplay": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "example": "whr_0123456789abcdef01234567"},
+                "object": {"const": "webhook_replay"},
+                "endpoint_id": {"type": "string"},
+                "from": _TIME,
+                "to": _TIME,
+                "deliveries": {"type": "integer", "description": "what the range holds"},
+                "queued": {"type": "integer", "description": "queued so far"},
+                "status": {"enum": ["queued", "done", "cancelled"]},
+                "created_at": _TIME,
+                "completed_at": _TIME,
+            },
+        },
         "WebhookDeliveryDetail": {
             "type": "object",
             "properties": {
@@ -566,7 +581,7 @@ PATHS.update(
                 "Send a WebhookTest event to this endpoint",
                 parameters=[_ENDPOINT_ID],
                 success=("202", {"type": "object"}, "queued: delivery_id, event_id"),
-                errors=(401, 404, 422),
+                errors=(401, 404, 422, 429),
             ),
         },
         "/api/v1/webhook-endpoints/{endpoint_id}/deliveries": {
@@ -602,8 +617,27 @@ PATHS.update(
                     "required": ["from", "to"],
                     "properties": {"from": _INSTANT, "to": _INSTANT},
                 },
-                success=("202", {"type": "object"}, "queued: deliveries (how many)"),
-                errors=(400, 401, 404, 422),
+                success=(
+                    "202",
+                    _ref("WebhookReplay"),
+                    "accepted: queued in the background (GET /api/v1/webhook-replays/{id})",
+                ),
+                errors=(400, 401, 404, 422, 429),
+            ),
+        },
+        "/api/v1/webhook-replays/{replay_id}": {
+            "get": _webhook_operation(
+                "A replay's progress",
+                parameters=[
+                    {
+                        "name": "replay_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                success=("200", _ref("WebhookReplay"), "the replay"),
+                errors=(401, 404),
             ),
         },
         "/api/v1/webhook-deliveries/{delivery_id}": {
@@ -619,7 +653,7 @@ PATHS.update(
                 "Send the delivery's event again, as a new delivery",
                 parameters=[_DELIVERY_ID],
                 success=("202", {"type": "object"}, "queued: delivery_id, redelivery_of"),
-                errors=(401, 404, 422),
+                errors=(401, 404, 422, 429),
             ),
         },
     }
@@ -1008,6 +1042,7 @@ OPERATION_SCOPES: dict[tuple[str, str], Scope] = {
     ("get", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries"): Scope.WEBHOOKS_READ,
     ("post", "/api/v1/webhook-endpoints/{endpoint_id}/replay"): Scope.WEBHOOKS_WRITE,
     ("get", "/api/v1/webhook-deliveries/{delivery_id}"): Scope.WEBHOOKS_READ,
+    ("get", "/api/v1/webhook-replays/{replay_id}"): Scope.WEBHOOKS_READ,
     ("post", "/api/v1/webhook-deliveries/{delivery_id}/redeliver"): Scope.WEBHOOKS_WRITE,
     ("post", "/api/v1/api-keys"): Scope.KEYS_WRITE,
     ("get", "/api/v1/api-keys"): Scope.KEYS_WRITE,

@@ -8,19 +8,28 @@ another merchant's id is a 404 like an unknown one. docs/webhooks.md is the merc
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from aiohttp import web as aioweb
 
 from app.adapters.postgres.webhook_store import decode_cursor, encode_cursor
-from app.adapters.webhooks.ssrf import UnsafeUrl, UrlPolicy, validate_endpoint_url
+from app.adapters.webhooks.ssrf import (
+    BlockedAddress,
+    UnsafeUrl,
+    UrlPolicy,
+    resolve_and_check,
+    validate_endpoint_url,
+)
 from app.domain.access import Scope
 from app.domain.webhooks import (
     Attempt,
     Delivery,
     EndpointSettings,
+    ReplayJob,
     WebhookEndpoint,
     known_event_types,
     validate_event_type_filters,
@@ -32,6 +41,8 @@ from web.errors import ApiError
 from web.input import read_json_object, time_field, whole_number
 from web.presenters import format_time
 from web.requests import page_limit
+
+logger = logging.getLogger(__name__)
 
 MAX_EVENT_TYPE_FILTERS: Final = 50
 DEFAULT_GRACE: Final = timedelta(hours=24)
@@ -65,6 +76,21 @@ def endpoint_view(endpoint: WebhookEndpoint, secret: str | None = None) -> dict[
     if secret is not None:
         view["secret"] = secret  # shown at creation and rotation only; stored encrypted
     return view
+
+
+def replay_view(job: ReplayJob) -> dict[str, Any]:
+    return {
+        "id": job.replay_id,
+        "object": "webhook_replay",
+        "endpoint_id": job.endpoint_id,
+        "from": format_time(job.start),
+        "to": format_time(job.end),
+        "deliveries": job.expected,  # what the range held for the endpoint when asked
+        "queued": job.queued,
+        "status": job.status,
+        "created_at": format_time(job.created_at),
+        "completed_at": format_time(job.completed_at),
+    }
 
 
 def delivery_view(delivery: Delivery) -> dict[str, Any]:
@@ -107,6 +133,22 @@ def _url(value: Any, policy: UrlPolicy) -> str:
         raise _bad("url must be a string", "url")
     try:
         return validate_endpoint_url(value, policy)
+    except UnsafeUrl as exc:
+        raise _bad(f"url is not allowed: {exc}", "url", "url_not_allowed") from None
+
+
+async def _resolvable(url: str, policy: UrlPolicy) -> None:
+    """In production: the host resolves now, and only to public addresses (delivery checks
+    again at every attempt: DNS may change). The merchant is not told which address it was."""
+    if not policy.resolve_at_registration:
+        return
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        await resolve_and_check(parts.hostname or "", port, policy)
+    except BlockedAddress as exc:
+        logger.warning("webhook URL refused at registration: %s", exc)
+        raise _bad(f"url is not allowed: {exc.for_merchant}", "url", "url_not_allowed") from None
     except UnsafeUrl as exc:
         raise _bad(f"url is not allowed: {exc}", "url", "url_not_allowed") from None
 
@@ -190,12 +232,14 @@ class WebhookApi:
         router.add_post(base + "/{endpoint_id}/test", self.send_test_event)
         router.add_get(base + "/{endpoint_id}/deliveries", self.list_deliveries)
         router.add_post(base + "/{endpoint_id}/replay", self.replay)
+        router.add_get("/api/v1/webhook-replays/{replay_id}", self.get_replay)
         router.add_get("/api/v1/webhook-deliveries/{delivery_id}", self.get_delivery)
         router.add_post("/api/v1/webhook-deliveries/{delivery_id}/redeliver", self.redeliver)
 
     async def create_endpoint(self, request: aioweb.Request) -> aioweb.Response:
         merchant = await self._auth.merchant(request, Scope.WEBHOOKS_WRITE)
         fields = _endpoint_fields(await read_json_object(request), self._policy, creating=True)
+        await _resolvable(fields["url"], self._policy)
         settings = EndpointSettings(
             url=fields["url"],
             event_types=tuple(fields.get("event_types", ["*"])),
@@ -220,6 +264,8 @@ class WebhookApi:
         merchant = await self._auth.merchant(request, Scope.WEBHOOKS_WRITE)
         endpoint_id = request.match_info["endpoint_id"]
         changes = _endpoint_fields(await read_json_object(request), self._policy, creating=False)
+        if "url" in changes:
+            await _resolvable(changes["url"], self._policy)
         endpoint = await self._endpoints.update(merchant.merchant_id, endpoint_id, changes)
         return aioweb.json_response(endpoint_view(endpoint))
 
@@ -306,8 +352,12 @@ class WebhookApi:
         start, end = time_field(body, "from"), time_field(body, "to")
         if end <= start:
             raise _bad("to must be after from", "to")
-        queued = await self._endpoints.replay(merchant.merchant_id, endpoint_id, start, end)
-        return aioweb.json_response(
-            {"deliveries": queued, "from": format_time(start), "to": format_time(end)},
-            status=202,
+        job = await self._endpoints.replay(merchant.merchant_id, endpoint_id, start, end)
+        return aioweb.json_response(replay_view(job), status=202)
+
+    async def get_replay(self, request: aioweb.Request) -> aioweb.Response:
+        merchant = await self._auth.merchant(request, Scope.WEBHOOKS_READ)
+        job = await self._endpoints.replay_job(
+            merchant.merchant_id, request.match_info["replay_id"]
         )
+        return aioweb.json_response(replay_view(job))

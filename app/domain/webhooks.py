@@ -124,6 +124,33 @@ class Notification:
         return str(self.event["aggregate_id"]).encode()
 
 
+def replay_delivery_id(replay_id: str, event_id: str) -> str:
+    """A replayed event's delivery: the same id however often its batch is queued again (a
+    worker that died after queuing a batch, before recording it, is followed by another)."""
+    return f"whd_{uuid.uuid5(DELIVERY_NAMESPACE, f'replay|{replay_id}|{event_id}').hex}"
+
+
+def new_replay_id() -> str:
+    return f"whr_{secrets.token_hex(12)}"
+
+
+@dataclass(frozen=True)
+class ReplayJob:
+    """A replay the merchant asked for: queued in the background, batch by batch, in the
+    events' order; ``expected`` is the number of deliveries counted when it was asked for."""
+
+    replay_id: str
+    endpoint_id: str
+    merchant_id: str
+    start: datetime
+    end: datetime
+    expected: int
+    queued: int = 0
+    status: str = "queued"  # queued → done, or cancelled (endpoint deleted or disabled)
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
 # --- refusals -----------------------------------------------------------------------------------
 
 
@@ -137,6 +164,10 @@ class WebhookDeliveryNotFound(NotFound):
     """No webhook delivery with this id (or it is another merchant's)."""
 
     code = "webhook_delivery_not_found"
+
+
+class WebhookReplayNotFound(NotFound):
+    code = "webhook_replay_not_found"
 
 
 class EndpointNotEnabled(RuleViolation):

@@ -28,6 +28,7 @@ from app.domain.webhooks import (
     Delivery,
     EndpointSettings,
     Notification,
+    ReplayJob,
     WebhookEndpoint,
 )
 
@@ -257,9 +258,15 @@ class WebhookStore(WebhookSubscriptions, DeliveryQueue, Protocol):
         self, merchant_id: str, delivery_id: str
     ) -> tuple[Delivery, dict[str, Any], list[Attempt]] | None: ...
 
-    async def events_between(
-        self, merchant_id: str, start: datetime, end: datetime, limit: int
-    ) -> list[dict[str, Any]]: ...
+    async def event_counts(
+        self, merchant_id: str, start: datetime, end: datetime
+    ) -> dict[str, int]:
+        """How many of the merchant's events of each type [start, end) holds."""
+        ...
+
+    async def add_replay(self, job: ReplayJob) -> ReplayJob: ...
+
+    async def replay_job(self, merchant_id: str, replay_id: str) -> ReplayJob | None: ...
 
 
 class DeliveryDispatcher(Protocol):

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from app.domain.errors import TooManyAttempts
 from app.domain.events import SCHEMA_VERSION
 from app.domain.webhooks import (
     TEST_EVENT_TYPE,
@@ -24,11 +26,14 @@ from app.domain.webhooks import (
     EndpointNotEnabled,
     EndpointSettings,
     Notification,
+    ReplayJob,
     ReplayTooLarge,
     WebhookDeliveryNotFound,
     WebhookEndpoint,
     WebhookEndpointNotFound,
+    WebhookReplayNotFound,
     new_delivery_id,
+    new_replay_id,
 )
 from app.services.ports import (
     DeliveryDispatcher,
@@ -36,9 +41,25 @@ from app.services.ports import (
     NotificationPublisher,
     WebhookStore,
 )
+from app.services.rate_limits import Limiter, Rate
 
 MAX_ENDPOINTS_PER_MERCHANT: Final = 20
 MAX_REPLAY_EVENTS: Final = 10_000
+
+
+class QuotaExceeded(TooManyAttempts):
+    """A merchant used up a quota of sends it may ask for (replays, redeliveries, tests)."""
+
+    code = "quota_exceeded"
+
+
+@dataclass(frozen=True)
+class WebhookQuotas:
+    """Per merchant, shared by all workers (docs/security.md)."""
+
+    replay: Rate = field(default_factory=lambda: Rate(10, 3600.0))
+    redeliver: Rate = field(default_factory=lambda: Rate(300, 3600.0))
+    test: Rate = field(default_factory=lambda: Rate(60, 3600.0))
 
 
 class WebhookEndpoints:
@@ -47,10 +68,26 @@ class WebhookEndpoints:
         store: WebhookStore,
         notifications: NotificationPublisher,
         dispatcher: DeliveryDispatcher,
+        *,
+        replays: DeliveryDispatcher,
+        limiter: Limiter,
+        quotas: WebhookQuotas | None = None,
     ) -> None:
         self._store = store
         self._notifications = notifications
         self._dispatcher = dispatcher
+        self._replays = replays
+        self._limiter = limiter
+        self._quotas = quotas or WebhookQuotas()
+
+    async def _within_quota(self, merchant_id: str, what: str, rate: Rate) -> None:
+        decision = await self._limiter.hit(f"webhook-{what}:{merchant_id}", rate)
+        if not decision.allowed:
+            raise QuotaExceeded(
+                f"the {what} quota of {rate} is used up; retry in "
+                f"{max(1, round(decision.retry_after))} s",
+                retry_after=decision.retry_after,
+            )
 
     # --- endpoints ----------------------------------------------------------------------------
 
@@ -118,6 +155,7 @@ class WebhookEndpoints:
     async def send_test(self, merchant_id: str, endpoint_id: str, *, now: datetime) -> Notification:
         """Queue a ``WebhookTest`` event to the endpoint."""
         endpoint = await self.enabled(merchant_id, endpoint_id)
+        await self._within_quota(merchant_id, "test", self._quotas.test)
         event = {
             "event_id": str(uuid.uuid4()),
             "event_type": TEST_EVENT_TYPE,
@@ -149,6 +187,7 @@ class WebhookEndpoints:
                 f"the endpoint of delivery {delivery_id} was deleted", param="delivery_id"
             )
         _enabled(endpoint)
+        await self._within_quota(merchant_id, "redelivery", self._quotas.redeliver)
         notification = Notification(
             delivery_id=new_delivery_id(),
             endpoint_id=endpoint.endpoint_id,
@@ -162,28 +201,35 @@ class WebhookEndpoints:
 
     async def replay(
         self, merchant_id: str, endpoint_id: str, start: datetime, end: datetime
-    ) -> int:
-        """Queue again every event of [start, end) that the endpoint wants, in their order."""
+    ) -> ReplayJob:
+        """Send again every event of [start, end) that the endpoint wants, in their order:
+        counted now, queued in the background (app/adapters/webhooks/replays.py)."""
         endpoint = await self.enabled(merchant_id, endpoint_id)
-        events = await self._store.events_between(merchant_id, start, end, MAX_REPLAY_EVENTS + 1)
-        if len(events) > MAX_REPLAY_EVENTS:
+        counts = await self._store.event_counts(merchant_id, start, end)
+        if sum(counts.values()) > MAX_REPLAY_EVENTS:
             raise ReplayTooLarge(
                 f"the range holds more than {MAX_REPLAY_EVENTS} events; replay a shorter range",
                 param="to",
             )
-        notifications = [
-            Notification(
-                delivery_id=new_delivery_id(),
+        await self._within_quota(merchant_id, "replay", self._quotas.replay)
+        job = await self._store.add_replay(
+            ReplayJob(
+                replay_id=new_replay_id(),
                 endpoint_id=endpoint.endpoint_id,
                 merchant_id=merchant_id,
-                origin="replay",
-                event=event,
+                start=start,
+                end=end,
+                expected=sum(n for kind, n in counts.items() if endpoint.wants(kind)),
             )
-            for event in events
-            if endpoint.wants(event["event_type"])
-        ]
-        await self._queue(notifications)
-        return len(notifications)
+        )
+        self._replays.wake()
+        return job
+
+    async def replay_job(self, merchant_id: str, replay_id: str) -> ReplayJob:
+        job = await self._store.replay_job(merchant_id, replay_id)
+        if job is None:
+            raise WebhookReplayNotFound(f"no webhook replay {replay_id}", param="replay_id")
+        return job
 
     async def _queue(self, notifications: list[Notification]) -> None:
         for notification in notifications:

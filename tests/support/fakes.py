@@ -37,6 +37,7 @@ from app.domain.webhooks import (
     Delivery,
     EndpointSettings,
     Notification,
+    ReplayJob,
     WebhookEndpoint,
 )
 from app.runtime.codecs import encode_invoice_command, encode_notification
@@ -571,6 +572,7 @@ class MemoryWebhookStore:
         self.queued: dict[str, Notification] = {}
         self.enqueue_calls = 0
         self.events: list[dict[str, Any]] = []
+        self.replays: dict[str, ReplayJob] = {}
         self._ids = itertools.count(1)
 
     def add_endpoint(
@@ -663,10 +665,21 @@ class MemoryWebhookStore:
     ) -> tuple[Delivery, dict[str, Any], list[Attempt]] | None:
         return None
 
-    async def events_between(
-        self, merchant_id: str, start: datetime, end: datetime, limit: int
-    ) -> list[dict[str, Any]]:
-        return self.events[:limit]
+    async def event_counts(
+        self, merchant_id: str, start: datetime, end: datetime
+    ) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for event in self.events:
+            counts[event["event_type"]] = counts.get(event["event_type"], 0) + 1
+        return counts
+
+    async def add_replay(self, job: ReplayJob) -> ReplayJob:
+        self.replays[job.replay_id] = replace(job, created_at=datetime.now(UTC))
+        return self.replays[job.replay_id]
+
+    async def replay_job(self, merchant_id: str, replay_id: str) -> ReplayJob | None:
+        job = self.replays.get(replay_id)
+        return job if job is not None and job.merchant_id == merchant_id else None
 
 
 class FakeDispatcher:
@@ -803,6 +816,7 @@ def memory_world(settings: Settings | None = None) -> MemoryWorld:
         settlement_records=MemorySettlementRecords(ledger),
         webhook_store=webhooks,
         dispatcher=dispatcher,
+        replay_queue=FakeDispatcher(),
         live_views=live_views,
         api_keys=MemoryApiKeys(merchant_accounts, SecretDigests(settings.api_key_pepper)),
         users=users,

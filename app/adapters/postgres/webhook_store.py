@@ -29,7 +29,9 @@ from app.domain.webhooks import (
     Delivery,
     EndpointSettings,
     Notification,
+    ReplayJob,
     WebhookEndpoint,
+    replay_delivery_id,
 )
 from app.services.ports import DeliveryQuery
 
@@ -40,6 +42,12 @@ _ENDPOINT_COLUMNS = """
 _DELIVERY_COLUMNS = """
     delivery_id, seq, endpoint_id, origin, redelivery_of, event_id, event_type, aggregate_id,
     status, attempts, next_attempt_at, last_error, created_at, completed_at
+"""
+
+
+_REPLAY_COLUMNS = """
+    replay_id, endpoint_id, merchant_id, range_start, range_end, expected, queued, status,
+    created_at, completed_at
 """
 
 
@@ -455,17 +463,139 @@ class PostgresWebhookStore(SqlStore):
             attempts = [Attempt(*values) for values in await cur.fetchall()]
         return delivery_from_row(row[:-1]), row[-1], attempts
 
-    async def events_between(
-        self, merchant_id: str, start: datetime, end: datetime, limit: int
-    ) -> list[dict[str, Any]]:
-        """The merchant's domain events in [start, end) from the event store, in order."""
+    # --- replays (app/adapters/webhooks/replays.py) ----------------------------------------
+
+    async def event_counts(
+        self, merchant_id: str, start: datetime, end: datetime
+    ) -> dict[str, int]:
+        """How many of the merchant's events of each type [start, end) holds (from the index)."""
         rows = await self._fetchall(
-            "SELECT payload FROM event_store"
+            "SELECT event_type, count(*) FROM event_store"
             " WHERE merchant_id = %s AND occurred_at >= %s AND occurred_at < %s"
-            " ORDER BY occurred_at, aggregate_id, aggregate_version LIMIT %s",
-            (merchant_id, start, end, limit),
+            " GROUP BY event_type",
+            (merchant_id, start, end),
         )
-        return [row[0] for row in rows]
+        return {str(row[0]): int(row[1]) for row in rows}
+
+    async def add_replay(self, job: ReplayJob) -> ReplayJob:
+        row = await self._fetchone(
+            f"""
+            INSERT INTO webhook_replays (replay_id, endpoint_id, merchant_id, range_start,
+                range_end, expected)
+            VALUES (%s, %s, %s, %s, %s, %s)
+            RETURNING {_REPLAY_COLUMNS}
+            """,
+            (job.replay_id, job.endpoint_id, job.merchant_id, job.start, job.end, job.expected),
+        )
+        assert row is not None
+        return ReplayJob(*row)
+
+    async def replay_job(self, merchant_id: str, replay_id: str) -> ReplayJob | None:
+        row = await self._fetchone(
+            f"SELECT {_REPLAY_COLUMNS} FROM webhook_replays"
+            " WHERE replay_id = %s AND merchant_id = %s",
+            (replay_id, merchant_id),
+        )
+        return None if row is None else ReplayJob(*row)
+
+    async def claim_replay(self, lease: float) -> ReplayJob | None:
+        """The oldest open replay of this platform nobody works on; leased for ``lease`` s."""
+        row = await self._fetchone(
+            f"""
+            UPDATE webhook_replays SET leased_until = now() + %s
+            WHERE replay_id = (
+                SELECT r.replay_id FROM webhook_replays r
+                JOIN webhook_endpoints e ON e.endpoint_id = r.endpoint_id
+                WHERE r.status = 'queued' AND e.app_id = %s
+                  AND (r.leased_until IS NULL OR r.leased_until < now())
+                ORDER BY r.created_at LIMIT 1
+                FOR UPDATE OF r SKIP LOCKED
+            )
+            RETURNING {_REPLAY_COLUMNS}
+            """,
+            (timedelta(seconds=lease), self._app_id),
+        )
+        return None if row is None else ReplayJob(*row)
+
+    async def queue_replay_batch(
+        self, job: ReplayJob, endpoint: WebhookEndpoint, limit: int, lease: float
+    ) -> tuple[list[Notification], ReplayJob]:
+        """The next ``limit`` events of the replay, queued as deliveries with the cursor moved
+        past them, in one transaction; the job as it now stands."""
+        async with self._transaction() as cur:
+            await cur.execute(
+                "SELECT after_occurred_at, after_aggregate_id, after_aggregate_version"
+                " FROM webhook_replays WHERE replay_id = %s FOR UPDATE",
+                (job.replay_id,),
+            )
+            cursor = await cur.fetchone()
+            after = (
+                (cursor[0], cursor[1], cursor[2])
+                if cursor[0] is not None
+                else (job.start - timedelta(microseconds=1), "", -1)
+            )
+            await cur.execute(
+                "SELECT occurred_at, aggregate_id, aggregate_version, payload FROM event_store"
+                " WHERE merchant_id = %s AND occurred_at < %s"
+                "   AND (occurred_at, aggregate_id, aggregate_version) > (%s, %s, %s)"
+                "   AND occurred_at >= %s"
+                " ORDER BY occurred_at, aggregate_id, aggregate_version LIMIT %s",
+                (job.merchant_id, job.end, *after, job.start, limit),
+            )
+            rows = await cur.fetchall()
+            notifications = [
+                Notification(
+                    delivery_id=replay_delivery_id(job.replay_id, str(row[3]["event_id"])),
+                    endpoint_id=endpoint.endpoint_id,
+                    merchant_id=job.merchant_id,
+                    origin="replay",
+                    event=row[3],
+                )
+                for row in rows
+                if endpoint.wants(row[3]["event_type"])
+            ]
+            queued = 0
+            for notification in notifications:
+                event = notification.event
+                await cur.execute(
+                    """
+                    INSERT INTO webhook_deliveries (delivery_id, endpoint_id, merchant_id,
+                        origin, event_id, event_type, aggregate_id, event)
+                    VALUES (%s, %s, %s, 'replay', %s, %s, %s, %s)
+                    ON CONFLICT (delivery_id) DO NOTHING
+                    """,
+                    (notification.delivery_id, notification.endpoint_id,
+                     notification.merchant_id, event["event_id"], event["event_type"],
+                     event["aggregate_id"], Json(event)),
+                )  # fmt: skip
+                queued += cur.rowcount
+            last = rows[-1] if rows else None
+            finished = len(rows) < limit
+            await cur.execute(
+                f"""
+                UPDATE webhook_replays SET
+                    queued = queued + %s,
+                    after_occurred_at = coalesce(%s, after_occurred_at),
+                    after_aggregate_id = coalesce(%s, after_aggregate_id),
+                    after_aggregate_version = coalesce(%s, after_aggregate_version),
+                    status = CASE WHEN %s THEN 'done' ELSE status END,
+                    completed_at = CASE WHEN %s THEN now() ELSE completed_at END,
+                    leased_until = now() + %s
+                WHERE replay_id = %s
+                RETURNING {_REPLAY_COLUMNS}
+                """,
+                (queued, *(last[:3] if last else (None, None, None)), finished, finished,
+                 timedelta(seconds=lease), job.replay_id),
+            )  # fmt: skip
+            updated = await cur.fetchone()
+        return notifications, ReplayJob(*updated)
+
+    async def cancel_replay(self, replay_id: str) -> None:
+        await self._execute(
+            "UPDATE webhook_replays SET status = 'cancelled', completed_at = now()"
+            " WHERE replay_id = %s AND status = 'queued'",
+            (replay_id,),
+        )
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -22,9 +22,11 @@ DEV_KEY_FILE = "webhook-secret-keys"
 
 
 def url_policy(settings: Settings) -> UrlPolicy:
+    production = settings.environment == "production"
     return UrlPolicy(
-        require_https=settings.environment == "production",
+        require_https=production,
         allow_loopback=settings.webhook_allow_loopback,
+        resolve_at_registration=production,
     )
 
 

@@ -29,6 +29,7 @@ from app.adapters.postgres.webhook_store import ClaimedDelivery, PostgresWebhook
 from app.adapters.webhooks.schedule import DEFAULT_RETRY_SCHEDULE, next_attempt_delay
 from app.adapters.webhooks.signing import SIGNATURE_HEADER, signature_header, webhook_body
 from app.adapters.webhooks.ssrf import (
+    BlockedAddress,
     GuardedResolver,
     UnsafeUrl,
     UrlPolicy,
@@ -150,7 +151,13 @@ class WebhookSender:
         except (UnsafeUrl, aiohttp.ClientError, OSError) as exc:
             unsafe = unsafe_url_cause(exc)
             if unsafe is not None:
-                error = f"unsafe address: {unsafe}"
+                # The merchant sees the attempt's error: never an address inside our network.
+                logger.warning("webhook %s refused: %s", delivery.delivery_id, unsafe)
+                error = (
+                    unsafe.for_merchant
+                    if isinstance(unsafe, BlockedAddress)
+                    else f"unsafe address: {unsafe}"
+                )
             elif isinstance(exc, aiohttp.ClientConnectorError):
                 error = f"cannot connect: {exc.os_error or exc}"
             else:

@@ -60,9 +60,18 @@ class UrlPolicy:
 
     require_https: bool
     allow_loopback: bool
+    # Resolve a host name when the URL is registered, and refuse it if any address is not
+    # public (production); delivery checks every address it connects to either way.
+    resolve_at_registration: bool = False
 
 
-PRODUCTION_POLICY: Final = UrlPolicy(require_https=True, allow_loopback=False)
+PRODUCTION_POLICY: Final = UrlPolicy(
+    require_https=True, allow_loopback=False, resolve_at_registration=True
+)
+REGISTRATION_RESOLVE_SECONDS: Final = 5.0
+# What a merchant is told about a blocked address: never the address, which for a name that
+# resolves inside our network (``postgres``, ``redis``) would map that network for them.
+BLOCKED_FOR_MERCHANTS: Final = "the address resolves to a private or reserved network"
 
 
 class UnsafeUrl(ValueError):
@@ -81,6 +90,11 @@ class BlockedAddress(UnsafeUrl, OSError):
         super().__init__(message)
         # aiohttp's ClientConnectorError shows ``strerror`` in its message.
         self.strerror = message
+
+    @property
+    def for_merchant(self) -> str:
+        """What the merchant may see: the operator's log has ``str(self)``, with the address."""
+        return BLOCKED_FOR_MERCHANTS
 
 
 def unsafe_url_cause(exc: BaseException) -> UnsafeUrl | None:
@@ -301,10 +315,16 @@ async def resolve_and_check(
     else:
         _check_address(literal, host, policy)
         return [str(literal)]
-    if resolver is None:
-        addresses = await _getaddrinfo(host, port)
-    else:
-        addresses = await _resolve_with(resolver, host, port)
+    try:
+        async with asyncio.timeout(REGISTRATION_RESOLVE_SECONDS):
+            if resolver is None:
+                addresses = await _getaddrinfo(host, port)
+            else:
+                addresses = await _resolve_with(resolver, host, port)
+    except TimeoutError:
+        raise UnsafeUrl(
+            f"webhook host {host} did not resolve within {REGISTRATION_RESOLVE_SECONDS:g} s"
+        ) from None
     if not addresses:
         raise UnsafeUrl(f"webhook host {host} resolves to no address")
     for address in addresses:

@@ -436,6 +436,19 @@ def test_replay_sends_a_time_range_again_in_order(
     ]
     log = deliveries(platform, endpoint["id"], limit="100")
     assert {entry["origin"] for entry in log} == {"replay"}
+    # The replay was queued in the background; it says how far it got.
+    job = eventually(
+        lambda: (
+            (r := api(platform, "GET", f"/api/v1/webhook-replays/{replay.json()['id']}"))
+            .json()
+            .get("status")
+            == "done"
+            and r.json()
+        ),
+        timeout=30,
+        what="the replay done",
+    )
+    assert job["queued"] == job["deliveries"] == len(log)
 
 
 def stored_events(aggregate_id: str) -> int:
