@@ -591,6 +591,7 @@ def install_edge(
     audit = AuditTrail(services.ports.audit_log)
     web_app.middlewares.extend((audit.middleware, *MIDDLEWARES, edge.middleware, limits.middleware))
     limits.install(web_app)
+    audit.install(web_app)
     return limits
 
 

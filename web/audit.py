@@ -81,6 +81,17 @@ class AuditTrail:
     def __init__(self, log: AuditLog) -> None:
         self._log = log
 
+    def install(self, app: aioweb.Application) -> None:
+        # Before the headers go out: streams (WebSocket, SSE) are long sent by the time the
+        # middleware sees their response again.
+        app.on_response_prepare.append(self._request_id_header)
+
+    async def _request_id_header(
+        self, request: aioweb.Request, response: aioweb.StreamResponse
+    ) -> None:
+        if REQUEST_ID in request:
+            response.headers.setdefault("X-Request-Id", request[REQUEST_ID])
+
     @aioweb.middleware
     async def middleware(self, request: aioweb.Request, handler: Handler) -> aioweb.StreamResponse:
         given = request.headers.get("X-Request-Id", "")
@@ -88,7 +99,6 @@ class AuditTrail:
             given if _SANE_REQUEST_ID.fullmatch(given) else f"req_{secrets.token_hex(8)}"
         )
         response = await handler(request)
-        response.headers["X-Request-Id"] = request[REQUEST_ID]
         entry = self._entry(request, response.status)
         if entry is not None:
             await self._append(entry)

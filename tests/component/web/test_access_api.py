@@ -388,3 +388,12 @@ async def test_the_fourth_invoice_within_a_minute_is_refused_with_retry_after(
     assert (
         await client.post("/api/v1/invoices", json={"amount": "1"}, headers=OTHER)
     ).status == 201
+
+
+async def test_every_answer_names_its_request(client: TestClient) -> None:
+    mine = await client.get("/api/v1/invoices", headers={**SHOP, "X-Request-Id": "trace-123"})
+    assert mine.headers["X-Request-Id"] == "trace-123"
+    odd = await client.get("/api/v1/invoices", headers={**SHOP, "X-Request-Id": "a b\tc"})
+    assert odd.headers["X-Request-Id"].startswith("req_")
+    refused = await client.get("/api/v1/invoices")
+    assert refused.status == 401 and refused.headers["X-Request-Id"].startswith("req_")
