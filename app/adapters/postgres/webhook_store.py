@@ -523,12 +523,27 @@ class PostgresWebhookStore(SqlStore):
         """The next ``limit`` events of the replay, queued as deliveries with the cursor moved
         past them, in one transaction; the job as it now stands."""
         async with self._transaction() as cur:
+            # Locked, and re-checked under the lock: another worker may have finished or
+            # cancelled it, or the endpoint been disabled, since this one last looked.
             await cur.execute(
-                "SELECT after_occurred_at, after_aggregate_id, after_aggregate_version"
-                " FROM webhook_replays WHERE replay_id = %s FOR UPDATE",
+                "SELECT r.after_occurred_at, r.after_aggregate_id, r.after_aggregate_version,"
+                " e.enabled AND e.deleted_at IS NULL"
+                " FROM webhook_replays r JOIN webhook_endpoints e USING (endpoint_id)"
+                " WHERE r.replay_id = %s AND r.status = 'queued' FOR UPDATE OF r",
                 (job.replay_id,),
             )
             cursor = await cur.fetchone()
+            if cursor is None or not cursor[3]:
+                await cur.execute(
+                    "UPDATE webhook_replays SET status = 'cancelled', completed_at = now()"
+                    " WHERE replay_id = %s AND status = 'queued'",
+                    (job.replay_id,),
+                )
+                await cur.execute(
+                    f"SELECT {_REPLAY_COLUMNS} FROM webhook_replays WHERE replay_id = %s",
+                    (job.replay_id,),
+                )
+                return [], ReplayJob(*(await cur.fetchone()))
             after = (
                 (cursor[0], cursor[1], cursor[2])
                 if cursor[0] is not None
