@@ -187,6 +187,8 @@ def platform_env(
         "RATE_LIMIT_GLOBAL": "1000000/second",
         "RATE_LIMIT_INVOICE_CREATE": "1000000/hour",
         "RATE_LIMIT_READS": "1000000/hour",
+        # One client address opens every WebSocket of the tests and the benchmarks.
+        "LIVE_CONNECTIONS_PER_IP": "10000",
         **overrides,
     }
 
