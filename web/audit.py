@@ -2,14 +2,16 @@
 
 ``AuditTrail.middleware`` (the outermost middleware, so it sees the answer as the client gets it)
 appends one entry to the append-only ``audit_log`` table for every state-changing request
-(POST, PUT, PATCH, DELETE) made by an authenticated key or user, and for every sign-in, refresh,
-logout and invitation acceptance (successful or not): actor (key id or user id, and role),
+(POST, PUT, PATCH, DELETE) made by an authenticated key or user, for every sign-in attempt the
+sign-in limits let through (successful or not), and for every successful refresh, logout and
+invitation acceptance: actor (key id or user id, and role),
 action (method and route), target id, request id, client address, result (the HTTP status).
 Views add what only they know (``note_target``, ``note_details``, ``note_actor``).
 
-Not logged: requests refused before anyone was identified (no or an unknown credential, the
-global and per-address rate limits), so that a flood of junk cannot turn into a flood of writes;
-the worker's log has them. A request forwarded by another worker is logged where it arrived.
+Not logged: requests refused before anyone was identified (no or an unknown credential, a junk
+refresh or invitation token, the global and per-address rate limits, the sign-in limits), so
+that a flood of junk cannot turn into a flood of writes; the worker's log has them. A request
+forwarded by another worker is logged where it arrived.
 
 Every response carries ``X-Request-Id`` (the client's own, when it sent a sane one), which the
 entry records: a merchant quoting it is found at once.
@@ -114,6 +116,8 @@ class AuditTrail:
             return None  # nobody identified: see the module's docstring
         if session_call and status == 429:
             return None  # the sign-in limits refused it before any check
+        if session_call and request.path != "/api/v1/auth/login" and status >= 400:
+            return None  # a junk refresh, logout or invitation token: nobody to name
         route = request.match_info.route.resource
         action = f"{request.method} {route.canonical if route is not None else request.path}"
         target = request.get(_TARGET) or next(iter(request.match_info.values()), None)

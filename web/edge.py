@@ -97,7 +97,9 @@ class EdgeGuard:
             request[FROM_WORKER] = True
             request[CLIENT_ADDRESS] = worker.client_address
         else:
+            # Every X-Forwarded-For line, in order: a proxy may add a line rather than append.
+            lines = request.headers.getall("X-Forwarded-For", [])
             request[CLIENT_ADDRESS] = self._addresses.of(
-                request.remote, request.headers.get("X-Forwarded-For")
+                request.remote, ",".join(lines) if lines else None
             )
         return await handler(request)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -34,6 +34,8 @@ MAX_JSON_DEPTH: Final = 16
 MAX_NUMBER_CHARS: Final = 64
 MAX_PATH_ID: Final = 128
 MAX_QUERY_VALUE: Final = 512
+EARLIEST_TIME: Final = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_TIME: Final = datetime(2200, 1, 1, tzinfo=UTC)
 _RAW_BODY: Final = aioweb.RequestKey("checkout.raw_body", bytes)
 
 # C0 and C1 controls (tab, newline, carriage return apart) and unpaired surrogates.
@@ -205,7 +207,9 @@ def check_parameters(path: Mapping[str, str], query: Mapping[str, str]) -> None:
 
 
 def time_field(body: Mapping[str, Any], name: str) -> datetime:
-    """An RFC 3339 time with its offset from a JSON body, e.g. ``2026-11-22T10:00:00Z``."""
+    """An RFC 3339 time with its offset from a JSON body, e.g. ``2026-11-22T10:00:00Z``, in UTC
+    and within ``EARLIEST_TIME``..``LATEST_TIME`` (year 9999 at -01:00 is year 10000 in UTC,
+    which PostgreSQL stores and its Python driver cannot read back)."""
     value = body.get(name)
     if not isinstance(value, str) or len(value) > 40:
         example = "2026-11-22T10:00:00Z"
@@ -216,4 +220,12 @@ def time_field(body: Mapping[str, Any], name: str) -> datetime:
         raise bad_request(f"{name} is not an RFC 3339 time: {value!r}", name) from None
     if moment.tzinfo is None or "T" not in value.upper():
         raise bad_request(f"{name} needs a date, a time and a time zone (Z or +hh:mm)", name)
+    try:
+        moment = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        moment = EARLIEST_TIME - timedelta(days=1)  # out of range either way
+    if not EARLIEST_TIME <= moment <= LATEST_TIME:
+        raise bad_request(
+            f"{name} must lie between {EARLIEST_TIME.year} and {LATEST_TIME.year}", name
+        )
     return moment

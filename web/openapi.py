@@ -462,7 +462,7 @@ SCHEMAS.update(
                 "to": _TIME,
                 "deliveries": {"type": "integer", "description": "what the range holds"},
                 "queued": {"type": "integer", "description": "queued so far"},
-                "status": {"enum": ["queued", "done", "cancelled"]},
+                "status": {"enum": ["queued", "done", "cancelled", "failed"]},
                 "created_at": _TIME,
                 "completed_at": _TIME,
             },

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from app.domain.errors import CheckoutError, InsufficientScope, MerchantSuspended
+from app.domain.errors import CheckoutError, InsufficientScope, MerchantSuspended, RuleViolation
 from app.domain.merchant import Merchant
 
 
@@ -62,6 +62,12 @@ ROLE_SCOPES: Final[dict[Role, frozenset[Scope]]] = {
     Role.VIEWER: _READS,
     Role.ADMIN: frozenset(),  # no merchant's scopes: the admin endpoints ask for the role
 }
+
+
+class LastOwner(RuleViolation):
+    """A change that would leave a merchant without an owner who can sign in."""
+
+    code = "last_owner"
 
 
 class InvalidScopes(CheckoutError):

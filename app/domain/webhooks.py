@@ -146,7 +146,8 @@ class ReplayJob:
     end: datetime
     expected: int
     queued: int = 0
-    status: str = "queued"  # queued → done, or cancelled (endpoint deleted or disabled)
+    # queued → done; cancelled (endpoint deleted or disabled); failed (see the worker's log)
+    status: str = "queued"
     created_at: datetime | None = None
     completed_at: datetime | None = None
 

@@ -70,7 +70,7 @@ class WorkerSignatures:
             signature = headers[SIGNATURE]
         except KeyError as missing:
             raise BadWorkerSignature(f"the {missing.args[0]} header is missing") from None
-        if not timestamp.isdigit() or len(timestamp) > 12:
+        if not (timestamp.isascii() and timestamp.isdecimal()) or len(timestamp) > 12:
             raise BadWorkerSignature(f"{TIMESTAMP} is not a Unix time")
         if abs(self._now() - int(timestamp)) > MAX_SKEW:
             raise BadWorkerSignature("the signature has expired")

@@ -167,6 +167,12 @@ class AccessControl:
         self._changes = changes
         self._key_cache: _Cache[_CachedKey] = _Cache()
         self._user_cache: _Cache[_CachedUser] = _Cache()
+        # Counts the changes heard: a read that began before a change and ended after it may
+        # hold what the change undid, so it is used but not cached.
+        self._generation = 0
+
+    def _may_cache(self, generation: int) -> bool:
+        return self._changes.healthy and generation == self._generation
 
     # --- who is asking ------------------------------------------------------------------------
 
@@ -186,8 +192,9 @@ class AccessControl:
         cached = self._key_cache.get(parsed.credential_id) if self._changes.healthy else None
         credentials = cached.credentials if cached else None
         if credentials is None:
+            generation = self._generation
             credentials = await self._keys.credentials(parsed.credential_id)
-            if credentials is not None and self._changes.healthy:
+            if credentials is not None and self._may_cache(generation):
                 self._key_cache.put(parsed.credential_id, _CachedKey(credentials))
         now = datetime.now(UTC)
         if credentials is None or not self._secret_holds(credentials, parsed.secret, now):
@@ -218,12 +225,13 @@ class AccessControl:
         claims = self._tokens.verify_access(token)  # raises Unauthenticated (InvalidToken)
         cached = self._user_cache.get(claims.user_id) if self._changes.healthy else None
         if cached is None:
+            generation = self._generation
             user = await self._users.user(claims.user_id)
             account = None
             if user is not None and user.merchant_id is not None:
                 account = await self._merchants.account(user.merchant_id)
             cached = _CachedUser(user, account) if user is not None else None
-            if cached is not None and self._changes.healthy:
+            if cached is not None and self._may_cache(generation):
                 self._user_cache.put(claims.user_id, cached)
         if cached is None or cached.user.disabled_at is not None:
             raise AccountDisabled("this account is disabled; ask the merchant's owner")
@@ -244,6 +252,7 @@ class AccessControl:
     def forget(self, subject: str) -> None:
         """Drop what is cached about ``subject`` (``key:<id>``, ``user:<id>``,
         ``merchant:<id>``, or ``*``), announced by whichever worker changed it."""
+        self._generation += 1
         kind, _, ident = subject.partition(":")
         if kind == "key":
             self._key_cache.drop(ident)
@@ -256,6 +265,7 @@ class AccessControl:
             self.forget_everything()
 
     def forget_everything(self) -> None:
+        self._generation += 1
         self._key_cache.clear()
         self._user_cache.clear()
 
@@ -318,11 +328,21 @@ class ApiKeys:
 
     async def revoke(self, principal: Principal, key_id: str) -> ApiKeyRecord:
         merchant = principal.require(Scope.KEYS_WRITE)
+        current = await self._key(merchant.merchant_id, key_id)
+        # A narrow key must not switch off a stronger one (a leaked one could stop production).
+        principal.may_grant(current.scopes)
         revoked = await self._store.revoke(merchant.merchant_id, key_id)
         if revoked is None:
             raise ApiKeyNotFound(f"no API key {key_id}", param="key_id")
         await self._access.changed(f"key:{key_id}")
         return revoked
+
+    async def _key(self, merchant_id: str, key_id: str) -> ApiKeyRecord:
+        """The merchant's unrevoked key ``key_id``."""
+        for key in await self._store.keys(merchant_id):
+            if key.key_id == key_id and key.revoked_at is None:
+                return key
+        raise ApiKeyNotFound(f"no API key {key_id}", param="key_id")
 
     async def roll(
         self, principal: Principal, key_id: str, *, grace: timedelta = DEFAULT_ROLL_GRACE
@@ -333,12 +353,7 @@ class ApiKeys:
             raise InvalidExpiry(
                 "grace_period must be from 0 to 2592000 seconds (30 days)", param="grace_period"
             )
-        current = next(
-            (key for key in await self._store.keys(merchant.merchant_id) if key.key_id == key_id),
-            None,
-        )
-        if current is None or current.revoked_at is not None:
-            raise ApiKeyNotFound(f"no API key {key_id}", param="key_id")
+        current = await self._key(merchant.merchant_id, key_id)
         # Rolling hands out the key's secret: only to whoever could have made such a key.
         principal.may_grant(current.scopes)
         credential = replace(new_credential(API_KEY), credential_id=key_id)

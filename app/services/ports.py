@@ -397,6 +397,7 @@ class RefreshRecord:
     expires_at: datetime
     replaced_at: datetime | None = None
     revoked_at: datetime | None = None
+    family_revoked: bool = False  # any token of the session revoked: the session has ended
 
 
 class UserStore(Protocol):
@@ -412,9 +413,14 @@ class UserStore(Protocol):
 
     async def set_password(self, user_id: str, password_hash: str) -> None: ...
 
-    async def set_role(self, merchant_id: str, user_id: str, role: Role) -> UserRecord | None: ...
+    async def set_role(self, merchant_id: str, user_id: str, role: Role) -> UserRecord | None:
+        """None unless an enabled user of the merchant; ``LastOwner`` (atomically checked) if
+        no other owner who can sign in would be left."""
+        ...
 
-    async def disable(self, merchant_id: str, user_id: str) -> UserRecord | None: ...
+    async def disable(self, merchant_id: str, user_id: str) -> UserRecord | None:
+        """As ``set_role``."""
+        ...
 
     async def add_invitation(self, invitation: Invitation) -> None: ...
 

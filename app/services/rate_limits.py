@@ -72,3 +72,7 @@ class Limiter(Protocol):
     async def peek(self, key: str, rate: Rate) -> Decision:
         """Whether one more would be allowed now, spending nothing."""
         ...
+
+    async def refund(self, key: str, rate: Rate) -> None:
+        """Give back one request an earlier ``hit`` spent."""
+        ...

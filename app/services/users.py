@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from app.domain.access import MERCHANT_ROLES, Principal, Role, Scope
+from app.domain.access import MERCHANT_ROLES, ROLE_SCOPES, Principal, Role, Scope
 from app.domain.errors import (
     AlreadyExists,
     CheckoutError,
     InvalidCredentials,
     InvalidRefreshToken,
     NotFound,
-    RuleViolation,
     TooManyAttempts,
 )
 from app.services.access import AccessControl, AccountDisabled
@@ -73,10 +72,6 @@ class UserNotFound(NotFound):
 
 class InvalidInvitation(InvalidRefreshToken):
     code = "invalid_invitation"
-
-
-class LastOwner(RuleViolation):
-    code = "last_owner"
 
 
 def parse_email(value: object) -> str:
@@ -133,6 +128,10 @@ class UserAccounts:
     # --- sessions -----------------------------------------------------------------------------
 
     async def login(self, email: object, password: object, *, client_address: str) -> Session:
+        # Every attempt is charged before the password is checked and given back if it was
+        # right: parallel guesses cannot all slip past the limit while argon2 works.
+        address_key = f"login:ip:{client_address}"
+        await self._charge(address_key, self._limits.per_address, "your address")
         try:
             address = parse_email(email)
         except InvalidEmail:
@@ -140,29 +139,31 @@ class UserAccounts:
         if not isinstance(password, str):
             raise InvalidCredentials("the email or the password is wrong")
         account_key = f"login:account:{address}"
-        address_key = f"login:ip:{client_address}"
-        for key, rate, whose in (
-            (account_key, self._limits.per_account, "this account"),
-            (address_key, self._limits.per_address, "your address"),
-        ):
-            decision = await self._limiter.peek(key, rate)
-            if not decision.allowed:
-                raise TooManyAttempts(
-                    f"too many failed sign-ins for {whose}; retry in "
-                    f"{max(1, round(decision.retry_after))} s",
-                    retry_after=decision.retry_after,
-                )
+        try:
+            await self._charge(account_key, self._limits.per_account, "this account")
+        except TooManyAttempts:
+            await self._limiter.refund(address_key, self._limits.per_address)
+            raise
         user = await self._users.user_by_email(address)
         stored = user.password_hash if user is not None else None
         # An unknown email (or an invitee without a password) costs a verification as well.
         matches = await self._passwords.verify(stored or self._passwords.dummy_hash, password)
         if user is None or stored is None or not matches or user.disabled_at is not None:
-            await self._limiter.hit(account_key, self._limits.per_account)
-            await self._limiter.hit(address_key, self._limits.per_address)
             raise InvalidCredentials("the email or the password is wrong")
+        await self._limiter.refund(account_key, self._limits.per_account)
+        await self._limiter.refund(address_key, self._limits.per_address)
         if self._passwords.needs_rehash(stored):
             await self._users.set_password(user.user_id, await self._passwords.hash(password))
         return await self._open_session(user, family_id=f"fam_{secrets.token_hex(8)}")
+
+    async def _charge(self, key: str, rate: Rate, whose: str) -> None:
+        decision = await self._limiter.hit(key, rate)
+        if not decision.allowed:
+            raise TooManyAttempts(
+                f"too many failed sign-ins for {whose}; retry in "
+                f"{max(1, round(decision.retry_after))} s",
+                retry_after=decision.retry_after,
+            )
 
     async def _open_session(self, user: UserRecord, *, family_id: str) -> Session:
         access_token, _ = self._tokens.issue_access(user.user_id, user.merchant_id, user.role)
@@ -201,7 +202,11 @@ class UserAccounts:
             # apart. End the session for both.
             await self._users.revoke_family(record.family_id)
             raise InvalidRefreshToken("the refresh token was used already; sign in again")
-        if record.revoked_at is not None or record.expires_at <= datetime.now(UTC):
+        if (
+            record.revoked_at is not None
+            or record.family_revoked
+            or record.expires_at <= datetime.now(UTC)
+        ):
             raise InvalidRefreshToken("the session has ended; sign in again")
         if not await self._users.replace_refresh(record.token_id):
             await self._users.revoke_family(record.family_id)
@@ -226,11 +231,13 @@ class UserAccounts:
     ) -> tuple[UserRecord, str]:
         """A user without a password yet, and the one-time invitation to pass on."""
         merchant = principal.require(Scope.USERS_WRITE)
+        chosen = parse_role(role)
+        principal.may_grant(ROLE_SCOPES[chosen])  # a users:write key cannot make an owner
         user = UserRecord(
             user_id=f"usr_{secrets.token_hex(10)}",
             email=parse_email(email),
             merchant_id=merchant.merchant_id,
-            role=parse_role(role),
+            role=chosen,
             created_at=datetime.now(UTC),
             created_by=principal.actor_id,
         )
@@ -272,8 +279,8 @@ class UserAccounts:
         merchant = principal.require(Scope.USERS_WRITE)
         new_role = parse_role(role)
         current = await self._member(merchant.merchant_id, user_id)
-        if current.role is Role.OWNER and new_role is not Role.OWNER:
-            await self._keep_an_owner(merchant.merchant_id, user_id)
+        # Neither hand out nor take away more than one holds.
+        principal.may_grant(ROLE_SCOPES[new_role] | ROLE_SCOPES[current.role])
         updated = await self._users.set_role(merchant.merchant_id, user_id, new_role)
         if updated is None:
             raise UserNotFound(f"no user {user_id}", param="user_id")
@@ -283,8 +290,7 @@ class UserAccounts:
     async def remove(self, principal: Principal, user_id: str) -> UserRecord:
         merchant = principal.require(Scope.USERS_WRITE)
         current = await self._member(merchant.merchant_id, user_id)
-        if current.role is Role.OWNER:
-            await self._keep_an_owner(merchant.merchant_id, user_id)
+        principal.may_grant(ROLE_SCOPES[current.role])
         removed = await self._users.disable(merchant.merchant_id, user_id)
         if removed is None:
             raise UserNotFound(f"no user {user_id}", param="user_id")
@@ -297,15 +303,6 @@ class UserAccounts:
         if user is None or user.merchant_id != merchant_id or user.disabled_at is not None:
             raise UserNotFound(f"no user {user_id}", param="user_id")
         return user
-
-    async def _keep_an_owner(self, merchant_id: str, leaving: str) -> None:
-        owners = [
-            user
-            for user in await self._users.users(merchant_id)
-            if user.role is Role.OWNER and user.disabled_at is None and user.user_id != leaving
-        ]
-        if not owners:
-            raise LastOwner("a merchant keeps at least one owner; make someone else owner first")
 
     # --- the operator's CLI -------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from agents.invoices import InvoiceAgent
 from app.adapters.auth.passwords import Argon2Passwords
 from app.adapters.auth.tokens import TokenIssuer
 from app.bootstrap import Ports, Services, build_services
-from app.domain.access import ALL_SCOPES, Role
+from app.domain.access import ALL_SCOPES, LastOwner, Role
 from app.domain.commands import InvoiceCommand
 from app.domain.deposit import DepositRegistration
 from app.domain.errors import AlreadyExists, CheckoutError
@@ -352,8 +352,10 @@ class MemoryUsers:
 
     async def set_role(self, merchant_id: str, user_id: str, role: Role) -> UserRecord | None:
         user = self.by_id.get(user_id)
-        if user is None or user.merchant_id != merchant_id:
+        if user is None or user.merchant_id != merchant_id or user.disabled_at is not None:
             return None
+        if role is not Role.OWNER:
+            self._keep_an_owner(merchant_id, user_id)
         self.by_id[user_id] = replace(user, role=role)
         return self.by_id[user_id]
 
@@ -361,8 +363,20 @@ class MemoryUsers:
         user = self.by_id.get(user_id)
         if user is None or user.merchant_id != merchant_id or user.disabled_at is not None:
             return None
+        self._keep_an_owner(merchant_id, user_id)
         self.by_id[user_id] = replace(user, disabled_at=datetime.now(UTC))
         return self.by_id[user_id]
+
+    def _keep_an_owner(self, merchant_id: str, leaving: str) -> None:
+        owners = [
+            u
+            for u in self.by_id.values()
+            if u.merchant_id == merchant_id and u.role is Role.OWNER and u.disabled_at is None
+        ]
+        if any(u.user_id == leaving for u in owners) and not any(
+            u.user_id != leaving and u.password_hash is not None for u in owners
+        ):
+            raise LastOwner("a merchant keeps at least one owner who can sign in")
 
     async def add_invitation(self, invitation: Invitation) -> None:
         self.invitations[invitation.invitation_id] = invitation
@@ -382,7 +396,14 @@ class MemoryUsers:
         self.refresh[token.token_id] = token
 
     async def refresh_token(self, token_id: str) -> RefreshRecord | None:
-        return self.refresh.get(token_id)
+        token = self.refresh.get(token_id)
+        if token is None:
+            return None
+        revoked = any(
+            t.family_id == token.family_id and t.revoked_at is not None
+            for t in self.refresh.values()
+        )
+        return replace(token, family_revoked=revoked)
 
     async def replace_refresh(self, token_id: str) -> bool:
         token = self.refresh[token_id]
@@ -442,6 +463,10 @@ class MemoryLimiter:
 
     async def peek(self, key: str, rate: Rate) -> Decision:
         return self._decide(key, rate, 1, spend=False)
+
+    async def refund(self, key: str, rate: Rate) -> None:
+        if key in self.tat:
+            self.tat[key] = max(time.monotonic(), self.tat[key] - rate.period / rate.count)
 
     def _decide(self, key: str, rate: Rate, cost: int, *, spend: bool) -> Decision:
         now = time.monotonic()

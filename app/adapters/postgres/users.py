@@ -12,12 +12,13 @@ so two requests racing with the same refresh token or invitation cannot both win
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Final
 
 import psycopg2.errors
 
 from app.adapters.postgres.pool import Connections, SqlStore
-from app.domain.access import Role
+from app.domain.access import LastOwner, Role
 from app.domain.errors import AlreadyExists
 from app.services.ports import Invitation, RefreshRecord, UserRecord
 
@@ -107,23 +108,57 @@ class PostgresUsers(SqlStore):
         )
 
     async def set_role(self, merchant_id: str, user_id: str, role: Role) -> UserRecord | None:
-        """The user with their new role; None unless an enabled user of the merchant."""
-        row = await self._fetchone(
-            "UPDATE users SET role = %s"
+        """The user with their new role; None unless an enabled user of the merchant;
+        ``LastOwner`` if no other owner who can sign in would be left."""
+        return await self._change_member(
+            merchant_id,
+            user_id,
+            leaves_owners=role is not Role.OWNER,
+            sql="UPDATE users SET role = %s"
             " WHERE user_id = %s AND merchant_id = %s AND disabled_at IS NULL"
             f" RETURNING {_USER_COLUMNS}",
-            (role.value, user_id, merchant_id),
+            values=(role.value, user_id, merchant_id),
         )
-        return None if row is None else user_from_row(row)
 
     async def disable(self, merchant_id: str, user_id: str) -> UserRecord | None:
-        """The user as disabled now; None unless an enabled user of the merchant."""
-        row = await self._fetchone(
-            "UPDATE users SET disabled_at = now()"
+        """The user as disabled now; None unless an enabled user of the merchant;
+        ``LastOwner`` if no other owner who can sign in would be left."""
+        return await self._change_member(
+            merchant_id,
+            user_id,
+            leaves_owners=True,
+            sql="UPDATE users SET disabled_at = now()"
             " WHERE user_id = %s AND merchant_id = %s AND disabled_at IS NULL"
             f" RETURNING {_USER_COLUMNS}",
-            (user_id, merchant_id),
+            values=(user_id, merchant_id),
         )
+
+    async def _change_member(
+        self,
+        merchant_id: str,
+        user_id: str,
+        *,
+        leaves_owners: bool,
+        sql: str,
+        values: Sequence[Any],
+    ) -> UserRecord | None:
+        async with self._transaction() as cur:
+            # The merchant's owners, locked: two owners demoting each other at once are served
+            # one after the other, and the second sees the first one's change.
+            await cur.execute(
+                "SELECT user_id, password_hash IS NOT NULL AND disabled_at IS NULL FROM users"
+                " WHERE merchant_id = %s AND role = 'owner' ORDER BY user_id FOR UPDATE",
+                (merchant_id,),
+            )
+            owners = {row[0]: row[1] for row in await cur.fetchall()}
+            others_able = any(able for owner, able in owners.items() if owner != user_id)
+            if leaves_owners and user_id in owners and not others_able:
+                raise LastOwner(
+                    "a merchant keeps at least one owner who can sign in; "
+                    "make someone else owner first"
+                )
+            await cur.execute(sql, values)
+            row = await cur.fetchone()
         return None if row is None else user_from_row(row)
 
     # --- invitations --------------------------------------------------------------------------
@@ -183,9 +218,16 @@ class PostgresUsers(SqlStore):
 
     async def refresh_token(self, token_id: str) -> RefreshRecord | None:
         row = await self._fetchone(
-            f"SELECT {_REFRESH_COLUMNS} FROM refresh_tokens WHERE token_id = %s", (token_id,)
+            f"SELECT {_REFRESH_COLUMNS}, EXISTS (SELECT 1 FROM refresh_tokens f"
+            "   WHERE f.family_id = t.family_id AND f.revoked_at IS NOT NULL)"
+            " FROM refresh_tokens t WHERE token_id = %s",
+            (token_id,),
         )
-        return None if row is None else refresh_from_row(row)
+        if row is None:
+            return None
+        # A token inserted while its family was being revoked escapes that UPDATE; its family's
+        # older tokens do not, so "any token of the family revoked" is what counts.
+        return replace(refresh_from_row(row[:-1]), family_revoked=bool(row[-1]))
 
     async def replace_refresh(self, token_id: str) -> bool:
         """Mark the token used, once: one conditional update, so of two refreshes racing with

@@ -605,6 +605,13 @@ class PostgresWebhookStore(SqlStore):
             updated = await cur.fetchone()
         return notifications, ReplayJob(*updated)
 
+    async def fail_replay(self, replay_id: str, error: str) -> None:
+        await self._execute(
+            "UPDATE webhook_replays SET status = 'failed', error = %s, completed_at = now()"
+            " WHERE replay_id = %s AND status = 'queued'",
+            (error[:500], replay_id),
+        )
+
     async def cancel_replay(self, replay_id: str) -> None:
         await self._execute(
             "UPDATE webhook_replays SET status = 'cancelled', completed_at = now()"

@@ -46,7 +46,7 @@ RATE_LIMITER_FAILURES = Counter(
 
 # GCRA over integer microseconds of the Redis server's clock (a double holds them exactly until
 # the year 2255). ARGV: the emission interval (µs per request), the burst, the cost, and 1 to
-# spend it or 0 only to ask (``peek``).
+# spend it, 0 only to ask (``peek``), 2 to give it back (``refund``).
 # The TAT is written with '%.0f': Lua's own number-to-string keeps only 14 digits and would
 # round a microsecond timestamp. Returns {allowed, remaining, reset_after_us, retry_after_us}.
 _GCRA: Final = """
@@ -59,6 +59,17 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
+if ARGV[4] == '2' then
+  -- refund: give back what an earlier hit spent
+  tat = math.max(now, tat - cost * interval)
+  if tat > now then
+    local ttl = math.ceil((tat - now) / 1000) + 1000
+    redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', string.format('%d', ttl))
+  else
+    redis.call('DEL', KEYS[1])
+  end
+  return {1, math.floor((tolerance - (tat - now)) / interval), tat - now, 0}
+end
 local new_tat = tat + cost * interval
 local allow_at = new_tat - tolerance
 if now < allow_at then
@@ -99,14 +110,19 @@ class RateLimiter:
         look before the password is checked, and spend only on a failure)."""
         return await self._run(key, rate, 1, spend=False)
 
-    async def _run(self, key: str, rate: Rate, cost: int, *, spend: bool) -> Decision:
+    async def refund(self, key: str, rate: Rate) -> None:
+        """Give back one request an earlier ``hit`` spent (a sign-in that succeeded after all)."""
+        await self._run(key, rate, 1, spend=None)
+
+    async def _run(self, key: str, rate: Rate, cost: int, *, spend: bool | None) -> Decision:
         # Whole microseconds per request, rounded down: 7/second is 142857 µs, a rate that errs
         # by less than a microsecond per request in the caller's favour. A rate finer than one a
         # microsecond (over a million a second) is held to one a microsecond.
         interval_us = max(1, round(rate.period * MICROSECONDS) // rate.count)
         try:
             reply = await self._gcra(
-                keys=[self._prefix + key], args=[interval_us, rate.count, cost, int(spend)]
+                keys=[self._prefix + key],
+                args=[interval_us, rate.count, cost, 2 if spend is None else int(spend)],
             )
         # redis.exceptions.TimeoutError and ConnectionError are RedisErrors; the built-in
         # TimeoutError is an OSError, named for the reader.

@@ -72,7 +72,7 @@ class ReplayQueue:
             try:
                 job = await self._store.claim_replay(LEASE_SECONDS)
                 if job is not None:
-                    await self._work(job)
+                    await self._work_or_fail(job)
                     continue
             except _UNREACHABLE as exc:
                 # PostgreSQL or Kafka unreachable: the lease runs out and this or another
@@ -83,6 +83,18 @@ class ReplayQueue:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
             self._wake.clear()
+
+    async def _work_or_fail(self, job: ReplayJob) -> None:
+        """A replay that fails for another reason than an unreachable dependency is marked
+        failed (with the error, and in the log with its traceback): left queued, it would
+        crash every worker that claimed it, one after the other."""
+        try:
+            await self._work(job)
+        except _UNREACHABLE:
+            raise
+        except Exception as exc:
+            logger.exception("webhook replay %s failed", job.replay_id)
+            await self._store.fail_replay(job.replay_id, f"{type(exc).__name__}: {exc}")
 
     async def _work(self, job: ReplayJob) -> None:
         while job.status == "queued":

@@ -3,6 +3,7 @@ views over the real services (in-memory ports)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,9 +14,10 @@ from aiohttp.test_utils import TestClient
 
 from app.adapters.auth.tokens import TokenIssuer
 from app.domain.access import ALL_SCOPES, Scope
+from app.services.access import InvalidApiKey
 from app.services.rate_limits import Rate
 from app.settings import Settings
-from tests.support.fakes import TEST_PEPPER, MemoryWorld, memory_world
+from tests.support.fakes import SHOP_API_KEY, TEST_PEPPER, MemoryWorld, memory_world
 from web.openapi import OPERATION_SCOPES
 
 from .conftest import OTHER, SHOP
@@ -397,3 +399,97 @@ async def test_every_answer_names_its_request(client: TestClient) -> None:
     assert odd.headers["X-Request-Id"].startswith("req_")
     refused = await client.get("/api/v1/invoices")
     assert refused.status == 401 and refused.headers["X-Request-Id"].startswith("req_")
+
+
+# --- no escalation, no bypass ---------------------------------------------------------------
+
+
+async def test_a_users_write_key_cannot_make_an_owner(client: TestClient) -> None:
+    team = await new_key(client, ["users:write"])
+    invited = await client.post(
+        "/api/v1/users",
+        json={"email": "evil@x.example", "role": "owner"},
+        headers=bearer(team["secret"]),
+    )
+    assert invited.status == 403 and (await error_of(invited))["code"] == "insufficient_scope"
+
+
+async def test_a_narrow_key_cannot_revoke_a_stronger_one(client: TestClient) -> None:
+    narrow = await new_key(client, ["keys:write"])
+    strong = await new_key(client, ["invoices:read", "keys:write"])
+    refused = await client.delete(
+        f"/api/v1/api-keys/{strong['id']}", headers=bearer(narrow["secret"])
+    )
+    assert refused.status == 403
+    assert (await client.get("/api/v1/invoices", headers=bearer(strong["secret"]))).status == 200
+
+
+async def test_parallel_wrong_passwords_cannot_outrun_the_limit(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    await add_user(world, "parallel@shop.example", "owner", "mer_shop")
+    answers = await asyncio.gather(
+        *(login(client, "parallel@shop.example", f"wrong password {n:04}") for n in range(12))
+    )
+    statuses = sorted(answer.status for answer in answers)
+    assert statuses.count(401) == 3 and statuses.count(429) == 9  # per account: 3/hour here
+
+
+async def test_an_invited_owner_who_never_signed_in_does_not_count_as_an_owner(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    await add_user(world, "first@shop.example", "owner", "mer_shop")
+    owner = bearer((await (await login(client, "first@shop.example")).json())["access_token"])
+    await client.post(
+        "/api/v1/users", json={"email": "later@shop.example", "role": "owner"}, headers=owner
+    )
+    me = (await (await client.get("/api/v1/auth/me", headers=owner)).json())["id"]
+    step_down = await client.patch(f"/api/v1/users/{me}", json={"role": "viewer"}, headers=owner)
+    assert step_down.status == 422 and (await error_of(step_down))["code"] == "last_owner"
+
+
+async def test_junk_session_tokens_write_no_audit_entries(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    before = len(world.audit_log.entries_written)
+    for _ in range(5):
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": "junk"})
+        await client.post("/api/v1/auth/logout", json={"refresh_token": "rt_junk"})
+    assert len(world.audit_log.entries_written) == before
+
+
+async def test_an_absurd_time_is_a_400_not_a_stored_row(client: TestClient) -> None:
+    for moment in ("9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"):
+        response = await client.post(
+            "/api/v1/api-keys",
+            json={"name": "k", "scopes": ["invoices:read"], "expires_at": moment},
+            headers=SHOP,
+        )
+        assert response.status == 400
+        assert (await error_of(response))["param"] == "expires_at"
+
+
+async def test_a_key_read_across_its_revocation_is_not_cached(world: MemoryWorld) -> None:
+    """A read that began before a revocation and ended after it was heard: used once, never
+    cached (else the revoked key would work on this worker for the cache's 30 s)."""
+    access, keys = world.services.access, world.services.ports.api_keys
+    key_id = SHOP_API_KEY.split("_")[1]
+    original = keys.credentials
+    entered, gate = asyncio.Event(), asyncio.Event()
+
+    async def slow(key: str) -> Any:
+        found = await original(key)
+        entered.set()
+        await gate.wait()
+        return found
+
+    keys.credentials = slow  # type: ignore[method-assign]
+    racing = asyncio.create_task(access.authenticate(SHOP_API_KEY))
+    await entered.wait()
+    await keys.revoke("mer_shop", key_id)
+    access.forget(f"key:{key_id}")  # the announcement arrives while the read is in flight
+    gate.set()
+    await racing
+    keys.credentials = original  # type: ignore[method-assign]
+    with pytest.raises(InvalidApiKey):
+        await access.authenticate(SHOP_API_KEY)

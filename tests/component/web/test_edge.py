@@ -9,6 +9,7 @@ from ipaddress import ip_network
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from multidict import CIMultiDict
 
 from app.bootstrap import install_views
 from app.runtime.worker_signatures import ROUTED_FROM, WorkerSignatures
@@ -84,3 +85,21 @@ async def test_the_client_address_comes_from_a_trusted_proxy_only(
     assert await forwarded.json() == {"client": "198.51.100.7", "from_worker": False}
     direct = await edge_client.get("/api/v1/who")
     assert (await direct.json())["client"] == "127.0.0.1"
+
+
+async def test_every_forwarded_for_line_is_read(edge_client: TestClient) -> None:
+    # A client writes its own line; the trusted proxy adds another line (not appended).
+    headers = [("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-For", "198.51.100.7")]
+    response = await edge_client.get("/api/v1/who", headers=CIMultiDict(headers))
+    assert (await response.json())["client"] == "198.51.100.7"
+
+
+async def test_a_non_ascii_worker_timestamp_is_a_401(edge_client: TestClient) -> None:
+    headers = SIGNATURES.headers(
+        "GET", "/api/v1/who", b"", routed_from="http://10.0.0.2:6066", client_address="1.2.3.4"
+    )
+    headers["X-Checkout-Timestamp"] = "²"
+    response = await edge_client.get(
+        "/api/v1/who", headers={k: v.encode().decode("latin-1") for k, v in headers.items()}
+    )
+    assert response.status == 401

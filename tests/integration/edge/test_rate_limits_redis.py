@@ -200,3 +200,15 @@ async def test_peeking_spends_nothing_and_sees_an_exhausted_budget(limiter: Rate
     blocked = await limiter.peek("login:a", rate)
     assert not blocked.allowed
     assert 0 < blocked.retry_after <= 30
+
+
+async def test_a_refund_gives_back_what_a_hit_spent(limiter: RateLimiter) -> None:
+    rate = parse_rate("3/hour")
+    for _ in range(3):
+        await limiter.hit("signin:a", rate)
+    assert not (await limiter.peek("signin:a", rate)).allowed
+    await limiter.refund("signin:a", rate)
+    assert (await limiter.peek("signin:a", rate)).remaining == 1
+    for _ in range(5):  # refunding more than was spent leaves a full budget, no more
+        await limiter.refund("signin:a", rate)
+    assert (await limiter.hit("signin:a", rate)).remaining == 2
