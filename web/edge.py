@@ -86,7 +86,7 @@ class EdgeGuard:
             body = await read_capped(request)
             try:
                 worker = self._signatures.verify(
-                    request.method, request.path_qs, body, request.headers
+                    request.method, request.raw_path, body, request.headers
                 )
             except BadWorkerSignature as exc:
                 raise ApiError(

@@ -102,12 +102,14 @@ class OwnerRouting:
         }
         headers |= self._signatures.headers(
             request.method,
-            request.path_qs,
+            request.raw_path,
             body,
             routed_from=self._own_url,
             client_address=self._client_address(request),
         )
-        target = owner.with_path(request.path).with_query(request.query)
+        # The path and query exactly as the client sent them (a bare ``?flag`` stays bare): what
+        # is signed is what the owner receives.
+        target = owner.join(URL(request.raw_path, encoded=True))
         try:
             async with self._app.http_client.request(
                 request.method, target, headers=headers, data=body

@@ -243,3 +243,19 @@ def test_the_audit_log_holds_the_changes_in_order_and_refuses_update(platform: P
         conn.rollback()
         with pytest.raises(psycopg2.Error, match="append-only"):
             cur.execute("DELETE FROM audit_log WHERE target_id = %s", (key["id"],))
+
+
+def test_a_forwarded_request_keeps_its_query_as_sent(platform: Platform) -> None:
+    """One of the two workers owns the invoice and the other forwards, signing the path and
+    query exactly as received: a bare flag or an encoded plus must not break the signature."""
+    invoice = platform.create_invoice("3")
+    served_by = set()
+    for url in platform.worker_urls:
+        answer = httpx.get(
+            f"{url}/api/v1/invoices/{invoice['id']}?verbose&note=%2B1",
+            headers=platform.headers(),
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        served_by.add(answer.headers["X-Checkout-Served-By"])
+    assert len(served_by) == 1  # the owner answered both times
