@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -22,7 +21,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import psycopg2
 
+from app.settings import Settings
 from tests.support.processes import (
     REPO_ROOT,
     VENV_BIN,
@@ -228,8 +229,15 @@ def running_platform(data_dir: Path, workers: int = 2, **overrides: str) -> Iter
         other = create_merchant("Other Shop", env)
         # The watcher starts at the head it first sees: make sure it has seen the chain before
         # any test pays, or a payment mined before its first poll would be behind its cursor.
+        # (A fixed sleep was not enough on a busy machine: a test's first payment went unseen.)
         sim.mine(1)
-        time.sleep(1.0)
+        head = int(sim.status()["head"]["number"])
+        eventually(
+            lambda: (watched := watcher_cursor(env)) is not None and watched >= head,
+            timeout=60,
+            what=f"the chain watcher of {namespace} to reach block {head}",
+            every=0.2,
+        )
         yield Platform(
             sim=sim,
             namespace=namespace,
@@ -241,6 +249,18 @@ def running_platform(data_dir: Path, workers: int = 2, **overrides: str) -> Iter
             workers=procs,
             env=env,
         )
+
+
+def watcher_cursor(env: dict[str, str]) -> int | None:
+    """The block the platform's chain watcher has read up to; None before its first poll."""
+    settings = Settings.from_env(env)
+    with psycopg2.connect(settings.database_url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT block_number FROM chain_watcher_cursor WHERE watcher_name = %s",
+            (env["TRON_WATCHER_NAME"],),
+        )
+        row = cur.fetchone()
+    return None if row is None else int(row[0])
 
 
 def delete_namespace_topics(namespace: str) -> None:

@@ -71,6 +71,13 @@ class ReplayQueue:
         while True:
             try:
                 job = await self._store.claim_replay(LEASE_SECONDS)
+            except psycopg2.Error:
+                # As the dispatcher does: PostgreSQL refusing the claim (down, or its schema not
+                # migrated yet) is logged and tried again, never the end of the worker.
+                logger.exception("webhook replays: cannot claim; retrying in %g s", RETRY_SECONDS)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            try:
                 if job is not None:
                     await self._work_or_fail(job)
                     continue
