@@ -642,8 +642,13 @@ def install_views(
 
 
 def required_topics(app: faust.App, topics: Topics) -> list[TopicRequirement]:
-    """Our topics and the tables' changelogs, as they must exist before any consumer starts."""
+    """Our topics, the tables' changelogs and Faust's leader topic, as they must exist before
+    any consumer starts."""
     required = topics.requirements()
+    # Faust creates its leader topic itself, as its consumer starts: the first assignment could
+    # then run on metadata without it ("Ignoring missing topic"), leave no worker the leader, and
+    # so no chain watcher, until the metadata was refreshed minutes later. Seen in CI.
+    required.append(TopicRequirement(f"{app.conf.id}-__assignor-__leader", 1, {}))
     for table in app.tables.values():
         required.append(
             TopicRequirement(
