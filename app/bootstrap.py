@@ -29,7 +29,7 @@ import psycopg2
 import redis.asyncio as aioredis
 from aiohttp import web as aioweb
 from aiokafka.admin import AIOKafkaAdminClient
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.sensors.prometheus import PrometheusMonitor
 from mode import Service
 from prometheus_client import REGISTRY
 
@@ -80,6 +80,7 @@ from app.runtime.publishing import KafkaPublisher
 from app.runtime.routing import OwnerRouting, Routing
 from app.runtime.shutdown import ShutdownHold
 from app.runtime.stall import StallWatchdog
+from app.runtime.stream_metrics import faust_metrics
 from app.runtime.topic_admin import TopicRequirement, ensure_topics
 from app.runtime.topics import (
     DEPOSITS,
@@ -401,7 +402,7 @@ def build(settings: Settings) -> Platform:
     app.add_dependency(resources)  # first: open before any agent starts, closed after
     # Faust's own stream metrics, beside ours in prometheus_client's default registry; served
     # on the operators' listener only (``_register_web``).
-    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "checkout"))
+    app.monitor = PrometheusMonitor(metrics=faust_metrics(REGISTRY))
 
     topics = Topics(app, settings.topic_namespace)
     tables = declare_tables(app)
