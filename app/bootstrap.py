@@ -126,6 +126,7 @@ from app.services.settlement import Settling
 from app.services.users import LoginLimits, UserAccounts
 from app.services.webhook_endpoints import WebhookEndpoints, WebhookQuotas
 from app.services.webhook_fanout import DeliveryIntake, WebhookFanout
+from app.services.webhook_subscribers import CachedSubscriptions
 from app.settings import Settings
 from tables import Tables, declare_tables
 from web import MIDDLEWARES, openapi
@@ -267,6 +268,7 @@ class Services:
     settling: Settling
     projection: Projection
     webhook_fanout: WebhookFanout
+    webhook_subscriptions: CachedSubscriptions
     delivery_intake: DeliveryIntake
     webhook_endpoints: WebhookEndpoints
     expiry: ExpirySweep
@@ -287,6 +289,8 @@ def build_services(ports: Ports, settings: Settings) -> Services:
         digests,
         ports.access_changes,
     )
+    # Each merchant's endpoints cached per worker, dropped on news of a change (every worker).
+    subscriptions = CachedSubscriptions(ports.webhook_store, ports.access_changes)
     return Services(
         ports=ports,
         invoice_commands=InvoiceCommands(
@@ -305,7 +309,10 @@ def build_services(ports: Ports, settings: Settings) -> Services:
         ),
         settling=Settling(tables.settlements, ports.ledger, publisher),
         projection=Projection(ports.projections),
-        webhook_fanout=WebhookFanout(ports.webhook_store, publisher),
+        webhook_fanout=WebhookFanout(
+            subscriptions, publisher, endpoints_changed=subscriptions.changed
+        ),
+        webhook_subscriptions=subscriptions,
         delivery_intake=DeliveryIntake(ports.webhook_store, ports.dispatcher),
         webhook_endpoints=WebhookEndpoints(
             ports.webhook_store,
@@ -313,6 +320,7 @@ def build_services(ports: Ports, settings: Settings) -> Services:
             ports.dispatcher,
             replays=ports.replay_queue,
             limiter=ports.limiter,
+            endpoints_changed=subscriptions.changed,
             quotas=WebhookQuotas(
                 replay=settings.webhook_replay_quota,
                 redeliver=settings.webhook_redeliver_quota,
@@ -456,8 +464,14 @@ def build(settings: Settings) -> Platform:
         ),
     )
     services = build_services(ports, settings)
-    # Credentials other workers changed are forgotten here at once (app/services/access.py).
-    access_changes.on_change(services.access.forget)
+
+    # What other workers changed is forgotten here at once: credentials (app/services/access.py)
+    # and a merchant's webhook subscribers (app/services/webhook_subscribers.py).
+    def forget(subject: str) -> None:
+        services.access.forget(subject)
+        services.webhook_subscriptions.forget(subject)
+
+    access_changes.on_change(forget)
     app.add_dependency(Background("access-changes", run=access_changes.run))
 
     async def upgrade_api_keys(resources: Resources) -> None:

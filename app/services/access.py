@@ -261,6 +261,8 @@ class AccessControl:
         elif kind == "merchant":
             self._key_cache.drop_where(ident)
             self._user_cache.drop_where(ident)
+        elif kind == "webhooks":
+            return  # news for the webhook subscribers' cache (app/services/webhook_subscribers.py)
         else:
             self.forget_everything()
 

@@ -232,6 +232,10 @@ class DeliveryQuery:
 class WebhookStore(WebhookSubscriptions, DeliveryQueue, Protocol):
     """Endpoints, their secrets, and the delivery log (the merchant's webhook API)."""
 
+    async def enabled_endpoints(self, merchant_id: str) -> list[WebhookEndpoint]:
+        """Every enabled endpoint of the merchant, whatever it subscribes to."""
+        ...
+
     async def create_endpoint(
         self, merchant_id: str, settings: EndpointSettings
     ) -> tuple[WebhookEndpoint, str]: ...

@@ -10,7 +10,7 @@ already). A merchant only ever sees their own endpoints and deliveries: another 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -72,6 +72,7 @@ class WebhookEndpoints:
         replays: DeliveryDispatcher,
         limiter: Limiter,
         quotas: WebhookQuotas | None = None,
+        endpoints_changed: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._notifications = notifications
@@ -79,6 +80,12 @@ class WebhookEndpoints:
         self._replays = replays
         self._limiter = limiter
         self._quotas = quotas or WebhookQuotas()
+        self._endpoints_changed = endpoints_changed
+
+    async def _changed(self, merchant_id: str) -> None:
+        """Every worker's cached subscribers of the merchant are dropped (webhook_subscribers)."""
+        if self._endpoints_changed is not None:
+            await self._endpoints_changed(merchant_id)
 
     async def _within_quota(self, merchant_id: str, what: str, rate: Rate) -> None:
         decision = await self._limiter.hit(f"webhook-{what}:{merchant_id}", rate)
@@ -99,7 +106,9 @@ class WebhookEndpoints:
             raise EndpointLimitReached(
                 f"a merchant can have at most {MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints"
             )
-        return await self._store.create_endpoint(merchant_id, settings)
+        created = await self._store.create_endpoint(merchant_id, settings)
+        await self._changed(merchant_id)
+        return created
 
     async def endpoints(self, merchant_id: str) -> list[WebhookEndpoint]:
         return await self._store.endpoints(merchant_id)
@@ -120,6 +129,7 @@ class WebhookEndpoints:
         endpoint = await self._store.update_endpoint(merchant_id, endpoint_id, changes)
         if endpoint is None:
             raise _endpoint_not_found(endpoint_id)
+        await self._changed(merchant_id)
         if endpoint.enabled:
             self._dispatcher.wake()  # its pending deliveries may go now
         return endpoint
@@ -127,6 +137,7 @@ class WebhookEndpoints:
     async def delete(self, merchant_id: str, endpoint_id: str) -> None:
         if not await self._store.delete_endpoint(merchant_id, endpoint_id):
             raise _endpoint_not_found(endpoint_id)
+        await self._changed(merchant_id)
 
     async def rotate_secret(
         self, merchant_id: str, endpoint_id: str, grace: timedelta

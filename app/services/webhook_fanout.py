@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import orjson
 
-from app.domain.events import parse_event
+from app.domain.events import WebhookEndpointDisabled, parse_event
 from app.domain.webhooks import Notification, first_delivery_id
 from app.services.ports import (
     DeliveryDispatcher,
@@ -25,14 +27,22 @@ from app.services.ports import (
 
 class WebhookFanout:
     def __init__(
-        self, subscriptions: WebhookSubscriptions, notifications: NotificationPublisher
+        self,
+        subscriptions: WebhookSubscriptions,
+        notifications: NotificationPublisher,
+        *,
+        endpoints_changed: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._subscriptions = subscriptions
         self._notifications = notifications
+        self._endpoints_changed = endpoints_changed
 
     async def fan_out(self, raw: bytes) -> int:
         """Queue the event for every endpoint that wants it; returns how many."""
         event = parse_event(raw)  # our own contract: an unknown event is an error
+        if isinstance(event, WebhookEndpointDisabled) and self._endpoints_changed is not None:
+            # The dispatcher disabled a failing endpoint: every worker's subscribers forget it.
+            await self._endpoints_changed(event.merchant_id)
         envelope = orjson.loads(raw)  # delivered as published, byte for byte the same fields
         endpoints = await self._subscriptions.subscribers(event.merchant_id, event.event_type)
         notifications = [

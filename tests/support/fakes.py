@@ -596,6 +596,7 @@ class MemoryWebhookStore:
         self.endpoints_by_id: dict[str, WebhookEndpoint] = {}
         self.queued: dict[str, Notification] = {}
         self.enqueue_calls = 0
+        self.enabled_endpoints_calls = 0
         self.events: list[dict[str, Any]] = []
         self.replays: dict[str, ReplayJob] = {}
         self._ids = itertools.count(1)
@@ -624,12 +625,15 @@ class MemoryWebhookStore:
         return endpoint
 
     async def subscribers(self, merchant_id: str, event_type: str) -> list[WebhookEndpoint]:
+        endpoints = await self.enabled_endpoints(merchant_id)
+        return [endpoint for endpoint in endpoints if endpoint.wants(event_type)]
+
+    async def enabled_endpoints(self, merchant_id: str) -> list[WebhookEndpoint]:
+        self.enabled_endpoints_calls += 1
         return [
             endpoint
             for endpoint in self.endpoints_by_id.values()
-            if endpoint.merchant_id == merchant_id
-            and endpoint.enabled
-            and endpoint.wants(event_type)
+            if endpoint.merchant_id == merchant_id and endpoint.enabled
         ]
 
     async def enqueue(self, notification: Notification) -> bool:

@@ -226,13 +226,17 @@ class PostgresWebhookStore(SqlStore):
 
     async def subscribers(self, merchant_id: str, event_type: str) -> list[WebhookEndpoint]:
         """The merchant's enabled endpoints that want this event type."""
+        endpoints = await self.enabled_endpoints(merchant_id)
+        return [endpoint for endpoint in endpoints if endpoint.wants(event_type)]
+
+    async def enabled_endpoints(self, merchant_id: str) -> list[WebhookEndpoint]:
+        """Every enabled endpoint of the merchant, whatever it subscribes to."""
         rows = await self._fetchall(
             f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"
             " WHERE merchant_id = %s AND enabled AND deleted_at IS NULL ORDER BY endpoint_id",
             (merchant_id,),
         )
-        endpoints = (endpoint_from_row(row) for row in rows)
-        return [endpoint for endpoint in endpoints if endpoint.wants(event_type)]
+        return [endpoint_from_row(row) for row in rows]
 
     async def note_success(self, endpoint_id: str) -> None:
         await self._execute(

@@ -1,7 +1,8 @@
 """News of changed credentials between workers: Redis pub/sub, one channel per platform.
 
 A worker that revokes or rolls a key, changes or removes a user, or suspends a merchant
-PUBLISHes the subject (``key:<id>``, ``user:<id>``, ``merchant:<id>``) on
+PUBLISHes the subject (``key:<id>``, ``user:<id>``, ``merchant:<id>``; ``webhooks:<merchant id>``
+when a merchant's webhook endpoints change) on
 ``checkout:<app id>:access-changes``; every worker's listener hands it to
 ``AccessControl.forget``, which drops what it cached. The change itself is in PostgreSQL
 already, so a lost message could only leave a stale cache entry, and the cache is only trusted
