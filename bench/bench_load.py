@@ -48,6 +48,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -336,6 +337,7 @@ class Load:
     args: argparse.Namespace
     counter: int = 0  # invoices asked for so far
     event_count: int = 0  # domain events seen so far
+    rss: list[tuple[float, float]] = field(default_factory=list)  # (monotonic, largest worker MiB)
 
     def on_event(self, value: bytes, arrived: float) -> None:
         self.event_count += 1
@@ -406,6 +408,8 @@ class Load:
             if stop.is_set():
                 return
             await self.chain.mine(self.session)
+            worker_mib = [memory_kib(pid, "VmRSS") / 1024 for pid in self.worker_pids]
+            self.rss.append((time.monotonic(), max(worker_mib, default=0.0)))
             with contextlib.suppress(Exception):  # a lag sample is an observation, not the load
                 await self.lag.sample()
 
@@ -422,6 +426,7 @@ class Load:
 
         stop_blocks = asyncio.Event()
         block_task = asyncio.create_task(self.blocks(stop_blocks))
+        stack = contextlib.AsyncExitStack()
         try:
             begin = time.perf_counter()
             total = round(rate * (warmup + duration))
@@ -432,6 +437,8 @@ class Load:
                 if failures:
                     raise failures[0]
                 if n == warm:
+                    spying = py_spy(self.worker_pids, duration, self.args.spy_dir)
+                    await stack.enter_async_context(spying)
                     window.started = time.monotonic()
                     cpu_before = CpuSnapshot.take(self.worker_pids)
                     window.rss_start = [memory_kib(p, "VmRSS") / 1024 for p in self.worker_pids]
@@ -451,8 +458,10 @@ class Load:
             window.answered = len(window.create_latencies) / max(
                 window.ended - window.started, 1e-9
             )
+            await stack.aclose()  # the py-spy summary, if asked for
             await self.drain(window, tasks, failures)
         finally:
+            await stack.aclose()
             stop_blocks.set()
             await block_task
             for task in list(tasks):
@@ -544,6 +553,11 @@ def window_figures(load: Load, window: Window) -> dict[str, float]:
     for role, mib in sorted(peak_rss_by_role(roles).items()):
         figures[f"peak RSS MiB: {role}"] = mib
     figures["worker RSS MiB at start"] = max(window.rss_start, default=0.0)
+    # The largest worker's RSS through the window, sampled every block: flat, or growing?
+    series = [mib for t, mib in load.rss if window.started <= t <= window.ended]
+    for quarter in (1, 2, 3):
+        at = series[len(series) * quarter // 4] if series else math.nan
+        figures[f"worker RSS MiB at {quarter}/4"] = at
     figures["worker RSS MiB at end"] = max(window.rss_end, default=0.0)
     if window.invoices:
         worker_cpu_ms = window.cpu.get("workers", 0.0) * 1000 / max(window.answered, 1e-9)
@@ -617,6 +631,102 @@ async def raw_at_rate(namespace: str, events_per_s: float, seconds: float) -> di
         with contextlib.suppress(Exception):
             await admin.delete_topics([topic])
         await admin.close()
+
+
+# --- where the workers' CPU goes (--py-spy) ------------------------------------------------------
+
+# Each sample is charged to the first rule that one of its stack's frames matches (so an agent's
+# handler wins over the Kafka or HTTP frames beneath it); what no rule claims is the event loop,
+# timers and the rest of Faust's and mode's own services.
+SPY_RULES: tuple[tuple[str, str], ...] = (
+    ("agents/projections.py", "agent: projections"),
+    ("agents/webhooks.py:webhook_agent", "agent: webhook fan-out"),
+    ("agents/webhooks.py:delivery_intake_agent", "agent: webhook intake"),
+    ("agents/live_status.py", "agent: live status"),
+    ("agents/settlements.py", "agent: settlements"),
+    ("agents/invoices.py", "agent: invoices"),
+    ("agents/payments.py", "agent: payments"),
+    ("agents/chain_watcher.py", "agent: chain watcher"),
+    ("app/adapters/webhooks/", "webhook dispatcher (HTTP POSTs)"),
+    ("app/adapters/redis/live_views.py", "live views (Redis pub/sub fan-out)"),
+    ("web/public.py", "HTTP: live pages (WebSocket, SSE)"),
+    ("aiohttp/web_protocol.py", "HTTP: API requests"),
+    ("aiokafka/producer/", "Kafka: producing"),
+    ("faust/transport/producer.py", "Kafka: producing"),
+    ("app/runtime/producer_flush.py", "Kafka: producing"),
+    ("aiokafka/consumer/", "Kafka: fetching"),
+    ("faust/transport/consumer.py", "Kafka: fetching"),
+    ("faust/transport/conductor.py", "Kafka: fetching"),
+    ("faust/tables/", "tables: changelogs and standbys"),
+    ("faust/stores/", "tables: changelogs and standbys"),
+    ("aiokafka/", "Kafka: connections (responses read)"),
+    ("threading.py:_bootstrap", "Faust's consumer thread"),
+    ("redis/asyncio/", "Redis: other commands (rate limits, replies)"),
+    ("aiopg/", "PostgreSQL: other queries"),
+    ("selectors.py:select", "event loop: in select (mostly waiting)"),
+)
+
+
+def _frame(raw: str) -> str:
+    """``function (path/to/file.py:line)`` → ``path/to/file.py:function``, paths shortened."""
+    name, _, where = raw.partition(" (")
+    path = where.rsplit(":", 1)[0]
+    for cut in ("site-packages/", f"{REPO_ROOT}/", "lib/python3.11/"):
+        if cut in path:
+            path = path.split(cut, 1)[1]
+            break
+    return f"{path}:{name.rsplit('.', 1)[-1]}"
+
+
+def spy_summary(paths: list[Path]) -> Counter[str]:
+    """Busy samples (py-spy leaves out idle ones) by whose work they are."""
+    charged: Counter[str] = Counter()
+    for path in paths:
+        for line in path.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            frames = [_frame(raw) for raw in stack.split(";")]
+            owner = next(
+                (label for key, label in SPY_RULES if any(key in frame for frame in frames)),
+                "event loop and other machinery",
+            )
+            charged[owner] += int(count)
+    return charged
+
+
+@contextlib.asynccontextmanager
+async def py_spy(pids: set[int], seconds: float, directory: Path | None) -> AsyncIterator[None]:
+    """Samples the workers with py-spy (100 Hz, without pausing them) for ``seconds``."""
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, before sampling)
+    paths = [directory / f"py-spy-{pid}.txt" for pid in pids]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("py-spy")),
+            *("record", "--pid", str(pid), "--duration", str(max(1, round(seconds)))),
+            *("--rate", "100", "--nonblocking", "--format", "raw", "--output", str(path)),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for pid, path in zip(sorted(pids), paths, strict=True)
+    ]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), seconds + 30)
+    found = [path for path in paths if path.exists()]
+    if not found:
+        print("  py-spy: no samples (is ptrace allowed here?)", flush=True)
+        return
+    charged = spy_summary(found)
+    busy = sum(charged.values()) or 1
+    print(f"  py-spy: {busy} busy samples of the workers' main threads, by whose work they are:")
+    for label, count in charged.most_common():
+        print(f"    {count / busy:6.1%}  {label}")
+    sys.stdout.flush()
 
 
 # --- runs ----------------------------------------------------------------------------------------
@@ -742,6 +852,8 @@ def main(args: argparse.Namespace) -> None:
         # The merchant's receiver is on loopback, which production refuses.
         overrides = {"WEBHOOK_ALLOW_LOOPBACK": "true"}
         overrides.update(item.split("=", 1) for item in args.env)
+        if args.py_spy:
+            args.spy_dir = Path(tmp) / "py-spy"
         if args.profile:
             args.profile_dir = Path(tmp) / "profile"
             overrides.update(profiler_env(args.profile_dir))
@@ -762,6 +874,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-rate", type=float, default=200, help="find-max: highest rate tried")
     parser.add_argument("--profile", action="store_true", help="sample the workers' stacks")
     parser.add_argument(
+        "--py-spy", action="store_true", help="profile the workers with py-spy, by agent"
+    )
+    parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="worker setting"
     )
     parser.add_argument(
@@ -773,6 +888,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.warmup < 0 or any("=" not in item for item in args.env):
         parser.error("--warmup must not be negative; --env takes NAME=VALUE")
     args.profile_dir = None
+    args.spy_dir = None
     return args
 
 
