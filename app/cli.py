@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from app.bootstrap import build
-from app.runtime import event_loop, operator_commands
+from app.runtime import operator_commands
 from app.settings import Settings, SettingsError
 
 
@@ -21,7 +21,6 @@ def main() -> None:
     except SettingsError as exc:
         print(f"checkout: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    event_loop.use(settings.event_loop)  # before anything makes a loop
     platform = build(settings)
     operator_commands.register(platform.app, settings)
     platform.app.main()

@@ -58,9 +58,6 @@ class Settings:
     web_bind: str = "127.0.0.1"
     web_port: int = 6066
     store: StoreUrl = "rocksdb://"
-    # uvloop: the same asyncio API on libuv; socket reads and writes, the bulk of a worker's
-    # own CPU under load, cost less (docs/benchmarks.md). "asyncio" is the standard loop.
-    event_loop: str = "uvloop"
     data_dir: Path = field(default_factory=lambda: REPO_ROOT / ".local" / "worker-data")
     log_level: str = "info"
     # Invoices: expiry chosen per invoice within these bounds (seconds).
@@ -177,9 +174,6 @@ class Settings:
                 reader.choice("CHECKOUT_STORE", defaults.store, ("rocksdb://", "memory://")),
             ),
             data_dir=reader.get("CHECKOUT_DATA_DIR", defaults.data_dir, Path),
-            event_loop=reader.choice(
-                "CHECKOUT_EVENT_LOOP", defaults.event_loop, ("uvloop", "asyncio")
-            ),
             invoice_default_expires_in=reader.get(
                 "INVOICE_DEFAULT_EXPIRES_IN",
                 defaults.invoice_default_expires_in,
