@@ -72,6 +72,7 @@ from app.adapters.tron.watcher import ChainWatcher
 from app.adapters.webhooks.config import dispatch_settings, keyring, url_policy
 from app.adapters.webhooks.dispatcher import WebhookDelivery
 from app.adapters.webhooks.replays import ReplayQueue
+from app.domain.webhooks import WebhookEndpoint
 from app.runtime import patches
 from app.runtime.background import Background
 from app.runtime.commands import AskInvoiceAgent
@@ -421,11 +422,17 @@ def build(settings: Settings) -> Platform:
     reports = webhook_dispatcher.DispatcherReports(
         dead_letters, publisher, topics.cluster_name(NOTIFICATIONS)
     )
+
+    async def endpoint_disabled(endpoint: WebhookEndpoint) -> None:
+        # Every worker's cached subscribers forget it now (its event, fanned out later, again).
+        await services.webhook_subscriptions.changed(endpoint.merchant_id)
+        await reports.endpoint_disabled(endpoint)
+
     delivery = WebhookDelivery(
         webhook_store,
         dispatch_settings(settings),
         on_dead_letter=reports.dead_letter,
-        on_disabled=reports.endpoint_disabled,
+        on_disabled=endpoint_disabled,
     )
     app.add_dependency(
         Background("webhook-dispatcher", start=delivery.start, run=delivery.run, stop=delivery.stop)

@@ -7,8 +7,10 @@ under a kilobyte per invoice, so at a steady load nothing was ever flushed: each
 by about 12 KiB per invoice, without end (the sustained-load benchmark, bench/bench_load.py).
 
 Patched here: every database shares one ``WriteBufferManager`` (memtables of all of them together
-flushed at ``WRITE_BUFFERS_BYTES``) and one block cache (``BLOCK_CACHE_BYTES``, index and filter
-blocks included), with small memtables. What is written, when it is committed and the changelogs
+flushed from about ``WRITE_BUFFERS_BYTES``: a soft limit, as memtables being flushed and RocksDB's
+arena blocks of 1/8 of a memtable per database count too, so ~60 MiB at most was seen with 60
+databases) and one block cache (``BLOCK_CACHE_BYTES``, index and filter blocks included), with
+small memtables. What is written, when it is committed and the changelogs
 are unchanged: this only decides how often RocksDB writes its memtables to its own files.
 """
 
@@ -25,6 +27,7 @@ MEMTABLE_BYTES: Final = 4 << 20
 MEMTABLES_PER_DATABASE: Final = 2
 
 _shared: dict[str, Any] = {}
+_faust_as_options = faust_rocksdb.RocksDBOptions.as_options
 
 
 def _shared_budget() -> tuple[Any, Any]:
@@ -39,6 +42,8 @@ def _shared_budget() -> tuple[Any, Any]:
 
 def as_options(self: faust_rocksdb.RocksDBOptions) -> Any:
     """Faust's options for one table partition's database, on the shared budget."""
+    if not self.use_rocksdict:  # a table opened with python-rocksdb: Faust's own options
+        return _faust_as_options(self)
     rocksdict = faust_rocksdb.rocksdict
     writes, cache = _shared_budget()
     options = rocksdict.Options(raw_mode=True)

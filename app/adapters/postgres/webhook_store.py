@@ -273,14 +273,16 @@ class PostgresWebhookStore(SqlStore):
     # --- deliveries -------------------------------------------------------------------------
 
     async def enqueue(self, notification: Notification) -> bool:
-        """Queue a delivery; False when it already is (a redelivered notification)."""
+        """Queue a delivery; False when it already is (a redelivered notification) or its endpoint
+        was deleted meanwhile (nothing would ever send it)."""
         event = notification.event
         row = await self._fetchone(
             """
             INSERT INTO webhook_deliveries (delivery_id, endpoint_id, merchant_id, origin,
                 redelivery_of, event_id, event_type, aggregate_id, event)
             SELECT %s, endpoint_id, merchant_id, %s, %s, %s, %s, %s, %s
-            FROM webhook_endpoints WHERE endpoint_id = %s AND merchant_id = %s
+            FROM webhook_endpoints
+            WHERE endpoint_id = %s AND merchant_id = %s AND deleted_at IS NULL
             ON CONFLICT (delivery_id) DO NOTHING
             RETURNING seq
             """,

@@ -579,3 +579,27 @@ async def test_a_batch_for_an_endpoint_disabled_since_it_was_read_cancels_the_re
     assert (sent, after.status, after.queued) == ([], "cancelled", 0)
     assert await replay_deliveries(pool, endpoint.endpoint_id) == []
     assert job.replay_id == after.replay_id
+
+
+async def test_a_notification_for_an_endpoint_deleted_meanwhile_is_not_queued(
+    store: PostgresWebhookStore, merchant_id: str
+) -> None:
+    # A fan-out that read the subscribers before the deletion (or from a cache that had not yet
+    # heard of it) must not leave a delivery that nothing will ever send.
+    endpoint, _ = await store.create_endpoint(
+        merchant_id, EndpointSettings(url="https://example.com/hook", event_types=("*",))
+    )
+
+    def notification() -> Notification:
+        event_id = str(uuid.uuid4())
+        return Notification(
+            delivery_id=f"whd_{secrets.token_hex(16)}",
+            endpoint_id=endpoint.endpoint_id,
+            merchant_id=merchant_id,
+            origin="event",
+            event={"event_id": event_id, "event_type": "InvoicePaid", "aggregate_id": "inv_x"},
+        )
+
+    assert await store.enqueue(notification())  # the endpoint is there: queued
+    assert await store.delete_endpoint(merchant_id, endpoint.endpoint_id)
+    assert not await store.enqueue(notification())
