@@ -74,10 +74,9 @@ from bench_pipeline import (  # noqa: E402
     percentile,
     sample_event,
 )
-from bench_webhooks import CpuSnapshot, profiler_env, profiling  # noqa: E402
+from bench_webhooks import CpuSnapshot, Receiver, profiler_env, profiling  # noqa: E402
 
 from tests.support.platform import Platform  # noqa: E402
-from tests.support.processes import free_port  # noqa: E402
 
 DOMAIN_EVENTS = "crypto-checkout.domain-events"
 REQUEST_TIMEOUT = 30.0
@@ -103,36 +102,18 @@ def amount_for(i: int) -> str:
 
 
 @dataclass
-class WebhookArrivals:
-    """First arrival of each (event type, invoice id) at the merchant's receiver; 200 at once."""
+class WebhookArrivals(Receiver):
+    """bench_webhooks.py's receiver (200 at once), keeping the first arrival of each (event type,
+    invoice id) instead of every request."""
 
-    port: int = field(default_factory=free_port)
     first: dict[tuple[str, str], float] = field(default_factory=dict)
-    deliveries: int = 0
-    _runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         arrived = time.time()
-        self.deliveries += 1
         event = json.loads(body)
         self.first.setdefault((event["type"], event["aggregate_id"]), arrived)
         return web.Response(text="ok")
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/hooks", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 # --- invoices and blocks -------------------------------------------------------------------------
@@ -775,7 +756,11 @@ async def bench(platform: Platform, args: argparse.Namespace) -> list[dict[str, 
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             async with session.post(
                 f"{platform.url}/api/v1/webhook-endpoints",
-                json={"url": webhooks.url, "event_types": ["InvoicePaid"], "description": "load"},
+                json={
+                    "url": webhooks.url("/hooks"),
+                    "event_types": ["InvoicePaid"],
+                    "description": "load",
+                },
                 headers=platform.headers(),
             ) as response:
                 if response.status != 201:
