@@ -9,15 +9,17 @@ Kafka, PostgreSQL and Redis), then, in each of RUNS runs:
    100 USDT need one confirmation, so that block also confirms them), and measures from the block's
    timestamp to each WebSocket `paid` message and to each `SettlementCreated` (and, for detection,
    `PaymentDetected`) on the namespace's domain-events topic, read with aiokafka;
-2. fixed rate — POST /api/v1/invoices, then GET /api/v1/public/invoice/{id}, each at RATE req/s
-   for DURATION seconds (open loop, one client session), and reports their latency;
+2. fixed rate — POST /api/v1/invoices at RATE req/s, then GET /api/v1/public/invoice/{id} at
+   GET_RATE (default RATE), each for DURATION seconds (open loop, one client session), and
+   reports their latency;
 3. raw pass-through — the baseline: N events of the same size produced in one burst to a fresh
    12-partition topic with aiokafka (acks=all, like the workers) and consumed in this process,
    measured from the start of the burst to each arrival, exactly like the pipeline's burst.
 
 Prints the median of the runs with DESIGN.md's targets and the ratio against the raw pass-through:
 
-    .venv/bin/python bench/bench_pipeline.py [--invoices 100] [--runs 3] [--rate 100] [--duration 5]
+    .venv/bin/python bench/bench_pipeline.py [--invoices 100] [--runs 3] [--rate 100]
+        [--get-rate RATE] [--duration 5]
 
 Block timestamps are the simulator's wall clock in ms and arrivals are this process's wall clock:
 same machine, so no skew. Nothing is asserted; the exit status is non-zero only when the platform
@@ -385,9 +387,10 @@ async def fixed_rate(
             return response.status
 
     figures: dict[str, float] = {}
-    for label, request in (("HTTP create", create), ("HTTP public GET", public_get)):
-        result = await at_fixed_rate(request, args.rate, args.duration)
-        figures.update(latency_figures(f"{label} @{args.rate:g}/s", result.latencies))
+    phases = (("HTTP create", create, args.rate), ("HTTP public GET", public_get, args.get_rate))
+    for label, request, rate in phases:
+        result = await at_fixed_rate(request, rate, args.duration)
+        figures.update(latency_figures(f"{label} @{rate:g}/s", result.latencies))
         problems = ", ".join(f"{n}× {what}" for what, n in sorted(result.errors.items()))
         if result.skipped:
             problems += f"{', ' if problems else ''}{result.skipped} skipped (too many in flight)"
@@ -550,8 +553,9 @@ def report(runs: list[dict[str, float]], args: argparse.Namespace) -> None:
     medians = {name: statistics.median(run[name] for run in runs) for name in runs[0]}
     raw = {name: value for name, value in medians.items() if name.startswith("raw ")}
     print(
-        f"\n{args.invoices} invoices per burst, fixed rate {args.rate:g} req/s for "
-        f"{args.duration:g} s; median of {len(runs)} run(s); latencies in ms"
+        f"\n{args.invoices} invoices per burst, fixed rate {args.rate:g} req/s (creates) and "
+        f"{args.get_rate:g} req/s (public GETs) for {args.duration:g} s; "
+        f"median of {len(runs)} run(s); latencies in ms"
     )
     runs_header = "".join(f"{'run ' + str(i + 1):>9s}" for i in range(len(runs)))
     header = f"{'figure':40s}{runs_header}{'median':>10s}  {'target':14s}vs raw"
@@ -604,13 +608,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--invoices", type=int, default=100, help="invoices per burst (N)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=float, default=100, help="req/s in the fixed-rate phase")
+    parser.add_argument(
+        "--get-rate", type=float, help="req/s of the public GET phase (default: --rate)"
+    )
     parser.add_argument("--duration", type=float, default=5, help="seconds per fixed-rate phase")
     parser.add_argument(
         "--timeout", type=float, default=120, help="seconds to wait for every paid/settlement"
     )
     args = parser.parse_args()
-    if args.invoices < 1 or args.runs < 1 or args.rate <= 0 or args.duration <= 0:
-        parser.error("--invoices, --runs, --rate and --duration must be positive")
+    if args.get_rate is None:
+        args.get_rate = args.rate
+    if min(args.invoices, args.runs, args.rate, args.get_rate, args.duration) <= 0:
+        parser.error("--invoices, --runs, --rate, --get-rate and --duration must be positive")
     return args
 
 

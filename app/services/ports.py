@@ -159,9 +159,17 @@ class AddressAllocator(Protocol):
         ...
 
 
+# A domain event with the partition and offset it was read from (None outside Kafka).
+Projected = tuple[DomainEvent, int | None, int | None]
+
+
 class ProjectionStore(Protocol):
     async def apply(self, event: DomainEvent, partition: int | None, offset: int | None) -> None:
         """Record ``event`` in the event store and the read models; a repeat changes nothing."""
+        ...
+
+    async def apply_batch(self, batch: Sequence[Projected]) -> None:
+        """``apply`` for every event of ``batch`` in order, all or none of them."""
         ...
 
 
@@ -217,6 +225,10 @@ class WebhookSubscriptions(Protocol):
 class DeliveryQueue(Protocol):
     async def enqueue(self, notification: Notification) -> bool:
         """Queue a delivery unless it is queued already (same delivery id)."""
+        ...
+
+    async def enqueue_batch(self, notifications: Sequence[Notification]) -> set[str]:
+        """``enqueue`` each, in order, in one statement; the delivery ids queued now."""
         ...
 
 

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
 
@@ -39,13 +39,23 @@ class WebhookFanout:
 
     async def fan_out(self, raw: bytes) -> int:
         """Queue the event for every endpoint that wants it; returns how many."""
+        notifications = await self.notifications_for(raw)
+        await self.publish(notifications)
+        return len(notifications)
+
+    async def publish(self, notifications: Sequence[Notification]) -> None:
+        """Publish ``notifications`` in order; returns once Kafka has them all."""
+        await self._notifications.publish_notifications(notifications)
+
+    async def notifications_for(self, raw: bytes) -> list[Notification]:
+        """One notification for every endpoint that wants the event, not published yet."""
         event = parse_event(raw)  # our own contract: an unknown event is an error
         if isinstance(event, WebhookEndpointDisabled) and self._endpoints_changed is not None:
             # The dispatcher disabled a failing endpoint: every worker's subscribers forget it.
             await self._endpoints_changed(event.merchant_id)
         envelope = orjson.loads(raw)  # delivered as published, byte for byte the same fields
         endpoints = await self._subscriptions.subscribers(event.merchant_id, event.event_type)
-        notifications = [
+        return [
             Notification(
                 delivery_id=first_delivery_id(endpoint.endpoint_id, str(event.event_id)),
                 endpoint_id=endpoint.endpoint_id,
@@ -57,8 +67,6 @@ class WebhookFanout:
             # An endpoint is not told that it was disabled: it would not be sent anyway.
             if endpoint.endpoint_id != event.aggregate_id
         ]
-        await self._notifications.publish_notifications(notifications)
-        return len(notifications)
 
 
 class DeliveryIntake:
@@ -71,3 +79,9 @@ class DeliveryIntake:
         queued = await self._queue.enqueue(notification)
         self._dispatcher.wake()
         return queued
+
+    async def accept_batch(self, notifications: Sequence[Notification]) -> int:
+        """Queue every delivery of ``notifications`` at once; returns how many were new."""
+        queued = await self._queue.enqueue_batch(notifications)
+        self._dispatcher.wake()
+        return len(queued)

@@ -531,12 +531,32 @@ class MemoryProjections:
         self.event_store: dict[str, tuple[DomainEvent, int | None, int | None]] = {}
         self.applied: list[str] = []
         self.failures: list[BaseException] = []
+        self.refuse: set[str] = set()  # event ids PostgreSQL refuses, alone or in a batch
+        self.batches: list[int] = []  # the size of each batch applied
 
     async def apply(self, event: DomainEvent, partition: int | None, offset: int | None) -> None:
         if self.failures:
             raise self.failures.pop(0)
+        if str(event.event_id) in self.refuse:
+            raise ValueError(f"aggregate version of {event.event_id} is taken")
         self.applied.append(str(event.event_id))
         self.event_store.setdefault(str(event.event_id), (event, partition, offset))
+
+    async def apply_batch(
+        self, batch: Sequence[tuple[DomainEvent, int | None, int | None]]
+    ) -> None:
+        """All or nothing, as one PostgreSQL transaction: a refused event refuses the batch."""
+        if self.failures:
+            raise self.failures.pop(0)
+        refused = [
+            str(event.event_id) for event, _, _ in batch if str(event.event_id) in self.refuse
+        ]
+        if refused:
+            raise ValueError(f"aggregate version of {refused[0]} is taken")
+        self.batches.append(len(batch))
+        for event, partition, offset in batch:
+            self.applied.append(str(event.event_id))
+            self.event_store.setdefault(str(event.event_id), (event, partition, offset))
 
 
 class MemoryInvoiceSummaries:
@@ -596,6 +616,8 @@ class MemoryWebhookStore:
         self.endpoints_by_id: dict[str, WebhookEndpoint] = {}
         self.queued: dict[str, Notification] = {}
         self.enqueue_calls = 0
+        self.enqueue_batches: list[int] = []  # the size of each batch queued
+        self.enqueue_failures: list[BaseException] = []  # raised by the next enqueue_batch
         self.enabled_endpoints_calls = 0
         self.events: list[dict[str, Any]] = []
         self.replays: dict[str, ReplayJob] = {}
@@ -642,6 +664,17 @@ class MemoryWebhookStore:
             return False
         self.queued[notification.delivery_id] = notification
         return True
+
+    async def enqueue_batch(self, notifications: Sequence[Notification]) -> set[str]:
+        if self.enqueue_failures:
+            raise self.enqueue_failures.pop(0)
+        self.enqueue_batches.append(len(notifications))
+        queued: set[str] = set()
+        for notification in notifications:
+            if notification.delivery_id not in self.queued:
+                self.queued[notification.delivery_id] = notification
+                queued.add(notification.delivery_id)
+        return queued
 
     async def create_endpoint(
         self, merchant_id: str, settings: EndpointSettings

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from psycopg2.extras import Json
 
 from app.adapters.postgres.pool import Connections, SqlStore
@@ -291,6 +292,49 @@ class PostgresWebhookStore(SqlStore):
              notification.endpoint_id, notification.merchant_id),
         )  # fmt: skip
         return row is not None
+
+    async def enqueue_batch(self, notifications: Sequence[Notification]) -> set[str]:
+        """Queue many deliveries in one statement, in the order given; the ids queued now.
+
+        Like ``enqueue`` for each: a delivery queued already, or whose endpoint was deleted, is
+        left out. The rows are inserted in the order of ``notifications`` (``seq``, which keeps
+        an invoice's deliveries in order, follows it: WITH ORDINALITY … ORDER BY).
+        """
+        unique: list[Notification] = []
+        seen: set[str] = set()
+        for notification in notifications:  # a notification redelivered within the batch
+            if notification.delivery_id not in seen:
+                seen.add(notification.delivery_id)
+                unique.append(notification)
+        if not unique:
+            return set()
+        columns: list[list[Any]] = [[] for _ in range(9)]
+        for n in unique:
+            event = n.event
+            row = (n.delivery_id, n.origin, n.redelivery_of, str(event["event_id"]),
+                   str(event["event_type"]), str(event["aggregate_id"]),
+                   orjson.dumps(event).decode(), n.endpoint_id, n.merchant_id)  # fmt: skip
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        rows = await self._fetchall(
+            """
+            INSERT INTO webhook_deliveries (delivery_id, endpoint_id, merchant_id, origin,
+                redelivery_of, event_id, event_type, aggregate_id, event)
+            SELECT v.delivery_id, e.endpoint_id, e.merchant_id, v.origin, v.redelivery_of,
+                v.event_id::uuid, v.event_type, v.aggregate_id, v.event::jsonb
+            FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                        %s::text[], %s::text[], %s::text[])
+                WITH ORDINALITY AS v(delivery_id, origin, redelivery_of, event_id, event_type,
+                    aggregate_id, event, endpoint_id, merchant_id, place)
+            JOIN webhook_endpoints e ON e.endpoint_id = v.endpoint_id
+                AND e.merchant_id = v.merchant_id AND e.deleted_at IS NULL
+            ORDER BY v.place
+            ON CONFLICT (delivery_id) DO NOTHING
+            RETURNING delivery_id
+            """,
+            columns,
+        )
+        return {row[0] for row in rows}
 
     async def claim_due(
         self, limit: int, lease: float, busy_endpoints: Sequence[str], per_endpoint: int

@@ -77,3 +77,55 @@ async def test_an_unreadable_event_goes_to_the_dead_letter_topic(
     [record] = world.dead_letter_topics.records(TOPIC)
     assert (record["agent"], record["error_type"]) == ("projection_agent", "ValidationError")
     assert world.projections.event_store == {}
+
+
+async def test_a_batch_is_applied_in_one_transaction_in_order(
+    world: MemoryWorld, agent: ProjectionAgent
+) -> None:
+    scenario = Scenario(amount="150")
+    scenario.pay("150")
+    delivered = messages(scenario)
+    await agent.handle_batch(delivered)
+
+    assert world.projections.batches == [len(delivered)]
+    assert world.projections.applied == [str(e.event_id) for e in scenario.events]
+    recorded = [world.projections.event_store[str(e.event_id)] for e in scenario.events]
+    assert [(p, o) for _, p, o in recorded] == [(4, m.message.offset) for m in delivered]
+    assert world.dead_letter_topics.records() == []
+
+
+async def test_a_batch_waits_out_postgres_down_and_is_applied_once(
+    world: MemoryWorld, agent: ProjectionAgent
+) -> None:
+    delivered = messages(Scenario()) + messages(Scenario(invoice_id="inv_live_2"))
+    world.projections.failures = [ConnectionError("PostgreSQL restarting")]
+    await agent.handle_batch(delivered)
+    assert world.projections.batches == [2]
+    assert len(world.projections.applied) == 2
+    assert world.dead_letter_topics.records() == []
+
+
+async def test_a_refused_event_in_a_batch_is_dead_lettered_alone(
+    world: MemoryWorld, agent: ProjectionAgent
+) -> None:
+    first, refused, last = (messages(Scenario(invoice_id=f"inv_live_{n}"))[0] for n in (1, 2, 3))
+    world.projections.refuse = {str(parse_event(refused.value).event_id)}
+    await agent.handle_batch([first, refused, last])
+
+    # The batch was refused whole, then its events applied one by one.
+    assert world.projections.batches == []
+    assert world.projections.applied == [str(parse_event(m.value).event_id) for m in (first, last)]
+    [record] = world.dead_letter_topics.records(TOPIC)
+    assert (record["agent"], record["error_type"]) == ("projection_agent", "ValueError")
+    assert record["key"] == {"text": "inv_live_2"}
+
+
+async def test_an_unreadable_event_in_a_batch_does_not_hold_up_the_others(
+    world: MemoryWorld, agent: ProjectionAgent
+) -> None:
+    good = messages(Scenario())[0]
+    bad = FakeEvent(TOPIC, b"{not json", key=b"inv_1")
+    await agent.handle_batch([bad, good])
+    assert world.projections.batches == [1]
+    [record] = world.dead_letter_topics.records(TOPIC)
+    assert record["agent"] == "projection_agent"

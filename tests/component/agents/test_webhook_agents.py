@@ -102,3 +102,52 @@ async def test_an_unreadable_event_and_a_malformed_notification_go_to_their_dead
         "MalformedMessage",
     )
     assert world.publisher.notifications == [] and world.webhooks.queued == {}
+
+
+async def test_a_batch_of_events_is_fanned_out_and_queued_in_one_statement(
+    world: MemoryWorld, agents: WebhookAgents
+) -> None:
+    world.webhooks.add_endpoint(MERCHANT_ID, ["*"])
+    world.webhooks.add_endpoint(MERCHANT_ID, ["Invoice*"])
+    scenario = Scenario(invoice_id="inv_hook_1")
+    scenario.pay("9.99")
+    events = [
+        FakeEvent(EVENTS, e.model_dump_json().encode(), key=b"inv_hook_1") for e in scenario.events
+    ]
+    unreadable = FakeEvent(EVENTS, b'{"event_type": "InvoiceExploded"}', key=b"inv_1")
+    await agents.fan_out_batch([events[0], unreadable, *events[1:]])
+
+    notifications = world.publisher.notifications
+    # Every event to the endpoint of all types, the invoice events to the other, in order.
+    assert [
+        n.event["event_id"] for n in notifications if n.event["event_type"].startswith("Invoice")
+    ] == [
+        str(e.event_id)
+        for e in scenario.events
+        if e.event_type.startswith("Invoice")
+        for _ in range(2)
+    ]
+    [refused] = world.dead_letter_topics.records(EVENTS)
+    assert refused["agent"] == "webhook_agent"
+
+    delivered = [FakeEvent(NOTIFICATIONS, encode_notification(n)) for n in notifications]
+    await agents.take_in_batch([*delivered, delivered[0]])  # one redelivered within the batch
+    assert world.webhooks.enqueue_batches == [len(delivered) + 1]
+    assert list(world.webhooks.queued) == [n.delivery_id for n in notifications]
+    assert world.dispatcher.wakes == 1
+
+
+async def test_a_refused_intake_batch_is_queued_one_by_one(
+    world: MemoryWorld, agents: WebhookAgents
+) -> None:
+    world.webhooks.add_endpoint(MERCHANT_ID, ["*"])
+    await agents.fan_out(created_event())
+    [notification] = world.publisher.notifications
+    world.webhooks.enqueue_failures = [ValueError("value too long for type text")]
+    malformed = FakeEvent(NOTIFICATIONS, b'{"delivery_id": "whd_1"}', key=b"inv_1")
+    await agents.take_in_batch(
+        [malformed, FakeEvent(NOTIFICATIONS, encode_notification(notification))]
+    )
+    assert list(world.webhooks.queued) == [notification.delivery_id]  # then on its own
+    [refused] = world.dead_letter_topics.records(NOTIFICATIONS)
+    assert refused["error_type"] == "MalformedMessage"

@@ -603,3 +603,44 @@ async def test_a_notification_for_an_endpoint_deleted_meanwhile_is_not_queued(
     assert await store.enqueue(notification())  # the endpoint is there: queued
     assert await store.delete_endpoint(merchant_id, endpoint.endpoint_id)
     assert not await store.enqueue(notification())
+
+
+async def test_a_batch_of_notifications_is_queued_in_order_once_and_not_for_deleted_endpoints(
+    store: PostgresWebhookStore, pool: Any, merchant_id: str
+) -> None:
+    # The delivery intake queues what it reads in one statement: the order of the batch becomes
+    # the queue order (seq), which the dispatcher keeps per endpoint and invoice.
+    kept, _ = await store.create_endpoint(
+        merchant_id, EndpointSettings(url="https://example.com/kept", event_types=("*",))
+    )
+    gone, _ = await store.create_endpoint(
+        merchant_id, EndpointSettings(url="https://example.com/gone", event_types=("*",))
+    )
+    assert await store.delete_endpoint(merchant_id, gone.endpoint_id)
+
+    def notification(endpoint: WebhookEndpoint, aggregate_id: str) -> Notification:
+        return Notification(
+            delivery_id=f"whd_{secrets.token_hex(16)}",
+            endpoint_id=endpoint.endpoint_id,
+            merchant_id=merchant_id,
+            origin="event",
+            event={"event_id": str(uuid.uuid4()), "event_type": "InvoicePaid",
+                   "aggregate_id": aggregate_id, "data": {"note": "ünïcode ✓"}},
+        )  # fmt: skip
+
+    batch = [notification(kept, f"inv_{i % 3}") for i in range(30)]
+    batch.insert(7, notification(gone, "inv_1"))
+    queued = await store.enqueue_batch([*batch, batch[0]])  # one redelivered in the same batch
+    expected = [n.delivery_id for n in batch if n.endpoint_id == kept.endpoint_id]
+    assert queued == set(expected)
+    assert await store.enqueue_batch(batch[:5]) == set()  # a redelivered batch queues nothing
+
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT delivery_id, event FROM webhook_deliveries WHERE endpoint_id = ANY(%s)"
+            " ORDER BY seq",
+            ([kept.endpoint_id, gone.endpoint_id],),
+        )
+        rows = await cur.fetchall()
+    assert [row[0] for row in rows] == expected
+    assert rows[0][1] == batch[0].event  # the envelope as published, as jsonb
