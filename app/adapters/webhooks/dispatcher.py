@@ -297,8 +297,7 @@ class WebhookDispatcher:
             delivery, outcome.attempt, succeeded=outcome.succeeded, retry_in=retry_in
         )
         ATTEMPTS.labels(outcome="retrying" if status == "pending" else status).inc()
-        if outcome.succeeded:
-            await self._store.note_success(delivery.endpoint_id)
+        if outcome.succeeded:  # recorded with the endpoint's failures ended
             return status
         if status == "failed":
             await self._on_dead_letter(delivery, outcome.attempt)

@@ -644,3 +644,51 @@ async def test_a_batch_of_notifications_is_queued_in_order_once_and_not_for_dele
         rows = await cur.fetchall()
     assert [row[0] for row in rows] == expected
     assert rows[0][1] == batch[0].event  # the envelope as published, as jsonb
+
+
+async def test_an_attempt_is_recorded_in_one_round_trip_and_a_success_ends_the_failures(
+    store: PostgresWebhookStore, pool: Any, merchant_id: str
+) -> None:
+    from app.domain.webhooks import Attempt
+
+    endpoint, _ = await store.create_endpoint(
+        merchant_id, EndpointSettings(url="https://example.com/hook", event_types=("*",))
+    )
+    notification = Notification(
+        delivery_id=f"whd_{secrets.token_hex(16)}",
+        endpoint_id=endpoint.endpoint_id,
+        merchant_id=merchant_id,
+        origin="event",
+        event={"event_id": str(uuid.uuid4()), "event_type": "InvoicePaid", "aggregate_id": "inv_r"},
+    )
+    assert await store.enqueue(notification)
+    [claimed] = await store.claim_due(10, 30, [], 10)
+    started = datetime.now(UTC)
+
+    failed = Attempt(1, started, 12, 503, "HTTP 503", "busy")
+    assert await store.record_attempt(claimed, failed, succeeded=False, retry_in=60) == "pending"
+    await store.note_failure(endpoint.endpoint_id, started)
+    assert await store.claim_due(10, 30, [], 10) == []  # due again in 60 s, lease released
+
+    ok = Attempt(2, started, 3, 200, None, "ok")
+    assert await store.record_attempt(claimed, ok, succeeded=True, retry_in=None) == "succeeded"
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT status, leased_until, completed_at IS NOT NULL, last_error"
+            " FROM webhook_deliveries WHERE delivery_id = %s",
+            (notification.delivery_id,),
+        )
+        assert await cur.fetchone() == ("succeeded", None, True, None)
+        await cur.execute(
+            "SELECT attempt, status_code, error FROM webhook_attempts WHERE delivery_id = %s"
+            " ORDER BY attempt",
+            (notification.delivery_id,),
+        )
+        assert await cur.fetchall() == [(1, 503, "HTTP 503"), (2, 200, None)]
+        await cur.execute(
+            "SELECT failing_since FROM webhook_endpoints WHERE endpoint_id = %s",
+            (endpoint.endpoint_id,),
+        )
+        assert await cur.fetchone() == (None,)  # the success ended the run of failures
+    # Recorded again (a dispatcher that lost the answer): the attempt is logged once.
+    assert await store.record_attempt(claimed, ok, succeeded=True, retry_in=None) == "succeeded"

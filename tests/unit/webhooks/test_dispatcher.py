@@ -92,7 +92,8 @@ class FakeStore:
         self, delivery: ClaimedDelivery, attempt: Attempt, *, succeeded: bool, retry_in: Any
     ) -> str:
         self.recorded.append((delivery.delivery_id, attempt.attempt, succeeded, retry_in))
-        if succeeded:
+        if succeeded:  # as PostgresWebhookStore: the endpoint's failures end with it
+            self.successes.append(delivery.endpoint_id)
             return "succeeded"
         return "pending" if retry_in is not None else "failed"
 
