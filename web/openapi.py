@@ -131,6 +131,15 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             **{name: schema for name, schema in INVOICE_PROPERTIES.items() if name != "payments"},
             "updated_at": _TIME,
+            "tx_hashes": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "every transfer detected for the invoice, in order of detection",
+            },
+            "confirmations": {
+                "type": "integer",
+                "description": "what the latest payment event reported (0 after a reorg)",
+            },
         },
     },
     "InvoiceList": {

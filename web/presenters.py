@@ -130,4 +130,6 @@ def invoice_summary_for_merchant(row: Mapping[str, Any]) -> dict[str, Any]:
         "payment_url": f"/pay/{row['invoice_id']}",
         "version": row["aggregate_version"],
         "updated_at": format_time(row["updated_at"]),
+        "tx_hashes": list(row.get("tx_hashes") or ()),
+        "confirmations": row.get("confirmations") or 0,
     }

@@ -30,6 +30,10 @@ from app.domain.events import (
     InvoiceExpired,
     InvoicePaid,
     InvoiceProgress,
+    PaymentConfirmationsUpdated,
+    PaymentConfirmed,
+    PaymentDetected,
+    PaymentOrphaned,
 )
 from app.domain.statuses import InvoiceStatus
 from app.services.ports import InvoicePage, InvoiceQuery, Projected
@@ -84,12 +88,44 @@ _UPSERT_PROGRESS: Final = (
 )
 
 
+_PAYMENT_SEEN: Final = (
+    "UPDATE invoice_summaries SET confirmations = %s,"
+    " tx_hashes = CASE WHEN %s = ANY(tx_hashes) THEN tx_hashes ELSE tx_hashes || %s::text END"
+    " WHERE invoice_id = %s"
+)
+_PAYMENT_CONFIRMATIONS: Final = (
+    "UPDATE invoice_summaries SET confirmations = %s WHERE invoice_id = %s"
+)
+
+
+def _project_payment(cursor: aiopg.Cursor, event: DomainEvent) -> list[bytes]:
+    """The payments' side of their invoice's summary: tx hashes and confirmations.
+
+    ``tx_hashes`` keeps every transfer detected for the invoice, once, in order of detection;
+    ``confirmations`` is what the latest payment event said (0 once its block was reorganised
+    away). Applied in the order of the events, like the rest of the summary.
+    """
+    match event:
+        case PaymentDetected():
+            tx_hash = event.data.tx_hash
+            return [cursor.mogrify(_PAYMENT_SEEN, (1, tx_hash, tx_hash, event.data.invoice_id))]
+        case PaymentConfirmationsUpdated() | PaymentConfirmed():
+            data = event.data
+            return [cursor.mogrify(_PAYMENT_CONFIRMATIONS, (data.confirmations, data.invoice_id))]
+        case PaymentOrphaned():
+            return [cursor.mogrify(_PAYMENT_CONFIRMATIONS, (0, event.data.invoice_id))]
+    return []
+
+
 def _project_invoice(cursor: aiopg.Cursor, event: DomainEvent) -> list[bytes]:
-    """Bring the invoice's summary up to date with ``event``; other aggregates' are ignored.
+    """Bring the invoice's summary up to date with ``event``.
 
     Status and amounts come from the newest version seen, so an old event redelivered after a
     newer one changes nothing; the facts an event states once are filled in if still missing.
+    A payment's events bring its tx hash and confirmations; other aggregates' are ignored.
     """
+    if event.aggregate_type == "payment":
+        return _project_payment(cursor, event)
     if event.aggregate_type != "invoice":
         return []
     progress = _progress(event)
@@ -273,6 +309,8 @@ SUMMARY_COLUMNS: Final = (
     "expired_at",
     "updated_at",
     "aggregate_version",
+    "tx_hashes",
+    "confirmations",
 )
 
 

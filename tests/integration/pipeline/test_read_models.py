@@ -1,0 +1,275 @@
+"""The read models of migrations/0012_read_models.sql, folded from real domain events.
+
+The events come from the domain's own handlers (tests/unit/live/scenario.py): invoices paid,
+overpaid, underpaid then expired, expired, cancelled, and paid after a reorg took their first
+payment away, with their settlements. They are projected as the projection agent does
+(``projections.apply_batch``: event store and invoice summaries, the read models by the event
+store's trigger), then compared with what the events say, computed here in Python.
+
+Each test has its own merchant and its own invoice and transaction ids; the platform-wide tables
+(per day) are shared with every other run, so they are checked by how much they moved.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import aiopg
+import pytest
+
+from app.adapters.postgres import projections
+from app.domain.commands import CompleteSettlement
+from app.domain.events import (
+    DomainEvent,
+    InvoiceEvent,
+    PaymentConfirmed,
+    PaymentDetected,
+    PaymentOrphaned,
+    SettlementCompleted,
+    SettlementCreated,
+)
+from app.domain.policies import settlement_command_for
+from app.domain.settlement import Settlement
+from app.settings import Settings
+from tests.unit.domain.factories import usdt
+from tests.unit.live.scenario import Scenario
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("infrastructure")]
+
+DATABASE_URL = Settings.from_env().database_url
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[Any]:
+    async with aiopg.create_pool(DATABASE_URL, minsize=1, maxsize=4) as pool:
+        yield pool
+
+
+def settled(scenario: Scenario) -> list[DomainEvent]:
+    """The settlement of a paid invoice, created and credited, as the settlement agent does."""
+    paid = [e for e in scenario.events if e.event_type == "InvoicePaid"]
+    if not paid:
+        return []
+    command = settlement_command_for(paid[-1])
+    assert command is not None
+    [created] = Settlement.create(command)
+    settlement = Settlement.replay([created])
+    completed = settlement.decide(
+        CompleteSettlement(
+            command_id=f"complete-{command.settlement_id}",
+            settlement_id=command.settlement_id,
+            completed_at=command.created_at + timedelta(seconds=1),
+            reference="ledger:1",
+        )
+    )
+    return [created, *completed]
+
+
+def mixed_run(merchant_id: str) -> list[DomainEvent]:
+    """Every kind of invoice history, with unique ids, all of ``merchant_id``."""
+    tag = secrets.token_hex(6)
+    base = secrets.randbelow(2**60) * 16  # transaction hashes no other run uses
+
+    def scenario(name: str, amount: str) -> Scenario:
+        return Scenario(invoice_id=f"inv_rm_{tag}_{name}", amount=amount)
+
+    paid = scenario("paid", "9.99")
+    paid.pay("9.99", n=base + 1)
+    overpaid = scenario("overpaid", "5")
+    overpaid.pay("6", n=base + 2)
+    underpaid = scenario("underpaid", "20")
+    underpaid.pay("5", n=base + 3)
+    underpaid.expire()
+    expired = scenario("expired", "7")
+    expired.expire()
+    cancelled = scenario("cancelled", "8")
+    cancelled.cancel()
+    reorged = scenario("reorged", "150")  # 12 confirmations
+    first = reorged.pay("150", n=base + 4)
+    reorged.confirmations(first, 3)
+    reorged.orphan(first)
+    again = reorged.pay("150", n=base + 5, block=reorged._blocks[first] + 2)
+    reorged.confirmations(again, 12)
+    pending = scenario("pending", "3")
+
+    events: list[DomainEvent] = []
+    for each in (paid, overpaid, underpaid, expired, cancelled, reorged, pending):
+        events += each.events + settled(each)
+    return [e.model_copy(update={"merchant_id": merchant_id}) for e in events]
+
+
+def expected_dashboard(events: list[DomainEvent]) -> dict[str, Any]:
+    """The merchant's row, computed from the events alone."""
+    latest: dict[str, InvoiceEvent] = {}
+    for event in events:
+        if isinstance(event, InvoiceEvent):
+            known = latest.get(event.aggregate_id)
+            if known is None or known.aggregate_version < event.aggregate_version:
+                latest[event.aggregate_id] = event
+    statuses = [
+        "pending" if e.event_type == "InvoiceCreated" else str(e.data.status)  # type: ignore[attr-defined]
+        for e in latest.values()
+    ]
+    exceptions = [
+        None if e.event_type == "InvoiceCreated" else e.data.payment_exception  # type: ignore[attr-defined]
+        for e in latest.values()
+    ]
+    created = [e for e in events if isinstance(e, SettlementCreated)]
+    completed = [e for e in events if isinstance(e, SettlementCompleted)]
+    return {
+        "invoices_created": sum(e.event_type == "InvoiceCreated" for e in events),
+        **{f"invoices_{s}": statuses.count(s) for s in ("pending", "confirming", "paid")},
+        **{f"invoices_{s}": statuses.count(s) for s in ("expired", "cancelled")},
+        **{
+            f"invoices_{x}": sum(str(e) == x for e in exceptions) for x in ("underpaid", "overpaid")
+        },
+        "gross_volume": sum(e.data.gross_amount for e in created),
+        "fees": sum(e.data.platform_fee_amount for e in created),
+        "net_volume": sum(e.data.net_amount for e in created),
+        "balance": sum(e.data.net_amount for e in completed),
+        "settlements": len(created),
+    }
+
+
+DASHBOARD_COLUMNS = (
+    "invoices_created",
+    "invoices_pending",
+    "invoices_confirming",
+    "invoices_paid",
+    "invoices_expired",
+    "invoices_cancelled",
+    "invoices_underpaid",
+    "invoices_overpaid",
+    "gross_volume",
+    "fees",
+    "net_volume",
+    "balance",
+    "settlements",
+)
+
+
+async def dashboard(pool: Any, merchant_id: str) -> dict[str, Any] | None:
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            f"SELECT {', '.join(DASHBOARD_COLUMNS)}, paid_with_time, seconds_to_paid_total"  # noqa: S608 - constants
+            " FROM merchant_dashboard WHERE merchant_id = %s",
+            (merchant_id,),
+        )
+        row = await cur.fetchone()
+    return (
+        None
+        if row is None
+        else dict(zip((*DASHBOARD_COLUMNS, "paid_with_time", "seconds"), row, strict=True))
+    )
+
+
+async def payment_stats(pool: Any, day: Any) -> tuple[int, ...]:
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT payments_detected, payments_confirmed, payments_failed, payments_orphaned"
+            " FROM payment_confirmation_stats WHERE day = %s",
+            (day,),
+        )
+        row = await cur.fetchone()
+    return tuple(row) if row else (0, 0, 0, 0)
+
+
+async def project(pool: Any, events: list[DomainEvent], size: int = 7) -> None:
+    """In batches of ``size``, as the projection agent reads them."""
+    for start in range(0, len(events), size):
+        batch = events[start : start + size]
+        await projections.apply_batch(pool, [(e, 0, start + i) for i, e in enumerate(batch)])
+
+
+async def test_a_mixed_run_is_folded_into_the_merchant_dashboard_once(pool: Any) -> None:
+    merchant_id = f"mer_rm_{secrets.token_hex(8)}"
+    events = mixed_run(merchant_id)
+    day = events[0].occurred_at.date()
+    stats_before = await payment_stats(pool, day)
+
+    await project(pool, events)
+    row = await dashboard(pool, merchant_id)
+    assert row is not None
+    expected = expected_dashboard(events)
+    assert {k: row[k] for k in DASHBOARD_COLUMNS} == expected
+    assert expected["invoices_paid"] == 3 and expected["settlements"] == 3  # the run is mixed
+    assert expected["invoices_underpaid"] == expected["invoices_overpaid"] == 1
+    assert row["paid_with_time"] == 3
+
+    # Redelivered whole, in other batches: nothing counts twice.
+    await project(pool, events, size=11)
+    assert await dashboard(pool, merchant_id) == row
+
+    detected = len({e.aggregate_id for e in events if isinstance(e, PaymentDetected)})
+    confirmed = sum(isinstance(e, PaymentConfirmed) for e in events)
+    orphaned = sum(isinstance(e, PaymentOrphaned) for e in events)
+    stats_after = await payment_stats(pool, day)
+    moved = tuple(after - before for after, before in zip(stats_after, stats_before, strict=True))
+    assert moved == (detected, confirmed, 0, orphaned)
+    assert (detected, orphaned) == (5, 1)  # the reorged payment is one payment, detected once
+
+
+async def test_daily_metrics_and_platform_revenue_follow_the_settlements(pool: Any) -> None:
+    merchant_id = f"mer_rm_{secrets.token_hex(8)}"
+    events = mixed_run(merchant_id)
+    settlements = [e for e in events if isinstance(e, SettlementCreated)]
+    day = settlements[0].occurred_at.date()
+
+    async def revenue() -> tuple[int, ...]:
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT settlements, gross_volume, fees, net_volume FROM platform_revenue_daily"
+                " WHERE day = %s",
+                (day,),
+            )
+            row = await cur.fetchone()
+        return tuple(row) if row else (0, 0, 0, 0)
+
+    before = await revenue()
+    await project(pool, events)
+    after = await revenue()
+    gross = sum(e.data.gross_amount for e in settlements)
+    fees = sum(e.data.platform_fee_amount for e in settlements)
+    assert tuple(a - b for a, b in zip(after, before, strict=True)) == (
+        3,
+        gross,
+        fees,
+        gross - fees,
+    )
+
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT day, gross_volume, fees, net_volume, settlements, invoices_created,"
+            " invoices_paid, invoices_expired FROM daily_settlement_metrics"
+            " WHERE merchant_id = %s ORDER BY day",
+            (merchant_id,),
+        )
+        rows = await cur.fetchall()
+    assert sum(r[4] for r in rows) == 3
+    assert (sum(r[1] for r in rows), sum(r[2] for r in rows)) == (gross, fees)
+    assert sum(r[3] for r in rows) == gross - fees
+    assert (sum(r[5] for r in rows), sum(r[6] for r in rows), sum(r[7] for r in rows)) == (7, 3, 2)
+    assert gross == usdt("9.99") + usdt("6") + usdt("150")  # micro-USDT, as the events state
+
+
+async def test_invoice_summaries_carry_the_tx_hashes_and_confirmations(pool: Any) -> None:
+    merchant_id = f"mer_rm_{secrets.token_hex(8)}"
+    events = mixed_run(merchant_id)
+    await project(pool, events)
+    reorged_id = next(e.aggregate_id for e in events if e.aggregate_id.endswith("_reorged"))
+    hashes = [
+        e.data.tx_hash
+        for e in events
+        if isinstance(e, PaymentDetected) and e.data.invoice_id == reorged_id
+    ]
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT status, tx_hashes, confirmations FROM invoice_summaries WHERE invoice_id = %s",
+            (reorged_id,),
+        )
+        status, tx_hashes, confirmations = await cur.fetchone()
+    assert (status, tx_hashes, confirmations) == ("paid", hashes, 12)
+    assert len(hashes) == 2  # the orphaned transfer and the one that paid
