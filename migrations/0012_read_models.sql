@@ -36,8 +36,10 @@ CREATE TABLE merchant_dashboard (
     invoices_underpaid       bigint      NOT NULL DEFAULT 0,
     invoices_overpaid        bigint      NOT NULL DEFAULT 0,
     invoices_paid_late       bigint      NOT NULL DEFAULT 0,
-    -- Average time to paid = seconds_to_paid_total / paid_with_time (created → InvoicePaid).
-    seconds_to_paid_total    double precision NOT NULL DEFAULT 0,
+    -- Average time to paid = ms_to_paid_total / paid_with_time (created → InvoicePaid). Sums
+    -- are integers so that they do not depend on the order they were added in (a rebuild
+    -- adds them in another order than two workers did).
+    ms_to_paid_total         bigint      NOT NULL DEFAULT 0,
     paid_with_time           bigint      NOT NULL DEFAULT 0,
     updated_at               timestamptz NOT NULL
 );
@@ -64,7 +66,7 @@ CREATE TABLE payment_confirmation_stats (
     payments_failed            bigint NOT NULL DEFAULT 0,
     payments_orphaned          bigint NOT NULL DEFAULT 0,
     -- Mean = total / payments_confirmed; p95 from payment_timings (confirmed_day = day).
-    confirmation_seconds_total double precision NOT NULL DEFAULT 0
+    confirmation_ms_total      bigint NOT NULL DEFAULT 0
 );
 
 -- Per UTC day: the platform's revenue, for admins.
@@ -92,10 +94,10 @@ CREATE TABLE payment_timings (
     detected_at           timestamptz NOT NULL,
     confirmed_at          timestamptz,
     confirmed_day         date,
-    confirmation_seconds  double precision
+    confirmation_ms       bigint
 );
 CREATE INDEX payment_timings_confirmed_day_idx
-    ON payment_timings (confirmed_day, confirmation_seconds) WHERE confirmed_day IS NOT NULL;
+    ON payment_timings (confirmed_day, confirmation_ms) WHERE confirmed_day IS NOT NULL;
 
 -- Invoice summaries gain the payments' side: their tx hashes, in order of detection, and the
 -- confirmations the latest payment event reported (app/adapters/postgres/projections.py).
@@ -118,6 +120,11 @@ CREATE FUNCTION read_models_micro(amount text) RETURNS bigint
     RETURN round(amount::numeric * 1000000)::bigint;
 -- (STRICT: NULL for an amount the event does not state; callers count it as 0.)
 
+-- A duration in whole milliseconds.
+CREATE FUNCTION read_models_ms(duration interval) RETURNS bigint
+    LANGUAGE sql IMMUTABLE STRICT
+    RETURN round(extract(epoch FROM duration) * 1000)::bigint;
+
 -- One event into every read model above. Deterministic: only the event and these tables.
 CREATE FUNCTION read_models_apply(e event_store) RETURNS void
     LANGUAGE plpgsql AS $$
@@ -128,7 +135,7 @@ DECLARE
     new_status   text;
     new_exc      text;
     detected     timestamptz;
-    seconds      double precision;
+    ms           bigint;
     inserted     boolean;
 BEGIN
     IF e.aggregate_type = 'invoice' THEN
@@ -165,8 +172,8 @@ BEGIN
         ELSIF e.event_type = 'InvoicePaid' THEN
             SELECT created_at INTO detected FROM read_model_invoices
                 WHERE invoice_id = e.aggregate_id;
-            seconds := extract(epoch FROM e.occurred_at - detected);
-            PERFORM read_models_merchant(e, paid_seconds => seconds);
+            ms := read_models_ms(e.occurred_at - detected);
+            PERFORM read_models_merchant(e, paid_ms => ms);
             PERFORM read_models_daily(e.merchant_id, day, invoices_paid => 1);
         ELSIF e.event_type = 'InvoiceExpired' THEN
             PERFORM read_models_daily(e.merchant_id, day, invoices_expired => 1);
@@ -185,11 +192,11 @@ BEGIN
         ELSIF e.event_type = 'PaymentConfirmed' THEN
             UPDATE payment_timings
                 SET confirmed_at = e.occurred_at, confirmed_day = day,
-                    confirmation_seconds = extract(epoch FROM e.occurred_at - detected_at)
+                    confirmation_ms = read_models_ms(e.occurred_at - detected_at)
                 WHERE payment_id = e.aggregate_id AND confirmed_at IS NULL
-                RETURNING confirmation_seconds INTO seconds;
+                RETURNING confirmation_ms INTO ms;
             IF FOUND THEN  -- confirmed once; a payment not seen detected is not timed
-                PERFORM read_models_payments(day, confirmed => 1, seconds => seconds);
+                PERFORM read_models_payments(day, confirmed => 1, ms => ms);
             END IF;
         ELSIF e.event_type = 'PaymentFailed' THEN
             PERFORM read_models_payments(day, failed => 1);
@@ -244,18 +251,18 @@ $$;
 CREATE FUNCTION read_models_merchant(
     e event_store,
     invoices_created bigint DEFAULT 0,
-    paid_seconds double precision DEFAULT NULL,
+    paid_ms bigint DEFAULT NULL,
     credited bigint DEFAULT 0
 ) RETURNS void
     LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO merchant_dashboard AS m (merchant_id, invoices_created, seconds_to_paid_total,
+    INSERT INTO merchant_dashboard AS m (merchant_id, invoices_created, ms_to_paid_total,
                                          paid_with_time, balance, updated_at)
-        VALUES (e.merchant_id, invoices_created, coalesce(paid_seconds, 0),
-                (paid_seconds IS NOT NULL)::int, credited, e.occurred_at)
+        VALUES (e.merchant_id, invoices_created, coalesce(paid_ms, 0),
+                (paid_ms IS NOT NULL)::int, credited, e.occurred_at)
         ON CONFLICT (merchant_id) DO UPDATE SET
             invoices_created = m.invoices_created + EXCLUDED.invoices_created,
-            seconds_to_paid_total = m.seconds_to_paid_total + EXCLUDED.seconds_to_paid_total,
+            ms_to_paid_total = m.ms_to_paid_total + EXCLUDED.ms_to_paid_total,
             paid_with_time = m.paid_with_time + EXCLUDED.paid_with_time,
             balance = m.balance + EXCLUDED.balance,
             updated_at = greatest(m.updated_at, EXCLUDED.updated_at);
@@ -296,21 +303,20 @@ CREATE FUNCTION read_models_payments(
     confirmed bigint DEFAULT 0,
     failed bigint DEFAULT 0,
     orphaned bigint DEFAULT 0,
-    seconds double precision DEFAULT 0
+    ms bigint DEFAULT 0
 ) RETURNS void
     LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO payment_confirmation_stats AS s (day, payments_detected, payments_confirmed,
                                                  payments_failed, payments_orphaned,
-                                                 confirmation_seconds_total)
-        VALUES (on_day, detected, confirmed, failed, orphaned, seconds)
+                                                 confirmation_ms_total)
+        VALUES (on_day, detected, confirmed, failed, orphaned, ms)
         ON CONFLICT (day) DO UPDATE SET
             payments_detected = s.payments_detected + EXCLUDED.payments_detected,
             payments_confirmed = s.payments_confirmed + EXCLUDED.payments_confirmed,
             payments_failed = s.payments_failed + EXCLUDED.payments_failed,
             payments_orphaned = s.payments_orphaned + EXCLUDED.payments_orphaned,
-            confirmation_seconds_total = s.confirmation_seconds_total
-                + EXCLUDED.confirmation_seconds_total;
+            confirmation_ms_total = s.confirmation_ms_total + EXCLUDED.confirmation_ms_total;
 END
 $$;
 

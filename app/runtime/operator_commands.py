@@ -6,7 +6,9 @@
   which ``ps`` and the shell history would show);
 - ``create-api-key --merchant … --name … --scopes a,b``, ``list-api-keys --merchant …``,
   ``revoke-api-key --merchant … --key …``, ``roll-api-key --merchant … --key … [--grace …]``:
-  what a merchant does through the API, for the operator (the audit log names the operator).
+  what a merchant does through the API, for the operator (the audit log names the operator);
+- ``rebuild-read-models [--only NAME,…]``: replay the event store into fresh read models and swap
+  them in while the projection runs (app/adapters/postgres/read_model_rebuild.py).
 
 Each prints one JSON object on standard output; a refusal is one line on standard error and
 exit status 2. They work on PostgreSQL directly and tell the workers about key changes through
@@ -34,6 +36,12 @@ from app.adapters.auth.tokens import TokenIssuer
 from app.adapters.postgres.api_keys import PostgresApiKeys
 from app.adapters.postgres.audit_log import PostgresAuditLog
 from app.adapters.postgres.merchants import PostgresMerchantAccounts, PostgresMerchantStore
+from app.adapters.postgres.read_model_rebuild import (
+    READ_MODELS,
+    ReadModelRebuild,
+    UnknownReadModel,
+    chosen,
+)
 from app.adapters.postgres.users import PostgresUsers
 from app.adapters.redis.access_changes import RedisAccessChanges
 from app.adapters.redis.rate_limits import RateLimiter
@@ -176,6 +184,37 @@ async def _audited(
         )
     )
     return result
+
+
+async def _rebuild_read_models(settings: Settings, only: str | None, batch: int) -> None:
+    names = [name.strip() for name in (only or "").split(",") if name.strip()]
+    if not 1 <= batch <= 100_000:
+        _refuse("rebuild-read-models", f"--batch must be 1 to 100,000, not {batch}")
+    try:
+        chosen(names)
+    except UnknownReadModel as exc:
+        _refuse("rebuild-read-models", exc)
+
+    async def progress(events: int) -> None:
+        print(f"replayed {events} events", file=sys.stderr)
+
+    pool = await aiopg.create_pool(settings.database_url, minsize=1, maxsize=1)
+    try:
+        report = await ReadModelRebuild(pool, batch=batch).rebuild(names, progress=progress)
+    finally:
+        pool.close()
+        await pool.wait_closed()
+    _print(
+        {
+            "read_models": report.read_models,
+            "events": report.events,
+            "caught_up": report.caught_up,
+            "unreadable": report.unreadable,
+            "through_seq": report.through_seq,
+            "rows": report.rows,
+            "seconds": round(report.seconds, 3),
+        }
+    )
 
 
 def register(app: faust.App, settings: Settings) -> None:
@@ -340,3 +379,28 @@ def register(app: faust.App, settings: Settings) -> None:
                 lambda: tools.keys.roll(principal, key, grace=timedelta(seconds=grace)),
             )
         _print(_key_json(rolled, secret))
+
+    @app.command(
+        option(
+            "--only",
+            type=str,
+            default=None,
+            help="Comma-separated read models (default: all): "
+            + ", ".join(READ_MODELS)
+            + ". The dashboard and report tables are one fold: naming one rebuilds it.",
+        ),
+        option(
+            "--batch",
+            type=int,
+            default=5_000,
+            show_default=True,
+            help="Events replayed per transaction (1 to 100,000).",
+        ),
+    )
+    async def rebuild_read_models(self: Any, only: str | None, batch: int) -> None:
+        """Replay the event store into fresh read models and swap them in atomically.
+
+        The live projection keeps running: it waits only while the last events are caught up
+        and the tables swapped. Prints JSON: the read models, events replayed, rows, seconds.
+        """
+        await _rebuild_read_models(settings, only, batch)

@@ -117,7 +117,7 @@ def _project_payment(cursor: aiopg.Cursor, event: DomainEvent) -> list[bytes]:
     return []
 
 
-def _project_invoice(cursor: aiopg.Cursor, event: DomainEvent) -> list[bytes]:
+def summary_statements(cursor: aiopg.Cursor, event: DomainEvent) -> list[bytes]:
     """Bring the invoice's summary up to date with ``event``.
 
     Status and amounts come from the newest version seen, so an old event redelivered after a
@@ -222,7 +222,7 @@ async def apply(
     back whole. The projection agent applies every domain event this way, one at a time.
     """
     async with pool.acquire() as conn, conn.cursor() as cur:
-        statements = [_record_event(cur, event, partition, offset), *_project_invoice(cur, event)]
+        statements = [_record_event(cur, event, partition, offset), *summary_statements(cur, event)]
         await cur.execute(b";\n".join(statements).decode())
 
 
@@ -237,11 +237,16 @@ async def apply_batch(pool: Connections, batch: Sequence[Projected]) -> None:
     if not batch:
         return
     async with pool.acquire() as conn, conn.cursor() as cur:
-        statements: list[bytes] = []
-        for event, partition, offset in batch:
-            statements.append(_record_event(cur, event, partition, offset))
-            statements.extend(_project_invoice(cur, event))
-        await cur.execute(b";\n".join(statements).decode())
+        await cur.execute(batch_statements(cur, batch))
+
+
+def batch_statements(cursor: aiopg.Cursor, batch: Sequence[Projected]) -> str:
+    """The SQL that records and projects ``batch`` in order, as one query string."""
+    statements: list[bytes] = []
+    for event, partition, offset in batch:
+        statements.append(_record_event(cursor, event, partition, offset))
+        statements.extend(summary_statements(cursor, event))
+    return b";\n".join(statements).decode()
 
 
 class EventProjections:
