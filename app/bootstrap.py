@@ -59,6 +59,7 @@ from app.adapters.postgres.ledger import PostgresLedger
 from app.adapters.postgres.merchants import PostgresMerchantAccounts
 from app.adapters.postgres.pool import Database
 from app.adapters.postgres.projections import EventProjections, InvoiceSummaries
+from app.adapters.postgres.reports import PostgresReports
 from app.adapters.postgres.settlements import SettlementRecords
 from app.adapters.postgres.users import PostgresUsers
 from app.adapters.postgres.webhook_store import PostgresWebhookStore
@@ -117,6 +118,7 @@ from app.services.ports import (
     PasswordHashing,
     ProjectionStore,
     Publisher,
+    ReportReads,
     SettlementReads,
     UserStore,
     WebhookStore,
@@ -141,6 +143,7 @@ from web.invoice_list import InvoiceListApi
 from web.merchant_api import MerchantApi
 from web.public import LiveStreamSettings, PublicEndpoints
 from web.rate_limits import RateTiers, RequestLimits
+from web.reports_api import ReportsApi
 from web.view_fallback import ViewFallback
 from web.webhooks_api import WebhookApi
 
@@ -243,6 +246,7 @@ class Ports:
     addresses: AddressAllocator
     projections: ProjectionStore
     invoice_summaries: InvoiceSummaryReads
+    reports: ReportReads
     settlement_records: SettlementReads
     webhook_store: WebhookStore
     dispatcher: DeliveryDispatcher
@@ -452,6 +456,7 @@ def build(settings: Settings) -> Platform:
         addresses=DepositAddressAllocator(resources.db, settings.chain.xpub),
         projections=EventProjections(resources.db),
         invoice_summaries=InvoiceSummaries(resources.db),
+        reports=PostgresReports(resources.db),
         settlement_records=SettlementRecords(resources.db),
         webhook_store=webhook_store,
         dispatcher=delivery,
@@ -652,6 +657,7 @@ def install_views(
             settlement_table=ports.tables.settlements.name,
         ),
         InvoiceListApi(auth, ports.invoice_summaries),
+        ReportsApi(auth, ports.reports),
         WebhookApi(auth, services.webhook_endpoints, url_policy=url_policy(settings)),
         AccessApi(auth, services.api_keys, services.users, services.admin, ports.audit_log),
         public,

@@ -195,6 +195,82 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+_COUNTS = {"type": "integer", "minimum": 0}
+SCHEMAS.update(
+    {
+        "ReportSummary": {
+            "type": "object",
+            "description": "Everything since your first invoice, from the read models "
+            "(docs/reports.md): they trail the invoices by the projection",
+            "properties": {
+                "object": {"const": "report_summary"},
+                "currency": {"const": "USDT"},
+                "gross_volume": _AMOUNT,
+                "fees": _AMOUNT,
+                "net_volume": _AMOUNT,
+                "balance": _AMOUNT,
+                "settlements": _COUNTS,
+                "invoices_created": _COUNTS,
+                "invoices_paid": _COUNTS,
+                "invoices_by_status": {"type": "object", "additionalProperties": _COUNTS},
+                "invoices_by_exception": {"type": "object", "additionalProperties": _COUNTS},
+                "conversion_rate": {
+                    "type": ["number", "null"],
+                    "description": "invoices paid ÷ invoices created (4 decimals); null before any",
+                },
+                "average_seconds_to_paid": {
+                    "type": ["number", "null"],
+                    "description": "from creation to paid, averaged over the paid invoices",
+                },
+                "updated_at": _TIME,
+            },
+        },
+        "DailyReport": {
+            "type": "object",
+            "properties": {
+                "object": {"const": "list"},
+                "from": {"type": "string", "format": "date"},
+                "to": {"type": "string", "format": "date"},
+                "currency": {"const": "USDT"},
+                "data": {
+                    "type": "array",
+                    "description": "one entry per UTC day from `from` to `to`, zeros included",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "date": {"type": "string", "format": "date"},
+                            "gross_volume": _AMOUNT,
+                            "fees": _AMOUNT,
+                            "net_volume": _AMOUNT,
+                            "settlements": _COUNTS,
+                            "invoices_created": _COUNTS,
+                            "invoices_paid": _COUNTS,
+                            "invoices_expired": _COUNTS,
+                        },
+                    },
+                },
+            },
+        },
+        "Balance": {
+            "type": "object",
+            "properties": {
+                "object": {"const": "balance"},
+                "currency": {"const": "USDT"},
+                "available": {
+                    **_AMOUNT,
+                    "description": "net credited to your ledger account, less payouts",
+                },
+                "in_flight": {
+                    **_AMOUNT,
+                    "description": "received on open invoices, waiting for confirmations (gross)",
+                },
+            },
+        },
+    }
+)
+_DAY = {"type": "string", "format": "date", "example": "2026-11-01"}
+
+
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "schema": schema, "description": description}
 
@@ -524,6 +600,35 @@ def _webhook_operation(
 
 
 _NO_CONTENT: tuple[str, dict[str, Any], str] = ("204", {}, "deleted")
+PATHS.update(
+    {
+        "/api/v1/reports/summary": {
+            "get": {
+                "summary": "Your volumes, fees, invoices by status, conversion and time to paid",
+                "security": _MERCHANT,
+                "responses": {"200": _json(_ref("ReportSummary"), "the summary")},
+            }
+        },
+        "/api/v1/reports/daily": {
+            "get": {
+                "summary": "Your figures per UTC day (gross, fees, net, settlements, invoices)",
+                "security": _MERCHANT,
+                "parameters": [
+                    _query("from", _DAY, "first day (default: 29 days before to)"),
+                    _query("to", _DAY, "last day, included (default: today, UTC); 366 at most"),
+                ],
+                "responses": {"200": _json(_ref("DailyReport"), "one entry per day")},
+            }
+        },
+        "/api/v1/balance": {
+            "get": {
+                "summary": "Your balance: available, and in flight on open invoices",
+                "security": _MERCHANT,
+                "responses": {"200": _json(_ref("Balance"), "the balance")},
+            }
+        },
+    }
+)
 PATHS.update(
     {
         "/api/v1/webhook-endpoints": {
@@ -1062,6 +1167,9 @@ OPERATION_SCOPES: dict[tuple[str, str], Scope] = {
     ("patch", "/api/v1/users/{user_id}"): Scope.USERS_WRITE,
     ("delete", "/api/v1/users/{user_id}"): Scope.USERS_WRITE,
     ("get", "/api/v1/audit-log"): Scope.AUDIT_READ,
+    ("get", "/api/v1/reports/summary"): Scope.REPORTS_READ,
+    ("get", "/api/v1/reports/daily"): Scope.REPORTS_READ,
+    ("get", "/api/v1/balance"): Scope.REPORTS_READ,
 }
 _NOT_LIMITED = ("/healthz", "/readyz")
 _CONTENT_STATUSES = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -204,6 +204,16 @@ class InvoiceQuery:
 
 class InvoiceSummaryReads(Protocol):
     async def list(self, merchant_id: str, query: InvoiceQuery) -> InvoicePage: ...
+
+
+class ReportReads(Protocol):
+    """The merchant's reports from the read models (docs/reports.md); amounts in micro-USDT."""
+
+    async def summary(self, merchant_id: str) -> dict[str, Any] | None: ...
+
+    async def daily(self, merchant_id: str, first: date, last: date) -> list[dict[str, Any]]: ...
+
+    async def balance(self, merchant_id: str) -> dict[str, int]: ...
 
 
 class SettlementReads(Protocol):

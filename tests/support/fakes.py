@@ -14,7 +14,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -570,6 +570,28 @@ class MemoryInvoiceSummaries:
         return InvoicePage(rows[: query.limit], None)
 
 
+class MemoryReports:
+    """The read models' rows as a test sets them (micro-USDT), and what was asked."""
+
+    def __init__(self) -> None:
+        self.summaries: dict[str, dict[str, Any]] = {}
+        self.days: dict[str, list[dict[str, Any]]] = {}
+        self.balances: dict[str, dict[str, int]] = {}
+        self.asked: list[tuple[Any, ...]] = []
+
+    async def summary(self, merchant_id: str) -> dict[str, Any] | None:
+        self.asked.append(("summary", merchant_id))
+        return self.summaries.get(merchant_id)
+
+    async def daily(self, merchant_id: str, first: date, last: date) -> list[dict[str, Any]]:
+        self.asked.append(("daily", merchant_id, first, last))
+        return [r for r in self.days.get(merchant_id, []) if first <= r["day"] <= last]
+
+    async def balance(self, merchant_id: str) -> dict[str, int]:
+        self.asked.append(("balance", merchant_id))
+        return self.balances.get(merchant_id, {"available": 0, "in_flight": 0})
+
+
 class MemorySettlementRecords:
     """Settlements as the ledger booked them."""
 
@@ -875,6 +897,7 @@ def memory_world(settings: Settings | None = None) -> MemoryWorld:
         addresses=MemoryAddresses(),
         projections=projections,
         invoice_summaries=MemoryInvoiceSummaries(),
+        reports=MemoryReports(),
         settlement_records=MemorySettlementRecords(ledger),
         webhook_store=webhooks,
         dispatcher=dispatcher,

@@ -24,12 +24,14 @@ import aiopg
 import pytest
 
 from app.adapters.postgres import projections
+from app.adapters.postgres.ledger import PostgresLedger
 from app.adapters.postgres.read_model_rebuild import (
     FOLD_STATE,
     READ_MODELS,
     ReadModelRebuild,
     UnknownReadModel,
 )
+from app.adapters.postgres.reports import PostgresReports
 from app.domain.commands import CompleteSettlement
 from app.domain.events import (
     DomainEvent,
@@ -434,3 +436,38 @@ def test_the_operator_command_rebuilds_and_refuses_an_unknown_name() -> None:
     assert body["read_models"] == ["platform_revenue_daily"]
     assert body["rows"]["platform_revenue_daily"] >= 1
     assert body["events"] >= 1
+
+
+# --- the reports API's adapter --------------------------------------------------------------------
+
+
+async def test_the_reports_read_what_the_fold_and_the_ledger_hold(pool: Any) -> None:
+    merchant_id = f"mer_rm_{secrets.token_hex(8)}"
+    events = mixed_run(merchant_id)
+    confirming = Scenario(invoice_id=f"inv_rm_{secrets.token_hex(6)}_open", amount="150")
+    confirming.pay("150", n=secrets.randbelow(2**60) * 16 + 9)  # needs 12 confirmations
+    events += [e.model_copy(update={"merchant_id": merchant_id}) for e in confirming.events]
+    await project(pool, events)
+    settlements = [e for e in events if isinstance(e, SettlementCreated)]
+    ledger = PostgresLedger(pool)
+    for created in settlements:  # booked as the settlement agent books them
+        await ledger.book_settlement(Settlement.replay([created]))
+
+    reports = PostgresReports(pool)
+    summary = await reports.summary(merchant_id)
+    assert summary is not None
+    expected = expected_dashboard(events)
+    assert {k: summary[k] for k in DASHBOARD_COLUMNS} == expected
+    assert (summary["invoices_confirming"], summary["invoices_created"]) == (1, 8)
+    assert await reports.summary(f"mer_rm_{secrets.token_hex(8)}") is None
+
+    day = settlements[0].occurred_at.date()
+    [today] = await reports.daily(merchant_id, day, day)
+    assert (today["day"], today["settlements"], today["invoices_created"]) == (day, 3, 8)
+    assert await reports.daily(merchant_id, day + timedelta(days=1), day + timedelta(days=9)) == []
+
+    balance = await reports.balance(merchant_id)
+    assert balance == {
+        "available": sum(e.data.net_amount for e in settlements),
+        "in_flight": usdt("150"),  # received on the confirming invoice, not yet credited
+    }

@@ -1,0 +1,88 @@
+"""The merchant's reports, read from the read models of migrations/0012_read_models.sql.
+
+Everything here reads; the projection writes (docs/reports.md). Amounts are micro-USDT.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Final
+
+from app.adapters.postgres.ledger import merchant_account
+from app.adapters.postgres.pool import Connections
+
+SUMMARY_COLUMNS: Final = (
+    "gross_volume",
+    "fees",
+    "net_volume",
+    "balance",
+    "settlements",
+    "invoices_created",
+    "invoices_pending",
+    "invoices_confirming",
+    "invoices_paid",
+    "invoices_expired",
+    "invoices_cancelled",
+    "invoices_underpaid",
+    "invoices_overpaid",
+    "invoices_paid_late",
+    "ms_to_paid_total",
+    "paid_with_time",
+    "updated_at",
+)
+DAILY_COLUMNS: Final = (
+    "day",
+    "gross_volume",
+    "fees",
+    "net_volume",
+    "settlements",
+    "invoices_created",
+    "invoices_paid",
+    "invoices_expired",
+)
+
+
+class PostgresReports:
+    """``ReportReads`` (app/services/ports.py) over the worker's pool."""
+
+    def __init__(self, pool: Connections) -> None:
+        self._pool = pool
+
+    async def summary(self, merchant_id: str) -> dict[str, Any] | None:
+        """The merchant's row of ``merchant_dashboard``; None before their first event."""
+        rows = await self._fetch(
+            f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM merchant_dashboard"  # noqa: S608 - constants
+            " WHERE merchant_id = %s",
+            (merchant_id,),
+            SUMMARY_COLUMNS,
+        )
+        return rows[0] if rows else None
+
+    async def daily(self, merchant_id: str, first: date, last: date) -> list[dict[str, Any]]:
+        """The merchant's days from ``first`` to ``last`` (both included) that had activity."""
+        return await self._fetch(
+            f"SELECT {', '.join(DAILY_COLUMNS)} FROM daily_settlement_metrics"  # noqa: S608 - constants
+            " WHERE merchant_id = %s AND day BETWEEN %s AND %s ORDER BY day",
+            (merchant_id, first, last),
+            DAILY_COLUMNS,
+        )
+
+    async def balance(self, merchant_id: str) -> dict[str, int]:
+        """``available``: the merchant's ledger account; ``in_flight``: USDT received on their
+        open invoices, waiting for confirmations (gross: the fee comes off when they settle)."""
+        rows = await self._fetch(
+            "SELECT (SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE account = %s),"
+            " (SELECT coalesce(sum(amount_received), 0) FROM invoice_summaries"
+            "  WHERE merchant_id = %s AND status IN ('pending', 'confirming'))",
+            (merchant_account(merchant_id), merchant_id),
+            ("available", "in_flight"),
+        )
+        return {name: int(value) for name, value in rows[0].items()}
+
+    async def _fetch(
+        self, sql: str, params: tuple[Any, ...], columns: tuple[str, ...]
+    ) -> list[dict[str, Any]]:
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(sql, params)
+            found = await cur.fetchall()
+        return [dict(zip(columns, row, strict=True)) for row in found]
