@@ -54,6 +54,7 @@ from app.adapters.postgres.deposit_addresses import (
     DepositAddressAllocator,
     PostgresDepositAddressFilter,
 )
+from app.adapters.postgres.exports import PostgresExports
 from app.adapters.postgres.idempotency import PostgresIdempotencyKeys
 from app.adapters.postgres.ledger import PostgresLedger
 from app.adapters.postgres.merchants import PostgresMerchantAccounts
@@ -109,6 +110,7 @@ from app.services.ports import (
     ApiKeyStore,
     AuditLog,
     DeliveryDispatcher,
+    ExportReads,
     IdempotencyKeys,
     InvoiceCommandGateway,
     InvoiceSummaryReads,
@@ -137,6 +139,7 @@ from web.access_api import AccessApi
 from web.audit import AuditTrail
 from web.auth import Authenticator
 from web.edge import ClientAddresses, EdgeGuard, client_address
+from web.exports_api import ExportsApi
 from web.health import Health
 from web.input import MAX_BODY_BYTES, read_capped
 from web.invoice_list import InvoiceListApi
@@ -247,6 +250,7 @@ class Ports:
     projections: ProjectionStore
     invoice_summaries: InvoiceSummaryReads
     reports: ReportReads
+    exports: ExportReads
     settlement_records: SettlementReads
     webhook_store: WebhookStore
     dispatcher: DeliveryDispatcher
@@ -457,6 +461,7 @@ def build(settings: Settings) -> Platform:
         projections=EventProjections(resources.db),
         invoice_summaries=InvoiceSummaries(resources.db),
         reports=PostgresReports(resources.db),
+        exports=PostgresExports(resources.db),
         settlement_records=SettlementRecords(resources.db),
         webhook_store=webhook_store,
         dispatcher=delivery,
@@ -658,6 +663,7 @@ def install_views(
         ),
         InvoiceListApi(auth, ports.invoice_summaries),
         ReportsApi(auth, ports.reports),
+        ExportsApi(auth, ports.exports),
         WebhookApi(auth, services.webhook_endpoints, url_policy=url_policy(settings)),
         AccessApi(auth, services.api_keys, services.users, services.admin, ports.audit_log),
         public,

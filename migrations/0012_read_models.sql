@@ -99,11 +99,14 @@ CREATE TABLE payment_timings (
 CREATE INDEX payment_timings_confirmed_day_idx
     ON payment_timings (confirmed_day, confirmation_ms) WHERE confirmed_day IS NOT NULL;
 
--- Invoice summaries gain the payments' side: their tx hashes, in order of detection, and the
--- confirmations the latest payment event reported (app/adapters/postgres/projections.py).
+-- Invoice summaries gain the payments' side: their tx hashes, in order of detection, the block
+-- of each (the same position; a transfer re-mined after a reorg keeps its place, with its new
+-- block), and the confirmations the latest payment event reported
+-- (app/adapters/postgres/projections.py).
 ALTER TABLE invoice_summaries
-    ADD COLUMN tx_hashes      text[]  NOT NULL DEFAULT '{}',
-    ADD COLUMN confirmations  integer NOT NULL DEFAULT 0;
+    ADD COLUMN tx_hashes      text[]   NOT NULL DEFAULT '{}',
+    ADD COLUMN block_numbers  bigint[] NOT NULL DEFAULT '{}',
+    ADD COLUMN confirmations  integer  NOT NULL DEFAULT 0;
 
 -- Which rebuild swapped which read model in, and up to which event (operators' record).
 CREATE TABLE read_model_rebuilds (

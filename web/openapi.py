@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web as aioweb
 
 from app.domain.access import MERCHANT_ROLES, Role, Scope
+from web.exports_api import INVOICES_HEADER, SETTLEMENTS_HEADER
 
 _AMOUNT = {"type": "string", "pattern": r"^\d+(\.\d{1,6})?$", "example": "9.99"}
 _TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -269,6 +270,26 @@ SCHEMAS.update(
     }
 )
 _DAY = {"type": "string", "format": "date", "example": "2026-11-01"}
+_DAY_RANGE = [
+    {
+        "name": "from",
+        "in": "query",
+        "schema": _DAY,
+        "description": "first UTC day (default: 29 days before to)",
+    },
+    {
+        "name": "to",
+        "in": "query",
+        "schema": _DAY,
+        "description": "last UTC day, included (default: today); 366 days at most",
+    },
+]
+_SETTLEMENT_CSV = SETTLEMENTS_HEADER
+_INVOICE_CSV = INVOICES_HEADER
+
+
+def _csv(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/csv": {"schema": {"type": "string"}}}}
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -613,10 +634,7 @@ PATHS.update(
             "get": {
                 "summary": "Your figures per UTC day (gross, fees, net, settlements, invoices)",
                 "security": _MERCHANT,
-                "parameters": [
-                    _query("from", _DAY, "first day (default: 29 days before to)"),
-                    _query("to", _DAY, "last day, included (default: today, UTC); 366 at most"),
-                ],
+                "parameters": _DAY_RANGE,
                 "responses": {"200": _json(_ref("DailyReport"), "one entry per day")},
             }
         },
@@ -625,6 +643,29 @@ PATHS.update(
                 "summary": "Your balance: available, and in flight on open invoices",
                 "security": _MERCHANT,
                 "responses": {"200": _json(_ref("Balance"), "the balance")},
+            }
+        },
+        "/api/v1/exports/settlements.csv": {
+            "get": {
+                "summary": "Your settlements created in a range of UTC days, as CSV",
+                "description": "RFC 4180 with a header row, UTF-8, streamed. Columns: "
+                + ", ".join(_SETTLEMENT_CSV)
+                + ". Amounts are USDT decimal strings; lists are space-separated; a cell a "
+                "spreadsheet would run as a formula starts with '.",
+                "security": _MERCHANT,
+                "parameters": _DAY_RANGE,
+                "responses": {"200": _csv("the settlements, oldest first")},
+            }
+        },
+        "/api/v1/exports/invoices.csv": {
+            "get": {
+                "summary": "Your invoices created in a range of UTC days, as CSV",
+                "description": "RFC 4180 with a header row, UTF-8, streamed. Columns: "
+                + ", ".join(_INVOICE_CSV)
+                + ".",
+                "security": _MERCHANT,
+                "parameters": _DAY_RANGE,
+                "responses": {"200": _csv("the invoices, oldest first")},
             }
         },
     }
@@ -1170,6 +1211,8 @@ OPERATION_SCOPES: dict[tuple[str, str], Scope] = {
     ("get", "/api/v1/reports/summary"): Scope.REPORTS_READ,
     ("get", "/api/v1/reports/daily"): Scope.REPORTS_READ,
     ("get", "/api/v1/balance"): Scope.REPORTS_READ,
+    ("get", "/api/v1/exports/settlements.csv"): Scope.REPORTS_READ,
+    ("get", "/api/v1/exports/invoices.csv"): Scope.REPORTS_READ,
 }
 _NOT_LIMITED = ("/healthz", "/readyz")
 _CONTENT_STATUSES = {

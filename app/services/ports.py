@@ -216,6 +216,18 @@ class ReportReads(Protocol):
     async def balance(self, merchant_id: str) -> dict[str, int]: ...
 
 
+class ExportReads(Protocol):
+    """The rows of the CSV exports, a page at a time, oldest first; amounts in micro-USDT."""
+
+    def settlements(
+        self, merchant_id: str, start: datetime, end: datetime
+    ) -> AsyncIterator[list[dict[str, Any]]]: ...
+
+    def invoices(
+        self, merchant_id: str, start: datetime, end: datetime
+    ) -> AsyncIterator[list[dict[str, Any]]]: ...
+
+
 class SettlementReads(Protocol):
     """Settlements as the ledger recorded them, for the merchant API."""
 

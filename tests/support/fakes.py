@@ -592,6 +592,35 @@ class MemoryReports:
         return self.balances.get(merchant_id, {"available": 0, "in_flight": 0})
 
 
+class MemoryExports:
+    """Rows a test sets, handed out in pages of ``page`` like PostgresExports."""
+
+    def __init__(self, page: int = 2) -> None:
+        self.page = page
+        self.settlement_rows: list[dict[str, Any]] = []
+        self.invoice_rows: list[dict[str, Any]] = []
+        self.asked: list[tuple[str, str, datetime, datetime]] = []
+        self.fail_after_pages: int | None = None
+
+    def settlements(
+        self, merchant_id: str, start: datetime, end: datetime
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        self.asked.append(("settlements", merchant_id, start, end))
+        return self._pages(self.settlement_rows)
+
+    def invoices(
+        self, merchant_id: str, start: datetime, end: datetime
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        self.asked.append(("invoices", merchant_id, start, end))
+        return self._pages(self.invoice_rows)
+
+    async def _pages(self, rows: list[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
+        for number, start in enumerate(range(0, len(rows), self.page)):
+            if self.fail_after_pages is not None and number >= self.fail_after_pages:
+                raise ConnectionError("PostgreSQL went away")
+            yield rows[start : start + self.page]
+
+
 class MemorySettlementRecords:
     """Settlements as the ledger booked them."""
 
@@ -898,6 +927,7 @@ def memory_world(settings: Settings | None = None) -> MemoryWorld:
         projections=projections,
         invoice_summaries=MemoryInvoiceSummaries(),
         reports=MemoryReports(),
+        exports=MemoryExports(),
         settlement_records=MemorySettlementRecords(ledger),
         webhook_store=webhooks,
         dispatcher=dispatcher,

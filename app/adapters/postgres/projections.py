@@ -88,11 +88,18 @@ _UPSERT_PROGRESS: Final = (
 )
 
 
-_PAYMENT_SEEN: Final = (
-    "UPDATE invoice_summaries SET confirmations = %s,"
-    " tx_hashes = CASE WHEN %s = ANY(tx_hashes) THEN tx_hashes ELSE tx_hashes || %s::text END"
-    " WHERE invoice_id = %s"
-)
+_PAYMENT_SEEN: Final = """
+    UPDATE invoice_summaries SET
+        confirmations = %(confirmations)s,
+        tx_hashes = CASE WHEN %(tx_hash)s = ANY(tx_hashes) THEN tx_hashes
+            ELSE tx_hashes || %(tx_hash)s::text END,
+        block_numbers = CASE WHEN %(tx_hash)s = ANY(tx_hashes)
+            THEN block_numbers[:array_position(tx_hashes, %(tx_hash)s) - 1]
+                || %(block)s::bigint
+                || block_numbers[array_position(tx_hashes, %(tx_hash)s) + 1:]
+            ELSE block_numbers || %(block)s::bigint END
+    WHERE invoice_id = %(invoice_id)s
+"""
 _PAYMENT_CONFIRMATIONS: Final = (
     "UPDATE invoice_summaries SET confirmations = %s WHERE invoice_id = %s"
 )
@@ -101,14 +108,21 @@ _PAYMENT_CONFIRMATIONS: Final = (
 def _project_payment(cursor: aiopg.Cursor, event: DomainEvent) -> list[bytes]:
     """The payments' side of their invoice's summary: tx hashes and confirmations.
 
-    ``tx_hashes`` keeps every transfer detected for the invoice, once, in order of detection;
+    ``tx_hashes`` keeps every transfer detected for the invoice, once, in order of detection,
+    and ``block_numbers`` the block of each (re-mined after a reorg: its new block);
     ``confirmations`` is what the latest payment event said (0 once its block was reorganised
     away). Applied in the order of the events, like the rest of the summary.
     """
     match event:
         case PaymentDetected():
-            tx_hash = event.data.tx_hash
-            return [cursor.mogrify(_PAYMENT_SEEN, (1, tx_hash, tx_hash, event.data.invoice_id))]
+            detected = event.data
+            seen = {
+                "confirmations": 1,
+                "tx_hash": detected.tx_hash,
+                "block": detected.block_number,
+                "invoice_id": detected.invoice_id,
+            }
+            return [cursor.mogrify(_PAYMENT_SEEN, seen)]
         case PaymentConfirmationsUpdated() | PaymentConfirmed():
             data = event.data
             return [cursor.mogrify(_PAYMENT_CONFIRMATIONS, (data.confirmations, data.invoice_id))]
@@ -315,6 +329,7 @@ SUMMARY_COLUMNS: Final = (
     "updated_at",
     "aggregate_version",
     "tx_hashes",
+    "block_numbers",
     "confirmations",
 )
 

@@ -16,14 +16,17 @@ import json
 import os
 import secrets
 import subprocess
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import aiopg
 import pytest
 
 from app.adapters.postgres import projections
+from app.adapters.postgres.exports import PostgresExports
 from app.adapters.postgres.ledger import PostgresLedger
 from app.adapters.postgres.read_model_rebuild import (
     FOLD_STATE,
@@ -48,6 +51,7 @@ from app.settings import Settings
 from tests.support.processes import REPO_ROOT, VENV_BIN
 from tests.unit.domain.factories import usdt
 from tests.unit.live.scenario import Scenario
+from web.exports_api import SETTLEMENTS_HEADER, settlement_cells
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("infrastructure")]
 
@@ -272,18 +276,20 @@ async def test_invoice_summaries_carry_the_tx_hashes_and_confirmations(pool: Any
     events = mixed_run(merchant_id)
     await project(pool, events)
     reorged_id = next(e.aggregate_id for e in events if e.aggregate_id.endswith("_reorged"))
-    hashes = [
-        e.data.tx_hash
-        for e in events
-        if isinstance(e, PaymentDetected) and e.data.invoice_id == reorged_id
+    detected = [
+        e for e in events if isinstance(e, PaymentDetected) and e.data.invoice_id == reorged_id
     ]
+    hashes = [e.data.tx_hash for e in detected]
+    blocks = [e.data.block_number for e in detected]
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute(
-            "SELECT status, tx_hashes, confirmations FROM invoice_summaries WHERE invoice_id = %s",
+            "SELECT status, tx_hashes, block_numbers, confirmations FROM invoice_summaries"
+            " WHERE invoice_id = %s",
             (reorged_id,),
         )
-        status, tx_hashes, confirmations = await cur.fetchone()
+        status, tx_hashes, block_numbers, confirmations = await cur.fetchone()
     assert (status, tx_hashes, confirmations) == ("paid", hashes, 12)
+    assert block_numbers == blocks
     assert len(hashes) == 2  # the orphaned transfer and the one that paid
 
 
@@ -471,3 +477,71 @@ async def test_the_reports_read_what_the_fold_and_the_ledger_hold(pool: Any) -> 
         "available": sum(e.data.net_amount for e in settlements),
         "in_flight": usdt("150"),  # received on the confirming invoice, not yet credited
     }
+
+
+async def test_a_transfer_mined_again_after_a_reorg_keeps_its_place_with_its_new_block(
+    pool: Any,
+) -> None:
+    scenario = Scenario(invoice_id=f"inv_rm_{secrets.token_hex(6)}_again", amount="150")
+    base = secrets.randbelow(2**60) * 16
+    first = scenario.pay("100", n=base + 1)
+    scenario.pay("20", n=base + 2, block=scenario._blocks[first] + 1)
+    scenario.orphan(first)
+    merchant_id = f"mer_rm_{secrets.token_hex(8)}"
+    events = [e.model_copy(update={"merchant_id": merchant_id}) for e in scenario.events]
+    [detected, second] = [e for e in events if isinstance(e, PaymentDetected)]
+    versions = [e.aggregate_version for e in events if e.aggregate_id == detected.aggregate_id]
+    # The same transfer, found again in a later block (the payment's next version).
+    again = detected.model_copy(
+        update={
+            "event_id": uuid.uuid4(),
+            "aggregate_version": max(versions) + 1,
+            "data": detected.data.model_copy(
+                update={"block_number": detected.data.block_number + 7}
+            ),
+        }
+    )
+    await project(pool, [*events, again])
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT tx_hashes, block_numbers FROM invoice_summaries WHERE invoice_id = %s",
+            (scenario.invoice_id,),
+        )
+        tx_hashes, block_numbers = await cur.fetchone()
+    assert tx_hashes == [detected.data.tx_hash, second.data.tx_hash]
+    assert block_numbers == [detected.data.block_number + 7, second.data.block_number]
+
+
+async def test_the_exports_page_through_every_row_with_the_payments_of_each(pool: Any) -> None:
+    merchant_id = f"mer_rm_{secrets.token_hex(8)}"
+    events = mixed_run(merchant_id)
+    await project(pool, events)
+    settlements = [e for e in events if isinstance(e, SettlementCreated)]
+    ledger = PostgresLedger(pool)
+    for created in settlements:
+        await ledger.book_settlement(Settlement.replay([created]))
+    day = settlements[0].occurred_at
+    start, end = day - timedelta(days=1), day + timedelta(days=1)
+
+    exports = PostgresExports(pool, page=2)  # 3 settlements and 7 invoices: several pages
+    pages = [page async for page in exports.settlements(merchant_id, start, end)]
+    assert [len(page) for page in pages] == [2, 1]
+    rows = [row for page in pages for row in page]
+    oldest_first = sorted(settlements, key=lambda e: (e.occurred_at, e.aggregate_id))
+    assert [r["settlement_id"] for r in rows] == [e.aggregate_id for e in oldest_first]
+    reorged = next(r for r in rows if r["invoice_id"].endswith("_reorged"))
+    assert len(reorged["tx_hashes"]) == len(reorged["block_numbers"]) == 2
+    assert reorged["gross_amount"] == usdt("150") and reorged["settled_at"] is not None
+
+    cells = dict(zip(SETTLEMENTS_HEADER, settlement_cells(reorged), strict=True))
+    fee = next(
+        e.data.platform_fee_amount for e in settlements if e.data.invoice_id.endswith("_reorged")
+    )
+    assert Decimal(cells["platform_fee_amount"]) * 1_000_000 == fee  # the fee line, in USDT
+    assert Decimal(cells["gross_amount"]) - Decimal(cells["platform_fee_amount"]) == Decimal(
+        cells["net_amount"]
+    )
+
+    invoices = [row async for page in exports.invoices(merchant_id, start, end) for row in page]
+    assert len(invoices) == 7
+    assert await anext(exports.invoices(merchant_id, end, end + timedelta(days=1)), None) is None
