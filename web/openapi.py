@@ -645,6 +645,26 @@ PATHS.update(
                 "responses": {"200": _json(_ref("Balance"), "the balance")},
             }
         },
+        "/api/v1/admin/reports/revenue": {
+            "get": {
+                "summary": "The platform's settlements and fees per UTC day (admins only)",
+                "security": [{"accessToken": []}],
+                "x-required-role": "admin",
+                "parameters": _DAY_RANGE,
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "total": {"type": "object"},
+                                "data": {"type": "array", "items": {"type": "object"}},
+                            },
+                        },
+                        "one entry per day, and the total",
+                    )
+                },
+            }
+        },
         "/api/v1/exports/settlements.csv": {
             "get": {
                 "summary": "Your settlements created in a range of UTC days, as CSV",

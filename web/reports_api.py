@@ -1,5 +1,6 @@
 """The merchant's reports: ``GET /api/v1/reports/summary``, ``GET /api/v1/reports/daily`` and
-``GET /api/v1/balance`` (scope ``reports:read``).
+``GET /api/v1/balance`` (scope ``reports:read``); the platform's revenue for its admins,
+``GET /api/v1/admin/reports/revenue``.
 
 Served from the read models (docs/reports.md), so they trail the invoices by the projection,
 usually well under a second. Amounts are USDT decimal strings, like everywhere in the API.
@@ -17,6 +18,7 @@ from multidict import MultiMapping
 
 from app.domain.access import Scope
 from app.domain.money import format_usdt
+from app.services.admin import require_admin
 from app.services.ports import ReportReads
 from web.auth import Authenticator
 from web.errors import ApiError
@@ -131,6 +133,16 @@ def daily_json(rows: list[dict[str, Any]], first: date, last: date) -> dict[str,
     }
 
 
+def _revenue_json(row: Mapping[str, Any], **extra: str) -> dict[str, Any]:
+    return {
+        **extra,
+        "settlements": int(row.get("settlements", 0)),
+        "gross_volume": format_usdt(int(row.get("gross_volume", 0))),
+        "fees": format_usdt(int(row.get("fees", 0))),
+        "net_volume": format_usdt(int(row.get("net_volume", 0))),
+    }
+
+
 class ReportsApi:
     def __init__(
         self,
@@ -147,6 +159,31 @@ class ReportsApi:
         router.add_get("/api/v1/reports/summary", self.summary)
         router.add_get("/api/v1/reports/daily", self.daily)
         router.add_get("/api/v1/balance", self.balance)
+        router.add_get("/api/v1/admin/reports/revenue", self.platform_revenue)
+
+    async def platform_revenue(self, request: aioweb.Request) -> aioweb.Response:
+        """The platform's fees per UTC day, for its admins."""
+        require_admin(await self._auth.principal(request))
+        first, last = day_range(request.query, self._today())
+        rows = {row["day"]: row for row in await self._reports.platform_revenue(first, last)}
+        data = []
+        totals = dict.fromkeys(("settlements", "gross_volume", "fees", "net_volume"), 0)
+        for offset in range((last - first).days + 1):
+            day = first + timedelta(days=offset)
+            row = rows.get(day, {})
+            for name in totals:
+                totals[name] += int(row.get(name, 0))
+            data.append(_revenue_json(row, date=day.isoformat()))
+        return aioweb.json_response(
+            {
+                "object": "list",
+                "from": first.isoformat(),
+                "to": last.isoformat(),
+                "currency": "USDT",
+                "total": _revenue_json(totals),
+                "data": data,
+            }
+        )
 
     async def summary(self, request: aioweb.Request) -> aioweb.Response:
         merchant = await self._auth.merchant(request, Scope.REPORTS_READ)

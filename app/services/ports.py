@@ -215,6 +215,8 @@ class ReportReads(Protocol):
 
     async def balance(self, merchant_id: str) -> dict[str, int]: ...
 
+    async def platform_revenue(self, first: date, last: date) -> list[dict[str, Any]]: ...
+
 
 class ExportReads(Protocol):
     """The rows of the CSV exports, a page at a time, oldest first; amounts in micro-USDT."""

@@ -577,6 +577,7 @@ class MemoryReports:
         self.summaries: dict[str, dict[str, Any]] = {}
         self.days: dict[str, list[dict[str, Any]]] = {}
         self.balances: dict[str, dict[str, int]] = {}
+        self.revenue: list[dict[str, Any]] = []
         self.asked: list[tuple[Any, ...]] = []
 
     async def summary(self, merchant_id: str) -> dict[str, Any] | None:
@@ -586,6 +587,10 @@ class MemoryReports:
     async def daily(self, merchant_id: str, first: date, last: date) -> list[dict[str, Any]]:
         self.asked.append(("daily", merchant_id, first, last))
         return [r for r in self.days.get(merchant_id, []) if first <= r["day"] <= last]
+
+    async def platform_revenue(self, first: date, last: date) -> list[dict[str, Any]]:
+        self.asked.append(("platform_revenue", first, last))
+        return [r for r in self.revenue if first <= r["day"] <= last]
 
     async def balance(self, merchant_id: str) -> dict[str, int]:
         self.asked.append(("balance", merchant_id))

@@ -67,6 +67,16 @@ class PostgresReports:
             DAILY_COLUMNS,
         )
 
+    async def platform_revenue(self, first: date, last: date) -> list[dict[str, Any]]:
+        """``platform_revenue_daily`` from ``first`` to ``last`` (both included), days with
+        settlements only."""
+        return await self._fetch(
+            "SELECT day, settlements, gross_volume, fees, net_volume FROM platform_revenue_daily"
+            " WHERE day BETWEEN %s AND %s ORDER BY day",
+            (first, last),
+            ("day", "settlements", "gross_volume", "fees", "net_volume"),
+        )
+
     async def balance(self, merchant_id: str) -> dict[str, int]:
         """``available``: the merchant's ledger account; ``in_flight``: USDT received on their
         open invoices, waiting for confirmations (gross: the fee comes off when they settle)."""

@@ -140,3 +140,32 @@ async def test_reports_need_the_reports_scope(client: TestClient) -> None:
         assert status == 403, path
     status, _ = await get(client, "/api/v1/balance", {})
     assert status == 401
+
+
+async def test_the_platform_revenue_is_for_admins_only(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    reports(world).revenue = [
+        {"day": date(2026, 11, 2), "settlements": 2, "gross_volume": 20_000_000,
+         "fees": 200_000, "net_volume": 19_800_000},
+        {"day": date(2026, 11, 3), "settlements": 1, "gross_volume": 5_000_000,
+         "fees": 50_000, "net_volume": 4_950_000},
+    ]  # fmt: skip
+    status, body = await get(client, "/api/v1/admin/reports/revenue?from=2026-11-01&to=2026-11-03")
+    assert status == 403  # a merchant's key is not the platform's admin
+    password = "correct horse battery staple"
+    await world.services.users.create_user(
+        email="admin@platform.example", password=password, role="admin", merchant_id=None
+    )
+    session = await client.post(
+        "/api/v1/auth/login", json={"email": "admin@platform.example", "password": password}
+    )
+    headers = {"Authorization": f"Bearer {(await session.json())['access_token']}"}
+    status, body = await get(
+        client, "/api/v1/admin/reports/revenue?from=2026-11-01&to=2026-11-03", headers
+    )
+    assert status == 200
+    assert body["total"] == {
+        "settlements": 3, "gross_volume": "25", "fees": "0.25", "net_volume": "24.75",
+    }  # fmt: skip
+    assert [d["fees"] for d in body["data"]] == ["0", "0.2", "0.05"]

@@ -472,6 +472,9 @@ async def test_the_reports_read_what_the_fold_and_the_ledger_hold(pool: Any) -> 
     assert (today["day"], today["settlements"], today["invoices_created"]) == (day, 3, 8)
     assert await reports.daily(merchant_id, day + timedelta(days=1), day + timedelta(days=9)) == []
 
+    [revenue] = await reports.platform_revenue(day, day)  # every merchant's: at least ours
+    assert revenue["day"] == day and revenue["settlements"] >= 3
+
     balance = await reports.balance(merchant_id)
     assert balance == {
         "available": sum(e.data.net_amount for e in settlements),
