@@ -34,6 +34,7 @@ from mode import Service
 from prometheus_client import REGISTRY
 
 from agents import (
+    analytics,
     chain_watcher,
     expiry,
     invoices,
@@ -97,6 +98,7 @@ from app.runtime.worker import WorkerState
 from app.runtime.worker_signatures import WorkerSignatures
 from app.services.access import AccessControl, ApiKeys
 from app.services.admin import PlatformAdmin
+from app.services.analytics import AnalyticsPublication
 from app.services.create_invoice import InvoiceCreation
 from app.services.credentials import SecretDigests
 from app.services.deposits import DepositProcessing
@@ -107,6 +109,7 @@ from app.services.ports import (
     AccessChanges,
     AccessTokens,
     AddressAllocator,
+    AnalyticsReads,
     ApiKeyStore,
     AuditLog,
     DeliveryDispatcher,
@@ -250,6 +253,7 @@ class Ports:
     projections: ProjectionStore
     invoice_summaries: InvoiceSummaryReads
     reports: ReportReads
+    analytics: AnalyticsReads
     exports: ExportReads
     settlement_records: SettlementReads
     webhook_store: WebhookStore
@@ -461,6 +465,7 @@ def build(settings: Settings) -> Platform:
         projections=EventProjections(resources.db),
         invoice_summaries=InvoiceSummaries(resources.db),
         reports=PostgresReports(resources.db),
+        analytics=PostgresReports(resources.db),
         exports=PostgresExports(resources.db),
         settlement_records=SettlementRecords(resources.db),
         webhook_store=webhook_store,
@@ -552,6 +557,13 @@ def _register_agents(
         hold,
     )
     expiry.register(app, services.expiry)
+    analytics.register(
+        app,
+        AnalyticsPublication(
+            services.ports.analytics, publisher, interval=settings.analytics_interval
+        ),
+        settings.analytics_interval,
+    )
 
     chain = settings.chain
 

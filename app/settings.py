@@ -71,6 +71,8 @@ class Settings:
     expiry_grace: int = 15
     # How long an HTTP request waits for the owning agent to answer a command.
     command_timeout: float = 10.0
+    # Seconds between two snapshots of the day's figures on crypto-checkout.analytics.
+    analytics_interval: float = 300.0
     # The Tron network, node and deposit-address xpub (TRON_* variables,
     # app/adapters/tron/settings.py).
     chain: ChainSettings = field(default_factory=ChainSettings)
@@ -197,6 +199,9 @@ class Settings:
             ),
             command_timeout=reader.get(
                 "COMMAND_TIMEOUT", defaults.command_timeout, _float_between(0.5, 120.0)
+            ),
+            analytics_interval=reader.get(
+                "ANALYTICS_INTERVAL", defaults.analytics_interval, _float_between(1.0, 3600.0)
             ),
             log_level=reader.choice(
                 "LOG_LEVEL", defaults.log_level, ("debug", "info", "warning", "error")

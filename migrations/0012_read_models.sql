@@ -362,5 +362,8 @@ CREATE TRIGGER event_store_read_models
     AFTER INSERT ON event_store
     FOR EACH ROW EXECUTE FUNCTION read_models_on_event();
 
--- The events recorded before this migration, folded in their order.
-SELECT read_models_apply(e) FROM event_store e ORDER BY seq;
+-- The events recorded before this migration are not folded here: one transaction updating the
+-- same rows (a day's platform figures) hundreds of thousands of times slows down with every
+-- update, as none of the old row versions can be pruned before it ends. After upgrading a
+-- database that already holds events, run `checkout rebuild-read-models`, which replays them in
+-- short transactions (docs/reports.md, docs/operations.md).

@@ -1,6 +1,8 @@
-"""JSON Schemas of the domain events, generated from the models into ``docs/events/``.
+"""JSON Schemas of the domain events and of the analytics messages, generated from the models into
+``docs/events/`` and ``docs/analytics/``.
 
-``python -m app.contract.schemas`` (re)writes ``docs/events/<EventType>.json``;
+``python -m app.contract.schemas`` (re)writes ``docs/events/<EventType>.json`` and
+``docs/analytics/<MessageType>.json``;
 ``python -m app.contract.schemas --check`` writes nothing and exits 1 when a file differs from the
 models, is missing, or describes an event type that no longer exists. A unit test runs the check,
 so the checked-in schemas cannot drift from the code.
@@ -14,14 +16,29 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from pydantic import BaseModel
+
+from app.domain.analytics import ANALYTICS_SCHEMA_VERSION, ANALYTICS_TYPES
 from app.domain.events import EVENT_TYPES, SCHEMA_VERSION
 
 SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 DEFAULT_DIRECTORY: Final = Path(__file__).resolve().parents[2] / "docs" / "events"
+ANALYTICS_DIRECTORY: Final = DEFAULT_DIRECTORY.parent / "analytics"
+
+
+def analytics_schema(message_type: str) -> dict[str, Any]:
+    """The JSON Schema of one message type of crypto-checkout.analytics."""
+    model = ANALYTICS_TYPES[message_type]
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": "https://crypto-checkout.example/schemas/analytics/"
+        f"{message_type}/v{ANALYTICS_SCHEMA_VERSION}",
+        **model.model_json_schema(mode="serialization"),
+    }
 
 
 def event_schema(event_type: str) -> dict[str, Any]:
@@ -35,17 +52,20 @@ def event_schema(event_type: str) -> dict[str, Any]:
     }
 
 
-def rendered_schemas() -> dict[str, str]:
-    """File name → file content for every event type, byte for byte as checked in."""
+def rendered_schemas(kind: str = "events") -> dict[str, str]:
+    """File name → file content for every event type (or analytics message type, ``kind``
+    "analytics"), byte for byte as checked in."""
+    types: Mapping[str, type[BaseModel]] = EVENT_TYPES if kind == "events" else ANALYTICS_TYPES
+    schema = event_schema if kind == "events" else analytics_schema
     return {
-        f"{event_type}.json": json.dumps(event_schema(event_type), indent=2, sort_keys=True) + "\n"
-        for event_type in sorted(EVENT_TYPES)
+        f"{name}.json": json.dumps(schema(name), indent=2, sort_keys=True) + "\n"
+        for name in sorted(types)
     }
 
 
-def drift(directory: Path) -> list[str]:
+def drift(directory: Path, kind: str = "events") -> list[str]:
     """What differs between ``directory`` and the models: one line per file."""
-    expected = rendered_schemas()
+    expected = rendered_schemas(kind)
     found = {path.name: path for path in directory.glob("*.json")} if directory.is_dir() else {}
     problems = [f"missing: {name}" for name in sorted(expected.keys() - found.keys())]
     problems += [f"unknown event type: {name}" for name in sorted(found.keys() - expected.keys())]
@@ -57,10 +77,10 @@ def drift(directory: Path) -> list[str]:
     return problems
 
 
-def write(directory: Path) -> list[Path]:
-    """Write every schema and remove those of event types that no longer exist."""
+def write(directory: Path, kind: str = "events") -> list[Path]:
+    """Write every schema and remove those of types that no longer exist."""
     directory.mkdir(parents=True, exist_ok=True)
-    expected = rendered_schemas()
+    expected = rendered_schemas(kind)
     for stale in directory.glob("*.json"):
         if stale.name not in expected:
             stale.unlink()
@@ -78,18 +98,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--check", action="store_true", help="exit 1 if the files have drifted")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIRECTORY, help="schema directory")
+    parser.add_argument(
+        "--analytics-dir", type=Path, default=ANALYTICS_DIRECTORY, help="analytics schemas"
+    )
     args = parser.parse_args(argv)
+    places = (("events", args.dir), ("analytics", args.analytics_dir))
     if args.check:
-        problems = drift(args.dir)
+        problems = [problem for kind, directory in places for problem in drift(directory, kind)]
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
             print("run: python -m app.contract.schemas", file=sys.stderr)
             return 1
         print(f"{len(EVENT_TYPES)} event schemas up to date in {args.dir}")
+        print(f"{len(ANALYTICS_TYPES)} analytics schemas up to date in {args.analytics_dir}")
         return 0
-    written = write(args.dir)
-    print(f"wrote {len(written)} event schemas to {args.dir}")
+    for kind, directory in places:
+        written = write(directory, kind)
+        print(f"wrote {len(written)} {kind} schemas to {directory}")
     return 0
 
 

@@ -195,8 +195,8 @@ async def _rebuild_read_models(settings: Settings, only: str | None, batch: int)
     except UnknownReadModel as exc:
         _refuse("rebuild-read-models", exc)
 
-    async def progress(events: int) -> None:
-        print(f"replayed {events} events", file=sys.stderr)
+    async def progress(events: int, through_seq: int) -> None:
+        print(f"replayed {events} events (through seq {through_seq})", file=sys.stderr)
 
     pool = await aiopg.create_pool(settings.database_url, minsize=1, maxsize=1)
     try:
@@ -392,7 +392,7 @@ def register(app: faust.App, settings: Settings) -> None:
         option(
             "--batch",
             type=int,
-            default=5_000,
+            default=1_000,
             show_default=True,
             help="Events replayed per transaction (1 to 100,000).",
         ),

@@ -18,6 +18,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from app.domain.analytics import PLATFORM_KEY, AnalyticsMessage, MerchantDailyMetrics
 from app.domain.commands import InvoiceCommand
 from app.domain.deposit import DepositRegistration
 from app.domain.events import DomainEvent
@@ -38,7 +39,14 @@ from app.runtime.codecs import (
     encode_notification,
 )
 from app.runtime.pipelining import defer_acknowledgement
-from app.runtime.topics import DEPOSITS, DOMAIN_EVENTS, INVOICE_COMMANDS, NOTIFICATIONS, Topics
+from app.runtime.topics import (
+    ANALYTICS,
+    DEPOSITS,
+    DOMAIN_EVENTS,
+    INVOICE_COMMANDS,
+    NOTIFICATIONS,
+    Topics,
+)
 
 EVENTS_PUBLISHED = Counter(
     "checkout_domain_events_published", "Domain events published", ["event_type"]
@@ -58,6 +66,7 @@ class KafkaPublisher:
         self._invoice_commands = topics[INVOICE_COMMANDS]
         self._deposits = topics[DEPOSITS]
         self._notifications = topics[NOTIFICATIONS]
+        self._analytics = topics[ANALYTICS]
 
     async def publish_events(self, events: Iterable[DomainEvent]) -> None:
         pending = []
@@ -94,6 +103,21 @@ class KafkaPublisher:
             key=registration.deposit_address.encode(), value=message
         )
         await _all_acknowledged([delivered])
+
+    async def publish_analytics(self, messages: Sequence[AnalyticsMessage]) -> None:
+        """Each day's figures, keyed by merchant id (``platform`` for the platform's)."""
+        pending = [
+            await self._analytics.send(
+                key=(
+                    message.merchant_id
+                    if isinstance(message, MerchantDailyMetrics)
+                    else PLATFORM_KEY
+                ).encode(),
+                value=message.model_dump_json().encode(),
+            )
+            for message in messages
+        ]
+        await _all_acknowledged(pending)
 
     async def publish_notifications(self, notifications: Sequence[Notification]) -> None:
         pending = [

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from app.domain.access import Role, Scope
+from app.domain.analytics import AnalyticsMessage
 from app.domain.commands import InvoiceCommand
 from app.domain.deposit import ConfirmationWatch, DepositAccount, DepositRegistration
 from app.domain.events import DomainEvent
@@ -216,6 +217,20 @@ class ReportReads(Protocol):
     async def balance(self, merchant_id: str) -> dict[str, int]: ...
 
     async def platform_revenue(self, first: date, last: date) -> list[dict[str, Any]]: ...
+
+
+class AnalyticsReads(Protocol):
+    """A day's rows of the read models for crypto-checkout.analytics (micro-USDT, ms)."""
+
+    async def merchant_days(self, day: date) -> list[dict[str, Any]]: ...
+
+    async def platform_day(self, day: date) -> dict[str, Any]: ...
+
+
+class AnalyticsSink(Protocol):
+    async def publish_analytics(self, messages: Sequence[AnalyticsMessage]) -> None:
+        """Publish in order; returns once Kafka has them all."""
+        ...
 
 
 class ExportReads(Protocol):

@@ -578,6 +578,7 @@ class MemoryReports:
         self.days: dict[str, list[dict[str, Any]]] = {}
         self.balances: dict[str, dict[str, int]] = {}
         self.revenue: list[dict[str, Any]] = []
+        self.platform_days: dict[date, dict[str, Any]] = {}
         self.asked: list[tuple[Any, ...]] = []
 
     async def summary(self, merchant_id: str) -> dict[str, Any] | None:
@@ -587,6 +588,19 @@ class MemoryReports:
     async def daily(self, merchant_id: str, first: date, last: date) -> list[dict[str, Any]]:
         self.asked.append(("daily", merchant_id, first, last))
         return [r for r in self.days.get(merchant_id, []) if first <= r["day"] <= last]
+
+    async def merchant_days(self, day: date) -> list[dict[str, Any]]:
+        self.asked.append(("merchant_days", day))
+        return [
+            {"merchant_id": merchant_id, **row}
+            for merchant_id, rows in sorted(self.days.items())
+            for row in rows
+            if row["day"] == day
+        ]
+
+    async def platform_day(self, day: date) -> dict[str, Any]:
+        self.asked.append(("platform_day", day))
+        return self.platform_days.get(day, {})
 
     async def platform_revenue(self, first: date, last: date) -> list[dict[str, Any]]:
         self.asked.append(("platform_revenue", first, last))
@@ -932,6 +946,7 @@ def memory_world(settings: Settings | None = None) -> MemoryWorld:
         projections=projections,
         invoice_summaries=MemoryInvoiceSummaries(),
         reports=MemoryReports(),
+        analytics=MemoryReports(),
         exports=MemoryExports(),
         settlement_records=MemorySettlementRecords(ledger),
         webhook_store=webhooks,

@@ -7,7 +7,10 @@ dashboard and report tables by ``read_models_apply()``. A rebuild therefore
 1. creates empty copies of the tables in a schema of its own (columns, defaults, checks, keys
    and indexes under their own names, so the swapped-in tables look exactly like migrated ones);
 2. replays ``event_store`` into them in batches of ``batch`` events, each batch one transaction,
-   with that schema first in ``search_path`` — the fold names its tables without a schema;
+   with that schema first in ``search_path`` — the fold names its tables without a schema.
+   Short transactions matter: a day's platform-wide rows are updated by most events, and the
+   row versions one transaction leaves behind cannot be pruned before it ends, so each update
+   in a long one walks a longer chain of them;
 3. catches up and swaps in one transaction: ``LOCK event_store IN SHARE MODE`` waits for the
    projection transactions in flight and holds new ones back (they wait, nothing fails), the
    events recorded since step 2 are applied — those past the last one replayed, and those that
@@ -74,18 +77,19 @@ def chosen(only: Sequence[str] | None) -> list[str]:
 
 
 class ReadModelRebuild:
-    def __init__(self, pool: Connections, *, batch: int = 5_000) -> None:
+    def __init__(self, pool: Connections, *, batch: int = 1_000) -> None:
         self._pool = pool
         self._batch = batch
 
     async def rebuild(
         self,
         only: Sequence[str] | None = None,
-        progress: Callable[[int], Awaitable[None]] | None = None,
+        progress: Callable[[int, int], Awaitable[None]] | None = None,
     ) -> RebuildReport:
         """Rebuild ``only`` (default: every read model) and swap the copies in atomically.
 
-        ``progress`` is awaited after each batch with the number of events replayed so far.
+        ``progress`` is awaited after each batch with the number of events replayed so far and
+        the last ``seq`` replayed.
         """
         models = chosen(only)
         report = RebuildReport(read_models=models)
@@ -117,7 +121,7 @@ class ReadModelRebuild:
                     missing |= set(range(seen + 1, seqs[-1] + 1)) - set(seqs)
                     seen = seqs[-1]
                     if progress is not None:
-                        await progress(report.events)
+                        await progress(report.events, seen)
                 await cur.execute("BEGIN")
                 await cur.execute("LOCK TABLE public.event_store IN SHARE MODE")
                 await cur.execute(

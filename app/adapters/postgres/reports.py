@@ -77,6 +77,39 @@ class PostgresReports:
             ("day", "settlements", "gross_volume", "fees", "net_volume"),
         )
 
+    async def merchant_days(self, day: date) -> list[dict[str, Any]]:
+        """Every merchant's row of ``daily_settlement_metrics`` for ``day``."""
+        columns = ("merchant_id", *DAILY_COLUMNS[1:])
+        return await self._fetch(
+            f"SELECT {', '.join(columns)} FROM daily_settlement_metrics"  # noqa: S608 - constants
+            " WHERE day = %s ORDER BY merchant_id",
+            (day,),
+            columns,
+        )
+
+    async def platform_day(self, day: date) -> dict[str, Any]:
+        """The day's payment statistics (with the p95 confirmation time) and revenue."""
+        columns = (
+            "payments_detected", "payments_confirmed", "payments_failed", "payments_orphaned",
+            "confirmation_ms_total", "p95_confirmation_ms", "settlements", "gross_volume",
+            "fees", "net_volume",
+        )  # fmt: skip
+        rows = await self._fetch(
+            """
+            SELECT s.payments_detected, s.payments_confirmed, s.payments_failed,
+                s.payments_orphaned, s.confirmation_ms_total,
+                (SELECT percentile_disc(0.95) WITHIN GROUP (ORDER BY confirmation_ms)
+                 FROM payment_timings WHERE confirmed_day = %s),
+                r.settlements, r.gross_volume, r.fees, r.net_volume
+            FROM (SELECT %s::date AS day) d
+            LEFT JOIN payment_confirmation_stats s ON s.day = d.day
+            LEFT JOIN platform_revenue_daily r ON r.day = d.day
+            """,
+            (day, day),
+            columns,
+        )
+        return rows[0]
+
     async def balance(self, merchant_id: str) -> dict[str, int]:
         """``available``: the merchant's ledger account; ``in_flight``: USDT received on their
         open invoices, waiting for confirmations (gross: the fee comes off when they settle)."""

@@ -18,13 +18,15 @@ from typing import Any
 
 import aiopg
 import httpx
+import jsonschema
 import psycopg2
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.adapters.postgres import projections
+from app.contract.schemas import ANALYTICS_DIRECTORY
 from app.domain.events import parse_event
-from app.runtime.topics import DOMAIN_EVENTS
+from app.runtime.topics import ANALYTICS, DOMAIN_EVENTS
 from app.settings import Settings
 from tests.support.platform import Platform, create_merchant, platform_env
 from tests.support.processes import eventually
@@ -450,3 +452,55 @@ def test_a_batch_is_projected_whole_or_not_at_all(scenario: Scenario) -> None:
     asyncio.run(apply_batch([fresh]))
     summary, copies = asyncio.run(summary_and_copies(fresh_id, fresh["event_id"]))
     assert copies == 1 and summary is not None
+
+
+# --- crypto-checkout.analytics -------------------------------------------------------------------
+
+
+async def analytics_messages(platform: Platform, wanted: Any) -> list[dict[str, Any]]:
+    """The analytics topic from its start, read until ``wanted(messages)`` is true (30 s)."""
+    topic = f"{platform.namespace}.{ANALYTICS.name}"
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers="127.0.0.1:9092", enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(ANALYTICS.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        messages: list[dict[str, Any]] = []
+        async with asyncio.timeout(30):
+            while not wanted(messages):
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    messages += [{"key": r.key.decode(), **json.loads(r.value)} for r in records]
+        return messages
+    finally:
+        await consumer.stop()
+
+
+def test_the_days_figures_are_published_on_the_analytics_topic(scenario: Scenario) -> None:
+    # ANALYTICS_INTERVAL is 2 s on the test platform: the leader publishes a snapshot of the
+    # day for every merchant with activity, and the platform's, keyed by merchant id.
+    wait_for_projection(scenario)
+    merchant_id = scenario.platform.merchant_id
+
+    def settled(messages: list[dict[str, Any]]) -> bool:
+        return any(m["key"] == merchant_id and m["settlements"] >= 1 for m in messages) and any(
+            m["key"] == "platform" and m["settlements"] >= 1 for m in messages
+        )
+
+    messages = asyncio.run(analytics_messages(scenario.platform, settled))
+    schemas = {
+        path.stem: json.loads(path.read_text()) for path in ANALYTICS_DIRECTORY.glob("*.json")
+    }
+    for message in messages:
+        body = {k: v for k, v in message.items() if k != "key"}
+        jsonschema.validate(body, schemas[body["message_type"]])  # the published contract
+    ours = [m for m in messages if m["key"] == merchant_id and m["settlements"] >= 1][-1]
+    assert ours["message_type"] == "MerchantDailyMetrics" and ours["merchant_id"] == merchant_id
+    assert (ours["gross_volume"], ours["invoices_paid"]) == ("9.99", 1)
+    assert ours["invoices_created"] >= 5
+    assert ours["fees"] == "0.1" and ours["net_volume"] == "9.89"  # 1 % rounded half-up
+    platform_day = [m for m in messages if m["key"] == "platform"][-1]
+    assert platform_day["message_type"] == "PlatformDailyMetrics"
+    assert platform_day["payments_detected"] >= 2 and platform_day["day"] == ours["day"]

@@ -369,7 +369,7 @@ async def test_the_rebuilt_read_models_equal_the_live_ones_row_for_row(pool: Any
 async def test_events_projected_during_a_rebuild_are_caught_up_once(pool: Any) -> None:
     # The projection's transactions take their seq when they insert and may commit after a
     # later one: here one is held open while the rebuild reads past its events, and commits
-    # after the rebuild's first batch. The catch-up must apply exactly those events.
+    # once it has. The catch-up must apply exactly those events.
     held_merchant, other_merchant = (f"mer_rm_{secrets.token_hex(8)}" for _ in range(2))
     held_events = mixed_run(held_merchant)
     # Only creations: they touch their merchant's rows, not the day's platform-wide ones the
@@ -385,14 +385,20 @@ async def test_events_projected_during_a_rebuild_are_caught_up_once(pool: Any) -
         await cur.execute(projections.batch_statements(cur, batch))  # inserted, not committed
         await project(pool, other_events)  # committed, with later seqs
 
+        await cur.execute(
+            "SELECT max(seq) FROM event_store WHERE event_id = ANY(%s::uuid[])",
+            ([str(e.event_id) for e in held_events],),
+        )
+        (held_through,) = await cur.fetchone()  # the held transaction sees its own rows
         committed: list[int] = []
 
-        async def commit_the_held_one(events: int) -> None:  # after the rebuild's first batch
-            if not committed:
+        async def commit_the_held_one(events: int, through_seq: int) -> None:
+            # Once the replay has read past the held events (without them: not committed).
+            if not committed and through_seq > held_through:
                 await cur.execute("COMMIT")
-                committed.append(events)
+                committed.append(through_seq)
 
-        report = await ReadModelRebuild(pool, batch=100_000).rebuild(progress=commit_the_held_one)
+        report = await ReadModelRebuild(pool, batch=2_000).rebuild(progress=commit_the_held_one)
 
     assert committed  # the held transaction committed between the rebuild's batches
     assert report.caught_up == len(held_events)  # the gap, filled in the swapping transaction

@@ -60,3 +60,25 @@ def test_the_module_runs_as_a_command() -> None:
         cwd=DEFAULT_DIRECTORY.parents[1],
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_analytics_schemas_are_checked_in_and_validate_real_messages(tmp_path: Path) -> None:
+    import jsonschema
+
+    from app.contract.schemas import ANALYTICS_DIRECTORY
+    from app.domain.analytics import MerchantDailyMetrics
+
+    assert drift(ANALYTICS_DIRECTORY, "analytics") == []
+    assert drift(tmp_path, "analytics") == [
+        "missing: MerchantDailyMetrics.json",
+        "missing: PlatformDailyMetrics.json",
+    ]
+    schema = json.loads((ANALYTICS_DIRECTORY / "MerchantDailyMetrics.json").read_text())
+    message = MerchantDailyMetrics(
+        day="2026-12-01", as_of="2026-12-01T10:00:00Z", merchant_id="mer_1",
+        gross_volume=9_990_000, fees=99_900, net_volume=9_890_100, settlements=1,
+        invoices_created=2, invoices_paid=1, invoices_expired=0,
+    )  # fmt: skip
+    wire = json.loads(message.model_dump_json())
+    jsonschema.validate(wire, schema)
+    assert wire["gross_volume"] == "9.99" and wire["message_type"] == "MerchantDailyMetrics"
