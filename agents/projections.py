@@ -21,8 +21,8 @@ from typing import Any, Final
 
 import faust
 
-from app.domain.events import DomainEvent, parse_event
-from app.runtime.batches import batches
+from app.domain.events import parse_event
+from app.runtime.batches import apply_in_batch, batches
 from app.runtime.dead_letters import DeadLetters
 from app.runtime.retry import retry_transient
 from app.services.projection import Projection
@@ -52,22 +52,15 @@ class ProjectionAgent:
 
     async def handle_batch(self, events: Sequence[faust.EventT]) -> None:
         """Project ``events`` in one transaction; one by one when PostgreSQL refuses the batch."""
-        readable: list[tuple[faust.EventT, DomainEvent]] = []
-        for event in events:
-            try:
-                readable.append((event, parse_event(event.value)))
-            except Exception as exc:  # unreadable: kept with its error, the rest go on
-                await self._dead_letters.send(event, agent=NAME, error=exc)
-        if not readable:
-            return
-        batch = [(parsed, e.message.partition, e.message.offset) for e, parsed in readable]
-        try:
-            await retry_transient(
-                lambda: self._projection.project_batch(batch), what="projection batch"
-            )
-        except Exception:  # refused, not unreachable: find the event PostgreSQL refuses
-            for event, _ in readable:
-                await self.handle(event)
+        await apply_in_batch(
+            events,
+            decode=lambda e: (parse_event(e.value), e.message.partition, e.message.offset),
+            apply_all=self._projection.project_batch,
+            apply_one=self.handle,
+            dead_letters=self._dead_letters,
+            agent=NAME,
+            what="projection batch",
+        )
 
 
 def register(

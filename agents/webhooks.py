@@ -19,7 +19,7 @@ from typing import Any, Final
 import faust
 
 from app.domain.webhooks import Notification
-from app.runtime.batches import batches
+from app.runtime.batches import apply_in_batch, batches
 from app.runtime.codecs import decode_notification
 from app.runtime.dead_letters import DeadLetters
 from app.runtime.retry import retry_transient
@@ -85,22 +85,15 @@ class WebhookAgents:
 
     async def take_in_batch(self, events: Sequence[faust.EventT]) -> None:
         """Queue the deliveries of ``events`` in one statement; one by one if it is refused."""
-        readable: list[tuple[faust.EventT, Notification]] = []
-        for event in events:
-            try:
-                readable.append((event, decode_notification(event.value)))
-            except Exception as exc:  # malformed: kept with its error, the rest go on
-                await self._dead_letters.send(event, agent=INTAKE, error=exc)
-        if not readable:
-            return
-        notifications = [notification for _, notification in readable]
-        try:
-            await retry_transient(
-                lambda: self._intake.accept_batch(notifications), what="webhook delivery intake"
-            )
-        except Exception:  # refused, not unreachable: find the notification it refuses
-            for event, _ in readable:
-                await self.take_in(event)
+        await apply_in_batch(
+            events,
+            decode=lambda e: decode_notification(e.value),
+            apply_all=self._intake.accept_batch,
+            apply_one=self.take_in,
+            dead_letters=self._dead_letters,
+            agent=INTAKE,
+            what="webhook delivery intake",
+        )
 
 
 def register(

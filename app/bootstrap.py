@@ -455,6 +455,7 @@ def build(settings: Settings) -> Platform:
     access_changes = RedisAccessChanges(
         resources.redis, channel=f"checkout:{settings.app_id}:access-changes"
     )
+    read_models = PostgresReports(resources.db)
     ports = Ports(
         tables=tables,
         publisher=publisher,
@@ -464,8 +465,8 @@ def build(settings: Settings) -> Platform:
         addresses=DepositAddressAllocator(resources.db, settings.chain.xpub),
         projections=EventProjections(resources.db),
         invoice_summaries=InvoiceSummaries(resources.db),
-        reports=PostgresReports(resources.db),
-        analytics=PostgresReports(resources.db),
+        reports=read_models,
+        analytics=read_models,  # the same tables, read for the analytics topic
         exports=PostgresExports(resources.db),
         settlement_records=SettlementRecords(resources.db),
         webhook_store=webhook_store,

@@ -154,20 +154,29 @@ class ExportsApi:
         router.add_get("/api/v1/exports/invoices.csv", self.invoices)
 
     async def settlements(self, request: aioweb.Request) -> aioweb.StreamResponse:
-        merchant = await self._auth.merchant(request, Scope.REPORTS_READ)
-        first, last = day_range(request.query, self._today())
-        start, end = _bounds(first, last)
-        pages = self._exports.settlements(merchant.merchant_id, start, end)
-        name = f"settlements-{first.isoformat()}-{last.isoformat()}.csv"
-        return await _stream(request, name, SETTLEMENTS_HEADER, pages, settlement_cells)
+        return await self._export(
+            request, "settlements", self._exports.settlements, SETTLEMENTS_HEADER, settlement_cells
+        )
 
     async def invoices(self, request: aioweb.Request) -> aioweb.StreamResponse:
+        return await self._export(
+            request, "invoices", self._exports.invoices, INVOICES_HEADER, invoice_cells
+        )
+
+    async def _export(
+        self,
+        request: aioweb.Request,
+        kind: str,
+        read: Callable[[str, datetime, datetime], AsyncIterator[list[dict[str, Any]]]],
+        header: Sequence[str],
+        cells: Callable[[dict[str, Any]], list[object]],
+    ) -> aioweb.StreamResponse:
+        """The merchant's ``kind`` of the requested days, as a CSV download."""
         merchant = await self._auth.merchant(request, Scope.REPORTS_READ)
         first, last = day_range(request.query, self._today())
-        start, end = _bounds(first, last)
-        pages = self._exports.invoices(merchant.merchant_id, start, end)
-        name = f"invoices-{first.isoformat()}-{last.isoformat()}.csv"
-        return await _stream(request, name, INVOICES_HEADER, pages, invoice_cells)
+        pages = read(merchant.merchant_id, *_bounds(first, last))
+        name = f"{kind}-{first.isoformat()}-{last.isoformat()}.csv"
+        return await _stream(request, name, header, pages, cells)
 
 
 def _bounds(first: date, last: date) -> tuple[datetime, datetime]:
