@@ -9,6 +9,7 @@ current.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Final, TypeVar
 
@@ -17,8 +18,9 @@ from multidict import MultiMapping
 
 from app.adapters.postgres.projections import InvalidCursor, decode_cursor
 from app.domain.access import Scope
-from app.domain.statuses import InvoiceStatus, PaymentException
-from app.services.ports import InvoiceQuery, InvoiceSummaryReads
+from app.domain.fields import IDENTIFIER_PATTERN
+from app.domain.statuses import InvoiceStatus, PaymentException, SettlementStatus
+from app.services.ports import InvoiceQuery, InvoiceSummaryReads, SettlementQuery
 from web.auth import Authenticator
 from web.errors import ApiError
 from web.presenters import invoice_summary_for_merchant
@@ -30,7 +32,12 @@ PARAMETERS: Final = frozenset(
     {"status", "payment_exception", "order_id", "created_from", "created_to", "limit", "cursor"}
 )
 
-E = TypeVar("E", InvoiceStatus, PaymentException)
+SETTLEMENT_PARAMETERS: Final = frozenset(
+    {"invoice_id", "status", "created_from", "created_to", "limit", "cursor"}
+)
+_IDENTIFIER: Final = re.compile(IDENTIFIER_PATTERN)
+
+E = TypeVar("E", InvoiceStatus, PaymentException, SettlementStatus)
 
 
 def _bad(param: str, message: str, code: str = "parameter_invalid") -> ApiError:
@@ -99,15 +106,24 @@ def _cursor(raw: str | None) -> str | None:
     return raw
 
 
-def parse_list_query(query: MultiMapping[str]) -> InvoiceQuery:
-    """The list request's parameters, or a 400 naming one that is wrong."""
-    unknown = sorted(set(query) - PARAMETERS)
+def _known(query: MultiMapping[str], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(query) - allowed)
     if unknown:
         raise _bad(
             unknown[0],
-            f"unknown parameter {unknown[0]!r}; allowed: {', '.join(sorted(PARAMETERS))}",
+            f"unknown parameter {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}",
             "parameter_unknown",
         )
+
+
+def _window(created_from: datetime | None, created_to: datetime | None) -> None:
+    if created_from is not None and created_to is not None and created_to <= created_from:
+        raise _bad("created_to", "created_to must be later than created_from")
+
+
+def parse_list_query(query: MultiMapping[str]) -> InvoiceQuery:
+    """The list request's parameters, or a 400 naming one that is wrong."""
+    _known(query, PARAMETERS)
     parsed = InvoiceQuery(
         status=_members(query, "status", InvoiceStatus),
         payment_exception=_members(query, "payment_exception", PaymentException),
@@ -117,12 +133,27 @@ def parse_list_query(query: MultiMapping[str]) -> InvoiceQuery:
         limit=_limit(_single(query, "limit")),
         cursor=_cursor(_single(query, "cursor")),
     )
-    if (
-        parsed.created_from is not None
-        and parsed.created_to is not None
-        and parsed.created_to <= parsed.created_from
+    _window(parsed.created_from, parsed.created_to)
+    return parsed
+
+
+def parse_settlement_query(query: MultiMapping[str]) -> SettlementQuery:
+    """``GET /api/v1/settlements``'s parameters, or a 400 naming one that is wrong."""
+    _known(query, SETTLEMENT_PARAMETERS)
+    invoice_id = _single(query, "invoice_id")
+    if invoice_id is not None and not (
+        len(invoice_id) <= MAX_ORDER_ID and _IDENTIFIER.fullmatch(invoice_id)
     ):
-        raise _bad("created_to", "created_to must be later than created_from")
+        raise _bad("invoice_id", "invoice_id is not an invoice id (letters, digits, _ . : -)")
+    parsed = SettlementQuery(
+        invoice_id=invoice_id,
+        status=_members(query, "status", SettlementStatus),
+        created_from=_instant("created_from", _single(query, "created_from")),
+        created_to=_instant("created_to", _single(query, "created_to")),
+        limit=_limit(_single(query, "limit")),
+        cursor=_cursor(_single(query, "cursor")),
+    )
+    _window(parsed.created_from, parsed.created_to)
     return parsed
 
 

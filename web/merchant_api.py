@@ -25,12 +25,13 @@ from app.settings import Settings
 from web.auth import Authenticator
 from web.errors import ApiError
 from web.input import read_json_object
+from web.invoice_list import parse_settlement_query
 from web.presenters import (
     invoice_for_merchant,
     settlement_for_merchant,
     settlement_row_for_merchant,
 )
-from web.requests import page_limit, parse_cancel_request, parse_create_invoice
+from web.requests import parse_cancel_request, parse_create_invoice
 
 # Documented in docs/merchant-api.md; with the merchant id it makes the command id (200 at most).
 IDEMPOTENCY_KEY_MAX: Final = 128
@@ -141,12 +142,16 @@ class MerchantApi:
 
     async def list_settlements(self, request: aioweb.Request) -> aioweb.Response:
         merchant = await self._auth.merchant(request, Scope.SETTLEMENTS_READ)
-        rows = await self._settlements.recent(
-            merchant.merchant_id,
-            invoice_id=request.query.get("invoice_id"),
-            limit=page_limit(request),
+        page = await self._settlements.list(
+            merchant.merchant_id, parse_settlement_query(request.query)
         )
-        return aioweb.json_response({"data": [settlement_row_for_merchant(row) for row in rows]})
+        return aioweb.json_response(
+            {
+                "data": [settlement_row_for_merchant(row) for row in page.rows],
+                "has_more": page.has_more,
+                "next_cursor": page.next_cursor,
+            }
+        )
 
 
 def _idempotency_key(request: aioweb.Request) -> str | None:

@@ -410,15 +410,39 @@ PATHS: dict[str, Any] = {
     },
     "/api/v1/settlements": {
         "get": {
-            "summary": "Your settlements, newest first",
+            "summary": "Your settlements, newest first, page by page (keyset cursor)",
             "security": _MERCHANT,
             "parameters": [
                 {"name": "invoice_id", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "pending, completed, failed; comma-separated for several",
+                },
+                {
+                    "name": "created_from",
+                    "in": "query",
+                    "schema": {"type": "string", "format": "date-time"},
+                },
+                {
+                    "name": "created_to",
+                    "in": "query",
+                    "schema": {"type": "string", "format": "date-time"},
+                },
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 100}},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
             ],
             "responses": {
                 "200": _json(
-                    {"type": "object", "properties": {"data": {"items": _ref("Settlement")}}},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "data": {"type": "array", "items": _ref("Settlement")},
+                            "has_more": {"type": "boolean"},
+                            "next_cursor": {"type": ["string", "null"]},
+                        },
+                    },
                     "settlements",
                 ),
                 **_errors(400, 401),

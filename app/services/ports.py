@@ -23,7 +23,7 @@ from app.domain.events import DomainEvent
 from app.domain.invoice import Invoice
 from app.domain.merchant import Merchant
 from app.domain.settlement import Settlement
-from app.domain.statuses import InvoiceStatus, PaymentException
+from app.domain.statuses import InvoiceStatus, PaymentException, SettlementStatus
 from app.domain.webhooks import (
     Attempt,
     Delivery,
@@ -175,8 +175,8 @@ class ProjectionStore(Protocol):
 
 
 @dataclass(frozen=True)
-class InvoicePage:
-    """One page of invoice summaries, newest first; ``next_cursor`` is None on the last page."""
+class Page:
+    """One page of a list, newest first; ``next_cursor`` is None on the last page."""
 
     rows: list[dict[str, Any]]
     next_cursor: str | None
@@ -184,6 +184,18 @@ class InvoicePage:
     @property
     def has_more(self) -> bool:
         return self.next_cursor is not None
+
+
+@dataclass(frozen=True)
+class SettlementQuery:
+    """Which of a merchant's settlements a list asks for (bounds as in ``InvoiceQuery``)."""
+
+    invoice_id: str | None = None
+    status: tuple[SettlementStatus, ...] = ()
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    limit: int = 20
+    cursor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +216,7 @@ class InvoiceQuery:
 
 
 class InvoiceSummaryReads(Protocol):
-    async def list(self, merchant_id: str, query: InvoiceQuery) -> InvoicePage: ...
+    async def list(self, merchant_id: str, query: InvoiceQuery) -> Page: ...
 
 
 class ReportReads(Protocol):
@@ -250,9 +262,7 @@ class SettlementReads(Protocol):
 
     async def get(self, merchant_id: str, settlement_id: str) -> dict[str, Any] | None: ...
 
-    async def recent(
-        self, merchant_id: str, *, invoice_id: str | None, limit: int
-    ) -> list[dict[str, Any]]: ...
+    async def list(self, merchant_id: str, query: SettlementQuery) -> Page: ...
 
 
 class WebhookSubscriptions(Protocol):

@@ -23,6 +23,7 @@ import orjson
 from agents.invoices import InvoiceAgent
 from app.adapters.auth.passwords import Argon2Passwords
 from app.adapters.auth.tokens import TokenIssuer
+from app.adapters.postgres.projections import decode_cursor, encode_cursor
 from app.bootstrap import Ports, Services, build_services
 from app.domain.access import ALL_SCOPES, LastOwner, Role
 from app.domain.commands import InvoiceCommand
@@ -60,11 +61,12 @@ from app.services.ports import (
     DeliveryQuery,
     IdempotentRequest,
     Invitation,
-    InvoicePage,
     InvoiceQuery,
     KeyCredentials,
     MerchantAccount,
+    Page,
     RefreshRecord,
+    SettlementQuery,
     UserRecord,
 )
 from app.services.rate_limits import Decision, Rate
@@ -564,10 +566,10 @@ class MemoryInvoiceSummaries:
         self.rows: list[dict[str, Any]] = []
         self.asked: list[tuple[str, InvoiceQuery]] = []
 
-    async def list(self, merchant_id: str, query: InvoiceQuery) -> InvoicePage:
+    async def list(self, merchant_id: str, query: InvoiceQuery) -> Page:
         self.asked.append((merchant_id, query))
         rows = [row for row in self.rows if row["merchant_id"] == merchant_id]
-        return InvoicePage(rows[: query.limit], None)
+        return Page(rows[: query.limit], None)
 
 
 class MemoryReports:
@@ -650,11 +652,25 @@ class MemorySettlementRecords:
         rows = [row for row in self._rows(merchant_id) if row["settlement_id"] == settlement_id]
         return rows[0] if rows else None
 
-    async def recent(
-        self, merchant_id: str, *, invoice_id: str | None, limit: int
-    ) -> list[dict[str, Any]]:
-        rows = [row for row in self._rows(merchant_id) if invoice_id in (None, row["invoice_id"])]
-        return rows[:limit]
+    async def list(self, merchant_id: str, query: SettlementQuery) -> Page:
+        after = None if query.cursor is None else decode_cursor(query.cursor)
+        rows = sorted(
+            (
+                row
+                for row in self._rows(merchant_id)
+                if query.invoice_id in (None, row["invoice_id"])
+                and (not query.status or row["status"] in query.status)
+                and (query.created_from is None or row["created_at"] >= query.created_from)
+                and (query.created_to is None or row["created_at"] < query.created_to)
+                and (after is None or (row["created_at"], row["settlement_id"]) < after)
+            ),
+            key=lambda row: (row["created_at"], row["settlement_id"]),
+            reverse=True,
+        )
+        if len(rows) <= query.limit:
+            return Page(rows, None)
+        last = rows[query.limit - 1]
+        return Page(rows[: query.limit], encode_cursor(last["created_at"], last["settlement_id"]))
 
     def _rows(self, merchant_id: str) -> list[dict[str, Any]]:
         rows = []

@@ -36,7 +36,7 @@ from app.domain.events import (
     PaymentOrphaned,
 )
 from app.domain.statuses import InvoiceStatus
-from app.services.ports import InvoicePage, InvoiceQuery, Projected
+from app.services.ports import InvoiceQuery, Page, Projected
 
 
 class InvalidCursor(CheckoutError):
@@ -340,7 +340,7 @@ class InvoiceSummaries:
     def __init__(self, pool: Connections) -> None:
         self._pool = pool
 
-    async def list(self, merchant_id: str, query: InvoiceQuery) -> InvoicePage:
+    async def list(self, merchant_id: str, query: InvoiceQuery) -> Page:
         """The merchant's invoices matching every filter of ``query``, newest first.
 
         Invoices whose creation is not projected yet are left out.
@@ -357,10 +357,10 @@ class InvoiceSummaries:
             found = await cur.fetchall()
         rows = [dict(zip(SUMMARY_COLUMNS, row, strict=True)) for row in found]
         if len(rows) <= query.limit:
-            return InvoicePage(rows, None)
+            return Page(rows, None)
         rows = rows[: query.limit]
         last = rows[-1]
-        return InvoicePage(rows, encode_cursor(last["created_at"], last["invoice_id"]))
+        return Page(rows, encode_cursor(last["created_at"], last["invoice_id"]))
 
 
 def _where(merchant_id: str, query: InvoiceQuery) -> tuple[list[str], list[Any]]:

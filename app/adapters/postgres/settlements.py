@@ -6,10 +6,14 @@ merchant API reads them here, a merchant only ever their own.
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import Sequence
 from typing import Any, Final
 
 from app.adapters.postgres.pool import Connections
+from app.adapters.postgres.projections import decode_cursor, encode_cursor
+from app.services.ports import Page, SettlementQuery
 
 COLUMNS: Final = (
     "settlement_id",
@@ -37,20 +41,42 @@ class SettlementRecords:
         )
         return rows[0] if rows else None
 
-    async def recent(
-        self, merchant_id: str, *, invoice_id: str | None, limit: int
-    ) -> list[dict[str, Any]]:
-        """The merchant's settlements, newest first (of one invoice, when given)."""
-        query = f"{_SELECT} WHERE merchant_id = %s"
-        params: list[Any] = [merchant_id]
-        if invoice_id is not None:
-            query += " AND invoice_id = %s"
-            params.append(invoice_id)
-        query += " ORDER BY created_at DESC, settlement_id DESC LIMIT %s"
-        params.append(limit)
-        return await self._rows(query, params)
+    async def list(self, merchant_id: str, query: SettlementQuery) -> Page:
+        """The merchant's settlements matching every filter of ``query``, newest first.
 
-    async def _rows(self, query: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        The same keyset pagination as the invoice list: (created_at, settlement_id) below the
+        cursor's, on the (merchant_id, created_at) index.
+        """
+        clauses = ["merchant_id = %s"]
+        params: builtins.list[Any] = [merchant_id]
+        if query.invoice_id is not None:
+            clauses.append("invoice_id = %s")
+            params.append(query.invoice_id)
+        if query.status:
+            clauses.append("status = ANY(%s)")
+            params.append([str(item) for item in query.status])
+        if query.created_from is not None:
+            clauses.append("created_at >= %s")
+            params.append(query.created_from)
+        if query.created_to is not None:
+            clauses.append("created_at < %s")
+            params.append(query.created_to)
+        if query.cursor is not None:
+            clauses.append("(created_at, settlement_id) < (%s, %s)")
+            params.extend(decode_cursor(query.cursor))
+        sql = (
+            f"{_SELECT} WHERE {' AND '.join(clauses)}"
+            " ORDER BY created_at DESC, settlement_id DESC LIMIT %s"
+        )
+        params.append(query.limit + 1)  # one more tells whether another page follows
+        rows = await self._rows(sql, params)
+        if len(rows) <= query.limit:
+            return Page(rows, None)
+        rows = rows[: query.limit]
+        last = rows[-1]
+        return Page(rows, encode_cursor(last["created_at"], last["settlement_id"]))
+
+    async def _rows(self, query: str, params: Sequence[Any]) -> builtins.list[dict[str, Any]]:
         async with self._pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(query, params)
             found = await cur.fetchall()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -238,6 +239,51 @@ async def test_the_settlement_of_a_paid_invoice_shows_gross_fee_and_net(
     theirs = await client.get(f"/api/v1/invoices/{invoice['id']}/settlement", headers=OTHER)
     assert theirs.status == 404
     assert (await theirs.json())["error"]["code"] == "invoice_not_found"
+
+
+async def settled_invoice(client: TestClient, world: MemoryWorld, amount: str) -> str:
+    invoice = await (await create(client, {"amount": amount})).json()
+    await pay_in_full(world, invoice["id"], int(Decimal(amount) * 1_000_000))
+    command = settlement_command_for(world.publisher.events[-1])
+    assert command is not None
+    await world.services.settling.settle(command)
+    return str(invoice["id"])
+
+
+async def test_settlements_are_listed_page_by_page_with_filters(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    invoices = [await settled_invoice(client, world, amount) for amount in ("1", "2", "3")]
+
+    seen: list[str] = []
+    url = "/api/v1/settlements?limit=2"
+    while True:
+        page = await (await client.get(url, headers=SHOP)).json()
+        seen += [item["invoice_id"] for item in page["data"]]
+        if not page["has_more"]:
+            assert page["next_cursor"] is None
+            break
+        url = f"/api/v1/settlements?limit=2&cursor={page['next_cursor']}"
+    assert sorted(seen) == sorted(invoices) and len(seen) == 3
+
+    one = await (
+        await client.get(f"/api/v1/settlements?invoice_id={invoices[1]}", headers=SHOP)
+    ).json()
+    assert [item["gross_amount"] for item in one["data"]] == ["2"]
+    failed = await (await client.get("/api/v1/settlements?status=failed", headers=SHOP)).json()
+    assert failed["data"] == []
+    assert (await (await client.get("/api/v1/settlements", headers=OTHER)).json())["data"] == []
+
+    for query, param in [
+        ("status=done", "status"),
+        ("created_from=2024-01-01", "created_from"),
+        ("created_from=2024-02-01T00:00:00Z&created_to=2024-01-01T00:00:00Z", "created_to"),
+        ("cursor=bm90LWEtY3Vyc29y", "cursor"),
+        ("sort=asc", "sort"),
+    ]:
+        response = await client.get(f"/api/v1/settlements?{query}", headers=SHOP)
+        assert response.status == 400, query
+        assert (await response.json())["error"]["param"] == param
 
 
 async def test_an_agent_that_does_not_answer_in_time_is_a_503_to_retry(

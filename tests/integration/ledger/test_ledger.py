@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 
 import aiopg
@@ -16,9 +17,12 @@ from app.adapters.postgres.ledger import (
     PostgresLedger,
     merchant_account,
 )
+from app.adapters.postgres.settlements import SettlementRecords
 from app.domain.settlement import Settlement
+from app.domain.statuses import SettlementStatus
+from app.services.ports import SettlementQuery
 from app.settings import Settings
-from tests.unit.domain.factories import new_settlement, usdt
+from tests.unit.domain.factories import T0, new_settlement, usdt
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("infrastructure")]
 
@@ -95,3 +99,48 @@ async def test_concurrent_bookings_of_one_settlement_book_it_once(pool: aiopg.Po
     settlements, entries = await rows(pool, settlement.settlement_id)
     assert len(settlements) == 1
     assert len(entries) == 3
+
+
+async def test_settlements_are_listed_newest_first_page_by_page_with_filters(
+    pool: aiopg.Pool,
+) -> None:
+    merchant_id = f"mer_{uuid.uuid4().hex[:20]}"
+    ledger = PostgresLedger(pool)
+    booked = []
+    for minute in range(5):
+        settlement = new_settlement(
+            invoice_id=f"inv_{uuid.uuid4().hex[:24]}",
+            merchant_id=merchant_id,
+            gross_amount=usdt("10"),
+            fee_percentage=Decimal("1"),
+            created_at=T0 + timedelta(minutes=minute),
+        )
+        await ledger.book_settlement(settlement)
+        booked.append(settlement.settlement_id)
+    records = SettlementRecords(pool)
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await records.list(merchant_id, SettlementQuery(limit=2, cursor=cursor))
+        seen += [row["settlement_id"] for row in page.rows]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == booked[::-1]
+
+    window = await records.list(
+        merchant_id,
+        SettlementQuery(
+            created_from=T0 + timedelta(minutes=1), created_to=T0 + timedelta(minutes=3)
+        ),
+    )
+    assert [row["settlement_id"] for row in window.rows] == [booked[2], booked[1]]
+    completed = await records.list(
+        merchant_id, SettlementQuery(status=(SettlementStatus.COMPLETED,))
+    )
+    assert len(completed.rows) == 5
+    failed = await records.list(merchant_id, SettlementQuery(status=(SettlementStatus.FAILED,)))
+    assert failed.rows == []
+    other = await records.list(f"mer_{uuid.uuid4().hex[:20]}", SettlementQuery())
+    assert other.rows == []
