@@ -9,6 +9,7 @@ bookings of a ledger, the rows of a projection store. ``memory_ports()`` puts th
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import itertools
 import time
@@ -672,7 +673,7 @@ class MemorySettlementRecords:
         last = rows[query.limit - 1]
         return Page(rows[: query.limit], encode_cursor(last["created_at"], last["settlement_id"]))
 
-    def _rows(self, merchant_id: str) -> list[dict[str, Any]]:
+    def _rows(self, merchant_id: str) -> builtins.list[dict[str, Any]]:
         rows = []
         for settlement_id, booking in self._ledger.bookings.items():
             settlement = self._ledger.settled[settlement_id]

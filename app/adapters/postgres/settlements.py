@@ -7,7 +7,6 @@ merchant API reads them here, a merchant only ever their own.
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Sequence
 from typing import Any, Final
 
