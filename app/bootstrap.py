@@ -141,6 +141,7 @@ from web import MIDDLEWARES, openapi
 from web.access_api import AccessApi
 from web.audit import AuditTrail
 from web.auth import Authenticator
+from web.dashboard import Dashboard, LoopbackApi
 from web.edge import ClientAddresses, EdgeGuard, client_address
 from web.exports_api import ExportsApi
 from web.health import Health
@@ -663,6 +664,15 @@ def install_views(
         per_address=settings.live_connections_per_ip,
     )
     public = PublicEndpoints(ports.live_views, fallback=fallback, settings=live)
+    loopback = LoopbackApi(WorkerSignatures(settings.internal_secret))
+    web_app.on_cleanup.append(loopback.close)
+    dashboard = Dashboard(
+        loopback,
+        ports.live_views,
+        public.connections,
+        secure_cookies=settings.environment == "production",
+        network=settings.chain.network,
+    )
     views: list[_RoutesOwner] = [
         MerchantApi(
             auth,
@@ -681,6 +691,7 @@ def install_views(
         AccessApi(auth, services.api_keys, services.users, services.admin, ports.audit_log),
         public,
         fallback,
+        dashboard,
     ]
     for view in views:
         view.add_routes(web_app.router)
