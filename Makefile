@@ -9,7 +9,7 @@ STAMP       := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help install infra up down status sim workers test test-unit test-component \
-        test-integration test-fuzz lint typecheck bench clean-state
+        test-integration test-fuzz test-browser lint typecheck bench clean-state
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,8 +40,8 @@ sim: install ## Start the Tron node simulator on 127.0.0.1:8090
 workers: infra ## Start the workers (web on 6066 and 6067)
 	@bash scripts/platform.sh up workers
 
-test: infra ## Run every test tier (unit, component, integration, fuzz) against real services
-	@$(MAKE) --no-print-directory test-unit test-component test-integration test-fuzz
+test: infra ## Run every test tier (unit, component, integration, fuzz, browser) against real services
+	@$(MAKE) --no-print-directory test-unit test-component test-integration test-fuzz test-browser
 
 test-unit: install ## Unit tier: pure domain logic
 	$(PYTEST) -m unit $(PYTEST_ARGS)
@@ -54,6 +54,10 @@ test-integration: infra ## Integration tier: real Kafka, PostgreSQL, Redis, Tron
 
 test-fuzz: infra ## Fuzz tier: schemathesis against a live worker over all of /openapi.json
 	$(PYTEST) -m fuzz $(PYTEST_ARGS)
+
+test-browser: infra ## Browser tier: the payment page and the dashboard in headless Chromium
+	@bash scripts/infra.sh up browser
+	$(PYTEST) -m browser $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format check), mypy, and the import rules of docs/architecture.md
 	$(VENV)/bin/ruff check .

@@ -148,6 +148,7 @@ from web.health import Health
 from web.input import MAX_BODY_BYTES, read_capped
 from web.invoice_list import InvoiceListApi
 from web.merchant_api import MerchantApi
+from web.presenters import explorer_base
 from web.public import LiveStreamSettings, PublicEndpoints
 from web.rate_limits import RateTiers, RequestLimits
 from web.reports_api import ReportsApi
@@ -663,7 +664,12 @@ def install_views(
         per_worker=settings.live_connections_per_worker,
         per_address=settings.live_connections_per_ip,
     )
-    public = PublicEndpoints(ports.live_views, fallback=fallback, settings=live)
+    public = PublicEndpoints(
+        ports.live_views,
+        fallback=fallback,
+        settings=live,
+        explorer=explorer_base(settings.chain.network),
+    )
     loopback = LoopbackApi(WorkerSignatures(settings.internal_secret))
     web_app.on_cleanup.append(loopback.close)
     dashboard = Dashboard(

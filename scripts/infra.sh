@@ -342,6 +342,16 @@ redis_up() {
 
 redis_down() { stop_pidfile "$REDIS_DIR/redis.pid" Redis; }
 
+# ------------------------------------------------------------------------------------- browser --
+# The browser tier's Chromium and its driver: Debian's packages, driven by Selenium (tests/browser).
+
+browser_up() {
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    apt_install chromium chromium-driver fonts-dejavu-core
+  fi
+  say "Chromium ready: $(chromium --version 2>/dev/null | head -n 1)"
+}
+
 # ---------------------------------------------------------------------------------------- main --
 
 status() {
@@ -362,8 +372,9 @@ main() {
     up)
       case "$what" in
         kafka) kafka_up ;; postgres) postgres_up ;; redis) redis_up ;;
+        browser) browser_up ;;
         all) redis_up; postgres_up; kafka_up ;;
-        *) die "unknown service '$what' (kafka, postgres, redis, all)" ;;
+        *) die "unknown service '$what' (kafka, postgres, redis, browser, all)" ;;
       esac ;;
     down)
       case "$what" in

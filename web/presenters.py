@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from app.domain.fees import format_fee_percentage
 from app.domain.invoice import Invoice
@@ -133,3 +133,16 @@ def invoice_summary_for_merchant(row: Mapping[str, Any]) -> dict[str, Any]:
         "tx_hashes": list(row.get("tx_hashes") or ()),
         "confirmations": row.get("confirmations") or 0,
     }
+
+
+# Block explorers by Tron network, for links to transactions (the simulator has none).
+EXPLORERS: Final = {
+    "mainnet": "https://tronscan.org/#",
+    "shasta": "https://shasta.tronscan.org/#",
+    "nile": "https://nile.tronscan.org/#",
+}
+
+
+def explorer_base(network: str) -> str | None:
+    """The explorer of ``network``; ``{base}/transaction/{tx_hash}`` shows a transaction."""
+    return EXPLORERS.get(network)

@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import orjson
 from aiohttp import WSCloseCode, web
@@ -172,9 +173,11 @@ class PublicEndpoints:
         *,
         fallback: ViewFallback | None = None,
         settings: LiveStreamSettings | None = None,
+        explorer: str | None = None,
     ) -> None:
         self._views = views
         self._fallback = fallback
+        self._explorer = explorer  # the block explorer's base URL for tx links (None: no links)
         self.settings = settings or LiveStreamSettings()
         self.connections = LiveConnections(
             per_worker=self.settings.per_worker, per_address=self.settings.per_address
@@ -335,7 +338,7 @@ class PublicEndpoints:
         if view is None:
             body = render_unavailable(status)
         else:
-            body = render_payment_page(view, nonce=nonce)
+            body = render_payment_page(view, nonce=nonce, explorer=self._explorer)
         return web.Response(
             text=body, status=status, content_type="text/html", charset="utf-8", headers=headers
         )
@@ -417,7 +420,17 @@ def _script_json(value: Any) -> str:
     return _dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render_payment_page(view: View, *, nonce: str) -> str:
+def payment_uri(view: View) -> str:
+    """The ``tron:`` URI a wallet opens pre-filled: address, USDT contract and amount due.
+
+    Tron has no standard payment URI (TIP-17, often cited for it, is the energy model); this is
+    the form Tron wallets that take URIs read, after ERC-681. Wallets that refuse URIs (TronLink)
+    scan the bare-address code the page offers beside it (docs/payment-page.md)."""
+    query = urlencode({"amount": view["amount_due"], "token": view["token_contract"]})
+    return f"tron:{view['deposit_address']}?{query}"
+
+
+def render_payment_page(view: View, *, nonce: str, explorer: str | None = None) -> str:
     escape = html.escape
     description = view.get("description") or ""
     order_id = view.get("order_id") or ""
@@ -432,8 +445,11 @@ def render_payment_page(view: View, *, nonce: str) -> str:
             "amount_due": escape(view["amount_due"]),
             "deposit_address": escape(view["deposit_address"]),
             "token_contract": escape(view["token_contract"]),
-            "qr_svg": qr_svg(view["deposit_address"]),
+            "qr_svg": qr_svg(payment_uri(view)),
+            "payment_uri": escape(payment_uri(view)),
+            "address_qr_svg": qr_svg(view["deposit_address"]),
             "view_json": _script_json(view),
+            "explorer_json": _script_json(explorer),
         },
     )
 

@@ -35,6 +35,7 @@ from web.dashboard.charts import days_from, volume_chart
 from web.dashboard.session import CookieJar, form_is_genuine, tokens
 from web.edge import client_address
 from web.input import read_capped
+from web.presenters import explorer_base
 from web.public import LiveConnections, public_view
 
 logger = logging.getLogger(__name__)
@@ -938,15 +939,3 @@ def _when(value: str | None) -> str:
     except ValueError:
         return value
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-EXPLORERS: Final = {
-    "mainnet": "https://tronscan.org/#",
-    "shasta": "https://shasta.tronscan.org/#",
-    "nile": "https://nile.tronscan.org/#",
-}
-
-
-def explorer_base(network: str) -> str | None:
-    """The block explorer for ``network`` (None on the simulator: nothing to link to)."""
-    return EXPLORERS.get(network)
