@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 from aiohttp import web as aioweb
+from yarl import URL
 
 from app.runtime.worker_signatures import WorkerSignatures
 from web.edge import client_address
@@ -115,7 +116,8 @@ class LoopbackApi:
         try:
             async with self._session.request(
                 method,
-                self._base(request) + path_qs,
+                # encoded: sent exactly as signed (yarl would otherwise re-quote "%2C" as ",").
+                URL(self._base(request) + path_qs, encoded=True),
                 data=body or None,
                 headers=headers,
                 timeout=CALL_TIMEOUT,
@@ -140,7 +142,9 @@ class LoopbackApi:
         headers["Accept"] = "text/csv"
         try:
             async with self._session.get(
-                self._base(request) + path_qs, headers=headers, timeout=EXPORT_TIMEOUT
+                URL(self._base(request) + path_qs, encoded=True),
+                headers=headers,
+                timeout=EXPORT_TIMEOUT,
             ) as response:
                 yield response
         except (TimeoutError, aiohttp.ClientError) as exc:

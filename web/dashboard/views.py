@@ -797,7 +797,7 @@ class Dashboard:
                         else:
                             await socket.send_json({"type": "invoice", **_live_row(view)})
                 except (ConnectionError, SignedOut, Refused, ApiUnavailable):
-                    pass
+                    pass  # the browser left, or the session ended: the page falls back to reload
                 finally:
                     reader.cancel()
                     await asyncio.gather(reader, return_exceptions=True)

@@ -238,3 +238,16 @@ async def test_signing_out_ends_the_session(client: TestClient, world: MemoryWor
     assert out.headers["Location"] == "/dashboard/login?notice=signed_out"
     after = await client.get("/dashboard/invoices", allow_redirects=False)
     assert after.status == 303
+
+
+async def test_the_live_socket_needs_a_session_and_answers_ready(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    refused = await client.get("/dashboard/live", allow_redirects=False)
+    assert refused.status == 303  # no session: to the sign-in page, no socket
+    await sign_in(client, world)
+    socket = await client.ws_connect("/dashboard/live")
+    # Its API calls carry a comma in the query ("status=pending,confirming"): signed as sent.
+    first = await socket.receive_json(timeout=5)
+    assert first["type"] == "ready"
+    await socket.close()
