@@ -807,6 +807,35 @@ PATHS.update(
                 errors=(400, 401, 404),
             ),
         },
+        "/api/v1/invoices/{invoice_id}/webhook-deliveries": {
+            "get": _webhook_operation(
+                "The deliveries of one invoice's events to any of your endpoints, newest first",
+                parameters=[
+                    {
+                        "name": "invoice_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    _query("status", {"enum": ["pending", "succeeded", "failed"]}, "only these"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "per page"),
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                ],
+                success=(
+                    "200",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "data": {"items": _ref("WebhookDelivery")},
+                            "has_more": {"type": "boolean"},
+                            "next_cursor": {"type": ["string", "null"]},
+                        },
+                    },
+                    "one page of deliveries",
+                ),
+                errors=(400, 401),
+            ),
+        },
         "/api/v1/webhook-endpoints/{endpoint_id}/replay": {
             "post": _webhook_operation(
                 "Deliver again every selected event of [from, to), in order",
@@ -1239,6 +1268,7 @@ OPERATION_SCOPES: dict[tuple[str, str], Scope] = {
     ("post", "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): Scope.WEBHOOKS_WRITE,
     ("post", "/api/v1/webhook-endpoints/{endpoint_id}/test"): Scope.WEBHOOKS_WRITE,
     ("get", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries"): Scope.WEBHOOKS_READ,
+    ("get", "/api/v1/invoices/{invoice_id}/webhook-deliveries"): Scope.WEBHOOKS_READ,
     ("post", "/api/v1/webhook-endpoints/{endpoint_id}/replay"): Scope.WEBHOOKS_WRITE,
     ("get", "/api/v1/webhook-deliveries/{delivery_id}"): Scope.WEBHOOKS_READ,
     ("get", "/api/v1/webhook-replays/{replay_id}"): Scope.WEBHOOKS_READ,

@@ -231,6 +231,9 @@ class WebhookApi:
         router.add_post(base + "/{endpoint_id}/rotate-secret", self.rotate_secret)
         router.add_post(base + "/{endpoint_id}/test", self.send_test_event)
         router.add_get(base + "/{endpoint_id}/deliveries", self.list_deliveries)
+        router.add_get(
+            "/api/v1/invoices/{invoice_id}/webhook-deliveries", self.list_invoice_deliveries
+        )
         router.add_post(base + "/{endpoint_id}/replay", self.replay)
         router.add_get("/api/v1/webhook-replays/{replay_id}", self.get_replay)
         router.add_get("/api/v1/webhook-deliveries/{delivery_id}", self.get_delivery)
@@ -298,26 +301,18 @@ class WebhookApi:
         endpoint = await self._endpoints.get(
             merchant.merchant_id, request.match_info["endpoint_id"]
         )
-        status = request.query.get("status")
-        if status is not None and status not in DELIVERY_STATUSES:
-            raise _bad(f"status must be one of {', '.join(DELIVERY_STATUSES)}", "status")
-        cursor = request.query.get("cursor")
-        try:
-            after_seq = None if cursor is None else decode_cursor(cursor)
-        except ValueError as exc:
-            raise _bad(str(exc), "cursor") from None
-        deliveries, has_more = await self._endpoints.deliveries(
-            merchant.merchant_id,
-            endpoint.endpoint_id,
-            DeliveryQuery(status=status, limit=page_limit(request), after_seq=after_seq),
+        page = await self._endpoints.deliveries(
+            merchant.merchant_id, endpoint.endpoint_id, _delivery_query(request)
         )
-        return aioweb.json_response(
-            {
-                "data": [delivery_view(delivery) for delivery in deliveries],
-                "has_more": has_more,
-                "next_cursor": encode_cursor(deliveries[-1].seq) if has_more else None,
-            }
+        return _delivery_page(*page)
+
+    async def list_invoice_deliveries(self, request: aioweb.Request) -> aioweb.Response:
+        """Every delivery of one invoice's events, whichever endpoint it went to."""
+        merchant = await self._auth.merchant(request, Scope.WEBHOOKS_READ)
+        page = await self._endpoints.invoice_deliveries(
+            merchant.merchant_id, request.match_info["invoice_id"], _delivery_query(request)
         )
+        return _delivery_page(*page)
 
     async def get_delivery(self, request: aioweb.Request) -> aioweb.Response:
         merchant = await self._auth.merchant(request, Scope.WEBHOOKS_READ)
@@ -361,3 +356,25 @@ class WebhookApi:
             merchant.merchant_id, request.match_info["replay_id"]
         )
         return aioweb.json_response(replay_view(job))
+
+
+def _delivery_query(request: aioweb.Request) -> DeliveryQuery:
+    status = request.query.get("status")
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise _bad(f"status must be one of {', '.join(DELIVERY_STATUSES)}", "status")
+    cursor = request.query.get("cursor")
+    try:
+        after_seq = None if cursor is None else decode_cursor(cursor)
+    except ValueError as exc:
+        raise _bad(str(exc), "cursor") from None
+    return DeliveryQuery(status=status, limit=page_limit(request), after_seq=after_seq)
+
+
+def _delivery_page(deliveries: list[Delivery], has_more: bool) -> aioweb.Response:
+    return aioweb.json_response(
+        {
+            "data": [delivery_view(delivery) for delivery in deliveries],
+            "has_more": has_more,
+            "next_cursor": encode_cursor(deliveries[-1].seq) if has_more else None,
+        }
+    )

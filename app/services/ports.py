@@ -283,9 +283,11 @@ class DeliveryQueue(Protocol):
 
 @dataclass(frozen=True)
 class DeliveryQuery:
-    """One page of an endpoint's delivery log: newest first, after ``after_seq`` if given."""
+    """One page of a delivery log: newest first, after ``after_seq`` if given; of one
+    aggregate (an invoice) when ``aggregate_id`` is given."""
 
     status: str | None = None
+    aggregate_id: str | None = None
     limit: int = 20
     after_seq: int | None = None
 
@@ -316,8 +318,10 @@ class WebhookStore(WebhookSubscriptions, DeliveryQueue, Protocol):
     ) -> tuple[WebhookEndpoint, str] | None: ...
 
     async def deliveries(
-        self, merchant_id: str, endpoint_id: str, query: DeliveryQuery
-    ) -> tuple[list[Delivery], bool]: ...
+        self, merchant_id: str, endpoint_id: str | None, query: DeliveryQuery
+    ) -> tuple[list[Delivery], bool]:
+        """The log of one endpoint, or of all the merchant's endpoints when None."""
+        ...
 
     async def delivery(
         self, merchant_id: str, delivery_id: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -154,6 +154,14 @@ class WebhookEndpoints:
     ) -> tuple[list[Delivery], bool]:
         endpoint = await self.get(merchant_id, endpoint_id)
         return await self._store.deliveries(merchant_id, endpoint.endpoint_id, query)
+
+    async def invoice_deliveries(
+        self, merchant_id: str, invoice_id: str, query: DeliveryQuery
+    ) -> tuple[list[Delivery], bool]:
+        """The deliveries of one invoice's events, to any of the merchant's endpoints."""
+        return await self._store.deliveries(
+            merchant_id, None, replace(query, aggregate_id=invoice_id)
+        )
 
     async def delivery(
         self, merchant_id: str, delivery_id: str

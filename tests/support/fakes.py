@@ -805,7 +805,7 @@ class MemoryWebhookStore:
         return None if endpoint is None else (endpoint, "whsec_rotated")
 
     async def deliveries(
-        self, merchant_id: str, endpoint_id: str, query: DeliveryQuery
+        self, merchant_id: str, endpoint_id: str | None, query: DeliveryQuery
     ) -> tuple[list[Delivery], bool]:
         return [], False
 

@@ -29,6 +29,7 @@ from aiohttp import WSMsgType
 from aiohttp import web as aioweb
 
 from app.domain.access import Scope
+from app.domain.events import EVENT_TYPES
 from app.services.ports import LiveViews
 from web.dashboard.api import ApiAnswer, ApiUnavailable, LoopbackApi
 from web.dashboard.charts import days_from, volume_chart
@@ -61,16 +62,8 @@ NOTICES: Final = {
 ROLES: Final = ("owner", "developer", "viewer")
 INVOICE_STATUSES: Final = ("pending", "confirming", "paid", "expired", "cancelled")
 SETTLEMENT_STATUSES: Final = ("pending", "completed", "failed")
-EVENT_TYPES: Final = (
-    "*",
-    "invoice.created",
-    "invoice.paid",
-    "invoice.expired",
-    "invoice.cancelled",
-    "payment.detected",
-    "payment.confirmed",
-    "settlement.completed",
-)
+# What an endpoint may subscribe to: everything, a family, or one event type.
+EVENT_CHOICES: Final = ("*", "Invoice*", "Payment*", "Settlement*", *EVENT_TYPES)
 
 _HEADERS: Final = {
     "Cache-Control": "no-store",
@@ -501,11 +494,10 @@ class Dashboard:
             settlement = listed["data"][0] if listed["data"] else None
         deliveries: list[dict[str, Any]] = []
         if visit.can(Scope.WEBHOOKS_READ):
-            answer = await visit.call(
-                "GET", LoopbackApi.path("/api/v1/webhook-deliveries", {"invoice_id": invoice_id})
+            listed = await visit.get(
+                f"/api/v1/invoices/{quote(invoice_id)}/webhook-deliveries", {"limit": 50}
             )
-            if answer.ok:
-                deliveries = answer.body["data"]
+            deliveries = listed["data"]
         return self._render(
             visit.request,
             "invoice.html",
@@ -598,7 +590,7 @@ class Dashboard:
             "webhooks.html",
             visit=visit,
             endpoints=endpoints["data"],
-            event_types=EVENT_TYPES,
+            event_types=EVENT_CHOICES,
             shown=shown,
         )
 

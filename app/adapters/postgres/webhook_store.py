@@ -492,12 +492,19 @@ class PostgresWebhookStore(SqlStore):
         return status
 
     async def deliveries(
-        self, merchant_id: str, endpoint_id: str, query: DeliveryQuery
+        self, merchant_id: str, endpoint_id: str | None, query: DeliveryQuery
     ) -> tuple[list[Delivery], bool]:
-        """An endpoint's delivery log, newest first; and whether there is more."""
+        """A delivery log (one endpoint's, or all the merchant's endpoints' when None), newest
+        first; and whether there is more."""
         status, limit, after_seq = query.status, query.limit, query.after_seq
-        conditions = ["endpoint_id = %s", "merchant_id = %s"]
-        values: list[Any] = [endpoint_id, merchant_id]
+        conditions = ["merchant_id = %s"]
+        values: list[Any] = [merchant_id]
+        if endpoint_id is not None:
+            conditions.append("endpoint_id = %s")
+            values.append(endpoint_id)
+        if query.aggregate_id is not None:
+            conditions.append("aggregate_id = %s")
+            values.append(query.aggregate_id)
         if status is not None:
             conditions.append("status = %s")
             values.append(status)

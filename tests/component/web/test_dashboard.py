@@ -251,3 +251,36 @@ async def test_the_live_socket_needs_a_session_and_answers_ready(
     first = await socket.receive_json(timeout=5)
     assert first["type"] == "ready"
     await socket.close()
+
+
+async def test_a_webhook_endpoint_is_added_tested_and_rotated_from_the_dashboard(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    await sign_in(client, world)
+    page = await (await client.get("/dashboard/webhooks")).text()
+    # The choices are the API's event types and families, not names it would refuse.
+    assert 'value="InvoicePaid"' in page and 'value="Settlement*"' in page
+    token = await csrf_of(client, "/dashboard/webhooks")
+    added = await client.post(
+        "/dashboard/webhooks",
+        data=[
+            ("csrf", token),
+            ("url", "https://hooks.example/in"),
+            ("event_types", "InvoicePaid"),
+            ("event_types", "Settlement*"),
+        ],
+    )
+    assert added.status == 200
+    text = await added.text()
+    assert re.search(r'<output id="secret-value" class="mono">whsec_', text), text
+    listed = await (await client.get("/api/v1/webhook-endpoints", headers=SHOP)).json()
+    (endpoint,) = listed["data"]
+    assert endpoint["event_types"] == ["InvoicePaid", "Settlement*"]
+
+    tested = await post_form(client, f"/dashboard/webhooks/{endpoint['id']}/test")
+    assert tested.headers["Location"] == f"/dashboard/webhooks/{endpoint['id']}?notice=test_sent"
+    rotated = await post_form(client, f"/dashboard/webhooks/{endpoint['id']}/rotate")
+    assert "New signing secret" in await rotated.text()
+    refused = await post_form(client, "/dashboard/webhooks", url="ftp://files.example/in")
+    assert refused.status == 400
+    assert 'role="alert"' in await refused.text()

@@ -140,6 +140,15 @@ def test_an_invoice_lifecycle_arrives_in_order_and_signed(
     assert detail["attempts"][0]["latency_ms"] >= 0
     assert detail["event"]["event_id"] == detail["event_id"]
 
+    # The invoice's own deliveries across endpoints, as the dashboard's invoice page shows them.
+    answer = api(platform, "GET", f"/api/v1/invoices/{invoice['id']}/webhook-deliveries")
+    assert answer.status_code == 200, answer.text
+    of_invoice = answer.json()["data"]
+    assert {entry["aggregate_id"] for entry in of_invoice} == {invoice["id"]}
+    assert "InvoicePaid" in {entry["event_type"] for entry in of_invoice}
+    seqs = [entry["id"] for entry in log if entry["aggregate_id"] == invoice["id"]]
+    assert [entry["id"] for entry in of_invoice] == seqs  # newest first, like the endpoint log
+
 
 def about_webhooks(invoice_id: str, webhooks: list[ReceivedWebhook]) -> list[ReceivedWebhook]:
     return [
