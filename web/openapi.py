@@ -67,6 +67,8 @@ INVOICE_PROPERTIES: dict[str, Any] = {
     "order_id": {"type": ["string", "null"]},
     "description": {"type": ["string", "null"]},
     "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+    "redirect_url": {"type": ["string", "null"]},
+    "cancel_url": {"type": ["string", "null"]},
     "payments": {
         "type": "array",
         "items": {
@@ -120,6 +122,19 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "maxProperties": 50,
                 "additionalProperties": {"type": "string", "maxLength": 500},
+            },
+            "redirect_url": {
+                "type": "string",
+                "maxLength": 2048,
+                "description": "https URL the payment page offers as 'Back to the shop' once paid;"
+                " {invoice_id} and {order_id} are filled in",
+                "example": "https://shop.example/orders/{order_id}/thanks",
+            },
+            "cancel_url": {
+                "type": "string",
+                "maxLength": 2048,
+                "description": "offered instead once the invoice expired or was cancelled",
+                "example": "https://shop.example/cart",
             },
         },
     },

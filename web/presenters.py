@@ -47,6 +47,8 @@ def invoice_for_merchant(invoice: Invoice) -> dict[str, Any]:
         "order_id": invoice.order_id,
         "description": invoice.description,
         "metadata": invoice.metadata,
+        "redirect_url": invoice.redirect_url,
+        "cancel_url": invoice.cancel_url,
         "payments": [
             {
                 "payment_id": payment_id,

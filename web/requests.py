@@ -8,9 +8,12 @@ request may hold.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web as aioweb
 
+from app.domain.commands import MAX_SHOP_URL
+from app.domain.invoice import SHOP_URL_PLACEHOLDERS
 from app.domain.money import parse_usdt
 from app.services.create_invoice import NewInvoice
 from app.settings import Settings
@@ -21,7 +24,15 @@ MAX_METADATA_KEYS = 50
 MAX_ORDER_ID = 200
 MAX_DESCRIPTION = 1000
 MAX_REASON = 500
-_CREATE_FIELDS = {"amount", "order_id", "description", "expires_in", "metadata"}
+_CREATE_FIELDS = {
+    "amount",
+    "order_id",
+    "description",
+    "expires_in",
+    "metadata",
+    "redirect_url",
+    "cancel_url",
+}
 
 
 def _bad(code: str, message: str, param: str | None = None) -> ApiError:
@@ -71,6 +82,37 @@ def _metadata(body: dict[str, Any]) -> dict[str, str]:
     return dict(value)
 
 
+def _shop_url(body: dict[str, Any], field: str, settings: Settings) -> str | None:
+    """An absolute https URL of the shop (http too in development), where the only braces are
+    the placeholders ``{invoice_id}`` and ``{order_id}``."""
+    value = _optional_text(body, field, MAX_SHOP_URL)
+    if value is None:
+        return None
+    schemes = ("https",) if settings.environment == "production" else ("https", "http")
+    page = "thanks" if field == "redirect_url" else "cancelled"
+    example = f"e.g. https://shop.example/orders/{{order_id}}/{page}"
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in schemes or not parts.netloc or " " in value:
+        raise _bad(
+            "parameter_invalid",
+            f"{field} must be an absolute {' or '.join(schemes)} URL, {example}",
+            field,
+        )
+    rest = value
+    for placeholder in SHOP_URL_PLACEHOLDERS:
+        rest = rest.replace(placeholder, "")
+    if "{" in rest or "}" in rest:
+        raise _bad(
+            "parameter_invalid",
+            f"{field} may only hold the placeholders {{invoice_id}} and {{order_id}}",
+            field,
+        )
+    return value
+
+
 def parse_create_invoice(body: dict[str, Any], settings: Settings) -> NewInvoice:
     unknown = sorted(set(body) - _CREATE_FIELDS)
     if unknown:
@@ -87,6 +129,8 @@ def parse_create_invoice(body: dict[str, Any], settings: Settings) -> NewInvoice
         description=_optional_text(body, "description", MAX_DESCRIPTION, multiline=True),
         expires_in=_expires_in(body, settings),
         metadata=_metadata(body),
+        redirect_url=_shop_url(body, "redirect_url", settings),
+        cancel_url=_shop_url(body, "cancel_url", settings),
     )
 
 

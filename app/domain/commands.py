@@ -45,6 +45,7 @@ from app.domain.observations import ChainHeadAdvanced, TransferObserved, Transfe
 # Fixed forever: settlement ids of existing invoices depend on it.
 SETTLEMENT_NAMESPACE: Final = uuid.UUID("0b9e5a8e-7f53-5a55-8c1e-0d7d3f2a6c41")
 MAX_METADATA_KEYS: Final = 50
+MAX_SHOP_URL: Final = 2048  # redirect_url, cancel_url
 
 MetadataKey = Annotated[OneLineText, StringConstraints(min_length=1, max_length=40)]
 MetadataValue = Annotated[PlainText, StringConstraints(max_length=500)]
@@ -80,6 +81,8 @@ class CreateInvoice(Command):
     metadata: dict[MetadataKey, MetadataValue] = Field(
         default_factory=dict, max_length=MAX_METADATA_KEYS
     )
+    redirect_url: OneLineText | None = Field(default=None, max_length=MAX_SHOP_URL)
+    cancel_url: OneLineText | None = Field(default=None, max_length=MAX_SHOP_URL)
 
     @field_validator("confirmation_override")
     @classmethod

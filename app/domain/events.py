@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Final, Literal, Self, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -70,6 +70,18 @@ class EventData(BaseModel):
     model_config = ConfigDict(
         frozen=True, extra="forbid", json_schema_serialization_defaults_required=True
     )
+
+
+def added_later(*names: str) -> Callable[[dict[str, Any]], None]:
+    """A ``json_schema_extra`` keeping fields added after their event was first published out of
+    the schema's ``required``: events already in the log lack them (docs/events.md,
+    "Compatibility"). They are still always written from now on."""
+
+    def keep_optional(schema: dict[str, Any]) -> None:
+        required = [name for name in schema.get("required", ()) if name not in names]
+        schema["required"] = required
+
+    return keep_optional
 
 
 class DomainEvent(BaseModel):
@@ -142,6 +154,8 @@ class DomainEvent(BaseModel):
 
 
 class InvoiceCreatedData(EventData):
+    model_config = ConfigDict(json_schema_extra=added_later("redirect_url", "cancel_url"))
+
     amount: PositiveUsdt
     currency: Literal["USDT"] = "USDT"
     deposit_address: TronAddress
@@ -151,6 +165,10 @@ class InvoiceCreatedData(EventData):
     order_id: str | None = None
     description: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    # Where the payment page sends the customer back to the shop ({invoice_id}, {order_id}
+    # placeholders kept as given): after paying, and after expiry or cancellation.
+    redirect_url: str | None = None
+    cancel_url: str | None = None
 
 
 class InvoiceProgress(EventData):

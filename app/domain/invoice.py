@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Final, Literal, assert_never
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,6 +74,20 @@ from app.domain.statuses import (
 LATE_STATUSES: Final = frozenset({InvoiceStatus.EXPIRED, InvoiceStatus.CANCELLED})
 
 
+SHOP_URL_PLACEHOLDERS: Final = ("{invoice_id}", "{order_id}")
+
+
+def shop_link(template: str | None, invoice_id: str, invoice: Mapping[str, Any]) -> str | None:
+    """``redirect_url`` or ``cancel_url`` for one invoice: its placeholders filled in, each value
+    percent-encoded (an order id is the merchant's free text and may hold ``&`` or ``/``)."""
+    if not template:
+        return None
+    order_id = invoice.get("order_id") or ""
+    return template.replace("{invoice_id}", quote(invoice_id, safe="")).replace(
+        "{order_id}", quote(str(order_id), safe="")
+    )
+
+
 class InvoicePayment(BaseModel):
     """A payment the invoice counts: its amount, whether it is confirmed, whether it was late."""
 
@@ -97,6 +112,8 @@ class Invoice(Aggregate[InvoiceEvent]):
     order_id: str | None = None
     description: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    redirect_url: str | None = None
+    cancel_url: str | None = None
     status: InvoiceStatus = InvoiceStatus.PENDING
     payment_exception: PaymentException | None = None
     payments: dict[str, InvoicePayment] = Field(default_factory=dict)
@@ -147,6 +164,8 @@ class Invoice(Aggregate[InvoiceEvent]):
             order_id=command.order_id,
             description=command.description,
             metadata=command.metadata,
+            redirect_url=command.redirect_url,
+            cancel_url=command.cancel_url,
         )
         created = InvoiceCreated.record(
             aggregate_id=command.invoice_id,
@@ -311,6 +330,8 @@ class Invoice(Aggregate[InvoiceEvent]):
             order_id=data.order_id,
             description=data.description,
             metadata=data.metadata,
+            redirect_url=data.redirect_url,
+            cancel_url=data.cancel_url,
         )
 
     def _evolve(self, event: InvoiceEvent) -> Invoice:

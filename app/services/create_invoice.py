@@ -40,6 +40,8 @@ class NewInvoice:
     order_id: str | None = None
     description: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    redirect_url: str | None = None
+    cancel_url: str | None = None
 
 
 # Stands for the deposit address while the command is checked, before one is allocated.
@@ -121,6 +123,8 @@ class InvoiceCreation:
             order_id=request.order_id,
             description=request.description,
             metadata=request.metadata,
+            redirect_url=request.redirect_url,
+            cancel_url=request.cancel_url,
         )
         deposit = await self._addresses.allocate(invoice_id)
         return draft.model_copy(update={"deposit_address": deposit.address})

@@ -34,7 +34,7 @@ from app.domain.events import (
     PaymentFailed,
     PaymentOrphaned,
 )
-from app.domain.invoice import Invoice
+from app.domain.invoice import Invoice, shop_link
 from app.domain.money import format_usdt
 
 MAINNET_USDT_CONTRACT: Final = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
@@ -118,6 +118,8 @@ def _merge_invoice_created(state: State, event: InvoiceCreated) -> None:
             "expires_at": _iso(data.expires_at),
             "order_id": data.order_id,
             "description": data.description,
+            "redirect_url": data.redirect_url,
+            "cancel_url": data.cancel_url,
         }
     if event.aggregate_version > state["invoice_version"]:
         state["invoice_version"] = event.aggregate_version
@@ -276,6 +278,9 @@ def render_view(state: State | None, *, token_contract: str = MAINNET_USDT_CONTR
         "paid_at": state["paid_at"],
         "description": invoice["description"],
         "order_id": invoice["order_id"],
+        # Filled in for this invoice; views folded before these fields existed have none.
+        "redirect_url": shop_link(invoice.get("redirect_url"), state["invoice_id"], invoice),
+        "cancel_url": shop_link(invoice.get("cancel_url"), state["invoice_id"], invoice),
         "version": state["view_version"],
     }
 

@@ -46,7 +46,13 @@ def wait_text(window: WebDriver, element_id: str, expected: str, timeout: float 
 def test_the_page_goes_pending_confirming_paid_live_with_both_qr_codes(
     platform: Platform, new_browser: Callable[..., WebDriver]
 ) -> None:
-    invoice = open_invoice(platform, "150", description="Espresso machine", order_id="A-1001")
+    invoice = open_invoice(
+        platform,
+        "150",
+        description="Espresso machine",
+        order_id="A-1001",
+        redirect_url="https://shop.example/orders/{order_id}/thanks",
+    )
     address = invoice["deposit_address"]
     window = new_browser()
     window.get(f"{platform.url}/pay/{invoice['id']}")
@@ -62,6 +68,7 @@ def test_the_page_goes_pending_confirming_paid_live_with_both_qr_codes(
     screenshot(window, "payment-page-pending-desktop")
     window.find_element(By.ID, "qr-toggle").click()
     assert not window.find_element(By.ID, "qr-uri").is_displayed()
+    assert not window.find_element(By.ID, "shop-link").is_displayed()  # not before it is final
     assert read_qr(window.find_element(By.ID, "qr-address")) == address
     window.find_element(By.ID, "qr-toggle").click()
 
@@ -83,6 +90,9 @@ def test_the_page_goes_pending_confirming_paid_live_with_both_qr_codes(
     assert tx_hash in text_of(window, "receipt-txs")
     assert text_of(window, "receipt-amount") == "150 USDT"
     assert not window.find_element(By.ID, "pay-instructions").is_displayed()
+    back = window.find_element(By.ID, "shop-link")
+    assert back.is_displayed() and back.text == "Back to the shop"
+    assert back.get_attribute("href") == "https://shop.example/orders/A-1001/thanks"
     page = window.page_source.lower()
     assert "fee" not in page.replace("coffee", "")  # no fee anywhere on the customer's page
     screenshot(window, "payment-page-paid-desktop")

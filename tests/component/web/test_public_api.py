@@ -164,3 +164,46 @@ async def test_a_websocket_message_over_64_kib_closes_the_stream(capped: TestCli
         closing = await ws.receive(timeout=5)
         assert closing.type == WSMsgType.CLOSE
         assert closing.data == WSCloseCode.MESSAGE_TOO_BIG
+
+
+async def test_the_shop_links_are_kept_as_given_and_filled_in_for_the_customer(
+    client: TestClient,
+) -> None:
+    body = {
+        "amount": "5",
+        "order_id": "A/7 & co",
+        "redirect_url": "https://shop.example/orders/{order_id}/thanks?invoice={invoice_id}",
+        "cancel_url": "https://shop.example/cart",
+    }
+    created = await client.post("/api/v1/invoices", json=body, headers=SHOP)
+    assert created.status == 201, await created.text()
+    invoice = await created.json()
+    assert invoice["redirect_url"] == body["redirect_url"]  # the merchant sees the template
+    view = await (await client.get(f"/api/v1/public/invoice/{invoice['id']}")).json()
+    assert view["redirect_url"] == (
+        f"https://shop.example/orders/A%2F7%20%26%20co/thanks?invoice={invoice['id']}"
+    )
+    assert view["cancel_url"] == "https://shop.example/cart"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://shop.example/x",
+        "/relative/thanks",
+        "https://",
+        "https://shop.example/{customer}",
+        "https://shop.example/\u0000",
+        "https://shop.example/" + "a" * 2048,
+        "javascript:alert(1)",
+    ],
+)
+async def test_a_shop_link_that_is_not_an_absolute_web_url_is_a_400(
+    client: TestClient, url: str
+) -> None:
+    for field in ("redirect_url", "cancel_url"):
+        answer = await client.post(
+            "/api/v1/invoices", json={"amount": "5", field: url}, headers=SHOP
+        )
+        assert answer.status == 400, url
+        assert (await answer.json())["error"]["param"] == field

@@ -22,7 +22,7 @@ from app.domain.errors import (
     PaymentAlreadyConfirmed,
 )
 from app.domain.events import InvoiceCreated, InvoicePaid
-from app.domain.invoice import Invoice, handle_invoice
+from app.domain.invoice import Invoice, handle_invoice, shop_link
 from app.domain.statuses import INVOICE_TRANSITIONS, InvoiceStatus, PaymentException
 
 from .factories import (
@@ -448,3 +448,15 @@ def test_create_invoice_defaults_the_fee_to_one_percent() -> None:
     )
     assert command.fee_percentage == Decimal("1")
     assert command.amount == usdt("25")
+
+
+def test_shop_links_fill_in_their_placeholders_percent_encoded() -> None:
+    template = "https://shop.example/o/{order_id}/done?i={invoice_id}&again={order_id}"
+    link = shop_link(template, "inv_1", {"order_id": "A/7 & co?"})
+    assert (
+        link == "https://shop.example/o/A%2F7%20%26%20co%3F/done?i=inv_1&again=A%2F7%20%26%20co%3F"
+    )
+    assert shop_link(template, "inv_1", {"order_id": None}) == (
+        "https://shop.example/o//done?i=inv_1&again="
+    )
+    assert shop_link(None, "inv_1", {}) is None
