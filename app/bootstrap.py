@@ -48,6 +48,7 @@ from agents import (
 )
 from app.adapters.auth.passwords import Argon2Passwords
 from app.adapters.auth.tokens import TokenIssuer
+from app.adapters.email.smtp import smtp_mailer
 from app.adapters.postgres.api_keys import PostgresApiKeys
 from app.adapters.postgres.audit_log import PostgresAuditLog
 from app.adapters.postgres.chain_cursor import PostgresWatcherStore
@@ -63,6 +64,7 @@ from app.adapters.postgres.pool import Database
 from app.adapters.postgres.projections import EventProjections, InvoiceSummaries
 from app.adapters.postgres.reports import PostgresReports
 from app.adapters.postgres.settlements import SettlementRecords
+from app.adapters.postgres.signup import PostgresSignups
 from app.adapters.postgres.users import PostgresUsers
 from app.adapters.postgres.webhook_store import PostgresWebhookStore
 from app.adapters.readiness import PROBE_TIMEOUT_SECONDS, Probe
@@ -119,18 +121,21 @@ from app.services.ports import (
     InvoiceSummaryReads,
     Ledger,
     LiveViews,
+    Mailer,
     MerchantAccounts,
     PasswordHashing,
     ProjectionStore,
     Publisher,
     ReportReads,
     SettlementReads,
+    SignupStore,
     UserStore,
     WebhookStore,
 )
 from app.services.projection import Projection
 from app.services.rate_limits import Limiter
 from app.services.settlement import Settling
+from app.services.signup import Signup, SignupSettings
 from app.services.users import LoginLimits, UserAccounts
 from app.services.webhook_endpoints import WebhookEndpoints, WebhookQuotas
 from app.services.webhook_fanout import DeliveryIntake, WebhookFanout
@@ -152,6 +157,7 @@ from web.presenters import explorer_base
 from web.public import LiveStreamSettings, PublicEndpoints
 from web.rate_limits import RateTiers, RequestLimits
 from web.reports_api import ReportsApi
+from web.signup_api import SignupApi
 from web.view_fallback import ViewFallback
 from web.webhooks_api import WebhookApi
 
@@ -271,6 +277,8 @@ class Ports:
     limiter: Limiter
     passwords: PasswordHashing
     tokens: AccessTokens
+    signups: SignupStore
+    mailer: Mailer
 
 
 @dataclass(frozen=True)
@@ -291,6 +299,15 @@ class Services:
     api_keys: ApiKeys
     users: UserAccounts
     admin: PlatformAdmin
+    signup: Signup
+
+
+def signup_settings(settings: Settings) -> SignupSettings:
+    return SignupSettings(
+        mode=settings.signup_mode,
+        public_url=settings.public_url,
+        per_address=settings.signups_per_ip,
+    )
 
 
 def build_services(ports: Ports, settings: Settings) -> Services:
@@ -361,6 +378,16 @@ def build_services(ports: Ports, settings: Settings) -> Services:
             LoginLimits(settings.login_failures_per_account, settings.login_failures_per_ip),
         ),
         admin=PlatformAdmin(ports.merchant_accounts, access),
+        signup=Signup(
+            ports.signups,
+            ports.users,
+            ports.passwords,
+            digests,
+            ports.mailer,
+            ports.limiter,
+            signup_settings(settings),
+            access,
+        ),
     )
 
 
@@ -487,6 +514,8 @@ def build(settings: Settings) -> Platform:
             settings.jwt_secret.encode(),
             access_ttl=timedelta(minutes=settings.access_token_minutes),
         ),
+        signups=PostgresSignups(resources.db),
+        mailer=smtp_mailer(settings),
     )
     services = build_services(ports, settings)
 
@@ -678,6 +707,7 @@ def install_views(
         public.connections,
         secure_cookies=settings.environment == "production",
         network=settings.chain.network,
+        signup_mode=settings.signup_mode,
     )
     views: list[_RoutesOwner] = [
         MerchantApi(
@@ -695,6 +725,7 @@ def install_views(
         ExportsApi(auth, ports.exports),
         WebhookApi(auth, services.webhook_endpoints, url_policy=url_policy(settings)),
         AccessApi(auth, services.api_keys, services.users, services.admin, ports.audit_log),
+        SignupApi(services.signup),
         public,
         fallback,
         dashboard,

@@ -30,6 +30,7 @@ LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 
 Environment = Literal["development", "production"]
 StoreUrl = Literal["rocksdb://", "memory://"]
+SignupMode = Literal["closed", "invite", "open"]
 
 T = TypeVar("T")
 
@@ -117,6 +118,20 @@ class Settings:
     webhook_redeliver_quota: Rate = field(default_factory=lambda: Rate(300, 3600.0))
     webhook_test_quota: Rate = field(default_factory=lambda: Rate(60, 3600.0))
     access_token_minutes: int = 15
+    # Self-service sign-up of new merchants (docs/dashboard.md): "closed", "invite" (with a code
+    # an operator issued: `checkout create-signup-invitation`) or "open".
+    signup_mode: SignupMode = "invite"
+    signups_per_ip: Rate = field(default_factory=lambda: Rate(10, 3600.0))
+    # The address links in emails point to (the dashboard as customers' browsers reach it).
+    public_url: str = "http://127.0.0.1:6066"
+    # Outgoing email (verification links): an SMTP server; locally `make infra` starts one on
+    # 127.0.0.1:1025 that keeps what it receives under .local/mail/.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = False
+    mail_from: str = "crypto-checkout <no-reply@checkout.localhost>"
 
     @property
     def canonical_url(self) -> str:
@@ -280,6 +295,20 @@ class Settings:
             access_token_minutes=reader.get(
                 "ACCESS_TOKEN_MINUTES", defaults.access_token_minutes, _int_between(1, 1440)
             ),
+            signup_mode=cast(
+                SignupMode,
+                reader.choice("SIGNUP_MODE", defaults.signup_mode, ("closed", "invite", "open")),
+            ),
+            signups_per_ip=reader.get("SIGNUPS_PER_IP", defaults.signups_per_ip, parse_rate),
+            public_url=reader.get("PUBLIC_URL", defaults.public_url, _base_url),
+            smtp_host=reader.get("SMTP_HOST", defaults.smtp_host, _non_empty),
+            smtp_port=reader.get("SMTP_PORT", defaults.smtp_port, _int_between(1, 65535)),
+            smtp_username=reader.get("SMTP_USERNAME", defaults.smtp_username, _non_empty),
+            smtp_password=reader.get(
+                "SMTP_PASSWORD", defaults.smtp_password, _non_empty, secret=True
+            ),
+            smtp_starttls=reader.get("SMTP_STARTTLS", defaults.smtp_starttls, _boolean),
+            mail_from=reader.get("MAIL_FROM", defaults.mail_from, _non_empty),
         )
         try:
             chain = ChainSettings.from_env(env)
@@ -317,6 +346,10 @@ def _check_production(settings: Settings) -> None:
     if settings.webhook_allow_loopback:
         raise SettingsError(
             "WEBHOOK_ALLOW_LOOPBACK", "is for development and tests; refused in production"
+        )
+    if not settings.public_url.startswith("https://"):
+        raise SettingsError(
+            "PUBLIC_URL", "production serves the dashboard over https: give its https:// address"
         )
     for variable, value, default in (
         ("API_KEY_PEPPER", settings.api_key_pepper, DEV_API_KEY_PEPPER),
@@ -398,6 +431,13 @@ def _secret(raw: str) -> str:
     if len(raw) < 32:
         raise ValueError("expected 32 or more characters")
     return raw
+
+
+def _base_url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not value.startswith(("https://", "http://")) or len(value) > 200 or " " in value:
+        raise ValueError("expected an absolute http(s) URL such as https://pay.example.com")
+    return value
 
 
 def _networks(raw: str) -> tuple[IPv4Network | IPv6Network, ...]:

@@ -2,7 +2,7 @@
 # Local infrastructure for crypto-checkout: Kafka (KRaft, official jars from Maven Central),
 # PostgreSQL and Redis on loopback, with every byte they write under .local/.
 #
-#   scripts/infra.sh up [kafka|postgres|redis|all]    install what is missing, start, wait until usable
+#   scripts/infra.sh up [kafka|postgres|redis|smtp|browser|all]  install what is missing, start, wait until usable
 #   scripts/infra.sh down [kafka|postgres|redis|all]  stop what this script started
 #   scripts/infra.sh status                           what listens where
 #   scripts/infra.sh kafka-stop-node N / kafka-start-node N   (fault tests: one broker of a cluster)
@@ -342,6 +342,30 @@ redis_up() {
 
 redis_down() { stop_pidfile "$REDIS_DIR/redis.pid" Redis; }
 
+# ---------------------------------------------------------------------------------------- SMTP --
+# A real SMTP server (aiosmtpd, installed into .venv by scripts/install.sh) that keeps every message
+# it receives in the Maildir .local/mail/: the platform's emails (sign-up links) as received.
+
+SMTP_PORT="${SMTP_PORT:-1025}"
+SMTP_DIR="$LOCAL/mail"
+
+smtp_up() {
+  if port_open 127.0.0.1 "$SMTP_PORT"; then
+    say "SMTP: something already listens on 127.0.0.1:$SMTP_PORT, reusing it"
+    return 0
+  fi
+  [ -x "$ROOT/.venv/bin/python" ] || die "run scripts/install.sh first (the SMTP server lives in .venv)"
+  mkdir -p "$SMTP_DIR"
+  say "starting the SMTP server on 127.0.0.1:$SMTP_PORT (mail: $SMTP_DIR, log: $SMTP_DIR/smtp.log)"
+  nohup "$ROOT/.venv/bin/python" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" \
+    -c aiosmtpd.handlers.Mailbox "$SMTP_DIR/Maildir" >"$SMTP_DIR/smtp.log" 2>&1 &
+  echo $! >"$SMTP_DIR/smtp.pid"
+  wait_port 127.0.0.1 "$SMTP_PORT" 20 "the SMTP server" "$SMTP_DIR/smtp.log"
+  say "SMTP ready: 127.0.0.1:$SMTP_PORT"
+}
+
+smtp_down() { stop_pidfile "$SMTP_DIR/smtp.pid" "the SMTP server"; }
+
 # ------------------------------------------------------------------------------------- browser --
 # The browser tier's Chromium and its driver: Debian's packages, driven by Selenium (tests/browser).
 
@@ -363,6 +387,7 @@ status() {
 kafka 127.0.0.1 $KAFKA_BASE_PORT
 postgres 127.0.0.1 $PG_PORT
 redis 127.0.0.1 $REDIS_PORT
+smtp 127.0.0.1 $SMTP_PORT
 EOF
 }
 
@@ -371,16 +396,16 @@ main() {
   case "$action" in
     up)
       case "$what" in
-        kafka) kafka_up ;; postgres) postgres_up ;; redis) redis_up ;;
+        kafka) kafka_up ;; postgres) postgres_up ;; redis) redis_up ;; smtp) smtp_up ;;
         browser) browser_up ;;
-        all) redis_up; postgres_up; kafka_up ;;
-        *) die "unknown service '$what' (kafka, postgres, redis, browser, all)" ;;
+        all) redis_up; postgres_up; smtp_up; kafka_up ;;
+        *) die "unknown service '$what' (kafka, postgres, redis, smtp, browser, all)" ;;
       esac ;;
     down)
       case "$what" in
-        kafka) kafka_down ;; postgres) postgres_down ;; redis) redis_down ;;
-        all) kafka_down; postgres_down; redis_down ;;
-        *) die "unknown service '$what' (kafka, postgres, redis, all)" ;;
+        kafka) kafka_down ;; postgres) postgres_down ;; redis) redis_down ;; smtp) smtp_down ;;
+        all) kafka_down; postgres_down; redis_down; smtp_down ;;
+        *) die "unknown service '$what' (kafka, postgres, redis, smtp, all)" ;;
       esac ;;
     status) status ;;
     kafka-stop-node) stop_pidfile "$(kafka_cluster_dir)/node-${2:?node number}/kafka.pid" "Kafka node $2" ;;

@@ -13,7 +13,7 @@ import pytest
 from tests.support.processes import port_open
 
 TIERS = ("unit", "component", "integration", "fuzz", "browser")
-SERVICES = {"Kafka": 9092, "PostgreSQL": 5432, "Redis": 6379}
+SERVICES = {"Kafka": 9092, "PostgreSQL": 5432, "Redis": 6379, "SMTP": 1025}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -131,6 +131,7 @@ def principal_view(principal: Principal) -> dict[str, Any]:
         "role": None if principal.role is None else principal.role.value,
         "scopes": sorted(scope.value for scope in principal.scopes),
         "merchant_status": "suspended" if principal.suspended else "active",
+        "email_verified": principal.email_verified,
     }
 
 

@@ -1064,6 +1064,81 @@ _LIMIT = _query(
 )
 PATHS.update(
     {
+        "/api/v1/signup": {
+            "get": _operation(
+                "Whether new merchants may sign up here: open, invite or closed",
+                (
+                    "200",
+                    {
+                        "type": "object",
+                        "properties": {"mode": {"enum": ["open", "invite", "closed"]}},
+                    },
+                    "the sign-up mode",
+                ),
+                (),
+                auth=None,
+            ),
+            "post": _operation(
+                "Sign up a new merchant and its owner; a verification link is emailed",
+                (
+                    "201",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "merchant_id": {"type": "string"},
+                            "user_id": {"type": "string"},
+                            "email": _EMAIL,
+                            "email_verified": {"type": "boolean"},
+                            "verification_email": {"enum": ["sent", "failed"]},
+                        },
+                    },
+                    "signed up; follow the emailed link before creating API keys",
+                ),
+                (400, 403, 409, 429),
+                auth=None,
+                body=_body(
+                    {
+                        "business_name": {"type": "string", "maxLength": 200},
+                        "email": _EMAIL,
+                        "password": {"type": "string"},
+                        "invitation": {
+                            "type": "string",
+                            "description": "the operator's code, when sign-up is by invite",
+                        },
+                    },
+                    ["business_name", "email", "password"],
+                ),
+            ),
+        },
+        "/api/v1/signup/verify": {
+            "post": _operation(
+                "Confirm an email address with the token of the emailed link",
+                (
+                    "200",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "user_id": {"type": "string"},
+                            "email": _EMAIL,
+                            "email_verified_at": {"type": "string", "format": "date-time"},
+                        },
+                    },
+                    "verified",
+                ),
+                (400,),
+                auth=None,
+                body=_body({"token": {"type": "string"}}, ["token"]),
+            )
+        },
+        "/api/v1/signup/resend": {
+            "post": _operation(
+                "A new verification link, if that owner is not verified (the answer never says)",
+                ("202", {"type": "object"}, "accepted"),
+                (400, 429),
+                auth=None,
+                body=_body({"email": _EMAIL}, ["email"]),
+            )
+        },
         "/api/v1/auth/login": {
             "post": _operation(
                 "Sign in: a 15-minute access token and a refresh token",

@@ -107,6 +107,7 @@ class Principal:
     role: Role | None
     scopes: frozenset[Scope]
     suspended: bool = False
+    email_verified: bool = True  # False: a signed-up owner who has not followed the link yet
 
     @property
     def is_admin(self) -> bool:

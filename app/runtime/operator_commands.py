@@ -7,6 +7,8 @@
 - ``create-api-key --merchant … --name … --scopes a,b``, ``list-api-keys --merchant …``,
   ``revoke-api-key --merchant … --key …``, ``roll-api-key --merchant … --key … [--grace …]``:
   what a merchant does through the API, for the operator (the audit log names the operator);
+- ``create-signup-invitation [--note …] [--days N]``: a one-time code that lets one new merchant
+  sign up when ``SIGNUP_MODE=invite`` (app/services/signup.py), with the sign-up link;
 - ``rebuild-read-models [--only NAME,…]``: replay the event store into fresh read models and swap
   them in while the projection runs (app/adapters/postgres/read_model_rebuild.py).
 
@@ -33,6 +35,7 @@ from faust.cli import option
 
 from app.adapters.auth.passwords import Argon2Passwords
 from app.adapters.auth.tokens import TokenIssuer
+from app.adapters.email.smtp import smtp_mailer
 from app.adapters.postgres.api_keys import PostgresApiKeys
 from app.adapters.postgres.audit_log import PostgresAuditLog
 from app.adapters.postgres.merchants import PostgresMerchantAccounts, PostgresMerchantStore
@@ -42,6 +45,7 @@ from app.adapters.postgres.read_model_rebuild import (
     UnknownReadModel,
     chosen,
 )
+from app.adapters.postgres.signup import PostgresSignups
 from app.adapters.postgres.users import PostgresUsers
 from app.adapters.redis.access_changes import RedisAccessChanges
 from app.adapters.redis.rate_limits import RateLimiter
@@ -51,6 +55,7 @@ from app.domain.fees import format_fee_percentage
 from app.services.access import AccessControl, ApiKeys, operator
 from app.services.credentials import SecretDigests
 from app.services.ports import ApiKeyRecord, AuditEntry, UserRecord
+from app.services.signup import Signup, SignupSettings
 from app.services.users import LoginLimits, UserAccounts
 from app.settings import Settings
 
@@ -62,6 +67,7 @@ class _Tools:
     keys: ApiKeys
     users: UserAccounts
     audit: PostgresAuditLog
+    signup: Signup
 
 
 @asynccontextmanager
@@ -92,6 +98,16 @@ async def _tools(settings: Settings) -> AsyncIterator[_Tools]:
                 LoginLimits(settings.login_failures_per_account, settings.login_failures_per_ip),
             ),
             audit=PostgresAuditLog(pool),
+            signup=Signup(
+                PostgresSignups(pool),
+                users,
+                Argon2Passwords(),
+                digests,
+                smtp_mailer(settings),
+                RateLimiter(redis, prefix=f"checkout:{settings.app_id}:rl:"),
+                # Invitations only here: the mode and the rate do not matter to the CLI.
+                SignupSettings(settings.signup_mode, settings.public_url, settings.signups_per_ip),
+            ),
         )
     finally:
         await redis.aclose()
@@ -288,6 +304,36 @@ def register(app: faust.App, settings: Settings) -> None:
                 ),
             )
         _print(_user_json(user))
+
+    @app.command(
+        option("--note", type=str, default=None, help="Whom it is for (kept with the code)."),
+        option(
+            "--days",
+            type=int,
+            default=14,
+            show_default=True,
+            help="Days the code stays valid (1 to 90).",
+        ),
+    )
+    async def create_signup_invitation(self: Any, note: str | None, days: int) -> None:
+        """A one-time code for one new merchant to sign up (SIGNUP_MODE=invite). Prints JSON:
+        the code, when it expires, and the sign-up link to send."""
+        async with _tools(settings) as tools:
+            code, expires_at = await _audited(
+                tools,
+                "create-signup-invitation",
+                None,
+                lambda _: None,
+                lambda: tools.signup.invite(note=note, expires_in=timedelta(days=days)),
+            )
+        _print(
+            {
+                "invitation": code,
+                "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
+                "signup_url": f"{settings.public_url}/dashboard/signup?invitation={code}",
+                "signup_mode": settings.signup_mode,
+            }
+        )
 
     @app.command(
         option("--email", type=str, required=True, help="The admin's email (their sign-in)."),

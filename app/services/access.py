@@ -26,6 +26,7 @@ from typing import Final, Generic, TypeVar
 from app.domain.access import ROLE_SCOPES, Principal, Role, Scope
 from app.domain.errors import (
     CheckoutError,
+    Forbidden,
     InvalidExpiry,
     NotFound,
     RuleViolation,
@@ -75,6 +76,12 @@ class ApiKeyNotFound(NotFound):
 
 class ApiKeyLimitReached(RuleViolation):
     code = "api_key_limit_reached"
+
+
+class EmailNotVerified(Forbidden):
+    """A signed-up owner creates API keys once their email is verified (app/services/signup.py)."""
+
+    code = "email_not_verified"
 
 
 class InvalidKeyName(CheckoutError):
@@ -245,6 +252,7 @@ class AccessControl:
             role=user.role,  # the role now, not the one the token was issued with
             scopes=ROLE_SCOPES[user.role],
             suspended=account is not None and account.suspended_at is not None,
+            email_verified=user.email_verified_at is not None,
         )
 
     # --- news from the other workers ----------------------------------------------------------
@@ -293,6 +301,11 @@ class ApiKeys:
     ) -> tuple[ApiKeyRecord, str]:
         """A new key and its secret in clear, shown this once."""
         merchant = principal.require(Scope.KEYS_WRITE)
+        if not principal.email_verified:
+            raise EmailNotVerified(
+                "confirm your email address first: follow the link we sent you "
+                "(or ask for a new one with POST /api/v1/signup/resend)"
+            )
         scopes = frozenset(scopes)
         principal.may_grant(scopes)
         now = datetime.now(UTC)

@@ -446,6 +446,8 @@ class UserRecord:
     password_hash: str | None = None  # None: invited, no password yet
     disabled_at: datetime | None = None
     created_by: str | None = None
+    # None: signed up, the emailed link not followed yet (no API key until then)
+    email_verified_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -467,6 +469,55 @@ class RefreshRecord:
     replaced_at: datetime | None = None
     revoked_at: datetime | None = None
     family_revoked: bool = False  # any token of the session revoked: the session has ended
+
+
+@dataclass(frozen=True)
+class SignupRecord:
+    """What one sign-up writes in one transaction: the merchant, its owner, the emailed link,
+    and the operator's invitation it uses up (when sign-up is by invitation)."""
+
+    merchant: Merchant
+    owner: UserRecord
+    verification: OneTimeSecret
+    invitation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OneTimeSecret:
+    """An emailed verification link or an operator's sign-up invitation, as stored."""
+
+    secret_id: str
+    secret_hmac: bytes
+    expires_at: datetime
+    used_at: datetime | None = None
+    user_id: str | None = None  # whose email a verification link proves
+
+
+class SignupStore(Protocol):
+    """Sign-ups, their email verifications and the operators' sign-up invitations."""
+
+    async def register(self, signup: SignupRecord) -> None:
+        """All of it or nothing: ``AlreadyExists`` when the email has an account,
+        ``InvalidSignupInvitation`` when the invitation was used or expired meanwhile."""
+        ...
+
+    async def add_verification(self, verification: OneTimeSecret) -> None: ...
+
+    async def verification(self, verification_id: str) -> OneTimeSecret | None: ...
+
+    async def use_verification(self, verification_id: str) -> str | None:
+        """Marks the link used and its user verified, once (None when used or expired)."""
+        ...
+
+    async def add_signup_invitation(self, invitation: OneTimeSecret, note: str | None) -> None: ...
+
+    async def signup_invitation(self, invitation_id: str) -> OneTimeSecret | None: ...
+
+
+class Mailer(Protocol):
+    """Sends email (app/adapters/email/smtp.py). Raises ``DependencyUnavailable`` on failure."""
+
+    async def send(self, to: str, subject: str, text: str, html: str) -> None: ...
 
 
 class UserStore(Protocol):

@@ -46,7 +46,7 @@ from app.runtime.codecs import encode_invoice_command, encode_notification
 from app.runtime.commands import read_answer
 from app.runtime.dead_letters import DeadLetters
 from app.services.credentials import API_KEY, SecretDigests, parse_credential
-from app.services.errors import CommandTimeout
+from app.services.errors import CommandTimeout, DependencyUnavailable
 from app.services.live_view import (
     MAINNET_USDT_CONTRACT,
     State,
@@ -65,12 +65,15 @@ from app.services.ports import (
     InvoiceQuery,
     KeyCredentials,
     MerchantAccount,
+    OneTimeSecret,
     Page,
     RefreshRecord,
     SettlementQuery,
+    SignupRecord,
     UserRecord,
 )
 from app.services.rate_limits import Decision, Rate
+from app.services.signup import InvalidSignupInvitation
 from app.settings import Settings
 from tables import Tables
 
@@ -393,6 +396,10 @@ class MemoryUsers:
             return False
         self.invitations[invitation_id] = replace(invitation, accepted_at=datetime.now(UTC))
         await self.set_password(invitation.user_id, password_hash)
+        user = self.by_id[invitation.user_id]
+        self.by_id[user.user_id] = replace(
+            user, email_verified_at=user.email_verified_at or datetime.now(UTC)
+        )
         return True
 
     async def add_refresh(self, token: RefreshRecord) -> None:
@@ -696,6 +703,76 @@ class MemorySettlementRecords:
         return rows
 
 
+@dataclass(frozen=True)
+class SentEmail:
+    to: str
+    subject: str
+    text: str
+    html: str
+
+
+class RecordingMailer:
+    """The emails the platform sent; ``failing`` makes the next sends fail like a dead server."""
+
+    def __init__(self) -> None:
+        self.sent: list[SentEmail] = []
+        self.failing = False
+
+    async def send(self, to: str, subject: str, text: str, html: str) -> None:
+        if self.failing:
+            raise DependencyUnavailable("the mail server 127.0.0.1:1025 did not take the message")
+        self.sent.append(SentEmail(to, subject, text, html))
+
+
+class MemorySignups:
+    """Sign-ups written into the memory merchants and users, all or nothing like PostgreSQL."""
+
+    def __init__(self, merchants: MemoryMerchantAccounts, users: MemoryUsers) -> None:
+        self._merchants = merchants
+        self._users = users
+        self.verifications: dict[str, OneTimeSecret] = {}
+        self.invitations: dict[str, OneTimeSecret] = {}
+
+    async def register(self, signup: SignupRecord) -> None:
+        if await self._users.user_by_email(signup.owner.email) is not None:
+            raise AlreadyExists(f"{signup.owner.email} has an account already", param="email")
+        if signup.invitation_id is not None:
+            held = self.invitations[signup.invitation_id]
+            if held.used_at is not None or held.expires_at <= datetime.now(UTC):
+                raise InvalidSignupInvitation("the invitation was used already or expired")
+            self.invitations[signup.invitation_id] = replace(held, used_at=datetime.now(UTC))
+        merchant = signup.merchant
+        self._merchants.by_id[merchant.merchant_id] = MerchantAccount(
+            merchant, datetime.now(UTC), None
+        )
+        await self._users.add_user(signup.owner)
+        self.verifications[signup.verification.secret_id] = signup.verification
+
+    async def add_verification(self, verification: OneTimeSecret) -> None:
+        self.verifications[verification.secret_id] = verification
+
+    async def verification(self, verification_id: str) -> OneTimeSecret | None:
+        return self.verifications.get(verification_id)
+
+    async def use_verification(self, verification_id: str) -> str | None:
+        held = self.verifications.get(verification_id)
+        if held is None or held.used_at is not None or held.expires_at <= datetime.now(UTC):
+            return None
+        self.verifications[verification_id] = replace(held, used_at=datetime.now(UTC))
+        assert held.user_id is not None
+        user = self._users.by_id[held.user_id]
+        self._users.by_id[user.user_id] = replace(
+            user, email_verified_at=user.email_verified_at or datetime.now(UTC)
+        )
+        return held.user_id
+
+    async def add_signup_invitation(self, invitation: OneTimeSecret, note: str | None) -> None:
+        self.invitations[invitation.secret_id] = invitation
+
+    async def signup_invitation(self, invitation_id: str) -> OneTimeSecret | None:
+        return self.invitations.get(invitation_id)
+
+
 class MemoryWebhookStore:
     """Endpoints and queued deliveries; enough for the fan-out, the intake and the webhook API."""
 
@@ -978,6 +1055,8 @@ def memory_world(settings: Settings | None = None) -> MemoryWorld:
         limiter=MemoryLimiter(),
         passwords=Argon2Passwords(),
         tokens=TokenIssuer(settings.jwt_secret.encode()),
+        signups=MemorySignups(merchant_accounts, users),
+        mailer=RecordingMailer(),
     )
     services = build_services(ports, settings)
     dead_letter_topics = DeadLetterTopics()

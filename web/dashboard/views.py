@@ -58,6 +58,8 @@ NOTICES: Final = {
     "role_changed": "Role changed.",
     "user_removed": "The user was removed from the team.",
     "signed_out": "You are signed out.",
+    "email_verified": "Your email address is confirmed. Sign in to create your API keys.",
+    "link_sent": "A new confirmation link is on its way to your email address.",
 }
 ROLES: Final = ("owner", "developer", "viewer")
 INVOICE_STATUSES: Final = ("pending", "confirming", "paid", "expired", "cancelled")
@@ -165,12 +167,14 @@ class Dashboard:
         *,
         secure_cookies: bool,
         network: str,
+        signup_mode: str = "closed",
     ) -> None:
         self._api = api
         self._live_views = live_views
         self._connections = connections
         self._cookies = CookieJar(secure=secure_cookies)
         self._network = network
+        self._signup_mode = signup_mode
         self._templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES),
             autoescape=True,
@@ -213,6 +217,11 @@ class Dashboard:
         }
         for path, action in actions.items():
             router.add_post(path, self._signed_in(action, form=True))
+        router.add_get("/dashboard/signup", self.signup_page)
+        router.add_post("/dashboard/signup", self.signup)
+        router.add_get("/dashboard/verify", self.verify_page)
+        router.add_post("/dashboard/verify", self.verify)
+        router.add_post("/dashboard/resend", self._signed_in(self.resend, form=True))
         router.add_get("/dashboard/login", self.login_page)
         router.add_post("/dashboard/login", self.login)
         router.add_post("/dashboard/logout", self.logout)
@@ -241,6 +250,7 @@ class Dashboard:
             path=request.path,
             notice=notice,
             network=self._network,
+            signup_mode=self._signup_mode,
             **values,
         )
         return response
@@ -380,6 +390,91 @@ class Dashboard:
         response = _see_other("/dashboard/login?notice=signed_out")
         self._cookies.sign_out(response)
         return response
+
+    # --- sign-up and email verification -------------------------------------------------------
+
+    async def signup_page(self, request: aioweb.Request) -> aioweb.Response:
+        return self._render(
+            request,
+            "signup.html",
+            error=None,
+            fields={"invitation": request.query.get("invitation", "")[:200]},
+        )
+
+    async def signup(self, request: aioweb.Request) -> aioweb.Response:
+        fields = await _form(request)
+        kept = {name: fields.get(name, "") for name in ("business_name", "email", "invitation")}
+        if not form_is_genuine(request, fields.get("csrf")):
+            return self._render(
+                request,
+                "signup.html",
+                status=403,
+                error="The form expired. Please send it again.",
+                fields=kept,
+            )
+        body = {name: fields.get(name, "") for name in ("business_name", "email", "password")}
+        if self._signup_mode == "invite":
+            body["invitation"] = fields.get("invitation", "").strip()
+        try:
+            answer = await self._api.call(request, "POST", "/api/v1/signup", token=None, json=body)
+        except ApiUnavailable:
+            answer = ApiAnswer(503, None)
+        if not answer.ok:
+            return self._render(
+                request,
+                "signup.html",
+                status=answer.status,
+                error=str(answer.error.get("message")),
+                fields=kept,
+            )
+        return self._render(request, "signup_done.html", signed_up=answer.body)
+
+    async def verify_page(self, request: aioweb.Request) -> aioweb.Response:
+        # A button to press, not a link that verifies: mail scanners open links by themselves.
+        return self._render(
+            request, "verify.html", token=request.query.get("token", "")[:200], error=None
+        )
+
+    async def verify(self, request: aioweb.Request) -> aioweb.Response:
+        fields = await _form(request)
+        token = fields.get("token", "")[:200]
+        if not form_is_genuine(request, fields.get("csrf")):
+            return self._render(
+                request,
+                "verify.html",
+                status=403,
+                token=token,
+                error="The form expired. Please press the button again.",
+            )
+        try:
+            answer = await self._api.call(
+                request, "POST", "/api/v1/signup/verify", token=None, json={"token": token}
+            )
+        except ApiUnavailable:
+            answer = ApiAnswer(503, None)
+        if not answer.ok:
+            return self._render(
+                request,
+                "verify.html",
+                status=answer.status,
+                token=token,
+                error=str(answer.error.get("message")),
+            )
+        return self._to_login_with("email_verified")
+
+    @staticmethod
+    def _to_login_with(notice: str) -> aioweb.Response:
+        return _see_other(f"/dashboard/login?notice={notice}")
+
+    async def resend(self, visit: Visit) -> aioweb.Response:
+        me = await visit.get("/api/v1/auth/me")
+        user = await visit.call("GET", "/api/v1/users")  # owners see their own email there
+        email = next(
+            (u["email"] for u in (user.body or {}).get("data", []) if u["id"] == me["id"]), None
+        )
+        if email is not None:
+            await visit.call("POST", "/api/v1/signup/resend", json={"email": email})
+        return self._back("/dashboard/keys", "link_sent")
 
     # --- overview, balance ------------------------------------------------------------------
 

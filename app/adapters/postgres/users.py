@@ -23,7 +23,8 @@ from app.domain.errors import AlreadyExists
 from app.services.ports import Invitation, RefreshRecord, UserRecord
 
 _USER_COLUMNS: Final = (
-    "user_id, email, merchant_id, role, created_at, password_hash, disabled_at, created_by"
+    "user_id, email, merchant_id, role, created_at, password_hash, disabled_at, created_by,"
+    " email_verified_at"
 )
 _INVITATION_COLUMNS: Final = "invitation_id, user_id, secret_hmac, expires_at, accepted_at"
 _REFRESH_COLUMNS: Final = (
@@ -33,7 +34,7 @@ _REFRESH_COLUMNS: Final = (
 
 def user_from_row(row: Sequence[Any]) -> UserRecord:
     (user_id, email, merchant_id, role, created_at, password_hash, disabled_at,
-     created_by) = row  # fmt: skip
+     created_by, email_verified_at) = row  # fmt: skip
     return UserRecord(
         user_id=user_id,
         email=email,
@@ -43,6 +44,7 @@ def user_from_row(row: Sequence[Any]) -> UserRecord:
         password_hash=password_hash,
         disabled_at=disabled_at,
         created_by=created_by,
+        email_verified_at=email_verified_at,
     )
 
 
@@ -56,6 +58,20 @@ def refresh_from_row(row: Sequence[Any]) -> RefreshRecord:
     return RefreshRecord(
         token_id, family_id, user_id, bytes(secret_hmac), expires_at, replaced_at, revoked_at
     )
+
+
+async def insert_user(cur: Any, user: UserRecord) -> None:
+    """``AlreadyExists`` when the email (unique) has an account already."""
+    try:
+        await cur.execute(
+            "INSERT INTO users (user_id, email, merchant_id, role, created_at, password_hash,"
+            " disabled_at, created_by, email_verified_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (user.user_id, user.email, user.merchant_id, user.role.value, user.created_at,
+             user.password_hash, user.disabled_at, user.created_by, user.email_verified_at),
+        )  # fmt: skip
+    except psycopg2.errors.UniqueViolation:
+        raise AlreadyExists(f"{user.email} has an account already", param="email") from None
 
 
 class PostgresUsers(SqlStore):
@@ -72,15 +88,8 @@ class PostgresUsers(SqlStore):
         The unique index decides, not a read before the write: two sign-ups racing for one
         email cannot both succeed.
         """
-        try:
-            await self._execute(
-                "INSERT INTO users (user_id, email, merchant_id, role, created_at, password_hash,"
-                " disabled_at, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (user.user_id, user.email, user.merchant_id, user.role.value, user.created_at,
-                 user.password_hash, user.disabled_at, user.created_by),
-            )  # fmt: skip
-        except psycopg2.errors.UniqueViolation:
-            raise AlreadyExists(f"{user.email} has an account already", param="email") from None
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await insert_user(cur, user)
 
     async def user(self, user_id: str) -> UserRecord | None:
         row = await self._fetchone(
@@ -196,8 +205,11 @@ class PostgresUsers(SqlStore):
                 )
                 row = await cur.fetchone()
                 if row is not None:
+                    # The invitation reached its owner: their email counts as verified.
                     await cur.execute(
-                        "UPDATE users SET password_hash = %s WHERE user_id = %s",
+                        "UPDATE users SET password_hash = %s,"
+                        " email_verified_at = coalesce(email_verified_at, now())"
+                        " WHERE user_id = %s",
                         (password_hash, row[0]),
                     )
             except BaseException:

@@ -114,7 +114,15 @@ _PRODUCTION_READY = {
     "JWT_SECRET": "j" * 32,
     "DATABASE_URL": "postgresql://checkout:a-real-password@db:5432/checkout",
     "REDIS_URL": "redis://:a-real-password@redis:6379/0",
+    "PUBLIC_URL": "https://pay.example.com/",
 }
+
+
+def test_production_wants_an_https_public_url() -> None:
+    environ = {**_PRODUCTION_READY, "PUBLIC_URL": "http://pay.example.com"}
+    with pytest.raises(SettingsError, match=r"^PUBLIC_URL: production serves"):
+        Settings.from_env(environ)
+    assert Settings.from_env(_PRODUCTION_READY).public_url == "https://pay.example.com"
 
 
 def test_production_starts_with_its_own_secrets_and_credentials() -> None:

@@ -1,0 +1,1 @@
+"""Outgoing email over SMTP (smtp.py)."""
