@@ -129,6 +129,8 @@ def invoice_summary_for_merchant(row: Mapping[str, Any]) -> dict[str, Any]:
         "order_id": row["order_id"],
         "description": row["description"],
         "metadata": row["metadata"] or {},
+        "redirect_url": row.get("redirect_url"),
+        "cancel_url": row.get("cancel_url"),
         "payment_url": f"/pay/{row['invoice_id']}",
         "version": row["aggregate_version"],
         "updated_at": format_time(row["updated_at"]),

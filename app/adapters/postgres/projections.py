@@ -212,6 +212,8 @@ def _facts(event: DomainEvent) -> dict[str, Any]:
                 "fee_percentage": data.fee_percentage,
                 "created_at": event.occurred_at,
                 "expires_at": data.expires_at,
+                "redirect_url": data.redirect_url,
+                "cancel_url": data.cancel_url,
             }
         case InvoicePaid():
             return {"paid_at": event.occurred_at}
@@ -317,6 +319,8 @@ SUMMARY_COLUMNS: Final = (
     "order_id",
     "description",
     "metadata",
+    "redirect_url",
+    "cancel_url",
     "deposit_address",
     "required_confirmations",
     "fee_percentage",
