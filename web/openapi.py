@@ -660,6 +660,40 @@ def _webhook_operation(
 
 
 _NO_CONTENT: tuple[str, dict[str, Any], str] = ("204", {}, "deleted")
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _delivery_log(
+    summary: str, path_parameter: dict[str, Any], *, errors: tuple[int, ...]
+) -> dict[str, Any]:
+    """One page of a webhook delivery log (an endpoint's, or an invoice's)."""
+    return _webhook_operation(
+        summary,
+        parameters=[
+            path_parameter,
+            _query("status", {"enum": ["pending", "succeeded", "failed"]}, "only these"),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "per page"),
+            _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+        ],
+        success=(
+            "200",
+            {
+                "type": "object",
+                "properties": {
+                    "data": {"items": _ref("WebhookDelivery")},
+                    "has_more": {"type": "boolean"},
+                    "next_cursor": {"type": ["string", "null"]},
+                },
+            },
+            "one page of deliveries",
+        ),
+        errors=errors,
+    )
+
+
 PATHS.update(
     {
         "/api/v1/reports/summary": {
@@ -799,55 +833,19 @@ PATHS.update(
             ),
         },
         "/api/v1/webhook-endpoints/{endpoint_id}/deliveries": {
-            "get": _webhook_operation(
-                "The endpoint's delivery log, newest first",
-                parameters=[
-                    _ENDPOINT_ID,
-                    _query("status", {"enum": ["pending", "succeeded", "failed"]}, "only these"),
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "per page"),
-                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
-                ],
-                success=(
-                    "200",
-                    {
-                        "type": "object",
-                        "properties": {
-                            "data": {"items": _ref("WebhookDelivery")},
-                            "has_more": {"type": "boolean"},
-                            "next_cursor": {"type": ["string", "null"]},
-                        },
-                    },
-                    "one page of deliveries",
-                ),
-                errors=(400, 401, 404),
+            "get": _delivery_log(
+                "The endpoint's delivery log, newest first", _ENDPOINT_ID, errors=(400, 401, 404)
             ),
         },
         "/api/v1/invoices/{invoice_id}/webhook-deliveries": {
-            "get": _webhook_operation(
+            "get": _delivery_log(
                 "The deliveries of one invoice's events to any of your endpoints, newest first",
-                parameters=[
-                    {
-                        "name": "invoice_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    },
-                    _query("status", {"enum": ["pending", "succeeded", "failed"]}, "only these"),
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "per page"),
-                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
-                ],
-                success=(
-                    "200",
-                    {
-                        "type": "object",
-                        "properties": {
-                            "data": {"items": _ref("WebhookDelivery")},
-                            "has_more": {"type": "boolean"},
-                            "next_cursor": {"type": ["string", "null"]},
-                        },
-                    },
-                    "one page of deliveries",
-                ),
+                {
+                    "name": "invoice_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
                 errors=(400, 401),
             ),
         },

@@ -24,7 +24,7 @@ import orjson
 from agents.invoices import InvoiceAgent
 from app.adapters.auth.passwords import Argon2Passwords
 from app.adapters.auth.tokens import TokenIssuer
-from app.adapters.postgres.projections import decode_cursor, encode_cursor
+from app.adapters.postgres.projections import decode_cursor, page_of
 from app.bootstrap import Ports, Services, build_services
 from app.domain.access import ALL_SCOPES, LastOwner, Role
 from app.domain.commands import InvoiceCommand
@@ -675,10 +675,7 @@ class MemorySettlementRecords:
             key=lambda row: (row["created_at"], row["settlement_id"]),
             reverse=True,
         )
-        if len(rows) <= query.limit:
-            return Page(rows, None)
-        last = rows[query.limit - 1]
-        return Page(rows[: query.limit], encode_cursor(last["created_at"], last["settlement_id"]))
+        return page_of(rows, query.limit, "settlement_id")
 
     def _rows(self, merchant_id: str) -> builtins.list[dict[str, Any]]:
         rows = []

@@ -122,6 +122,13 @@ class Visit:
             raise SignedOut
         return answer
 
+    async def act(self, method: str, path: str, json: Any = None) -> Any:
+        """The body of an action the API must accept (``Refused``, shown as a page, otherwise)."""
+        answer = await self.call(method, path, json)
+        if not answer.ok:
+            raise Refused(answer)
+        return answer.body
+
     async def get(self, path: str, query: Mapping[str, object] | None = None) -> Any:
         """The body of a GET the page cannot do without (``Refused`` otherwise)."""
         answer = await self.call("GET", self.api.path(path, query))
@@ -608,13 +615,11 @@ class Dashboard:
         invoice_id = visit.request.match_info["invoice_id"]
         fields = await _form(visit.request)
         reason = fields.get("reason", "").strip()
-        answer = await visit.call(
+        await visit.act(
             "POST",
             f"/api/v1/invoices/{quote(invoice_id)}/cancel",
             json={"reason": reason} if reason else {},
         )
-        if not answer.ok:
-            raise Refused(answer)
         return self._back(f"/dashboard/invoices/{quote(invoice_id)}", "invoice_cancelled")
 
     # --- settlements and exports ------------------------------------------------------------
@@ -720,37 +725,27 @@ class Dashboard:
 
     async def rotate_webhook(self, visit: Visit) -> aioweb.Response:
         endpoint_id = visit.request.match_info["endpoint_id"]
-        answer = await visit.call(
+        answer = await visit.act(
             "POST", f"/api/v1/webhook-endpoints/{quote(endpoint_id)}/rotate-secret", json={}
         )
-        if not answer.ok:
-            raise Refused(answer)
-        return await self.webhook(visit, shown=answer.body)
+        return await self.webhook(visit, shown=answer)
 
     async def test_webhook(self, visit: Visit) -> aioweb.Response:
         endpoint_id = visit.request.match_info["endpoint_id"]
-        answer = await visit.call(
-            "POST", f"/api/v1/webhook-endpoints/{quote(endpoint_id)}/test", json={}
-        )
-        if not answer.ok:
-            raise Refused(answer)
+        await visit.act("POST", f"/api/v1/webhook-endpoints/{quote(endpoint_id)}/test", json={})
         return self._back(f"/dashboard/webhooks/{quote(endpoint_id)}", "test_sent")
 
     async def delete_webhook(self, visit: Visit) -> aioweb.Response:
         endpoint_id = visit.request.match_info["endpoint_id"]
-        answer = await visit.call("DELETE", f"/api/v1/webhook-endpoints/{quote(endpoint_id)}")
-        if not answer.ok:
-            raise Refused(answer)
+        await visit.act("DELETE", f"/api/v1/webhook-endpoints/{quote(endpoint_id)}")
         return self._back("/dashboard/webhooks", "endpoint_deleted")
 
     async def redeliver(self, visit: Visit) -> aioweb.Response:
         delivery_id = visit.request.match_info["delivery_id"]
         fields = await _form(visit.request)
-        answer = await visit.call(
+        await visit.act(
             "POST", f"/api/v1/webhook-deliveries/{quote(delivery_id)}/redeliver", json={}
         )
-        if not answer.ok:
-            raise Refused(answer)
         return self._back(_local(fields.get("back"), "/dashboard/webhooks"), "redelivered")
 
     # --- API keys ---------------------------------------------------------------------------
@@ -780,17 +775,13 @@ class Dashboard:
 
     async def revoke_key(self, visit: Visit) -> aioweb.Response:
         key_id = visit.request.match_info["key_id"]
-        answer = await visit.call("DELETE", f"/api/v1/api-keys/{quote(key_id)}")
-        if not answer.ok:
-            raise Refused(answer)
+        await visit.act("DELETE", f"/api/v1/api-keys/{quote(key_id)}")
         return self._back("/dashboard/keys", "key_revoked")
 
     async def roll_key(self, visit: Visit) -> aioweb.Response:
         key_id = visit.request.match_info["key_id"]
-        answer = await visit.call("POST", f"/api/v1/api-keys/{quote(key_id)}/roll", json={})
-        if not answer.ok:
-            raise Refused(answer)
-        return await self.keys(visit, created=answer.body)
+        answer = await visit.act("POST", f"/api/v1/api-keys/{quote(key_id)}/roll", json={})
+        return await self.keys(visit, created=answer)
 
     # --- team -------------------------------------------------------------------------------
 
@@ -819,18 +810,14 @@ class Dashboard:
     async def set_role(self, visit: Visit) -> aioweb.Response:
         user_id = visit.request.match_info["user_id"]
         fields = await _form(visit.request)
-        answer = await visit.call(
+        await visit.act(
             "PATCH", f"/api/v1/users/{quote(user_id)}", json={"role": fields.get("role", "")}
         )
-        if not answer.ok:
-            raise Refused(answer)
         return self._back("/dashboard/team", "role_changed")
 
     async def remove_user(self, visit: Visit) -> aioweb.Response:
         user_id = visit.request.match_info["user_id"]
-        answer = await visit.call("DELETE", f"/api/v1/users/{quote(user_id)}")
-        if not answer.ok:
-            raise Refused(answer)
+        await visit.act("DELETE", f"/api/v1/users/{quote(user_id)}")
         return self._back("/dashboard/team", "user_removed")
 
     # --- the platform's admin ---------------------------------------------------------------

@@ -287,6 +287,15 @@ def encode_cursor(created_at: datetime, invoice_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def page_of(rows: list[dict[str, Any]], limit: int, id_column: str) -> Page:
+    """A newest-first page from ``limit + 1`` rows: the extra one only says another page follows,
+    and the cursor is the last row shown."""
+    if len(rows) <= limit:
+        return Page(rows, None)
+    last = rows[limit - 1]
+    return Page(rows[:limit], encode_cursor(last["created_at"], last[id_column]))
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """The position ``encode_cursor`` made; ``InvalidCursor`` for anything else."""
     try:
@@ -360,11 +369,7 @@ class InvoiceSummaries:
             await cur.execute(sql, params)
             found = await cur.fetchall()
         rows = [dict(zip(SUMMARY_COLUMNS, row, strict=True)) for row in found]
-        if len(rows) <= query.limit:
-            return Page(rows, None)
-        rows = rows[: query.limit]
-        last = rows[-1]
-        return Page(rows, encode_cursor(last["created_at"], last["invoice_id"]))
+        return page_of(rows, query.limit, "invoice_id")
 
 
 def _where(merchant_id: str, query: InvoiceQuery) -> tuple[list[str], list[Any]]:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from app.adapters.postgres.pool import Connections
-from app.adapters.postgres.projections import decode_cursor, encode_cursor
+from app.adapters.postgres.projections import decode_cursor, page_of
 from app.services.ports import Page, SettlementQuery
 
 COLUMNS: Final = (
@@ -68,12 +68,7 @@ class SettlementRecords:
             " ORDER BY created_at DESC, settlement_id DESC LIMIT %s"
         )
         params.append(query.limit + 1)  # one more tells whether another page follows
-        rows = await self._rows(sql, params)
-        if len(rows) <= query.limit:
-            return Page(rows, None)
-        rows = rows[: query.limit]
-        last = rows[-1]
-        return Page(rows, encode_cursor(last["created_at"], last["settlement_id"]))
+        return page_of(await self._rows(sql, params), query.limit, "settlement_id")
 
     async def _rows(self, query: str, params: Sequence[Any]) -> builtins.list[dict[str, Any]]:
         async with self._pool.acquire() as conn, conn.cursor() as cur:

@@ -7,11 +7,20 @@ import re
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from app.bootstrap import install_edge, install_views
+from app.runtime.worker_signatures import WorkerSignatures
 from app.settings import Settings
 from tests.component.web.test_dashboard import csrf_of
-from tests.support.fakes import TEST_PEPPER, MemoryWorld, RecordingMailer, memory_world
+from tests.support.fakes import (
+    TEST_PEPPER,
+    LocalRouting,
+    MemoryWorld,
+    RecordingMailer,
+    memory_world,
+)
 
 pytestmark = pytest.mark.component
 
@@ -21,6 +30,15 @@ _LINK = re.compile(r"https?://\S+/dashboard/verify\?token=(ver_\S+)")
 
 def world_in(mode: str) -> MemoryWorld:
     return memory_world(Settings(api_key_pepper=TEST_PEPPER, signup_mode=mode))  # type: ignore[arg-type]
+
+
+def client_of(world: MemoryWorld) -> TestClient:
+    """A test client on ``world``, wired as tests/component/web/conftest.py wires its own."""
+    app = web.Application()
+    secret = WorkerSignatures(world.settings.internal_secret)
+    limits = install_edge(app, world.services, world.settings, secret)
+    install_views(app, world.services, LocalRouting(), world.settings, limits=limits)
+    return TestClient(TestServer(app))
 
 
 @pytest.fixture
@@ -111,23 +129,11 @@ async def test_a_failed_email_leaves_the_account_and_a_new_link_can_be_asked_for
 
 
 async def test_by_invitation_only_a_valid_unused_code_opens_an_account() -> None:
-    from aiohttp import web
-    from aiohttp.test_utils import TestServer
-
-    from app.bootstrap import install_edge, install_views
-    from app.runtime.worker_signatures import WorkerSignatures
-    from tests.support.fakes import LocalRouting
-
     world = world_in("invite")
-    app = web.Application()
-    limits = install_edge(
-        app, world.services, world.settings, WorkerSignatures(world.settings.internal_secret)
-    )
-    install_views(app, world.services, LocalRouting(), world.settings, limits=limits)
     code, _ = await world.services.signup.invite(
         note="Mug & Co", expires_in=__import__("datetime").timedelta(days=1)
     )
-    async with TestClient(TestServer(app)) as client:
+    async with client_of(world) as client:
         missing = await sign_up(client)
         assert missing.status == 403
         assert (await missing.json())["error"]["code"] == "signup_invitation_invalid"
@@ -139,20 +145,8 @@ async def test_by_invitation_only_a_valid_unused_code_opens_an_account() -> None
 
 
 async def test_when_closed_nobody_signs_up_and_the_dashboard_says_so() -> None:
-    from aiohttp import web
-    from aiohttp.test_utils import TestServer
-
-    from app.bootstrap import install_edge, install_views
-    from app.runtime.worker_signatures import WorkerSignatures
-    from tests.support.fakes import LocalRouting
-
     world = world_in("closed")
-    app = web.Application()
-    limits = install_edge(
-        app, world.services, world.settings, WorkerSignatures(world.settings.internal_secret)
-    )
-    install_views(app, world.services, LocalRouting(), world.settings, limits=limits)
-    async with TestClient(TestServer(app)) as client:
+    async with client_of(world) as client:
         closed = await sign_up(client)
         assert closed.status == 403
         assert (await closed.json())["error"]["code"] == "signup_closed"
