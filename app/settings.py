@@ -132,6 +132,17 @@ class Settings:
     smtp_password: str | None = field(default=None, repr=False)
     smtp_starttls: bool = False
     mail_from: str = "crypto-checkout <no-reply@checkout.localhost>"
+    # The signer (docs/money-out.md): its key files (on `sim`, unset means the public development
+    # mnemonic), its signed log, and its limits per purpose: "purpose=each:per-day,…" in USDT
+    # (TRX for sweep_topup).
+    signer_hot_wallet_key_file: Path | None = None
+    signer_deposit_xprv_file: Path | None = None
+    signer_log_file: Path = field(
+        default_factory=lambda: REPO_ROOT / ".local" / "signer" / "signed.jsonl"
+    )
+    signer_limits: str = (
+        "payout=50000:200000,refund=5000:20000,sweep=1000000:100000000,sweep_topup=30:3000"
+    )
 
     @property
     def canonical_url(self) -> str:
@@ -309,6 +320,14 @@ class Settings:
             ),
             smtp_starttls=reader.get("SMTP_STARTTLS", defaults.smtp_starttls, _boolean),
             mail_from=reader.get("MAIL_FROM", defaults.mail_from, _non_empty),
+            signer_hot_wallet_key_file=reader.get(
+                "SIGNER_HOT_WALLET_KEY_FILE", defaults.signer_hot_wallet_key_file, Path
+            ),
+            signer_deposit_xprv_file=reader.get(
+                "SIGNER_DEPOSIT_XPRV_FILE", defaults.signer_deposit_xprv_file, Path
+            ),
+            signer_log_file=reader.get("SIGNER_LOG_FILE", defaults.signer_log_file, Path),
+            signer_limits=reader.get("SIGNER_LIMITS", defaults.signer_limits, _signer_limits),
         )
         try:
             chain = ChainSettings.from_env(env)
@@ -431,6 +450,28 @@ def _secret(raw: str) -> str:
     if len(raw) < 32:
         raise ValueError("expected 32 or more characters")
     return raw
+
+
+def _signer_limits(raw: str) -> str:
+    parse_signer_limits(raw)  # refused here, at start, naming the variable
+    return raw
+
+
+def parse_signer_limits(raw: str) -> dict[str, tuple[int, int]]:
+    """ "payout=50000:200000,…" → {purpose: (each, per day)} in micro-units (USDT or TRX)."""
+    limits: dict[str, tuple[int, int]] = {}
+    for item in raw.split(","):
+        name, _, values = item.strip().partition("=")
+        each, _, daily = values.partition(":")
+        if name not in ("payout", "refund", "sweep", "sweep_topup") or not (
+            each.isdecimal() and daily.isdecimal()
+        ):
+            raise ValueError(
+                "expected purpose=each:per-day items (payout, refund, sweep, sweep_topup), "
+                "e.g. payout=50000:200000"
+            )
+        limits[name] = (int(each) * 1_000_000, int(daily) * 1_000_000)
+    return limits
 
 
 def _base_url(raw: str) -> str:

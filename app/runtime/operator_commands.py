@@ -9,6 +9,8 @@
   what a merchant does through the API, for the operator (the audit log names the operator);
 - ``create-signup-invitation [--note …] [--days N]``: a one-time code that lets one new merchant
   sign up when ``SIGNUP_MODE=invite`` (app/services/signup.py), with the sign-up link;
+- ``signer``: the signer process (docs/money-out.md): holds the keys, answers signing requests
+  from Kafka, nothing else; runs until SIGINT or SIGTERM;
 - ``rebuild-read-models [--only NAME,…]``: replay the event store into fresh read models and swap
   them in while the projection runs (app/adapters/postgres/read_model_rebuild.py).
 
@@ -20,6 +22,8 @@ Redis, so a revoked key is refused at once. ``register`` adds them before ``app.
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -49,15 +53,22 @@ from app.adapters.postgres.signup import PostgresSignups
 from app.adapters.postgres.users import PostgresUsers
 from app.adapters.redis.access_changes import RedisAccessChanges
 from app.adapters.redis.rate_limits import RateLimiter
+from app.adapters.signer.kafka import SignerLoop
+from app.adapters.signer.keys import FileKeys, KeyFileError, dev_keys
+from app.adapters.signer.signed_log import JsonlSignedLog
+from app.adapters.tron.raw_transactions import UndecodableTransaction, decode_raw_transaction
 from app.domain.access import Principal, parse_scopes
 from app.domain.errors import CheckoutError
 from app.domain.fees import format_fee_percentage
+from app.domain.signing import Purpose, SignerLimits
+from app.runtime.topics import SIGNATURES, SIGNING_REQUESTS, topic_name
 from app.services.access import AccessControl, ApiKeys, operator
 from app.services.credentials import SecretDigests
 from app.services.ports import ApiKeyRecord, AuditEntry, UserRecord
+from app.services.signer import Signer
 from app.services.signup import Signup, SignupSettings
 from app.services.users import LoginLimits, UserAccounts
-from app.settings import Settings
+from app.settings import Settings, parse_signer_limits
 
 
 @dataclass(frozen=True)
@@ -233,7 +244,69 @@ async def _rebuild_read_models(settings: Settings, only: str | None, batch: int)
     )
 
 
+def _signer_keys(settings: Settings) -> FileKeys:
+    hot_file, xprv_file = settings.signer_hot_wallet_key_file, settings.signer_deposit_xprv_file
+    if hot_file is not None and xprv_file is not None:
+        return FileKeys.from_files(hot_file, xprv_file, expected_xpub=settings.chain.xpub)
+    if settings.chain.network != "sim" or hot_file is not None or xprv_file is not None:
+        raise KeyFileError(
+            "SIGNER_HOT_WALLET_KEY_FILE and SIGNER_DEPOSIT_XPRV_FILE are both required "
+            "(only the sim network has development keys)"
+        )
+    hot, xprv = dev_keys()
+    return FileKeys(hot, xprv, expected_xpub=settings.chain.xpub)
+
+
+async def _run_signer(settings: Settings) -> None:
+    try:
+        keys = _signer_keys(settings)
+    except KeyFileError as exc:
+        _refuse("signer", exc)
+    limits = parse_signer_limits(settings.signer_limits)
+    signer = Signer(
+        keys,
+        JsonlSignedLog(settings.signer_log_file),
+        SignerLimits(
+            per_transaction={Purpose(name): each for name, (each, _) in limits.items()},
+            per_day={Purpose(name): daily for name, (_, daily) in limits.items()},
+        ),
+        token_contract=settings.chain.usdt_contract,
+        decode=decode_raw_transaction,
+        undecodable=UndecodableTransaction,
+    )
+    loop = SignerLoop(
+        signer,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        requests_topic=topic_name(SIGNING_REQUESTS, settings.topic_namespace),
+        answers_topic=topic_name(SIGNATURES, settings.topic_namespace),
+        group_id=f"{settings.app_id}-signer",
+    )
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    print(
+        f"signer: hot wallet {keys.hot_wallet}, answering on "
+        f"{topic_name(SIGNATURES, settings.topic_namespace)}",
+        file=sys.stderr,
+        flush=True,
+    )
+    await loop.run(stop)
+
+
+def _register_signer(app: faust.App, settings: Settings) -> None:
+    @app.command()
+    async def signer(self: Any) -> None:
+        """Run the signer: the only holder of private keys (docs/money-out.md).
+
+        Reads checkout.signing-requests, answers on checkout.signatures; no HTTP, no database.
+        Keys from SIGNER_HOT_WALLET_KEY_FILE and SIGNER_DEPOSIT_XPRV_FILE (on sim, the public
+        development mnemonic when both are unset). Runs until SIGINT or SIGTERM.
+        """
+        await _run_signer(settings)
+
+
 def register(app: faust.App, settings: Settings) -> None:
+    _register_signer(app, settings)
     merchant_option = option("--merchant", type=str, required=True, help="The merchant's id.")
 
     @app.command(

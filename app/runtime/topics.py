@@ -45,7 +45,11 @@ PUBLIC_TOPICS = (DOMAIN_EVENTS, NOTIFICATIONS, ANALYTICS, INTEGRATIONS)
 # each partition, so the payment agent counts confirmations in order with the transfers).
 INVOICE_COMMANDS = TopicSpec("checkout.invoice-commands", 12, "invoice id", serializer="json")
 DEPOSITS = TopicSpec("checkout.deposits", 12, "deposit address", serializer="json")
-INTERNAL_TOPICS = (INVOICE_COMMANDS, DEPOSITS)
+# The signer's (docs/money-out.md): requests from the workers, answers from the signer, keyed by
+# request id. The signer reads and writes only these two.
+SIGNING_REQUESTS = TopicSpec("checkout.signing-requests", 3, "request id", serializer="json")
+SIGNATURES = TopicSpec("checkout.signatures", 3, "request id", serializer="json")
+INTERNAL_TOPICS = (INVOICE_COMMANDS, DEPOSITS, SIGNING_REQUESTS, SIGNATURES)
 
 
 def dead_letter(spec: TopicSpec) -> TopicSpec:
