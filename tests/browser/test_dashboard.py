@@ -119,7 +119,12 @@ def test_a_merchant_watches_a_payment_downloads_the_csv_and_manages_keys(
         By.CSS_SELECTOR,
         "#new-key ~ form button[type=submit], form[action='/dashboard/keys'] button.primary",
     ).click()
-    secret = window.find_element(By.ID, "secret-value").text
+    # A click that submits a form returns before the next page is there: wait for it.
+    secret = (
+        WebDriverWait(window, 30)
+        .until(lambda w: w.find_element(By.ID, "secret-value"), "the new key's secret")
+        .text
+    )
     assert secret.startswith("ck_")
     bearer = {"Authorization": f"Bearer {secret}"}
     assert (

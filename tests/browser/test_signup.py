@@ -38,7 +38,9 @@ def test_sign_up_confirm_from_the_email_and_create_the_first_key(
     phone = new_browser(PHONE)
     phone.get(f"{platform.url}/dashboard/login")
     phone.find_element(By.LINK_TEXT, "Create a merchant account").click()
-    phone.find_element(By.ID, "business_name").send_keys("Mug & Co")
+    WebDriverWait(phone, 30).until(lambda w: w.find_element(By.ID, "business_name")).send_keys(
+        "Mug & Co"
+    )
     phone.find_element(By.ID, "email").send_keys(email)
     phone.find_element(By.ID, "password").send_keys(PASSWORD)
     assert phone.execute_script("return document.documentElement.scrollWidth") <= PHONE[0]
@@ -63,4 +65,7 @@ def test_sign_up_confirm_from_the_email_and_create_the_first_key(
     window.get(f"{platform.url}/dashboard/keys")
     window.find_element(By.ID, "key-name").send_keys("shop backend")
     window.find_element(By.CSS_SELECTOR, "form[action='/dashboard/keys'] button.primary").click()
-    assert window.find_element(By.ID, "secret-value").text.startswith("ck_")
+    shown = WebDriverWait(window, 30).until(
+        lambda w: w.find_element(By.ID, "secret-value"), "the new key's secret"
+    )
+    assert shown.text.startswith("ck_")
