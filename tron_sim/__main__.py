@@ -44,6 +44,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--energy-fee", type=int, default=100, help="SUN per energy unit (getEnergyFee)"
     )
     parser.add_argument(
+        "--transaction-fee",
+        type=int,
+        default=1_000,
+        help="SUN burnt per byte of bandwidth beyond the free allowance (getTransactionFee)",
+    )
+    parser.add_argument(
+        "--free-net-limit",
+        type=int,
+        default=600,
+        help="free bandwidth bytes per account, recovered over 24 h (getFreeNetLimit)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
@@ -58,6 +70,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--block-interval must be 0 or more")
     if args.energy_fee <= 0:
         parser.error("--energy-fee must be greater than 0")
+    if args.transaction_fee < 0:
+        parser.error("--transaction-fee must be 0 or more")
+    if args.free_net_limit < 0:
+        parser.error("--free-net-limit must be 0 or more")
     return args
 
 
@@ -66,6 +82,8 @@ async def serve(args: argparse.Namespace) -> int:
         block_interval=0.0 if args.manual else args.block_interval,
         solidify_depth=args.solidify_depth,
         energy_fee=args.energy_fee,
+        transaction_fee=args.transaction_fee,
+        free_net_limit=args.free_net_limit,
         data_dir=args.data_dir,
         paused=args.paused,
     )

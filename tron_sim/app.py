@@ -25,6 +25,8 @@ class SimSettings:
     block_interval: float = 3.0  # seconds; 0 = manual mode
     solidify_depth: int = 18
     energy_fee: int = 100
+    transaction_fee: int = 1_000
+    free_net_limit: int = 600
     data_dir: Path | None = None
     paused: bool = False
     clock: Callable[[], int] = field(default=wall_clock_ms)
@@ -34,7 +36,11 @@ def build_chain(settings: SimSettings) -> tuple[Chain, BlockLog | None]:
     chain = Chain(
         ChainConfig(
             solidify_depth=settings.solidify_depth,
-            fees=FeeSchedule(energy_fee=settings.energy_fee),
+            fees=FeeSchedule(
+                energy_fee=settings.energy_fee,
+                transaction_fee=settings.transaction_fee,
+                free_net_limit=settings.free_net_limit,
+            ),
         ),
         settings.clock,
     )

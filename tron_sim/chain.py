@@ -2,6 +2,15 @@
 
 Synchronous and deterministic: given the same clock readings and the same calls, the same block
 ids come out. The HTTP layer and the block producer call into it from one event loop.
+
+As java-tron does, a broadcast transaction is checked against the head state *plus* the pending
+pool (an `Overlay` on which the accepted pending transactions have been executed in order), and
+the block is then packed by checking and executing the pool again, in the same order, on the same
+head and at the same bandwidth time (the head block's). So a transaction accepted at broadcast is
+packed into the next block: an earlier pending transaction from the same sender cannot make it
+fail (bandwidth or balance) at packing, since it was already accounted for. The exceptions are a
+transaction that expires before the block, and a reorg, which changes the state the pool was
+checked against (the pool is then checked again, in order, on the new head).
 """
 
 from __future__ import annotations
@@ -14,8 +23,8 @@ from typing import Any, Protocol
 from tron_sim.blocks import Block
 from tron_sim.encoding import address_word, sha256, to_base58, uint_word
 from tron_sim.errors import BadRequest, BroadcastRejected
-from tron_sim.execution import FeeSchedule, Receipt, execute, validate
-from tron_sim.ledger import JournalEntry, Ledger
+from tron_sim.execution import FeeSchedule, NetBill, Receipt, execute, recovered_usage, validate
+from tron_sim.ledger import JournalEntry, Ledger, Overlay
 from tron_sim.signing import Signer, faucet, recover_signer, witness
 from tron_sim.token import SEL_TRANSFER, USDT_ADDRESS
 from tron_sim.transactions import TRANSFER, TRIGGER, Transaction
@@ -66,6 +75,7 @@ class Chain:
         self.by_id: dict[str, Block] = {}
         self.tx_index: dict[str, tuple[Block, int]] = {}
         self.pending: dict[str, Transaction] = {}
+        self._pool_state: Overlay | None = None  # the head state + the pending pool; see pool_state
         self.fail_next = 0
         self.fork_count = 0
         self.sink: BlockSink | None = None
@@ -116,6 +126,39 @@ class Chain:
             return self.ledger.value_before(table, key, self.unsolidified_journals())
         return self.ledger.tables[table].get(key)
 
+    def free_net(self, address: bytes, solid_only: bool = False) -> tuple[int, int]:
+        """Free bandwidth used as of the head (or solidified) block's time, recovered as java-tron's
+        updateUsage does, and the time it was last used (ms, 0 if never)."""
+        used = self.balance("free_net_used", address, solid_only) or 0
+        last = self.balance("free_net_time", address, solid_only) or 0
+        now = (self.solid if solid_only else self.head).timestamp
+        return recovered_usage(used, last, now), last
+
+    @property
+    def pool_state(self) -> Overlay:
+        """The head state with the pending pool executed on it: what broadcast checks against.
+
+        Rebuilt when blocks change (a new block empties the pool; a reorg changes the head under
+        it) by checking and executing the pool again, in order, as packing will."""
+        if self._pool_state is None:
+            state = Overlay(self.ledger)
+            for tx in self.pending.values():
+                bill = self._check_in(state, tx)
+                if bill is not None:  # fails again at packing, where it is dropped
+                    execute(state, tx, self.next_timestamp(), self.config.fees, bill)
+            self._pool_state = state
+        return self._pool_state
+
+    def _check_in(self, state: Ledger, tx: Transaction) -> NetBill | None:
+        """TaPoS and validation on `state`, at the head's bandwidth time; None when refused."""
+        if tx.txid in self.tx_index:
+            return None
+        try:
+            self._check_tapos(tx)
+            return validate(state, tx, self.config.fees, self.head.timestamp)
+        except BroadcastRejected:
+            return None
+
     # ----- genesis and blocks
 
     def _genesis(self) -> None:
@@ -140,12 +183,14 @@ class Chain:
     def _index(self, block: Block) -> None:
         self.blocks.append(block)
         self.by_id[block.id_hex] = block
+        self._pool_state = None
         for i, tx in enumerate(block.transactions):
             self.tx_index[tx.txid] = (block, i)
 
     def _unindex_head(self) -> Block:
         block = self.blocks.pop()
         del self.by_id[block.id_hex]
+        self._pool_state = None
         for tx in block.transactions:
             self.tx_index.pop(tx.txid, None)
         self.ledger.revert(block.journal)
@@ -167,19 +212,25 @@ class Chain:
         return [self.produce_block() for _ in range(count)]
 
     def append_block(self, timestamp: int, witness_index: int, txs: list[Transaction]) -> Block:
-        """Pack `txs` (dropping those java-tron would drop) into a block on the head."""
+        """Pack `txs` (dropping those java-tron would drop) into a block on the head.
+
+        Bandwidth is measured at the head block's time (java-tron's head slot while it packs the
+        next block), as it was at broadcast."""
         journal = self.ledger.record()
         included: list[Transaction] = []
         receipts: list[Receipt] = []
         seen: set[str] = set()
         try:
             for tx in txs:
-                if tx.txid in seen or tx.txid in self.tx_index or not self._packable(tx, timestamp):
+                bill = None
+                if tx.txid not in seen and tx.expiration > timestamp:
+                    bill = self._check_in(self.ledger, tx)
+                if bill is None:
                     log.debug("dropped %s from block", tx.txid)
                     continue
                 seen.add(tx.txid)
                 included.append(tx)
-                receipts.append(execute(self.ledger, tx, timestamp, self.config.fees))
+                receipts.append(execute(self.ledger, tx, timestamp, self.config.fees, bill))
         finally:
             self.ledger.stop_recording()
         block = Block.seal(
@@ -205,30 +256,26 @@ class Chain:
             self.sink.block_added(block)
         return block
 
-    def _packable(self, tx: Transaction, timestamp: int) -> bool:
-        if tx.expiration <= timestamp:
-            return False
-        try:
-            self._check_tapos(tx)
-            validate(self.ledger, tx, self.config.fees)
-        except BroadcastRejected:
-            return False
-        return True
-
     # ----- broadcast
 
     def broadcast(self, tx: Transaction, *, verify_signature: bool = True) -> None:
-        """Accept a transaction into the pending pool, with java-tron's checks in its order."""
+        """Accept a transaction into the pending pool, with java-tron's checks in its order.
+
+        Bandwidth and the contract are validated against the head state with the pending pool
+        applied, then the transaction is executed on that state too (java-tron's pending state).
+        """
         self._check_tapos(tx)
         self._check_expiration(tx)
         if tx.txid in self.tx_index or tx.txid in self.pending:
             raise BroadcastRejected("DUP_TRANSACTION_ERROR", "Dup transaction.")
         if verify_signature:
             self._check_signature(tx)
-        validate(self.ledger, tx, self.config.fees)
+        state = self.pool_state
+        bill = validate(state, tx, self.config.fees, self.head.timestamp)
         if self.fail_next and tx.kind == TRIGGER:
             self.fail_next -= 1
             tx.forced_fail = True
+        execute(state, tx, self.next_timestamp(), self.config.fees, bill)
         self.pending[tx.txid] = tx
 
     def _check_tapos(self, tx: Transaction) -> None:
@@ -380,6 +427,7 @@ class Chain:
             witness_index = (number + self.fork_count) % WITNESS_COUNT
             new.append(self.append_block(timestamp, witness_index, txs))
         self.pending = {tx.txid: tx for tx in back_to_pool} | self.pending
+        self._pool_state = None
         log.info("reorg depth=%d new head %d %s", depth, self.head.number, self.head.id_hex)
         return ReorgResult(
             old_ids=[b.id_hex for b in old],

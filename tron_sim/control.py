@@ -107,6 +107,8 @@ def _status(chain: Chain, producer: BlockProducer) -> dict[str, Any]:
         },
         "usdt_contract": USDT_ADDRESS_BASE58,
         "energy_fee": chain.config.fees.energy_fee,
+        "transaction_fee": chain.config.fees.transaction_fee,
+        "free_net_limit": chain.config.fees.free_net_limit,
     }
 
 

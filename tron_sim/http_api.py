@@ -167,20 +167,32 @@ def get_account(chain: Chain, params: Params, visible: bool, solid: bool) -> Any
     if balance is None:
         return {}
     created = chain.balance("created", address, solid) or 0
-    return account_json(address, balance, created, visible)
+    free_net_usage, free_net_time = chain.free_net(address, solid)
+    return account_json(address, balance, created, visible, free_net_usage, free_net_time)
+
+
+TOTAL_NET_LIMIT = 43_200_000_000
+TOTAL_NET_WEIGHT = 26_000_000_000
+TOTAL_ENERGY_LIMIT = 180_000_000_000
+TOTAL_ENERGY_WEIGHT = 19_000_000_000
 
 
 def get_account_resource(chain: Chain, params: Params, visible: bool, solid: bool) -> Any:
+    """api.AccountResourceMessage, proto3 zeros omitted: nothing is staked in the simulator, so
+    NetUsed/NetLimit/EnergyUsed/EnergyLimit/tronPower* are 0 and absent, as java-tron prints them.
+    """
     address = _address_param(params, "address")
     if chain.balance("trx", address, solid) is None:
         return {}
-    return {
-        "freeNetLimit": 600,
-        "TotalNetLimit": 43_200_000_000,
-        "TotalNetWeight": 26_000_000_000,
-        "TotalEnergyLimit": 180_000_000_000,
-        "TotalEnergyWeight": 19_000_000_000,
-    }
+    fields = [
+        ("freeNetUsed", chain.free_net(address, solid)[0]),
+        ("freeNetLimit", chain.config.fees.free_net_limit),
+        ("TotalNetLimit", TOTAL_NET_LIMIT),
+        ("TotalNetWeight", TOTAL_NET_WEIGHT),
+        ("TotalEnergyLimit", TOTAL_ENERGY_LIMIT),
+        ("TotalEnergyWeight", TOTAL_ENERGY_WEIGHT),
+    ]
+    return {key: value for key, value in fields if value}
 
 
 def get_contract(chain: Chain, params: Params, visible: bool, solid: bool) -> Any:
@@ -317,7 +329,7 @@ CHAIN_PARAMETERS: list[tuple[str, int]] = [
     ("getCreateNewAccountBandwidthRate", 1),
     ("getAllowCreationOfContracts", 1),
     ("getRemoveThePowerOfTheGr", -1),
-    ("getEnergyFee", 0),  # replaced by the configured value
+    ("getEnergyFee", 0),  # configured: see CONFIGURED_PARAMETERS
     ("getExchangeCreateFee", 1_024_000_000),
     ("getMaxCpuTimeOfOneTx", 80),
     ("getAllowMultiSign", 1),
@@ -333,11 +345,22 @@ CHAIN_PARAMETERS: list[tuple[str, int]] = [
 ]
 
 
+# Parameters whose value is the simulator's FeeSchedule (the one the chain charges with).
+CONFIGURED_PARAMETERS = {
+    "getCreateAccountFee": "create_account_net_fee",
+    "getTransactionFee": "transaction_fee",
+    "getCreateNewAccountFeeInSystemContract": "create_account_fee",
+    "getEnergyFee": "energy_fee",
+    "getMaxFeeLimit": "max_fee_limit",
+    "getFreeNetLimit": "free_net_limit",
+}
+
+
 def get_chain_parameters(chain: Chain, params: Params, visible: bool, solid: bool) -> Any:
     entries: list[dict[str, Any]] = []
-    for key, value in CHAIN_PARAMETERS:
-        if key == "getEnergyFee":
-            value = chain.config.fees.energy_fee
+    for key, default in CHAIN_PARAMETERS:
+        attribute = CONFIGURED_PARAMETERS.get(key)
+        value = default if attribute is None else getattr(chain.config.fees, attribute)
         entries.append({"key": key, "value": value} if value else {"key": key})
     return {"chainParameter": entries}
 

@@ -12,12 +12,15 @@ JournalEntry = tuple[str, Any, Any]
 
 
 class Ledger:
-    """TRX balances (SUN), account activation times, TRC-20 balances and allowances."""
+    """TRX balances (SUN), account activation times, free bandwidth, TRC-20 balances and
+    allowances."""
 
     def __init__(self) -> None:
         self.tables: dict[str, dict[Any, int]] = {
             "trx": {},  # address -> SUN; present means the account is activated
             "created": {},  # address -> activation time, ms
+            "free_net_used": {},  # address -> free bandwidth bytes used as of free_net_time
+            "free_net_time": {},  # address -> head block time of the last free use, ms
             "token": {},  # address -> USDT base units
             "allowance": {},  # (owner, spender) -> USDT base units
         }
@@ -66,3 +69,25 @@ class Ledger:
                 if entry_table == table and entry_key == key:
                     return None if old is _MISSING else old
         return self.tables[table].get(key)
+
+
+class Overlay(Ledger):
+    """Changes kept apart from a base ledger, which they shadow but never touch.
+
+    The chain executes the pending pool on one, as java-tron does on its pending state, so that
+    broadcast checks see what earlier pending transactions will have spent. It holds absolute
+    values: it is stale as soon as the base changes, and is then rebuilt.
+    """
+
+    def __init__(self, base: Ledger) -> None:
+        super().__init__()
+        self.base = base
+
+    def get(self, table: str, key: Any, default: int = 0) -> int:
+        rows = self.tables[table]
+        if key in rows:
+            return rows[key]
+        return self.base.get(table, key, default)
+
+    def exists(self, address: bytes) -> bool:
+        return address in self.tables["trx"] or self.base.exists(address)

@@ -114,6 +114,11 @@ def transaction(raw: bytes, signatures: list[bytes], contract_ret: str) -> bytes
     )
 
 
+def transaction_size(raw: bytes, signatures: list[bytes]) -> int:
+    """len(transaction(raw, signatures, "DEFAULT")): the transaction without `ret`, not built."""
+    return sum(1 + len(varint(len(part))) + len(part) for part in (raw, *signatures) if part)
+
+
 def block_header_raw(
     *,
     timestamp: int,

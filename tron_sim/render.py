@@ -88,7 +88,16 @@ def active_permission_json(address: bytes, visible: bool) -> dict[str, Any]:
     }
 
 
-def account_json(address: bytes, balance: int, created: int, visible: bool) -> dict[str, Any]:
+def account_json(
+    address: bytes,
+    balance: int,
+    created: int,
+    visible: bool,
+    free_net_usage: int = 0,
+    free_net_time: int = 0,
+) -> dict[str, Any]:
+    """protocol.Account as wallet/getaccount prints it: `free_net_usage` is recovered to the
+    block read at, and `latest_consume_free_time` in ms (java-tron's getAccount converts both)."""
     out: dict[str, Any] = {"address": show_address(address, visible)}
     if address == USDT_ADDRESS:
         out["account_name"] = USDT_NAME if visible else USDT_NAME.encode().hex()
@@ -96,6 +105,10 @@ def account_json(address: bytes, balance: int, created: int, visible: bool) -> d
     if balance:
         out["balance"] = balance
     out["create_time"] = created
+    if free_net_usage:
+        out["free_net_usage"] = free_net_usage
+    if free_net_time:
+        out["latest_consume_free_time"] = free_net_time
     if address != USDT_ADDRESS:
         out["owner_permission"] = permission_json(address, visible)
         out["active_permission"] = [active_permission_json(address, visible)]
