@@ -54,7 +54,7 @@ def signer(keys: FileKeys, log_path: Path) -> Signer:
     )
 
 
-def raw_usdt_transfer(owner: str, to: str, amount: int) -> str:
+def raw_usdt_transfer(owner: str, to: str, amount: int, now_ms: int = NOW_MS) -> str:
     call = TRC20_TRANSFER + bytes(12) + account_id(to) + amount.to_bytes(32, "big")
     trigger = proto.trigger_smart_contract(
         b"\x41" + account_id(owner), b"\x41" + account_id(USDT), call
@@ -66,10 +66,10 @@ def raw_usdt_transfer(owner: str, to: str, amount: int) -> str:
         ref_block_bytes=b"\x00\x01",
         ref_block_num=0,
         ref_block_hash=b"\x02" * 8,
-        expiration=NOW_MS + 60_000,
+        expiration=now_ms + 60_000,
         memo=b"",
         contract_bytes=contract,
-        timestamp=NOW_MS,
+        timestamp=now_ms,
         fee_limit=30_000_000,
     ).hex()
 
