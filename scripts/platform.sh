@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The platform's own processes on top of the infrastructure: the Tron node simulator and the
-# workers (Faust agents + web). Each runs in the background with a pid file in .local/run and a
+# The platform's own processes on top of the infrastructure: the Tron node simulator, the
+# workers (Faust agents + web) and the signer (the only holder of keys, docs/money-out.md). Each runs in the background with a pid file in .local/run and a
 # log in .local/logs; a process already answering on its port is reused.
 #
-#   scripts/platform.sh up [sim|workers|all]   start and wait until healthy, then print URLs
+#   scripts/platform.sh up [sim|workers|signer|all]   start and wait until healthy, print URLs
 #   scripts/platform.sh down                   stop what this script started
 #   scripts/platform.sh status
 set -euo pipefail
@@ -72,6 +72,40 @@ workers_up() {
   done
 }
 
+signer_up() {
+  local pidfile="$RUN/signer.pid" deadline=$((SECONDS + 60))
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    say "signer: already running (pid $(cat "$pidfile"))"
+  else
+    say "starting the signer (log: $LOGS/signer.log)"
+    : >"$LOGS/signer.log"
+    (cd "$ROOT" && exec setsid "$VENV/checkout" signer >"$LOGS/signer.log" 2>&1 </dev/null) &
+    echo $! >"$pidfile"
+    # No port to ask: it says which hot wallet it signs for once its keys are loaded.
+    until grep -q "^signer: hot wallet" "$LOGS/signer.log" 2>/dev/null; do
+      kill -0 "$(cat "$pidfile")" 2>/dev/null || { tail -n 30 "$LOGS/signer.log" >&2; die "the signer exited"; }
+      ((SECONDS < deadline)) || die "the signer did not start within 60 s (log: $LOGS/signer.log)"
+      sleep 0.5
+    done
+  fi
+  fund_hot_wallet
+}
+
+fund_hot_wallet() { # on the simulator: TRX and USDT for payouts, refunds and sweep top-ups, once
+  local address trx
+  address="$(sed -n 's/^signer: hot wallet \(T[1-9A-HJ-NP-Za-km-z]*\),.*/\1/p' "$LOGS/signer.log" | tail -n 1)"
+  [ -n "$address" ] || die "the signer did not name its hot wallet (log: $LOGS/signer.log)"
+  trx="$(curl -fsS "http://127.0.0.1:$SIM_PORT/sim/balance?address=$address" \
+    | "$VENV/python" -c 'import json, sys; print(int(float(json.load(sys.stdin)["trx"])))')"
+  if [ "$trx" -lt 1000 ]; then
+    say "funding the hot wallet $address on the simulator: 10,000 TRX and 100,000 USDT"
+    curl -fsS -X POST "http://127.0.0.1:$SIM_PORT/sim/fund" -H 'Content-Type: application/json' \
+      -d "{\"address\": \"$address\", \"trx\": \"10000\", \"usdt\": \"100000\"}" >/dev/null \
+      || die "could not fund the hot wallet on the simulator"
+  fi
+  say "hot wallet $address: $(curl -fsS "http://127.0.0.1:$SIM_PORT/sim/balance?address=$address")"
+}
+
 demo_merchant() { # → prints the demo merchant's API key (created once, kept in .local)
   local file="$LOCAL/demo-merchant.json" first="${WORKER_PORTS%% *}" key=""
   if [ -f "$file" ]; then
@@ -102,6 +136,9 @@ crypto-checkout is up:
   Kafka                127.0.0.1:9092
   PostgreSQL           postgresql://checkout:checkout@127.0.0.1:5432/checkout
   Redis                redis://127.0.0.1:6379/0
+  SMTP (mail kept)     127.0.0.1:1025 → $LOCAL/mail/Maildir
+  signer               no listener (Kafka only); log $LOGS/signer.log
+  dashboard            http://127.0.0.1:$first/dashboard   (docs/dashboard.md)
   logs                 $LOGS
 
 Try it (demo merchant "Demo Shop", API key in $LOCAL/demo-merchant.json):
@@ -122,10 +159,12 @@ case "${1:-}" in
     case "${2:-all}" in
       sim) sim_up ;;
       workers) workers_up ;;
-      all) sim_up; workers_up; summary ;;
-      *) die "unknown part '${2}' (sim, workers, all)" ;;
+      signer) signer_up ;;
+      all) sim_up; workers_up; signer_up; summary ;;
+      *) die "unknown part '${2}' (sim, workers, signer, all)" ;;
     esac ;;
   down)
+    stop signer
     for port in $WORKER_PORTS; do stop "worker-$port"; done
     stop tron-sim ;;
   status)
