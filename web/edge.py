@@ -9,6 +9,11 @@
 - ``FROM_WORKER``: True when another worker forwarded the request, which the worker proves with
   a signature under ``INTERNAL_SECRET`` (app/runtime/worker_signatures.py). Such a request
   carries the original client's address and is not rate limited twice.
+- ``VIA_DASHBOARD``: True for the dashboard's own calls to the API on a browser's behalf
+  (web/dashboard/api.py), signed the same way with ``routed_from="dashboard"``. They are *not*
+  worker requests: the caller's own rate-limit tier is charged and the audit log records them
+  with the user and the browser's address; only the global and per-address tiers, charged when
+  the browser's request reached the dashboard, are not charged again.
 
 A request that claims to come from a worker (any of its headers) or asks for ``/internal/…``
 without a valid signature is a 401, whatever else it carries.
@@ -32,6 +37,8 @@ from web.input import read_capped
 
 CLIENT_ADDRESS: Final = aioweb.RequestKey("checkout.client_address", str)
 FROM_WORKER: Final = aioweb.RequestKey("checkout.from_worker", bool)
+VIA_DASHBOARD: Final = aioweb.RequestKey("checkout.via_dashboard", bool)
+DASHBOARD: Final = "dashboard"  # routed_from of the dashboard's own API calls
 INTERNAL_PREFIX: Final = "/internal/"
 _MAX_FORWARDED_HOPS: Final = 16
 
@@ -46,6 +53,10 @@ def client_address(request: aioweb.Request) -> str:
 
 def from_worker(request: aioweb.Request) -> bool:
     return request.get(FROM_WORKER, False)
+
+
+def via_dashboard(request: aioweb.Request) -> bool:
+    return request.get(VIA_DASHBOARD, False)
 
 
 class ClientAddresses:
@@ -94,7 +105,9 @@ class EdgeGuard:
                     "invalid_worker_signature",
                     f"only workers may send this request: {exc}",
                 ) from None
-            request[FROM_WORKER] = True
+            dashboard = worker.routed_from == DASHBOARD
+            request[FROM_WORKER] = not dashboard
+            request[VIA_DASHBOARD] = dashboard
             request[CLIENT_ADDRESS] = worker.client_address
         else:
             # Every X-Forwarded-For line, in order: a proxy may add a line rather than append.

@@ -33,7 +33,7 @@ from aiohttp import web as aioweb
 
 from app.domain.access import Principal
 from app.services.rate_limits import Decision, Limiter, Rate
-from web.edge import client_address, from_worker
+from web.edge import client_address, from_worker, via_dashboard
 from web.errors import ApiError
 
 Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
@@ -79,7 +79,7 @@ class RequestLimits:
 
     @aioweb.middleware
     async def middleware(self, request: aioweb.Request, handler: Handler) -> aioweb.StreamResponse:
-        if from_worker(request) or request.path in _UNLIMITED_PATHS:
+        if from_worker(request) or via_dashboard(request) or request.path in _UNLIMITED_PATHS:
             return await handler(request)
         overall, by_address = await asyncio.gather(
             self._limiter.hit("global", self._tiers.global_),

@@ -4,8 +4,9 @@ The dashboard holds no business logic and no privileges of its own. Every page i
 the same endpoints an integrator calls, with the signed-in user's access token, so what a user
 sees and may do in the browser is exactly what their role allows on the API: scopes, tenant
 isolation, the owner routing of one invoice, the rate limits and the audit log apply unchanged.
-The call goes to the very listener the browser's request arrived on and is signed as a worker's
-request (web/edge.py), so the API sees the browser's address, not 127.0.0.1.
+The call goes to the very listener the browser's request arrived on, signed under the internal
+secret as the dashboard's (web/edge.py): the API sees the browser's address, not 127.0.0.1,
+charges the user's own rate-limit tier and writes the audit log as for any other client.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from aiohttp import web as aioweb
 from yarl import URL
 
 from app.runtime.worker_signatures import WorkerSignatures
-from web.edge import client_address
+from web.edge import DASHBOARD, client_address
 
 CALL_TIMEOUT: Final = aiohttp.ClientTimeout(total=30, connect=5)
 EXPORT_TIMEOUT: Final = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=60)
@@ -85,7 +86,7 @@ class LoopbackApi:
         self, request: aioweb.Request, method: str, path_qs: str, body: bytes, token: str | None
     ) -> dict[str, str]:
         headers = self._signatures.headers(
-            method, path_qs, body, routed_from="dashboard", client_address=client_address(request)
+            method, path_qs, body, routed_from=DASHBOARD, client_address=client_address(request)
         )
         headers["Accept"] = "application/json"
         if body:

@@ -206,6 +206,21 @@ async def test_an_owner_creates_and_revokes_an_api_key_and_a_viewer_sees_no_key_
     )
     assert refused.status == 401
 
+    # Done in the browser, written in the audit log as any client's change: the user, the
+    # browser's address (not a worker's), the outcome.
+    written = [
+        e for e in world.audit_log.entries_written if e.action.startswith("POST /api/v1/api")
+    ]
+    assert [(e.action, e.result, e.actor_kind) for e in written] == [
+        ("POST /api/v1/api-keys", "201", "user")
+    ]
+    assert written[0].client_address == "127.0.0.1" and written[0].merchant_id == "mer_shop"
+    revoked_entry = world.audit_log.entries_written[-1]
+    assert (revoked_entry.action, revoked_entry.result) == (
+        "DELETE /api/v1/api-keys/{key_id}",
+        "200",
+    )
+
     client.session.cookie_jar.clear()
     await sign_in(client, world, role="viewer")
     keys = await (await client.get("/dashboard/keys")).text()
