@@ -135,12 +135,12 @@ def test_users_roles_and_tokens(platform: Platform) -> None:
         "--merchant",
         platform.merchant_id,
         "--email",
-        "viewer@shop.example",
+        f"viewer-{platform.namespace}@shop.example",
         "--role",
         "viewer",
         stdin=PASSWORD + "\n",
     )
-    viewer = sign_in(platform, "viewer@shop.example")
+    viewer = sign_in(platform, f"viewer-{platform.namespace}@shop.example")
     for url in platform.worker_urls:
         assert httpx.get(f"{url}/api/v1/invoices", headers=viewer, timeout=10).status_code == 200
         created = httpx.post(
@@ -163,7 +163,7 @@ def test_an_expired_token_is_refused(platform: Platform) -> None:
         "--merchant",
         platform.merchant_id,
         "--email",
-        "late@shop.example",
+        f"late-{platform.namespace}@shop.example",
         "--role",
         "owner",
         stdin=PASSWORD + "\n",
@@ -177,8 +177,14 @@ def test_an_expired_token_is_refused(platform: Platform) -> None:
 
 
 def test_the_admin_sets_the_fee_and_suspension_spares_the_settlement(platform: Platform) -> None:
-    cli(platform, "create-admin", "--email", "admin@platform.example", stdin=PASSWORD + "\n")
-    admin = sign_in(platform, "admin@platform.example")
+    cli(
+        platform,
+        "create-admin",
+        "--email",
+        f"admin-{platform.namespace}@platform.example",
+        stdin=PASSWORD + "\n",
+    )
+    admin = sign_in(platform, f"admin-{platform.namespace}@platform.example")
     merchant = f"{platform.url}/api/v1/admin/merchants/{platform.merchant_id}"
     patched = httpx.patch(merchant, json={"fee_percentage": "2.5"}, headers=admin, timeout=10)
     assert patched.status_code == 200, patched.text
