@@ -256,11 +256,16 @@ class Dashboard:
             csrf=self._cookies.csrf(request, response),
             path=request.path,
             notice=notice,
+            form_error=values.pop("form_error", None),
             network=self._network,
             signup_mode=self._signup_mode,
             **values,
         )
         return response
+
+    def _show(self, visit: Visit, template: str, **values: Any) -> aioweb.Response:
+        """A page for the signed-in user."""
+        return self._render(visit.request, template, visit=visit, **values)
 
     def _signed_in(self, page: Page, *, form: bool = False) -> Handler:
         async def handler(request: aioweb.Request) -> aioweb.StreamResponse:
@@ -310,10 +315,9 @@ class Dashboard:
         error = answer.error
         status = answer.status if 400 <= answer.status < 600 else 502
         titles = {403: "Not allowed", 404: "Not found", 429: "Too many requests"}
-        return self._render(
-            visit.request,
+        return self._show(
+            visit,
             "error.html",
-            visit=visit,
             status=status,
             title=titles.get(status, "Something went wrong"),
             message=str(error.get("message", "")),
@@ -474,10 +478,10 @@ class Dashboard:
         return _see_other(f"/dashboard/login?notice={notice}")
 
     async def resend(self, visit: Visit) -> aioweb.Response:
-        me = await visit.get("/api/v1/auth/me")
-        user = await visit.call("GET", "/api/v1/users")  # owners see their own email there
+        users = await visit.call("GET", "/api/v1/users")  # owners see their own email there
         email = next(
-            (u["email"] for u in (user.body or {}).get("data", []) if u["id"] == me["id"]), None
+            (u["email"] for u in (users.body or {}).get("data", []) if u["id"] == visit.me["id"]),
+            None,
         )
         if email is not None:
             await visit.call("POST", "/api/v1/signup/resend", json={"email": email})
@@ -501,10 +505,9 @@ class Dashboard:
             days_from(daily["data"]),
             title=f"Daily volume and fees, {first.isoformat()} to {today.isoformat()} (UTC)",
         )
-        return self._render(
-            visit.request,
+        return self._show(
+            visit,
             "overview.html",
-            visit=visit,
             summary=summary,
             daily=daily["data"],
             balance=balance,
@@ -514,13 +517,11 @@ class Dashboard:
     async def balance(self, visit: Visit) -> aioweb.Response:
         balance = await visit.get("/api/v1/balance")
         recent = await visit.get("/api/v1/settlements", {"limit": 10})
-        return self._render(
-            visit.request, "balance.html", visit=visit, balance=balance, recent=recent["data"]
-        )
+        return self._show(visit, "balance.html", balance=balance, recent=recent["data"])
 
     # --- invoices ---------------------------------------------------------------------------
 
-    async def invoices(self, visit: Visit) -> aioweb.Response:
+    async def invoices(self, visit: Visit, *, form_error: str | None = None) -> aioweb.Response:
         query = visit.request.query
         status = query.get("status", "")
         first = _day(query.get("from"), "from")
@@ -543,20 +544,15 @@ class Dashboard:
             "to": query.get("to", ""),
             "order_id": order_id,
         }
-        next_link = None
-        if page["next_cursor"]:
-            next_link = LoopbackApi.path(
-                "/dashboard/invoices", {**filters, "cursor": page["next_cursor"]}
-            )
-        return self._render(
-            visit.request,
+        next_link = _next_page("/dashboard/invoices", filters, page)
+        return self._show(
+            visit,
             "invoices.html",
-            visit=visit,
             invoices=page["data"],
             filters=filters,
             statuses=INVOICE_STATUSES,
             next_link=next_link,
-            form_error=None,
+            form_error=form_error,
         )
 
     async def create_invoice(self, visit: Visit) -> aioweb.Response:
@@ -568,22 +564,15 @@ class Dashboard:
         answer = await visit.call("POST", "/api/v1/invoices", json=body)
         if answer.ok:
             return self._back(f"/dashboard/invoices/{quote(answer.body['id'])}", "invoice_created")
-        page = await self.invoices(visit)
-        return self._with_form_error(visit, page, answer)
+        return await self._form_refused(visit, self.invoices, answer)
 
-    def _with_form_error(
-        self, visit: Visit, page: aioweb.Response, answer: ApiAnswer
+    async def _form_refused(
+        self, visit: Visit, page: Callable[..., Awaitable[aioweb.Response]], answer: ApiAnswer
     ) -> aioweb.Response:
-        # Re-rendered in place with the API's own words, the fields as typed (no redirect).
-        message = str(answer.error.get("message", "refused"))
-        assert page.text is not None
-        page.text = page.text.replace(
-            "<!--form-error-->",
-            f'<p class="error" role="alert">{jinja2.utils.markupsafe.escape(message)}</p>',
-            1,
-        )
-        page.set_status(answer.status if 400 <= answer.status < 500 else 502)
-        return page
+        """The form's page again, with the API's refusal in its own words above the form."""
+        response = await page(visit, form_error=str(answer.error.get("message", "refused")))
+        response.set_status(answer.status if 400 <= answer.status < 500 else 502)
+        return response
 
     async def invoice(self, visit: Visit) -> aioweb.Response:
         invoice_id = visit.request.match_info["invoice_id"]
@@ -600,10 +589,9 @@ class Dashboard:
                 f"/api/v1/invoices/{quote(invoice_id)}/webhook-deliveries", {"limit": 50}
             )
             deliveries = listed["data"]
-        return self._render(
-            visit.request,
+        return self._show(
+            visit,
             "invoice.html",
-            visit=visit,
             invoice=invoice,
             payments=public_view(public).get("payments", []),
             settlement=settlement,
@@ -635,16 +623,11 @@ class Dashboard:
                 "limit": 25,
             },
         )
-        next_link = None
-        if page["next_cursor"]:
-            next_link = LoopbackApi.path(
-                "/dashboard/settlements", {"status": status, "cursor": page["next_cursor"]}
-            )
+        next_link = _next_page("/dashboard/settlements", {"status": status}, page)
         today = datetime.now(UTC).date()
-        return self._render(
-            visit.request,
+        return self._show(
+            visit,
             "settlements.html",
-            visit=visit,
             settlements=page["data"],
             chosen=status,
             statuses=SETTLEMENT_STATUSES,
@@ -659,8 +642,7 @@ class Dashboard:
             raise aioweb.HTTPNotFound(text="no such export")
         query = {key: visit.request.query.get(key) for key in ("from", "to")}
         path = LoopbackApi.path(f"/api/v1/exports/{name}", query)
-        # A first call renews an expired session before the stream starts.
-        await visit.get("/api/v1/auth/me")
+        # The page's first call (who is signed in) renewed an expired session already.
         assert visit.access is not None
         async with self._api.stream(visit.request, path, token=visit.access) as upstream:
             if upstream.status != 200:
@@ -683,15 +665,21 @@ class Dashboard:
 
     # --- webhooks ---------------------------------------------------------------------------
 
-    async def webhooks(self, visit: Visit, *, shown: dict[str, Any] | None = None) -> Any:
+    async def webhooks(
+        self,
+        visit: Visit,
+        *,
+        shown: dict[str, Any] | None = None,
+        form_error: str | None = None,
+    ) -> Any:
         endpoints = await visit.get("/api/v1/webhook-endpoints")
-        return self._render(
-            visit.request,
+        return self._show(
+            visit,
             "webhooks.html",
-            visit=visit,
             endpoints=endpoints["data"],
             event_types=EVENT_CHOICES,
             shown=shown,
+            form_error=form_error,
         )
 
     async def create_webhook(self, visit: Visit) -> aioweb.Response:
@@ -705,7 +693,7 @@ class Dashboard:
             body["description"] = fields["description"].strip()
         answer = await visit.call("POST", "/api/v1/webhook-endpoints", json=body)
         if not answer.ok:
-            return self._with_form_error(visit, await self.webhooks(visit), answer)
+            return await self._form_refused(visit, self.webhooks, answer)
         return await self.webhooks(visit, shown=answer.body)  # the secret, shown once
 
     async def webhook(self, visit: Visit, *, shown: dict[str, Any] | None = None) -> Any:
@@ -714,10 +702,9 @@ class Dashboard:
         deliveries = await visit.get(
             f"/api/v1/webhook-endpoints/{quote(endpoint_id)}/deliveries", {"limit": 50}
         )
-        return self._render(
-            visit.request,
+        return self._show(
+            visit,
             "webhook.html",
-            visit=visit,
             endpoint=endpoint,
             deliveries=deliveries["data"],
             shown=shown,
@@ -750,15 +737,21 @@ class Dashboard:
 
     # --- API keys ---------------------------------------------------------------------------
 
-    async def keys(self, visit: Visit, *, created: dict[str, Any] | None = None) -> Any:
+    async def keys(
+        self,
+        visit: Visit,
+        *,
+        created: dict[str, Any] | None = None,
+        form_error: str | None = None,
+    ) -> Any:
         keys = await visit.get("/api/v1/api-keys") if visit.can(Scope.KEYS_WRITE) else None
-        return self._render(
-            visit.request,
+        return self._show(
+            visit,
             "keys.html",
-            visit=visit,
             keys=None if keys is None else keys["data"],
             scopes=sorted(visit.me.get("scopes", ())),
             created=created,
+            form_error=form_error,
         )
 
     async def create_key(self, visit: Visit) -> aioweb.Response:
@@ -770,7 +763,7 @@ class Dashboard:
             json={"name": fields.get("name", "").strip(), "scopes": scopes},
         )
         if not answer.ok:
-            return self._with_form_error(visit, await self.keys(visit), answer)
+            return await self._form_refused(visit, self.keys, answer)
         return await self.keys(visit, created=answer.body)
 
     async def revoke_key(self, visit: Visit) -> aioweb.Response:
@@ -785,15 +778,21 @@ class Dashboard:
 
     # --- team -------------------------------------------------------------------------------
 
-    async def team(self, visit: Visit, *, invited: dict[str, Any] | None = None) -> Any:
+    async def team(
+        self,
+        visit: Visit,
+        *,
+        invited: dict[str, Any] | None = None,
+        form_error: str | None = None,
+    ) -> Any:
         users = await visit.get("/api/v1/users") if visit.can(Scope.USERS_WRITE) else None
-        return self._render(
-            visit.request,
+        return self._show(
+            visit,
             "team.html",
-            visit=visit,
             users=None if users is None else users["data"],
             roles=ROLES,
             invited=invited,
+            form_error=form_error,
         )
 
     async def invite(self, visit: Visit) -> aioweb.Response:
@@ -804,7 +803,7 @@ class Dashboard:
             json={"email": fields.get("email", "").strip(), "role": fields.get("role", "")},
         )
         if not answer.ok:
-            return self._with_form_error(visit, await self.team(visit), answer)
+            return await self._form_refused(visit, self.team, answer)
         return await self.team(visit, invited=answer.body)
 
     async def set_role(self, visit: Visit) -> aioweb.Response:
@@ -832,15 +831,13 @@ class Dashboard:
             days_from(revenue["data"]),
             title=f"Platform volume and fees, {first.isoformat()} to {today.isoformat()} (UTC)",
         )
-        return self._render(
-            visit.request, "admin_revenue.html", visit=visit, revenue=revenue, chart=chart
-        )
+        return self._show(visit, "admin_revenue.html", revenue=revenue, chart=chart)
 
     async def admin_merchants(self, visit: Visit) -> aioweb.Response:
         merchants = await visit.get(
             "/api/v1/admin/merchants", {"limit": 100, "cursor": visit.request.query.get("cursor")}
         )
-        return self._render(visit.request, "admin_merchants.html", visit=visit, merchants=merchants)
+        return self._show(visit, "admin_merchants.html", merchants=merchants)
 
     # --- live invoice statuses --------------------------------------------------------------
 
@@ -987,6 +984,12 @@ def _json_or_none(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
+
+
+def _next_page(path: str, filters: Mapping[str, object], page: Mapping[str, Any]) -> str | None:
+    """The link to the page after ``page`` of an API list, with the same filters."""
+    cursor = page["next_cursor"]
+    return None if cursor is None else LoopbackApi.path(path, {**filters, "cursor": cursor})
 
 
 def _see_other(location: str) -> aioweb.Response:

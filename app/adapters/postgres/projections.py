@@ -374,24 +374,44 @@ class InvoiceSummaries:
 
 def _where(merchant_id: str, query: InvoiceQuery) -> tuple[list[str], list[Any]]:
     """The conditions of a list query, each with its bound parameter."""
-    clauses = ["merchant_id = %s", "created_at IS NOT NULL"]
-    params: list[Any] = [merchant_id]
-    if query.status:
-        clauses.append("status = ANY(%s)")
-        params.append([str(item) for item in query.status])
-    if query.payment_exception:
-        clauses.append("payment_exception = ANY(%s)")
-        params.append([str(item) for item in query.payment_exception])
-    if query.order_id is not None:
-        clauses.append("order_id = %s")
-        params.append(query.order_id)
-    if query.created_from is not None:
-        clauses.append("created_at >= %s")
-        params.append(query.created_from)
-    if query.created_to is not None:
-        clauses.append("created_at < %s")
-        params.append(query.created_to)
-    if query.cursor is not None:
-        clauses.append("(created_at, invoice_id) < (%s, %s)")
-        params.extend(decode_cursor(query.cursor))
+    return conditions(
+        ("merchant_id = %s", merchant_id),
+        ("created_at IS NOT NULL", ()),
+        ("status = ANY(%s)", [str(item) for item in query.status]),
+        ("payment_exception = ANY(%s)", [str(item) for item in query.payment_exception]),
+        ("order_id = %s", query.order_id),
+        *window(query.created_from, query.created_to, query.cursor, "invoice_id"),
+    )
+
+
+def window(
+    created_from: datetime | None, created_to: datetime | None, cursor: str | None, id_column: str
+) -> tuple[tuple[str, Any], ...]:
+    """A newest-first list's creation window and keyset position, for ``conditions``."""
+    return (
+        ("created_at >= %s", created_from),
+        ("created_at < %s", created_to),
+        # id_column is a constant of the caller's, never input.
+        (
+            f"(created_at, {id_column}) < (%s, %s)",
+            None if cursor is None else decode_cursor(cursor),
+        ),
+    )
+
+
+def conditions(*candidates: tuple[str, Any]) -> tuple[list[str], list[Any]]:
+    """SQL conditions and their parameters, leaving out those whose value is None or an empty
+    list; a tuple binds one parameter per item (``()``: a condition with none)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for clause, value in candidates:
+        if isinstance(value, tuple):
+            if not value and "%s" in clause:
+                continue
+            params.extend(value)
+        elif value is None or value == []:
+            continue
+        else:
+            params.append(value)
+        clauses.append(clause)
     return clauses, params

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from app.adapters.postgres.pool import Connections
-from app.adapters.postgres.projections import decode_cursor, page_of
+from app.adapters.postgres.projections import conditions, page_of, window
 from app.services.ports import Page, SettlementQuery
 
 COLUMNS: Final = (
@@ -46,23 +46,12 @@ class SettlementRecords:
         The same keyset pagination as the invoice list: (created_at, settlement_id) below the
         cursor's, on the (merchant_id, created_at) index.
         """
-        clauses = ["merchant_id = %s"]
-        params: builtins.list[Any] = [merchant_id]
-        if query.invoice_id is not None:
-            clauses.append("invoice_id = %s")
-            params.append(query.invoice_id)
-        if query.status:
-            clauses.append("status = ANY(%s)")
-            params.append([str(item) for item in query.status])
-        if query.created_from is not None:
-            clauses.append("created_at >= %s")
-            params.append(query.created_from)
-        if query.created_to is not None:
-            clauses.append("created_at < %s")
-            params.append(query.created_to)
-        if query.cursor is not None:
-            clauses.append("(created_at, settlement_id) < (%s, %s)")
-            params.extend(decode_cursor(query.cursor))
+        clauses, params = conditions(
+            ("merchant_id = %s", merchant_id),
+            ("invoice_id = %s", query.invoice_id),
+            ("status = ANY(%s)", [str(item) for item in query.status]),
+            *window(query.created_from, query.created_to, query.cursor, "settlement_id"),
+        )
         sql = (
             f"{_SELECT} WHERE {' AND '.join(clauses)}"
             " ORDER BY created_at DESC, settlement_id DESC LIMIT %s"
