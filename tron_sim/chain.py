@@ -10,7 +10,9 @@ head and at the same bandwidth time (the head block's). So a transaction accepte
 packed into the next block: an earlier pending transaction from the same sender cannot make it
 fail (bandwidth or balance) at packing, since it was already accounted for. The exceptions are a
 transaction that expires before the block, and a reorg, which changes the state the pool was
-checked against (the pool is then checked again, in order, on the new head).
+checked against: the pool is then checked again, in order, on the new head, and what no longer
+passes (TaPoS on a replaced block, expired, invalid) leaves it at once, as java-tron drops it when
+it pushes its pool and the erased blocks' transactions again after switching forks.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ MAX_EXPIRATION_MS = 86_400_000
 TAPOS_WINDOW = 65_536
 FAUCET_FEE_LIMIT = 100_000_000
 FAUCET_EXPIRATION_MS = 12 * 3_600_000
+# java-tron's `trx.expiration.timeInMilliseconds` default: what a node-built transaction gets.
+NODE_EXPIRATION_MS = 60_000
 
 Clock = Callable[[], int]
 
@@ -64,6 +68,10 @@ class ReorgResult:
     new_ids: list[str]
     dropped: list[str]
     returned_to_pool: list[str]
+    # Neither dropped on request nor in a block nor pending any more: the new branch could not
+    # take them (TaPoS on a replaced block, expired, or no longer valid), as java-tron refuses
+    # them when it pushes the erased blocks' transactions again after switching forks.
+    lost: list[str]
 
 
 class Chain:
@@ -148,6 +156,19 @@ class Chain:
                     execute(state, tx, self.next_timestamp(), self.config.fees, bill)
             self._pool_state = state
         return self._pool_state
+
+    def node_reference(self) -> dict[str, Any]:
+        """TaPoS, expiration and timestamp of a transaction the node builds
+        (`createtransaction`, `triggersmartcontract`): java-tron's Wallet.setTransaction with its
+        defaults — the head block as reference (`trx.reference.block = head`), expiration the
+        head block's time + 60 s, timestamp the node's clock."""
+        head = self.head
+        return {
+            "ref_block_bytes": head.id[6:8],
+            "ref_block_hash": head.id[8:16],
+            "expiration": head.timestamp + NODE_EXPIRATION_MS,
+            "timestamp": self.clock(),
+        }
 
     def _check_in(self, state: Ledger, tx: Transaction) -> NetBill | None:
         """TaPoS and validation on `state`, at the head's bandwidth time; None when refused."""
@@ -427,14 +448,38 @@ class Chain:
             witness_index = (number + self.fork_count) % WITNESS_COUNT
             new.append(self.append_block(timestamp, witness_index, txs))
         self.pending = {tx.txid: tx for tx in back_to_pool} | self.pending
-        self._pool_state = None
+        refused = self._recheck_pool()
+        replaced = [tx.txid for block in old for tx in block.transactions]
+        lost = [
+            txid
+            for txid in replaced
+            if txid not in drop_set and txid not in self.tx_index and txid not in self.pending
+        ]
         log.info("reorg depth=%d new head %d %s", depth, self.head.number, self.head.id_hex)
         return ReorgResult(
             old_ids=[b.id_hex for b in old],
             new_ids=[b.id_hex for b in new],
             dropped=sorted(drop_set),
-            returned_to_pool=[tx.txid for tx in back_to_pool],
+            returned_to_pool=[tx.txid for tx in back_to_pool if tx.txid in self.pending],
+            lost=lost + [txid for txid in refused if txid not in replaced],
         )
+
+    def _recheck_pool(self) -> list[str]:
+        """After a reorg, check the pool again on the new head, in order, as java-tron pushes
+        its pending and popped transactions again after switching forks: one whose TaPoS block
+        was replaced, that expired, or that no longer validates is dropped now (so broadcasting
+        it again gives that error rather than DUP_TRANSACTION_ERROR). Returns the dropped ids."""
+        state = Overlay(self.ledger)
+        refused: list[str] = []
+        for tx in list(self.pending.values()):
+            bill = self._check_in(state, tx) if tx.expiration > self.head.timestamp else None
+            if bill is None:
+                refused.append(tx.txid)
+                del self.pending[tx.txid]
+                continue
+            execute(state, tx, self.next_timestamp(), self.config.fees, bill)
+        self._pool_state = state
+        return refused
 
     def replay_reorg(self, depth: int) -> None:
         """Apply a reorg read from the block log: unwind `depth` blocks (new ones follow)."""

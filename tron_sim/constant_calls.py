@@ -23,6 +23,10 @@ from tron_sim.token import (
 from tron_sim.transactions import TRIGGER, Transaction
 
 VIEW_ENERGY = 935
+# The USDT ABI's View functions: `triggersmartcontract` runs these as constant calls.
+VIEW_SELECTORS = frozenset(
+    {SEL_BALANCE_OF, SEL_ALLOWANCE, SEL_DECIMALS, SEL_NAME, SEL_SYMBOL, SEL_TOTAL_SUPPLY}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -249,6 +249,7 @@ async def reorg(request: web.Request, chain: Chain, producer: BlockProducer) -> 
         "new_blocks": result.new_ids,
         "dropped": result.dropped,
         "returned_to_pool": result.returned_to_pool,
+        "lost": result.lost,
         "head": chain.head.number,
         "solidified": chain.solid_number,
     }

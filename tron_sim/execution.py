@@ -126,17 +126,37 @@ def validate(ledger: Ledger, tx: Transaction, fees: FeeSchedule, now: int) -> Ne
 
 def _validate_transfer(ledger: Ledger, tx: Transaction, fees: FeeSchedule, available: int) -> None:
     """TransferActuator.validate, on the balance left once the bandwidth is paid."""
-    if len(tx.to) != 21:
+    validate_transfer_contract(ledger, tx, fees, available)
+
+
+def _address_valid(address: bytes) -> bool:
+    """DecodeUtil.addressValid: 21 bytes starting with 0x41."""
+    return len(address) == 21 and address[0] == 0x41
+
+
+def validate_transfer_contract(
+    ledger: Ledger, tx: Transaction, fees: FeeSchedule, balance: int | None = None
+) -> None:
+    """TransferActuator.validate, its checks in java-tron's order and with its messages.
+
+    `balance` is the owner's TRX to check against: at broadcast what is left once the bandwidth
+    is paid; when `wallet/createtransaction` builds the transaction, the balance itself (None).
+    """
+    if not _address_valid(tx.owner):
+        raise _reject("Invalid ownerAddress!")
+    if not _address_valid(tx.to):
         raise _reject("Invalid toAddress!")
     if tx.to == tx.owner:
         raise _reject("Cannot transfer TRX to yourself.")
+    if not ledger.exists(tx.owner):
+        raise _reject("Validate TransferContract error, no OwnerAccount.")
     if tx.amount <= 0:
         raise _reject("Amount must be greater than 0.")
     fee = 0 if ledger.exists(tx.to) else fees.create_account_fee
-    if available < tx.amount + fee:
+    if tx.to == USDT_ADDRESS:  # an account of type Contract (ForbidTransferToContract is on)
+        raise _reject("Cannot transfer TRX to a smartContract.")
+    if (ledger.get("trx", tx.owner) if balance is None else balance) < tx.amount + fee:
         raise _reject("Validate TransferContract error, balance is not sufficient.")
-    if tx.to == USDT_ADDRESS:
-        raise _reject("Cannot transfer TRX to a smart contract.")
 
 
 def bandwidth(tx: Transaction) -> int:

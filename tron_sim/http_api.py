@@ -18,6 +18,7 @@ from tron_sim import constant_calls
 from tron_sim.chain import Chain
 from tron_sim.encoding import parse_address, selector, show_address
 from tron_sim.errors import BadAddress, BroadcastRejected, MalformedTransaction
+from tron_sim.execution import validate_transfer_contract
 from tron_sim.render import (
     account_json,
     contract_json,
@@ -27,7 +28,7 @@ from tron_sim.render import (
 )
 from tron_sim.signing import recover_signer
 from tron_sim.token import USDT_ADDRESS
-from tron_sim.transactions import TRIGGER, Transaction, from_json
+from tron_sim.transactions import TRANSFER, TRIGGER, Transaction, from_json
 
 CHAIN_KEY = web.AppKey("chain", Chain)
 
@@ -241,6 +242,90 @@ def _call_data(params: Params) -> bytes:
         raise JavaError("java.lang.IllegalArgumentException", "INVALID hex String") from None
 
 
+# ----- building transactions (java-tron's node builds them; the client signs the txID)
+
+CONTRACT_VALIDATE_EXCEPTION = "org.tron.core.exception.ContractValidateException"
+
+
+def _permission_id(params: Params) -> int:
+    """Util.setTransactionPermissionId: `Permission_id` > 0 goes on the contract."""
+    return _int_param(params, "Permission_id") if "Permission_id" in params else 0
+
+
+def _built(tx: Transaction, visible: bool) -> dict[str, Any]:
+    """Util.printCreateTransaction: the transaction with `visible`, no signature, no `ret`."""
+    return {"visible": visible, **tx.to_json(visible)}
+
+
+def create_transaction(chain: Chain, params: Params, visible: bool, solid: bool) -> Any:
+    """TransferServlet (`wallet/createtransaction`): a TRX transfer, validated by the
+    TransferActuator against the node's pending state; a refusal is `{"Error": …}`."""
+    tx = Transaction(
+        kind=TRANSFER,
+        owner=_optional_address(params, "owner_address"),
+        to=_optional_address(params, "to_address"),
+        amount=_int_param(params, "amount"),
+        permission_id=_permission_id(params),
+        **chain.node_reference(),
+    )
+    try:
+        validate_transfer_contract(chain.pool_state, tx, chain.config.fees)
+    except BroadcastRejected as exc:
+        raise JavaError(CONTRACT_VALIDATE_EXCEPTION, exc.message) from None
+    return _built(tx, visible)
+
+
+def trigger_smart_contract(chain: Chain, params: Params, visible: bool, solid: bool) -> Any:
+    """TriggerSmartContractServlet (`wallet/triggersmartcontract`): a contract call built as a
+    transaction, not executed (owner, balance and fee limit are checked at broadcast). A view
+    function is run as a constant call instead, as java-tron does. Refusals are a `result`
+    with `code` and `message` (hex, or text when visible) and no transaction."""
+    try:
+        for name in ("owner_address", "contract_address", "function_selector"):
+            if params.get(name) in (None, ""):
+                raise JavaError("java.security.InvalidParameterException", f"{name} isn't set.")
+        owner = _address_param(params, "owner_address")
+        contract = _address_param(params, "contract_address")
+        data = _call_data(params)
+        call_value, call_token_value = (
+            _int_param(params, "call_value"),
+            _int_param(params, "call_token_value"),
+        )
+        token_id, fee_limit = _int_param(params, "token_id"), _int_param(params, "fee_limit")
+        permission_id = _permission_id(params)
+    except JavaError as exc:
+        # The servlet's own rendering: `e.getClass() + " : " + message`, with " turned into '.
+        text = str(exc).replace('"', "'")
+        message = f"class {exc.java_class} : {text}"
+        return {"result": error("OTHER_ERROR", message, visible)}
+    if contract != USDT_ADDRESS:
+        message = "No contract or not a valid smart contract"
+        return {"result": error("CONTRACT_VALIDATE_ERROR", message, visible)}
+    if data[:4] in constant_calls.VIEW_SELECTORS:
+        return trigger_constant_contract(chain, params, visible, solid)
+    tx = Transaction(
+        kind=TRIGGER,
+        owner=owner,
+        contract_address=contract,
+        data=data,
+        call_value=call_value,
+        call_token_value=call_token_value,
+        token_id=token_id,
+        fee_limit=fee_limit,
+        permission_id=permission_id,
+        **chain.node_reference(),
+    )
+    return {"result": {"result": True}, "transaction": _built(tx, visible)}
+
+
+def _optional_address(params: Params, name: str) -> bytes:
+    """An address field JsonFormat merges: absent or empty leaves it empty (the actuator then
+    says which address is invalid); a malformed one fails the request."""
+    if params.get(name) in (None, ""):
+        return b""
+    return _address_param(params, name)
+
+
 # ----- signing and broadcast
 
 
@@ -381,6 +466,8 @@ FULL_NODE: dict[str, Servlet] = {
     "getaccountresource": get_account_resource,
     "getcontract": get_contract,
     "triggerconstantcontract": trigger_constant_contract,
+    "triggersmartcontract": trigger_smart_contract,
+    "createtransaction": create_transaction,
     "getsignweight": get_sign_weight,
     "broadcasttransaction": broadcast_transaction,
     "getchainparameters": get_chain_parameters,
@@ -401,7 +488,13 @@ SOLIDITY = {
         "getnodeinfo",
     )
 }
-POST_ONLY = {"broadcasttransaction", "getsignweight", "triggerconstantcontract"}
+POST_ONLY = {
+    "broadcasttransaction",
+    "getsignweight",
+    "triggerconstantcontract",
+    "triggersmartcontract",
+    "createtransaction",
+}
 
 
 def _handler(servlet: Servlet, solid: bool) -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -38,3 +38,16 @@ class CursorConflict(ChainError):
 
 class InvalidXpub(ChainError, ValueError):
     """The extended key is not a TRON account-level extended public key."""
+
+
+class TransactionRefused(ChainError):
+    """The node would not build or run this transaction (e.g. the balance is not sufficient).
+
+    Not retried: asking again gets the same answer until the chain changes. ``code`` is java-tron's
+    (``CONTRACT_VALIDATE_ERROR``, ``CONTRACT_EXE_ERROR``, ``OTHER_ERROR``…), ``message`` its text.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"the Tron node refused the transaction: {code}: {message}")
+        self.code = code
+        self.message = message

@@ -1,10 +1,12 @@
-"""A thin client of a java-tron full node's HTTP API: the few calls the chain watcher needs.
+"""A thin client of a java-tron full node's HTTP API: the calls the chain watcher needs, and those
+that send money (build, broadcast, receipts, balances, prices; their answers in ``sending``).
 
 It speaks only java-tron full-node endpoints (``wallet/*``), so a self-hosted node, TronGrid and
 the project's simulator are interchangeable. Every call goes through ``_call``: the one place with
 retries (the platform's one ``RetryPolicy``, app/runtime/retry.py) and the node metrics. A call
 that fails every attempt raises ``NodeUnavailable``; the caller keeps its cursor and tries again
-later, so a block is never skipped because the node was down.
+later, so a block is never skipped because the node was down. A node that refuses a transaction
+(``TransactionRefused``, or a broadcast's code) is answered at once: asking again changes nothing.
 """
 
 from __future__ import annotations
@@ -22,9 +24,16 @@ from tronpy import AsyncTron
 from tronpy.exceptions import ApiError, BugInJavaTron, NotFound, TvmError
 from tronpy.providers.async_http import AsyncHTTPProvider
 
-from app.adapters.tron import metrics
+from app.adapters.tron import metrics, sending
 from app.adapters.tron.addresses import to_base58
 from app.adapters.tron.errors import NodeUnavailable, TokenContractMismatch
+from app.adapters.tron.sending import (
+    BroadcastResult,
+    ChainPrices,
+    TransactionReceipt,
+    TransferTerms,
+    UnsignedTransaction,
+)
 from app.adapters.tron.settings import ChainSettings
 from app.runtime.retry import RetryPolicy
 
@@ -57,7 +66,7 @@ class BlockHeader:
     transaction_ids: tuple[str, ...]
 
 
-class _BadResponse(Exception):
+class _BadResponse(sending.MalformedAnswer):
     """The node answered, but not with what the endpoint promises (retried like an outage)."""
 
 
@@ -87,9 +96,12 @@ class TronNode:
         request_timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"TRON-PRO-API-KEY": api_key} if api_key else {}
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(request_timeout), headers=headers)
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(request_timeout), headers=headers, transport=transport
+        )
         # Our key goes on every request through the client headers, whatever the URL; tronpy's own
         # key handling (only for TronGrid URLs, rotating bundled shared keys) is not used.
         self._provider = _Provider(node_url, client=self._client)
@@ -169,6 +181,152 @@ class TronNode:
 
         return await self._call("triggerconstantcontract", call)
 
+    # ----- sending money (docs/money-out.md): build, broadcast, receipts, balances, prices
+
+    async def build_token_transfer(
+        self, owner: str, to: str, amount: int, token_contract: str, fee_limit: int
+    ) -> UnsignedTransaction:
+        """A TRC-20 ``transfer(to, amount)`` from ``owner``, built by the node
+        (``wallet/triggersmartcontract``) on its head block; ``fee_limit`` in sun bounds the
+        energy burnt. ``TransactionRefused`` when the node will not build it."""
+        terms = TransferTerms(
+            kind="trc20",
+            owner=to_base58(owner),
+            to=to_base58(to),
+            amount=_positive(amount, sending.UINT256_MAX, "amount"),
+            token_contract=to_base58(token_contract),
+            fee_limit=_positive(fee_limit, 2**63 - 1, "fee_limit", zero=True),
+        )
+        body = {
+            "owner_address": terms.owner,
+            "contract_address": terms.token_contract,
+            "function_selector": sending.TRANSFER_SELECTOR,
+            "parameter": sending.transfer_parameter(terms.to, terms.amount),
+            "fee_limit": terms.fee_limit,
+            "call_value": 0,
+            "visible": True,
+        }
+
+        async def call() -> UnsignedTransaction:
+            answer = await self._provider.make_request("wallet/triggersmartcontract", body)
+            return sending.parse_triggered(answer, terms)
+
+        return await self._call("triggersmartcontract", call)
+
+    async def build_trx_transfer(self, owner: str, to: str, amount_sun: int) -> UnsignedTransaction:
+        """A TRX transfer built by the node (``wallet/createtransaction``), which validates it
+        first: ``TransactionRefused`` (e.g. "balance is not sufficient") when it would fail."""
+        terms = TransferTerms(
+            kind="trx",
+            owner=to_base58(owner),
+            to=to_base58(to),
+            amount=_positive(amount_sun, 2**63 - 1, "amount_sun"),
+        )
+        body = {
+            "owner_address": terms.owner,
+            "to_address": terms.to,
+            "amount": terms.amount,
+            "visible": True,
+        }
+
+        async def call() -> UnsignedTransaction:
+            answer = await self._provider.make_request("wallet/createtransaction", body)
+            return sending.parse_created(answer, terms)
+
+        return await self._call("createtransaction", call)
+
+    async def broadcast(self, tx: UnsignedTransaction, signature_hex: str) -> BroadcastResult:
+        """Hand the signed transaction to the node (``wallet/broadcasttransaction``).
+
+        Safe to repeat with the same bytes (a lost answer is retried): a node that already has
+        them answers ``DUP_TRANSACTION_ERROR``, which counts as accepted. Any other refusal is
+        returned with its code, not retried."""
+        signature = signature_hex.lower()
+        if len(signature) != 130 or not set(signature) <= set("0123456789abcdef"):
+            raise ValueError("a Tron signature is 65 bytes r||s||v, as 130 hex characters")
+        body = tx.broadcast_body(signature)
+
+        async def call() -> BroadcastResult:
+            answer = await self._provider.make_request("wallet/broadcasttransaction", body)
+            return sending.parse_broadcast(answer, tx.txid)
+
+        return await self._call("broadcasttransaction", call)
+
+    async def transaction_receipt(self, txid: str) -> TransactionReceipt | None:
+        """The receipt of a mined transaction (``wallet/gettransactioninfobyid``), None until it
+        is in a block — or when a reorg took it out of the chain again."""
+        wanted = _txid(txid)
+
+        async def call() -> TransactionReceipt | None:
+            answer = await self._provider.make_request(
+                "wallet/gettransactioninfobyid", {"value": wanted, "visible": True}
+            )
+            return sending.parse_receipt(answer, wanted)
+
+        return await self._call("gettransactioninfobyid", call)
+
+    async def trx_balance(self, address: str) -> int:
+        """TRX of ``address`` in sun at the head block (``wallet/getaccount``); 0 if never
+        activated."""
+        account = to_base58(address)
+
+        async def call() -> int:
+            answer = await self._provider.make_request(
+                "wallet/getaccount", {"address": account, "visible": True}
+            )
+            return sending.parse_account_balance(answer, account)
+
+        return await self._call("getaccount", call)
+
+    async def token_balance(self, token_contract: str, owner: str) -> int:
+        """``balanceOf(owner)`` of a TRC-20 contract in its base units, through a constant call."""
+        token, holder = to_base58(token_contract), to_base58(owner)
+        body = {
+            "owner_address": token,
+            "contract_address": token,
+            "function_selector": sending.BALANCE_OF_SELECTOR,
+            "parameter": sending.address_word(holder),
+            "visible": True,
+        }
+
+        async def call() -> int:
+            answer = await self._provider.make_request("wallet/triggerconstantcontract", body)
+            return sending.parse_uint256(sending.parse_constant_call(answer, token).words)
+
+        return await self._call("triggerconstantcontract", call)
+
+    async def transfer_energy(self, owner: str, to: str, amount: int, token_contract: str) -> int:
+        """Energy the same ``transfer(to, amount)`` from ``owner`` uses now (a constant call's
+        ``energy_used``): about twice as much to an address holding none of the token.
+        ``TransactionRefused`` when the transfer would revert (e.g. not enough tokens)."""
+        token, sender = to_base58(token_contract), to_base58(owner)
+        body = {
+            "owner_address": sender,
+            "contract_address": token,
+            "function_selector": sending.TRANSFER_SELECTOR,
+            "parameter": sending.transfer_parameter(
+                to_base58(to), _positive(amount, sending.UINT256_MAX, "amount")
+            ),
+            "visible": True,
+        }
+
+        async def call() -> int:
+            answer = await self._provider.make_request("wallet/triggerconstantcontract", body)
+            return sending.parse_constant_call(answer, token).energy_used
+
+        return await self._call("triggerconstantcontract", call)
+
+    async def chain_prices(self) -> ChainPrices:
+        """What energy, bandwidth and account creation cost now (``wallet/getchainparameters``)."""
+
+        async def call() -> ChainPrices:
+            answer = await self._provider.make_request(
+                "wallet/getchainparameters", {"visible": True}
+            )
+            return sending.parse_chain_prices(answer)
+
+        return await self._call("getchainparameters", call)
+
     async def _call(self, endpoint: str, call: Callable[[], Awaitable[T]]) -> T:
         async def attempt() -> T:
             metrics.NODE_REQUESTS.labels(endpoint).inc()
@@ -207,10 +365,27 @@ def _reason(exc: BaseException) -> str | None:
         return "http_5xx" if status >= 500 else "http_4xx"
     if isinstance(exc, httpx.TransportError):
         return "connect"
-    if isinstance(exc, _BadResponse | NotFound | BugInJavaTron | ApiError | ValueError):
+    if isinstance(exc, sending.NodeBusy):  # SERVER_BUSY and the like: the node sheds load
+        return "rate_limited"
+    if isinstance(exc, sending.MalformedAnswer | NotFound | BugInJavaTron | ApiError | ValueError):
         # ValueError covers a body that is not JSON (a proxy's error page).
         return "bad_response"
     return None
+
+
+def _positive(value: int, highest: int, name: str, *, zero: bool = False) -> int:
+    """An amount given by our caller: an int in range, checked before any call to the node."""
+    lowest = 0 if zero else 1
+    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
+        raise ValueError(f"{name} must be an integer from {lowest} to {highest}, got {value!r}")
+    return value
+
+
+def _txid(value: str) -> str:
+    text = value.lower()
+    if len(text) != 64 or not set(text) <= set("0123456789abcdef"):
+        raise ValueError(f"a transaction id is 64 hex characters, got {value!r}")
+    return text
 
 
 def _describe(exc: BaseException) -> str:
