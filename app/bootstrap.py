@@ -39,6 +39,7 @@ from agents import (
     expiry,
     invoices,
     live_status,
+    money_out,
     payments,
     projections,
     settlements,
@@ -60,6 +61,7 @@ from app.adapters.postgres.exports import PostgresExports
 from app.adapters.postgres.idempotency import PostgresIdempotencyKeys
 from app.adapters.postgres.ledger import PostgresLedger
 from app.adapters.postgres.merchants import PostgresMerchantAccounts
+from app.adapters.postgres.money_out import PostgresMoneyOut
 from app.adapters.postgres.pool import Database
 from app.adapters.postgres.projections import EventProjections, InvoiceSummaries
 from app.adapters.postgres.reports import PostgresReports
@@ -72,6 +74,7 @@ from app.adapters.redis.access_changes import RedisAccessChanges
 from app.adapters.redis.live_views import LiveInvoiceViews
 from app.adapters.redis.rate_limits import RateLimiter
 from app.adapters.redis.replies import CommandReplies
+from app.adapters.tron.money_out_node import NodeSending
 from app.adapters.tron.node import TronNode
 from app.adapters.tron.watcher import ChainWatcher
 from app.adapters.webhooks.config import dispatch_settings, keyring, url_policy
@@ -93,6 +96,7 @@ from app.runtime.topics import (
     DOMAIN_EVENTS,
     INVOICE_COMMANDS,
     NOTIFICATIONS,
+    SIGNATURES,
     Topics,
 )
 from app.runtime.web_server import InternalListener, harden_public_server
@@ -107,6 +111,8 @@ from app.services.deposits import DepositProcessing
 from app.services.expiry import ExpirySweep
 from app.services.invoice_commands import InvoiceCommands
 from app.services.merchant_invoices import MerchantInvoices
+from app.services.money_out import MoneyOutRequests, MoneyOutSettings
+from app.services.money_out_driver import DriverSettings, MoneyOutDriver
 from app.services.ports import (
     AccessChanges,
     AccessTokens,
@@ -123,6 +129,7 @@ from app.services.ports import (
     LiveViews,
     Mailer,
     MerchantAccounts,
+    MoneyOutStore,
     PasswordHashing,
     ProjectionStore,
     Publisher,
@@ -153,6 +160,7 @@ from web.health import Health
 from web.input import MAX_BODY_BYTES, read_capped
 from web.invoice_list import InvoiceListApi
 from web.merchant_api import MerchantApi
+from web.money_out_api import MoneyOutApi
 from web.presenters import explorer_base
 from web.public import LiveStreamSettings, PublicEndpoints
 from web.rate_limits import RateTiers, RequestLimits
@@ -279,6 +287,8 @@ class Ports:
     tokens: AccessTokens
     signups: SignupStore
     mailer: Mailer
+    # Money out (docs/money-out.md)
+    money_out: MoneyOutStore
 
 
 @dataclass(frozen=True)
@@ -300,6 +310,7 @@ class Services:
     users: UserAccounts
     admin: PlatformAdmin
     signup: Signup
+    money_out: MoneyOutRequests
 
 
 def signup_settings(settings: Settings) -> SignupSettings:
@@ -307,6 +318,25 @@ def signup_settings(settings: Settings) -> SignupSettings:
         mode=settings.signup_mode,
         public_url=settings.public_url,
         per_address=settings.signups_per_ip,
+    )
+
+
+def money_out_settings(settings: Settings) -> MoneyOutSettings:
+    return MoneyOutSettings(
+        hot_wallet_address=settings.chain.hot_wallet_address or "",
+        network_fee_payer=settings.network_fee_payer,
+        network_fee_charge=settings.network_fee_charge,
+        payout_approval_threshold=settings.payout_approval_threshold,
+    )
+
+
+def driver_settings(settings: Settings) -> DriverSettings:
+    return DriverSettings(
+        hot_wallet_address=settings.chain.hot_wallet_address or "",
+        token_contract=settings.chain.usdt_contract,
+        fee_limit_sun=settings.money_out_fee_limit,
+        batch_size=settings.payout_batch_size,
+        batch_seconds=settings.payout_batch_seconds,
     )
 
 
@@ -388,6 +418,7 @@ def build_services(ports: Ports, settings: Settings) -> Services:
             signup_settings(settings),
             access,
         ),
+        money_out=MoneyOutRequests(ports.money_out, money_out_settings(settings)),
     )
 
 
@@ -516,6 +547,7 @@ def build(settings: Settings) -> Platform:
         ),
         signups=PostgresSignups(resources.db),
         mailer=smtp_mailer(settings),
+        money_out=PostgresMoneyOut(resources.db),
     )
     services = build_services(ports, settings)
 
@@ -611,6 +643,24 @@ def _register_agents(
     chain_watcher.register(
         app, chain_watcher.ChainWatching(make_watcher, chain.poll_interval), chain.poll_interval
     )
+    money_out_store = services.ports.money_out
+    if chain.hot_wallet_address is not None:
+        # Without a hot wallet there is nothing to pay from: refunds and payouts are refused
+        # (app/services/money_out.py) and nothing drives them.
+        money_out.register(
+            app,
+            MoneyOutDriver(
+                money_out_store,
+                NodeSending(resources.tron_node),
+                publisher,
+                publisher,
+                driver_settings(settings),
+            ),
+            topics[SIGNATURES],
+            money_out.SigningAnswers(money_out_store, dead_letters),
+            hold,
+            settings.money_out_interval,
+        )
     watched = (INVOICE_COMMANDS, DEPOSITS, DOMAIN_EVENTS, NOTIFICATIONS)
     watchdog = StallWatchdog(
         app,
@@ -726,6 +776,7 @@ def install_views(
         WebhookApi(auth, services.webhook_endpoints, url_policy=url_policy(settings)),
         AccessApi(auth, services.api_keys, services.users, services.admin, ports.audit_log),
         SignupApi(services.signup),
+        MoneyOutApi(auth, services.money_out, ports.money_out),
         public,
         fallback,
         dashboard,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Final, Literal, TypeVar, cast
@@ -143,6 +144,18 @@ class Settings:
     signer_limits: str = (
         "payout=50000:200000,refund=5000:20000,sweep=1000000:100000000,sweep_topup=30:3000"
     )
+    # Money out on the workers (docs/money-out.md): who pays the network fee of a refund or
+    # payout ("platform", or "merchant": charged `network_fee_charge` micro-USDT each), payouts
+    # approved automatically below the threshold (micro-USDT; a merchant's own one wins), sent
+    # in batches of `payout_batch_size` or after `payout_batch_seconds`, with at most
+    # `money_out_fee_limit` sun of energy each; the driver's tick on the leader.
+    network_fee_payer: Literal["platform", "merchant"] = "platform"
+    network_fee_charge: int = 1_000_000
+    payout_approval_threshold: int = 1_000_000_000
+    payout_batch_size: int = 20
+    payout_batch_seconds: float = 30.0
+    money_out_fee_limit: int = 50_000_000
+    money_out_interval: float = 1.0
 
     @property
     def canonical_url(self) -> str:
@@ -328,6 +341,30 @@ class Settings:
             ),
             signer_log_file=reader.get("SIGNER_LOG_FILE", defaults.signer_log_file, Path),
             signer_limits=reader.get("SIGNER_LIMITS", defaults.signer_limits, _signer_limits),
+            network_fee_payer=cast(
+                Literal["platform", "merchant"],
+                reader.choice(
+                    "NETWORK_FEE_PAYER", defaults.network_fee_payer, ("platform", "merchant")
+                ),
+            ),
+            network_fee_charge=reader.get(
+                "NETWORK_FEE_CHARGE", defaults.network_fee_charge, _usdt_setting
+            ),
+            payout_approval_threshold=reader.get(
+                "PAYOUT_APPROVAL_THRESHOLD", defaults.payout_approval_threshold, _usdt_setting
+            ),
+            payout_batch_size=reader.get(
+                "PAYOUT_BATCH_SIZE", defaults.payout_batch_size, _int_between(1, 500)
+            ),
+            payout_batch_seconds=reader.get(
+                "PAYOUT_BATCH_SECONDS", defaults.payout_batch_seconds, _float_between(0, 86400)
+            ),
+            money_out_fee_limit=reader.get(
+                "MONEY_OUT_FEE_LIMIT", defaults.money_out_fee_limit, _trx_setting
+            ),
+            money_out_interval=reader.get(
+                "MONEY_OUT_INTERVAL", defaults.money_out_interval, _float_between(0.1, 60)
+            ),
         )
         try:
             chain = ChainSettings.from_env(env)
@@ -472,6 +509,29 @@ def parse_signer_limits(raw: str) -> dict[str, tuple[int, int]]:
             )
         limits[name] = (int(each) * 1_000_000, int(daily) * 1_000_000)
     return limits
+
+
+def _usdt_setting(raw: str) -> int:
+    """A USDT amount ("1.50") in micro-USDT, zero allowed."""
+    from app.domain.errors import InvalidAmount
+    from app.domain.money import parse_usdt
+
+    try:
+        return parse_usdt(raw, field="setting", allow_zero=True)
+    except InvalidAmount as exc:
+        raise ValueError(f"expected an amount of USDT such as 1.50: {exc.message}") from None
+
+
+def _trx_setting(raw: str) -> int:
+    """A TRX amount ("50") in sun, from 1 to 1,000 TRX."""
+    try:
+        value = Decimal(raw)
+    except ArithmeticError:
+        raise ValueError("expected a number of TRX") from None
+    sun = value * 1_000_000
+    if sun != sun.to_integral_value() or not 1_000_000 <= sun <= 1_000_000_000:
+        raise ValueError("expected TRX from 1 to 1000 with at most 6 decimals")
+    return int(sun)
 
 
 def _base_url(raw: str) -> str:

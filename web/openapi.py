@@ -274,11 +274,19 @@ SCHEMAS.update(
                 "currency": {"const": "USDT"},
                 "available": {
                     **_AMOUNT,
-                    "description": "net credited to your ledger account, less payouts",
+                    "description": "net credited to your ledger account, less refunds and payouts",
                 },
                 "in_flight": {
                     **_AMOUNT,
+                    "description": "incoming + outgoing: neither available nor final",
+                },
+                "incoming": {
+                    **_AMOUNT,
                     "description": "received on open invoices, waiting for confirmations (gross)",
+                },
+                "outgoing": {
+                    **_AMOUNT,
+                    "description": "refunds and payouts debited, not yet final on chain",
                 },
             },
         },
@@ -1339,6 +1347,152 @@ PATHS.update(
     }
 )
 
+_TRANSFER_PROPERTIES = {
+    "id": {"type": "string", "example": "po_3f2a9c0b1d4e5f60718293a4"},
+    "amount": _AMOUNT,
+    "currency": {"const": "USDT"},
+    "address": {"type": "string", "description": "the destination (a Tron address)"},
+    "failure_reason": {"type": ["string", "null"]},
+    "tx_hash": {"type": ["string", "null"], "description": "once the node accepted it"},
+    "block_number": {"type": ["integer", "null"]},
+    "network_fee": {
+        "type": "object",
+        "properties": {
+            "payer": {"enum": ["platform", "merchant"]},
+            "charged": {**_AMOUNT, "description": "USDT charged to you for the network fee"},
+            "burned_trx": {"type": ["string", "null"], "description": "TRX the transfer burned"},
+        },
+    },
+    "created_at": _TIME,
+    "broadcast_at": _TIME,
+    "finished_at": _TIME,
+}
+SCHEMAS.update(
+    {
+        "Refund": {
+            "type": "object",
+            "properties": {
+                **_TRANSFER_PROPERTIES,
+                "object": {"const": "refund"},
+                "invoice_id": {"type": "string"},
+                "status": {"enum": ["pending", "broadcast", "confirmed", "failed"]},
+            },
+        },
+        "Payout": {
+            "type": "object",
+            "properties": {
+                **_TRANSFER_PROPERTIES,
+                "object": {"const": "payout"},
+                "status": {
+                    "enum": [
+                        "requested",
+                        "approved",
+                        "signing",
+                        "broadcast",
+                        "confirmed",
+                        "failed",
+                        "cancelled",
+                    ]
+                },
+                "approval": {"enum": ["automatic", "admin"]},
+                "approved_at": _TIME,
+            },
+        },
+    }
+)
+_IDEMPOTENCY_REQUIRED = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string", "maxLength": 128},
+    "description": "a retry with the same key answers the same transfer and never sends twice",
+}
+_TRON_ADDRESS = {"type": "string", "pattern": "^T[1-9A-HJ-NP-Za-km-z]{33}$"}
+PATHS.update(
+    {
+        "/api/v1/invoices/{invoice_id}/refunds": {
+            "post": _operation(
+                "Refund a settled invoice from your balance (default: the overpaid amount, to "
+                "whoever paid)",
+                ("201", _ref("Refund"), "recorded and debited; it is sent next"),
+                (401, 403, 404, 409, 422),
+                parameters=[_INVOICE_ID, _IDEMPOTENCY_REQUIRED],
+                body=_body({"amount": _AMOUNT, "address": _TRON_ADDRESS}, []),
+            ),
+            "get": _operation(
+                "The invoice's refunds",
+                ("200", _list_of("Refund"), "refunds, newest first"),
+                (401, 403),
+                parameters=[_INVOICE_ID],
+            ),
+        },
+        "/api/v1/refunds/{refund_id}": {
+            "get": _operation(
+                "One refund",
+                ("200", _ref("Refund"), "the refund"),
+                (401, 403, 404),
+                parameters=[_path_parameter("refund_id")],
+            )
+        },
+        "/api/v1/payouts": {
+            "post": _operation(
+                "Pay out your balance to an address (approved automatically below your "
+                "threshold, else by the platform)",
+                ("201", _ref("Payout"), "recorded and debited"),
+                (401, 403, 409, 422),
+                parameters=[_IDEMPOTENCY_REQUIRED],
+                body=_body({"amount": _AMOUNT, "address": _TRON_ADDRESS}, ["amount", "address"]),
+            ),
+            "get": _operation(
+                "Your payouts, newest first (keyset cursor)",
+                ("200", _list_of("Payout"), "payouts"),
+                (401, 403),
+                parameters=[
+                    _LIMIT,
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                ],
+            ),
+        },
+        "/api/v1/payouts/{payout_id}": {
+            "get": _operation(
+                "One payout",
+                ("200", _ref("Payout"), "the payout"),
+                (401, 403, 404),
+                parameters=[_path_parameter("payout_id")],
+            )
+        },
+        "/api/v1/payouts/{payout_id}/cancel": {
+            "post": _operation(
+                "Cancel a payout not yet signed; the amount returns to your balance",
+                ("200", _ref("Payout"), "cancelled"),
+                (401, 403, 404, 422),
+                parameters=[_path_parameter("payout_id")],
+            )
+        },
+        "/api/v1/admin/payouts": {
+            "get": _operation(
+                "Payouts waiting for an admin's approval, oldest first",
+                ("200", _list_of("Payout"), "payouts"),
+                (401, 403),
+                auth="admin",
+                parameters=[
+                    _LIMIT,
+                    _query("status", {"const": "requested"}, "only requested (the default)"),
+                ],
+            )
+        },
+        "/api/v1/admin/payouts/{payout_id}/approve": {
+            "post": _operation(
+                "Approve a payout above its merchant's threshold",
+                ("200", _ref("Payout"), "approved; it is sent with the next batch"),
+                (401, 403, 404, 422),
+                auth="admin",
+                parameters=[_path_parameter("payout_id")],
+            )
+        },
+    }
+)
+
 # The scope each merchant operation needs (web/*.py checks it; a test holds the two together).
 OPERATION_SCOPES: dict[tuple[str, str], Scope] = {
     ("post", "/api/v1/invoices"): Scope.INVOICES_WRITE,
@@ -1375,6 +1529,13 @@ OPERATION_SCOPES: dict[tuple[str, str], Scope] = {
     ("get", "/api/v1/balance"): Scope.REPORTS_READ,
     ("get", "/api/v1/exports/settlements.csv"): Scope.REPORTS_READ,
     ("get", "/api/v1/exports/invoices.csv"): Scope.REPORTS_READ,
+    ("post", "/api/v1/invoices/{invoice_id}/refunds"): Scope.REFUNDS_WRITE,
+    ("get", "/api/v1/invoices/{invoice_id}/refunds"): Scope.INVOICES_READ,
+    ("get", "/api/v1/refunds/{refund_id}"): Scope.INVOICES_READ,
+    ("post", "/api/v1/payouts"): Scope.PAYOUTS_WRITE,
+    ("get", "/api/v1/payouts"): Scope.PAYOUTS_READ,
+    ("get", "/api/v1/payouts/{payout_id}"): Scope.PAYOUTS_READ,
+    ("post", "/api/v1/payouts/{payout_id}/cancel"): Scope.PAYOUTS_WRITE,
 }
 _NOT_LIMITED = ("/healthz", "/readyz")
 _CONTENT_STATUSES = {

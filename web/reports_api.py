@@ -206,6 +206,8 @@ class ReportsApi:
                 "object": "balance",
                 "currency": "USDT",
                 "available": format_usdt(amounts["available"]),
-                "in_flight": format_usdt(amounts["in_flight"]),
+                "in_flight": format_usdt(amounts["incoming"] + amounts["outgoing"]),
+                "incoming": format_usdt(amounts["incoming"]),
+                "outgoing": format_usdt(amounts["outgoing"]),
             }
         )

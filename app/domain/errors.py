@@ -129,6 +129,18 @@ class SettlementNotFound(NotFound):
     code = "settlement_not_found"
 
 
+class RefundNotFound(NotFound):
+    """No refund with this id."""
+
+    code = "refund_not_found"
+
+
+class PayoutNotFound(NotFound):
+    """No payout with this id."""
+
+    code = "payout_not_found"
+
+
 # --- conflicts with what already happened -----------------------------------------------------
 
 
@@ -207,6 +219,31 @@ class PaymentAlreadyConfirmed(RuleViolation):
     """A request to take back a payment the invoice already counts as confirmed."""
 
     code = "payment_already_confirmed"
+
+
+class InsufficientBalance(RuleViolation):
+    """A refund or payout larger than the merchant's available balance."""
+
+    code = "insufficient_balance"
+
+
+class RefundNotAllowed(RuleViolation):
+    """A refund the invoice cannot give: not settled, or more than is left to refund."""
+
+    code = "refund_not_allowed"
+
+
+class AddressNotAllowed(RuleViolation):
+    """A destination that is one of the platform's own addresses (a deposit address or the hot
+    wallet): money sent there would come back as a payment, or go nowhere."""
+
+    code = "address_not_allowed"
+
+
+class TransferNotChangeable(RuleViolation):
+    """A payout that can no longer be approved or cancelled (it is being signed or sent)."""
+
+    code = "transfer_not_changeable"
 
 
 # --- who is asking: credentials and permissions -------------------------------------------------

@@ -369,6 +369,122 @@ class SettlementFailed(SettlementEvent):
     data: SettlementFailedData
 
 
+# --- refund and payout (money out) ----------------------------------------------------------------
+
+
+class OutgoingTransferData(EventData):
+    amount: PositiveUsdt
+    currency: Literal["USDT"] = "USDT"
+    address: TronAddress = Field(description="where the USDT goes")
+
+
+class RefundData(OutgoingTransferData):
+    invoice_id: Identifier
+
+
+class RefundCreatedData(RefundData):
+    network_fee_payer: Literal["platform", "merchant"]
+    network_fee_charged: Usdt = Field(description="USDT charged to the merchant for the fee")
+
+
+class OnChainData(EventData):
+    tx_hash: TxHash
+    block_number: BlockNumber
+    network_fee_sun: int = Field(ge=0, description="TRX (sun) the transaction burned")
+
+
+class RefundConfirmedData(RefundData, OnChainData):
+    pass
+
+
+class RefundFailedData(RefundData):
+    reason: str
+    tx_hash: TxHash | None = None
+
+
+class PayoutCreatedData(OutgoingTransferData):
+    approval: Literal["automatic", "admin"] = Field(
+        description="automatic below the merchant's threshold, else an admin approves"
+    )
+
+
+class PayoutApprovedData(OutgoingTransferData):
+    approved_by: str
+
+
+class PayoutPaidData(OutgoingTransferData, OnChainData):
+    pass
+
+
+class PayoutFailedData(OutgoingTransferData):
+    reason: str
+    tx_hash: TxHash | None = None
+
+
+class PayoutCancelledData(OutgoingTransferData):
+    pass
+
+
+class RefundEvent(DomainEvent):
+    """An event of a refund (``aggregate_id`` is the refund id)."""
+
+    AGGREGATE = "refund"
+
+
+class RefundCreated(RefundEvent):
+    """A refund was requested and debited from the merchant's balance; it will be sent."""
+
+    data: RefundCreatedData
+
+
+class RefundConfirmed(RefundEvent):
+    """The refund's transfer is final on chain (solidified)."""
+
+    data: RefundConfirmedData
+
+
+class RefundFailed(RefundEvent):
+    """The refund was not sent, or failed on chain; its amount is back in the balance."""
+
+    data: RefundFailedData
+
+
+class PayoutEvent(DomainEvent):
+    """An event of a payout (``aggregate_id`` is the payout id)."""
+
+    AGGREGATE = "payout"
+
+
+class PayoutCreated(PayoutEvent):
+    """A payout was requested and debited from the merchant's balance."""
+
+    data: PayoutCreatedData
+
+
+class PayoutApproved(PayoutEvent):
+    """A platform admin approved a payout above the merchant's automatic threshold."""
+
+    data: PayoutApprovedData
+
+
+class PayoutPaid(PayoutEvent):
+    """The payout's transfer is final on chain (solidified)."""
+
+    data: PayoutPaidData
+
+
+class PayoutFailed(PayoutEvent):
+    """The payout was refused or failed on chain; its amount is back in the balance."""
+
+    data: PayoutFailedData
+
+
+class PayoutCancelled(PayoutEvent):
+    """The payout was cancelled before it was signed; its amount is back in the balance."""
+
+    data: PayoutCancelledData
+
+
 # --- webhook endpoint ---------------------------------------------------------------------------
 
 

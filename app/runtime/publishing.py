@@ -45,6 +45,7 @@ from app.runtime.topics import (
     DOMAIN_EVENTS,
     INVOICE_COMMANDS,
     NOTIFICATIONS,
+    SIGNING_REQUESTS,
     Topics,
 )
 
@@ -67,6 +68,7 @@ class KafkaPublisher:
         self._deposits = topics[DEPOSITS]
         self._notifications = topics[NOTIFICATIONS]
         self._analytics = topics[ANALYTICS]
+        self._signing_requests = topics[SIGNING_REQUESTS]
 
     async def publish_events(self, events: Iterable[DomainEvent]) -> None:
         pending = []
@@ -103,6 +105,11 @@ class KafkaPublisher:
             key=registration.deposit_address.encode(), value=message
         )
         await _all_acknowledged([delivered])
+
+    async def send_signing_request(self, request_id: str, body: Mapping[str, Any]) -> None:
+        """A request to the signer (docs/money-out.md), acknowledged before returning."""
+        delivered = await self._signing_requests.send(key=request_id.encode(), value=dict(body))
+        await delivered
 
     async def publish_analytics(self, messages: Sequence[AnalyticsMessage]) -> None:
         """Each day's figures, keyed by merchant id (``platform`` for the platform's)."""

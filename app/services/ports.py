@@ -8,6 +8,7 @@ of app/runtime/; app/bootstrap.py hands them in. The tests hand in in-memory fak
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from app.domain.deposit import ConfirmationWatch, DepositAccount, DepositRegistr
 from app.domain.events import DomainEvent
 from app.domain.invoice import Invoice
 from app.domain.merchant import Merchant
+from app.domain.money_out import OutgoingTransfer, Step, TransferKind
 from app.domain.settlement import Settlement
 from app.domain.statuses import InvoiceStatus, PaymentException, SettlementStatus
 from app.domain.webhooks import (
@@ -637,3 +639,88 @@ class AuditLog(Protocol):
     ) -> list[AuditEntry]:
         """Oldest first, from ``after`` (an entry id); ``merchant_id`` None: every merchant's."""
         ...
+
+
+# --- money out (docs/money-out.md) ----------------------------------------------------------------
+
+
+class StaleTransfer(Exception):
+    """The transfer moved on since it was read (another driver, or an admin): read it again."""
+
+
+@dataclass(frozen=True)
+class RefundContext:
+    """What a refund of one invoice may take: what was settled, what was refunded already."""
+
+    settled_gross: int | None  # None: not settled
+    invoice_amount: int | None
+    refunded: int  # refunds not failed
+    senders: tuple[str, ...]  # who paid the invoice, most recent first
+
+
+@dataclass(frozen=True)
+class SigningAnswerRow:
+    """The signer's answer to one signing request, as the workers received it."""
+
+    request_id: str
+    txid: str | None
+    signature: str | None
+    refused: str | None
+    message: str | None
+
+
+class MoneyOutStore(Protocol):
+    """Refunds and payouts with the ledger they move (app/adapters/postgres/money_out.py)."""
+
+    async def request(
+        self, step: Step, *, idempotency_key: str, fingerprint: str, refundable_check: bool = False
+    ) -> tuple[OutgoingTransfer, bool]: ...
+
+    async def by_key(
+        self, merchant_id: str, kind: TransferKind, key: str
+    ) -> tuple[OutgoingTransfer, str] | None: ...
+
+    async def refund_context(self, merchant_id: str, invoice_id: str) -> RefundContext: ...
+
+    async def payout_threshold(self, merchant_id: str) -> int | None: ...
+
+    async def is_ours(self, address: str) -> bool: ...
+
+    async def get(
+        self, transfer_id: str, *, merchant_id: str | None = None
+    ) -> OutgoingTransfer | None: ...
+
+    async def list(
+        self,
+        merchant_id: str,
+        kind: TransferKind,
+        *,
+        limit: int,
+        before: tuple[datetime, str] | None = None,
+        invoice_id: str | None = None,
+    ) -> builtins.list[OutgoingTransfer]: ...
+
+    async def open_transfers(self, limit: int) -> builtins.list[OutgoingTransfer]: ...
+
+    async def waiting_for_approval(self, limit: int) -> builtins.list[OutgoingTransfer]: ...
+
+    async def save(self, before: OutgoingTransfer, step: Step) -> None: ...
+
+    async def mark_request_sent(self, transfer: OutgoingTransfer, at: datetime) -> None: ...
+
+    async def request_sent_at(self, transfer_id: str) -> datetime | None: ...
+
+    async def record_answer(self, answer: SigningAnswerRow) -> None: ...
+
+    async def answer(self, request_id: str) -> SigningAnswerRow | None: ...
+
+    async def unpublished(self, limit: int) -> builtins.list[tuple[int, dict[str, Any]]]: ...
+
+    async def mark_published(self, seqs: Sequence[int]) -> None: ...
+
+
+class SigningRequests(Protocol):
+    """Signing requests onto ``checkout.signing-requests`` (the signer answers on
+    ``checkout.signatures``), keyed by request id; returns once Kafka has it."""
+
+    async def send_signing_request(self, request_id: str, body: Mapping[str, Any]) -> None: ...

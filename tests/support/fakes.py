@@ -29,10 +29,17 @@ from app.bootstrap import Ports, Services, build_services
 from app.domain.access import ALL_SCOPES, LastOwner, Role
 from app.domain.commands import InvoiceCommand
 from app.domain.deposit import DepositRegistration
-from app.domain.errors import AlreadyExists, CheckoutError
+from app.domain.errors import (
+    AlreadyExists,
+    CheckoutError,
+    InsufficientBalance,
+    RefundNotAllowed,
+)
 from app.domain.events import DomainEvent
 from app.domain.invoice import Invoice
+from app.domain.ledger import Movement
 from app.domain.merchant import Merchant
+from app.domain.money_out import OutgoingTransfer, Stage, Step, TransferKind
 from app.domain.settlement import Settlement
 from app.domain.webhooks import (
     Attempt,
@@ -68,8 +75,11 @@ from app.services.ports import (
     OneTimeSecret,
     Page,
     RefreshRecord,
+    RefundContext,
     SettlementQuery,
+    SigningAnswerRow,
     SignupRecord,
+    StaleTransfer,
     UserRecord,
 )
 from app.services.rate_limits import Decision, Rate
@@ -244,6 +254,172 @@ class MemoryLedger:
                 credited_at=datetime.now(UTC), reference=f"ledger:{len(self.bookings) + 1}"
             )
         return self.bookings[settlement.settlement_id]
+
+
+class MemoryMoneyOut:
+    """Refunds and payouts in memory (``MoneyOutStore``), over ``MemoryLedger``'s balances.
+
+    The same rules as PostgreSQL's: one transfer per idempotency key, the balance and the
+    invoice's refundable amount checked with the debit, a stale save refused, a movement booked
+    once, events in an outbox. ``invoice_amounts`` and ``senders`` stand in for the invoice read
+    model and the event store."""
+
+    def __init__(self, ledger: MemoryLedger) -> None:
+        self.ledger = ledger
+        self.transfers: dict[str, OutgoingTransfer] = {}
+        self.keys: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self.movements: dict[tuple[str, str], Movement] = {}
+        self.outbox: list[tuple[int, dict[str, Any], bool]] = []
+        self.answers: dict[str, SigningAnswerRow] = {}
+        self.sent_at: dict[str, datetime] = {}
+        self.invoice_amounts: dict[str, int] = {}
+        self.senders: dict[str, tuple[str, ...]] = {}
+        self.ours: set[str] = set()
+        self.thresholds: dict[str, int] = {}
+
+    def balance(self, account: str, currency: str = "USDT") -> int:
+        booked = sum(
+            entry.amount
+            for movement in self.movements.values()
+            for entry in movement.entries
+            if entry.account == account and entry.currency == currency
+        )
+        return (self.ledger.credits.get(account, 0) if currency == "USDT" else 0) + booked
+
+    async def request(
+        self, step: Step, *, idempotency_key: str, fingerprint: str, refundable_check: bool = False
+    ) -> tuple[OutgoingTransfer, bool]:
+        transfer = step.state
+        held = self.keys.get((transfer.merchant_id, transfer.kind.value, idempotency_key))
+        if held is not None:
+            if held[1] != fingerprint:
+                raise AlreadyExists("Idempotency-Key was used for another request")
+            return self.transfers[held[0]], True
+        if self.balance(f"merchant:{transfer.merchant_id}") < (
+            transfer.amount + transfer.network_fee_charged
+        ):
+            raise InsufficientBalance("the available balance does not cover it", param="amount")
+        if refundable_check and transfer.invoice_id is not None:
+            context = await self.refund_context(transfer.merchant_id, transfer.invoice_id)
+            if transfer.amount > (context.settled_gross or 0) - context.refunded:
+                raise RefundNotAllowed("not that much left to refund", param="amount")
+        self.transfers[transfer.transfer_id] = transfer
+        self.keys[(transfer.merchant_id, transfer.kind.value, idempotency_key)] = (
+            transfer.transfer_id,
+            fingerprint,
+        )
+        self._commit(step)
+        return transfer, False
+
+    async def by_key(
+        self, merchant_id: str, kind: TransferKind, key: str
+    ) -> tuple[OutgoingTransfer, str] | None:
+        held = self.keys.get((merchant_id, kind.value, key))
+        return None if held is None else (self.transfers[held[0]], held[1])
+
+    async def refund_context(self, merchant_id: str, invoice_id: str) -> RefundContext:
+        gross = next(
+            (
+                s.gross_amount
+                for s in self.ledger.settled.values()
+                if s.invoice_id == invoice_id and s.merchant_id == merchant_id
+            ),
+            None,
+        )
+        refunded = sum(
+            t.amount
+            for t in self.transfers.values()
+            if t.invoice_id == invoice_id and t.stage is not Stage.FAILED
+        )
+        return RefundContext(
+            gross, self.invoice_amounts.get(invoice_id), refunded, self.senders.get(invoice_id, ())
+        )
+
+    async def payout_threshold(self, merchant_id: str) -> int | None:
+        return self.thresholds.get(merchant_id)
+
+    async def is_ours(self, address: str) -> bool:
+        return address in self.ours
+
+    async def get(
+        self, transfer_id: str, *, merchant_id: str | None = None
+    ) -> OutgoingTransfer | None:
+        found = self.transfers.get(transfer_id)
+        if found is None or (merchant_id is not None and found.merchant_id != merchant_id):
+            return None
+        return found
+
+    async def list(
+        self,
+        merchant_id: str,
+        kind: TransferKind,
+        *,
+        limit: int,
+        before: tuple[datetime, str] | None = None,
+        invoice_id: str | None = None,
+    ) -> builtins.list[OutgoingTransfer]:
+        rows = sorted(
+            (
+                t
+                for t in self.transfers.values()
+                if t.merchant_id == merchant_id
+                and t.kind is kind
+                and (invoice_id is None or t.invoice_id == invoice_id)
+                and (before is None or (t.created_at, t.transfer_id) < before)
+            ),
+            key=lambda t: (t.created_at, t.transfer_id),
+            reverse=True,
+        )
+        return rows[:limit]
+
+    async def open_transfers(self, limit: int) -> builtins.list[OutgoingTransfer]:
+        open_stages = (Stage.APPROVED, Stage.SIGNING, Stage.BROADCAST)
+        rows = [t for t in self.transfers.values() if t.stage in open_stages]
+        return sorted(rows, key=lambda t: (t.approved_at or t.created_at, t.transfer_id))[:limit]
+
+    async def waiting_for_approval(self, limit: int) -> builtins.list[OutgoingTransfer]:
+        rows = [t for t in self.transfers.values() if t.stage is Stage.REQUESTED]
+        return sorted(rows, key=lambda t: (t.created_at, t.transfer_id))[:limit]
+
+    async def save(self, before: OutgoingTransfer, step: Step) -> None:
+        current = self.transfers.get(before.transfer_id)
+        same = current is not None and (
+            current.stage,
+            current.version,
+            current.attempt.number if current.attempt else 0,
+        ) == (before.stage, before.version, before.attempt.number if before.attempt else 0)
+        if not same:
+            raise StaleTransfer(f"{before.transfer_id} changed since it was read")
+        self.transfers[before.transfer_id] = step.state
+        self._commit(step)
+
+    async def mark_request_sent(self, transfer: OutgoingTransfer, at: datetime) -> None:
+        self.sent_at[transfer.transfer_id] = at
+
+    async def request_sent_at(self, transfer_id: str) -> datetime | None:
+        return self.sent_at.get(transfer_id)
+
+    async def record_answer(self, answer: SigningAnswerRow) -> None:
+        self.answers.setdefault(answer.request_id, answer)
+
+    async def answer(self, request_id: str) -> SigningAnswerRow | None:
+        return self.answers.get(request_id)
+
+    async def unpublished(self, limit: int) -> builtins.list[tuple[int, dict[str, Any]]]:
+        return [(seq, payload) for seq, payload, done in self.outbox if not done][:limit]
+
+    async def mark_published(self, seqs: Sequence[int]) -> None:
+        self.outbox = [(seq, p, done or seq in seqs) for seq, p, done in self.outbox]
+
+    def _commit(self, step: Step) -> None:
+        if step.movement is not None:
+            key = (step.movement.kind, step.movement.reference)
+            self.movements.setdefault(key, step.movement)
+        known = {payload["event_id"] for _, payload, _ in self.outbox}
+        for event in step.events:
+            payload = orjson.loads(event.model_dump_json())
+            if payload["event_id"] not in known:
+                self.outbox.append((len(self.outbox) + 1, payload, False))
 
 
 MERCHANT = Merchant("mer_shop", "Test Shop", Decimal("1.0"), None)
@@ -618,7 +794,7 @@ class MemoryReports:
 
     async def balance(self, merchant_id: str) -> dict[str, int]:
         self.asked.append(("balance", merchant_id))
-        return self.balances.get(merchant_id, {"available": 0, "in_flight": 0})
+        return self.balances.get(merchant_id, {"available": 0, "incoming": 0, "outgoing": 0})
 
 
 class MemoryExports:
@@ -1054,6 +1230,7 @@ def memory_world(settings: Settings | None = None) -> MemoryWorld:
         tokens=TokenIssuer(settings.jwt_secret.encode()),
         signups=MemorySignups(merchant_accounts, users),
         mailer=RecordingMailer(),
+        money_out=MemoryMoneyOut(ledger),
     )
     services = build_services(ports, settings)
     dead_letter_topics = DeadLetterTopics()

@@ -57,9 +57,10 @@ class PostgresLedger:
         return Booking(credited_at=row[0], reference=f"ledger:{row[1]}")
 
 
-# The entries sum to zero: the customer funds held for the invoice (-gross) become the merchant's
-# net and the platform's fee. The entries are inserted with their settlement in one statement;
-# their foreign key is checked at its end, when the settlement row is there.
+# One ledger transaction of kind ``settlement`` whose entries sum to zero: the customer funds held
+# for the invoice (-gross) become the merchant's net and the platform's fee. The transaction and
+# its entries are inserted only with their settlement row, in one statement; the entries'
+# foreign key is checked at its end, and their balance at commit (migrations/0016_money_out.sql).
 _BOOK_SETTLEMENT = """
 WITH booked AS (
     INSERT INTO settlements (settlement_id, invoice_id, merchant_id, gross_amount,
@@ -68,12 +69,16 @@ WITH booked AS (
         %(fee_percentage)s, %(net)s, 'completed', %(created_at)s, now())
     ON CONFLICT (settlement_id) DO NOTHING
     RETURNING completed_at
+), movement AS (
+    INSERT INTO ledger_transactions (kind, reference, created_at)
+    SELECT 'settlement', %(settlement_id)s, completed_at FROM booked
+    RETURNING tx_id
 ), entries AS (
-    INSERT INTO ledger_entries (settlement_id, account, amount)
-    VALUES (%(settlement_id)s, %(customer_funds)s, %(customer_debit)s),
-        (%(settlement_id)s, %(merchant)s, %(net)s),
-        (%(settlement_id)s, %(platform_fees)s, %(fee)s)
-    ON CONFLICT (settlement_id, account) DO NOTHING
+    INSERT INTO ledger_entries (tx_id, settlement_id, account, amount)
+    SELECT movement.tx_id, %(settlement_id)s, entry.account, entry.amount
+    FROM movement, (VALUES (%(customer_funds)s, %(customer_debit)s::bigint),
+        (%(merchant)s, %(net)s::bigint), (%(platform_fees)s, %(fee)s::bigint))
+        AS entry (account, amount)
     RETURNING entry_id
 )
 SELECT (SELECT completed_at FROM booked), (SELECT min(entry_id) FROM entries)

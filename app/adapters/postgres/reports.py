@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Final
 
-from app.adapters.postgres.ledger import merchant_account
 from app.adapters.postgres.pool import Connections
+from app.domain.ledger import in_flight_account, merchant_account
 
 SUMMARY_COLUMNS: Final = (
     "gross_volume",
@@ -49,11 +49,21 @@ class PostgresReports:
         self._pool = pool
 
     async def summary(self, merchant_id: str) -> dict[str, Any] | None:
-        """The merchant's row of ``merchant_dashboard``; None before their first event."""
+        """The merchant's row of ``merchant_dashboard``; None before their first event.
+
+        ``balance`` is read from the ledger, as ``GET /api/v1/balance`` reads it: the read model
+        folds settlements only, and refunds and payouts move the balance too."""
+        selected = [
+            "(SELECT coalesce(sum(amount), 0) FROM ledger_entries"
+            " WHERE account = %s AND currency = 'USDT')"
+            if column == "balance"
+            else column
+            for column in SUMMARY_COLUMNS
+        ]
         rows = await self._fetch(
-            f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM merchant_dashboard"  # noqa: S608 - constants
+            f"SELECT {', '.join(selected)} FROM merchant_dashboard"  # noqa: S608 - constants
             " WHERE merchant_id = %s",
-            (merchant_id,),
+            (merchant_account(merchant_id), merchant_id),
             SUMMARY_COLUMNS,
         )
         return rows[0] if rows else None
@@ -111,14 +121,19 @@ class PostgresReports:
         return rows[0]
 
     async def balance(self, merchant_id: str) -> dict[str, int]:
-        """``available``: the merchant's ledger account; ``in_flight``: USDT received on their
-        open invoices, waiting for confirmations (gross: the fee comes off when they settle)."""
+        """``available``: the merchant's ledger account (net settled, less refunds and payouts);
+        ``incoming``: USDT received on their open invoices, waiting for confirmations (gross:
+        the fee comes off when they settle); ``outgoing``: refunds and payouts debited and not
+        yet final on chain (they return to ``available`` if they fail)."""
         rows = await self._fetch(
-            "SELECT (SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE account = %s),"
+            "SELECT (SELECT coalesce(sum(amount), 0) FROM ledger_entries"
+            "  WHERE account = %s AND currency = 'USDT'),"
             " (SELECT coalesce(sum(amount_received), 0) FROM invoice_summaries"
-            "  WHERE merchant_id = %s AND status IN ('pending', 'confirming'))",
-            (merchant_account(merchant_id), merchant_id),
-            ("available", "in_flight"),
+            "  WHERE merchant_id = %s AND status IN ('pending', 'confirming')),"
+            " (SELECT coalesce(sum(amount), 0) FROM ledger_entries"
+            "  WHERE account = %s AND currency = 'USDT')",
+            (merchant_account(merchant_id), merchant_id, in_flight_account(merchant_id)),
+            ("available", "incoming", "outgoing"),
         )
         return {name: int(value) for name, value in rows[0].items()}
 

@@ -27,6 +27,10 @@ DEV_XPUB = (
     "ALQtmn9p42VTQckoHVn8WNqS7dqnJokZHAHcHGoaQgmv8D45oNUKx6DZMNZBCd"
 )
 
+# The hot wallet of the same public development mnemonic, m/44'/195'/1'/0/0 (the signer derives
+# its key; the workers only ever know the address). Simulator only.
+DEV_HOT_WALLET = "TLrpNTBuCpGMrB9TyVwgEhNVRhtWEQPHh4"
+
 # A self-hosted java-tron node serves its HTTP API on 8090; the public testnets are reachable on
 # TronGrid. Mainnet defaults to a node of our own: TronGrid's free tier is too tight to rely on.
 DEFAULT_NODE_URLS: Mapping[Network, str] = {
@@ -53,6 +57,8 @@ class ChainSettings:
     api_key: str | None = field(default=None, repr=False)
     usdt_contract: str = MAINNET_USDT
     xpub: str = DEV_XPUB
+    # Where refunds and payouts are paid from and sweeps go to; None: money out is off.
+    hot_wallet_address: str | None = DEV_HOT_WALLET
     start_height: int | None = None
     poll_interval: float = 1.0
     request_timeout: float = 10.0
@@ -69,6 +75,7 @@ class ChainSettings:
             api_key=environ.get("TRON_API_KEY") or None,
             usdt_contract=_usdt_contract(environ, network),
             xpub=_xpub(environ, network),
+            hot_wallet_address=_hot_wallet(environ, network),
             start_height=_optional_int(environ, "TRON_WATCHER_START_HEIGHT", minimum=0),
             poll_interval=_positive_float(environ, "TRON_POLL_INTERVAL", 1.0),
             request_timeout=_positive_float(environ, "TRON_REQUEST_TIMEOUT", 10.0),
@@ -126,6 +133,23 @@ def _xpub(environ: Mapping[str, str], network: Network) -> str:
             "TRON_XPUB", "is the public dev xpub of a well-known test mnemonic; never on mainnet"
         )
     return value
+
+
+def _hot_wallet(environ: Mapping[str, str], network: Network) -> str | None:
+    value = environ.get("TRON_HOT_WALLET_ADDRESS", "").strip()
+    if not value:
+        return DEV_HOT_WALLET if network == "sim" else None
+    try:
+        address = to_base58(value)
+    except ValueError:
+        raise ChainSettingsError(
+            "TRON_HOT_WALLET_ADDRESS", f"is not a Tron address: {value!r}"
+        ) from None
+    if network == "mainnet" and address == DEV_HOT_WALLET:
+        raise ChainSettingsError(
+            "TRON_HOT_WALLET_ADDRESS", "is the public development hot wallet; never on mainnet"
+        )
+    return address
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

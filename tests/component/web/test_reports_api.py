@@ -118,11 +118,22 @@ async def test_a_bad_range_is_refused_naming_the_parameter(
 async def test_the_balance_is_available_and_in_flight(
     client: TestClient, world: MemoryWorld
 ) -> None:
-    reports(world).balances["mer_shop"] = {"available": 164_330_100, "in_flight": 20_000_000}
+    reports(world).balances["mer_shop"] = {
+        "available": 164_330_100,
+        "incoming": 20_000_000,
+        "outgoing": 2_500_000,
+    }
     status, body = await get(client, "/api/v1/balance")
     assert (status, body) == (
         200,
-        {"object": "balance", "currency": "USDT", "available": "164.3301", "in_flight": "20"},
+        {
+            "object": "balance",
+            "currency": "USDT",
+            "available": "164.3301",
+            "in_flight": "22.5",
+            "incoming": "20",
+            "outgoing": "2.5",
+        },
     )
     status, body = await get(client, "/api/v1/balance?currency=TRX")
     assert (status, body["error"]["param"]) == (400, "currency")

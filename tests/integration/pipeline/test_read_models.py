@@ -484,7 +484,8 @@ async def test_the_reports_read_what_the_fold_and_the_ledger_hold(pool: Any) -> 
     balance = await reports.balance(merchant_id)
     assert balance == {
         "available": sum(e.data.net_amount for e in settlements),
-        "in_flight": usdt("150"),  # received on the confirming invoice, not yet credited
+        "incoming": usdt("150"),  # received on the confirming invoice, not yet credited
+        "outgoing": 0,
     }
 
 

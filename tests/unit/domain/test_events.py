@@ -19,6 +19,7 @@ from app.domain.events import (
     parse_event,
 )
 from app.domain.invoice import Invoice
+from app.domain.money_out import Attempt, Receipt, TransferKind, request_transfer
 from app.domain.payment import Payment
 from app.domain.settlement import Settlement
 from app.domain.webhooks import endpoint_disabled_event
@@ -79,7 +80,42 @@ def every_kind_of_event() -> list[DomainEvent]:
         failing_since=T0,
         disabled_at=T0 + timedelta(days=5),
     )
-    return [event for aggregate in aggregates for event in aggregate.history] + [endpoint_disabled]
+    return [
+        *(event for aggregate in aggregates for event in aggregate.history),
+        endpoint_disabled,
+        *money_out_events(),
+    ]
+
+
+def money_out_events() -> list[DomainEvent]:
+    """Every refund and payout event: created, approved, paid or confirmed, failed, cancelled."""
+    receipt = Receipt(120, 6_800_000, 64_285, 345, True, "SUCCESS")
+    attempt = Attempt(1, "ab" * 32, {"contract": []}, "0a02", 1_800_000_000_000)
+    events: list[DomainEvent] = []
+    for kind, approval in ((TransferKind.REFUND, "automatic"), (TransferKind.PAYOUT, "admin")):
+        created = request_transfer(
+            transfer_id=f"{kind.value}_1",
+            kind=kind,
+            merchant_id="mer_1",
+            amount=usdt("2"),
+            to_address="TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf",
+            at=T0,
+            approval=approval,  # type: ignore[arg-type]
+            invoice_id="inv_1" if kind is TransferKind.REFUND else None,
+            causation_id=f"{kind.value}:key",
+        )
+        events.extend(created.events)
+        state = created.state
+        if approval == "admin":
+            cancelled = state.cancel(T0)
+            events.extend(cancelled.events)
+            approved = state.approve("usr_admin", T0)
+            events.extend(approved.events)
+            state = approved.state
+        broadcast = state.signing(attempt, T0).state.signed("cd" * 65, T0).broadcast(T0).state
+        events.extend(broadcast.confirm(receipt, T0).events)
+        events.extend(broadcast.fail("failed on chain: OUT_OF_ENERGY", T0, receipt).events)
+    return events
 
 
 EVENTS = every_kind_of_event()
