@@ -42,6 +42,7 @@ from agents import (
     money_out,
     payments,
     projections,
+    resolutions,
     settlements,
     stall_watchdog,
     webhook_dispatcher,
@@ -141,6 +142,7 @@ from app.services.ports import (
 )
 from app.services.projection import Projection
 from app.services.rate_limits import Limiter
+from app.services.resolutions import Resolutions
 from app.services.settlement import Settling
 from app.services.signup import Signup, SignupSettings
 from app.services.users import LoginLimits, UserAccounts
@@ -311,6 +313,7 @@ class Services:
     admin: PlatformAdmin
     signup: Signup
     money_out: MoneyOutRequests
+    resolutions: Resolutions
 
 
 def signup_settings(settings: Settings) -> SignupSettings:
@@ -353,6 +356,7 @@ def build_services(ports: Ports, settings: Settings) -> Services:
     )
     # Each merchant's endpoints cached per worker, dropped on news of a change (every worker).
     subscriptions = CachedSubscriptions(ports.webhook_store, ports.access_changes)
+    merchant_invoices = MerchantInvoices(tables.invoices, tables.settlements, ports.invoice_gateway)
     return Services(
         ports=ports,
         invoice_commands=InvoiceCommands(
@@ -363,9 +367,7 @@ def build_services(ports: Ports, settings: Settings) -> Services:
             late_payment_window=timedelta(seconds=settings.late_payment_window),
         ),
         invoice_creation=InvoiceCreation(ports.idempotency, ports.addresses, ports.invoice_gateway),
-        merchant_invoices=MerchantInvoices(
-            tables.invoices, tables.settlements, ports.invoice_gateway
-        ),
+        merchant_invoices=merchant_invoices,
         deposits=DepositProcessing(
             tables.deposits, tables.confirmation_watch, publisher, publisher
         ),
@@ -419,6 +421,12 @@ def build_services(ports: Ports, settings: Settings) -> Services:
             access,
         ),
         money_out=MoneyOutRequests(ports.money_out, money_out_settings(settings)),
+        resolutions=Resolutions(
+            merchant_invoices,
+            ports.invoice_gateway,
+            ports.money_out,
+            hot_wallet_address=settings.chain.hot_wallet_address or "",
+        ),
     )
 
 
@@ -607,6 +615,9 @@ def _register_agents(
     settlements.register(
         app, events, settlements.SettlementAgent(services.settling, dead_letters), hold
     )
+    resolutions.register(
+        app, events, resolutions.ResolutionAgent(services.money_out, dead_letters), hold
+    )
     projections.register(
         app, events, projections.ProjectionAgent(services.projection, dead_letters), hold
     )
@@ -764,6 +775,7 @@ def install_views(
             auth,
             services.invoice_creation,
             services.merchant_invoices,
+            services.resolutions,
             ports.settlement_records,
             routing,
             settings=settings,

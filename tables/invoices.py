@@ -48,11 +48,13 @@ class OpenInvoiceTable:
         self._table = table
 
     def track(self, invoice: Invoice) -> None:
-        """Keep ``invoice`` here exactly while it is open."""
-        is_open = invoice.invoice_id in self._table
-        if invoice.status in OPEN_STATUSES and not is_open:
-            self._table[invoice.invoice_id] = invoice.expires_at.isoformat()
-        elif invoice.status not in OPEN_STATUSES and is_open:
+        """Keep ``invoice`` here exactly while it is open, with its current deadline (an
+        extended invoice's moves)."""
+        held = self._table.get(invoice.invoice_id)
+        deadline = invoice.expires_at.isoformat()
+        if invoice.status in OPEN_STATUSES and held != deadline:
+            self._table[invoice.invoice_id] = deadline
+        elif invoice.status not in OPEN_STATUSES and held is not None:
             del self._table[invoice.invoice_id]
 
     def open_invoices(self) -> list[tuple[str, datetime]]:

@@ -100,6 +100,11 @@ def merchant_view(account: MerchantAccount) -> dict[str, Any]:
         "name": merchant.name,
         "fee_percentage": format_fee_percentage(merchant.fee_percentage),
         "confirmations_override": merchant.confirmation_override,
+        "underpaid_tolerance": (
+            None
+            if merchant.underpaid_tolerance is None
+            else format_fee_percentage(merchant.underpaid_tolerance)
+        ),
         "status": "suspended" if account.suspended_at is not None else "active",
         "suspended_at": format_time(account.suspended_at),
         "created_at": format_time(account.created_at),
@@ -318,7 +323,7 @@ class AccessApi:
         principal = await self._auth.principal(request)
         require_admin(principal)  # before the body is read
         body = await read_json_object(request)
-        _only(body, {"fee_percentage", "confirmations_override"})
+        _only(body, {"fee_percentage", "confirmations_override", "underpaid_tolerance"})
         account = await self._admin.update(principal, request.match_info["merchant_id"], body)
         note_details(request, {name: str(value) for name, value in body.items()})
         return aioweb.json_response(merchant_view(account))

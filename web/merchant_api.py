@@ -21,6 +21,7 @@ from app.runtime.routing import Routing
 from app.services.create_invoice import InvoiceCreation, request_fingerprint
 from app.services.merchant_invoices import MerchantInvoices
 from app.services.ports import SettlementReads
+from app.services.resolutions import Resolutions, resolution_refund_id
 from app.settings import Settings
 from web.auth import Authenticator
 from web.errors import ApiError
@@ -31,7 +32,7 @@ from web.presenters import (
     settlement_for_merchant,
     settlement_row_for_merchant,
 )
-from web.requests import parse_cancel_request, parse_create_invoice
+from web.requests import parse_cancel_request, parse_create_invoice, parse_resolve_request
 
 # Documented in docs/merchant-api.md; with the merchant id it makes the command id (200 at most).
 IDEMPOTENCY_KEY_MAX: Final = 128
@@ -47,6 +48,7 @@ class MerchantApi:
         auth: Authenticator,
         creation: InvoiceCreation,
         invoices: MerchantInvoices,
+        resolutions: Resolutions,
         settlements: SettlementReads,
         routing: Routing,
         *,
@@ -57,6 +59,7 @@ class MerchantApi:
         self._auth = auth
         self._creation = creation
         self._invoices = invoices
+        self._resolutions = resolutions
         self._settlements = settlements
         self._routing = routing
         self._settings = settings
@@ -67,6 +70,7 @@ class MerchantApi:
         router.add_post("/api/v1/invoices", self.create_invoice)
         router.add_get("/api/v1/invoices/{invoice_id}", self.get_invoice)
         router.add_post("/api/v1/invoices/{invoice_id}/cancel", self.cancel_invoice)
+        router.add_post("/api/v1/invoices/{invoice_id}/resolve", self.resolve_invoice)
         router.add_get("/api/v1/invoices/{invoice_id}/settlement", self.get_invoice_settlement)
         router.add_get("/api/v1/settlements", self.list_settlements)
         router.add_get("/api/v1/settlements/{settlement_id}", self.get_settlement)
@@ -99,6 +103,11 @@ class MerchantApi:
             request, Scope.INVOICES_WRITE, self._invoice_table, self._cancel
         )
 
+    async def resolve_invoice(self, request: aioweb.Request) -> aioweb.StreamResponse:
+        return await self._on_owner(
+            request, Scope.INVOICES_WRITE, self._invoice_table, self._resolve
+        )
+
     async def get_invoice_settlement(self, request: aioweb.Request) -> aioweb.StreamResponse:
         return await self._on_owner(
             request, Scope.SETTLEMENTS_READ, self._settlement_table, self._settlement
@@ -127,6 +136,30 @@ class MerchantApi:
             merchant_id, invoice_id, reason=reason, now=datetime.now(UTC)
         )
         return aioweb.json_response(invoice_for_merchant(invoice))
+
+    async def _resolve(
+        self, request: aioweb.Request, merchant_id: str, invoice_id: str
+    ) -> Response:
+        self._invoices.get(merchant_id, invoice_id)  # 404 before the body is read
+        action, expires_in, address = parse_resolve_request(
+            await read_json_object(request), self._settings
+        )
+        if action == "refund":
+            # Returning money needs the refund scope as well (a key for invoices only may not).
+            await self._auth.merchant(request, Scope.REFUNDS_WRITE)
+        invoice = await self._resolutions.resolve(
+            merchant_id,
+            invoice_id,
+            action=action,
+            expires_in=expires_in,
+            address=address,
+            idempotency_key=_idempotency_key(request),
+            now=datetime.now(UTC),
+        )
+        body = invoice_for_merchant(invoice)
+        if action == "refund":
+            body["refund_id"] = resolution_refund_id(invoice_id)
+        return aioweb.json_response(body)
 
     async def _settlement(self, _: aioweb.Request, merchant_id: str, invoice_id: str) -> Response:
         settlement = self._invoices.settlement(merchant_id, invoice_id)

@@ -69,6 +69,14 @@ INVOICE_PROPERTIES: dict[str, Any] = {
     "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
     "redirect_url": {"type": ["string", "null"]},
     "cancel_url": {"type": ["string", "null"]},
+    "resolution": {
+        "enum": ["accept", "refund", "extend", None],
+        "description": "how an underpayment was resolved (POST …/resolve, or the tolerance)",
+    },
+    "underpaid_tolerance": {
+        "type": ["string", "null"],
+        "description": "percent of the amount accepted at expiry when underpaid",
+    },
     "payments": {
         "type": "array",
         "items": {
@@ -205,6 +213,10 @@ SCHEMAS: dict[str, Any] = {
             "confirmations": {"type": "integer"},
             "payments": {"type": "array", "items": {"type": "object"}},
             "expires_at": _TIME,
+            "resolution": {
+                "enum": ["accept", "refund", "extend", None],
+                "description": "the merchant's decision about an underpayment, if any",
+            },
             "version": {"type": "integer"},
         },
     },
@@ -991,6 +1003,7 @@ SCHEMAS.update(
                 "name": {"type": "string"},
                 "fee_percentage": {"type": "string"},
                 "confirmations_override": {"type": ["integer", "null"]},
+                "underpaid_tolerance": {"type": ["string", "null"], "example": "99.5"},
                 "status": {"enum": ["active", "suspended"]},
                 "suspended_at": _TIME,
                 "created_at": _TIME,
@@ -1308,7 +1321,8 @@ PATHS.update(
                 parameters=[_MERCHANT_ID],
             ),
             "patch": _operation(
-                "Set the fee (from the next invoice on) and the confirmation override",
+                "Set the fee, the confirmation override and the underpayment tolerance (from the"
+                " next invoice on)",
                 ("200", _ref("Merchant"), "changed"),
                 (401, 403, 404),
                 auth="admin",
@@ -1320,6 +1334,11 @@ PATHS.update(
                             "type": ["integer", "null"],
                             "minimum": 1,
                             "maximum": 100,
+                        },
+                        "underpaid_tolerance": {
+                            "type": ["string", "null"],
+                            "example": "99.5",
+                            "description": "accept at expiry from this percent; null: never",
                         },
                     },
                     [],
@@ -1397,6 +1416,41 @@ SCHEMAS.update(
                 "approval": {"enum": ["automatic", "admin"]},
                 "approved_at": _TIME,
             },
+        },
+    }
+)
+PATHS.update(
+    {
+        "/api/v1/invoices/{invoice_id}/resolve": {
+            "post": _operation(
+                "Resolve an underpaid invoice: accept what was received, refund it, or extend "
+                "the deadline (refund also needs refunds:write)",
+                ("200", _ref("Invoice"), "the invoice after the resolution"),
+                (401, 403, 404, 409, 422),
+                parameters=[
+                    _INVOICE_ID,
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "maxLength": 128},
+                    },
+                ],
+                body=_body(
+                    {
+                        "action": {"enum": ["accept", "refund", "extend"]},
+                        "expires_in": {
+                            "type": "integer",
+                            "description": "extend: seconds from now until the new deadline",
+                        },
+                        "address": {
+                            "type": "string",
+                            "description": "refund: to whom (default: the address that paid)",
+                        },
+                    },
+                    ["action"],
+                ),
+            )
         },
     }
 )
@@ -1499,6 +1553,7 @@ OPERATION_SCOPES: dict[tuple[str, str], Scope] = {
     ("get", "/api/v1/invoices"): Scope.INVOICES_READ,
     ("get", "/api/v1/invoices/{invoice_id}"): Scope.INVOICES_READ,
     ("post", "/api/v1/invoices/{invoice_id}/cancel"): Scope.INVOICES_WRITE,
+    ("post", "/api/v1/invoices/{invoice_id}/resolve"): Scope.INVOICES_WRITE,
     ("get", "/api/v1/invoices/{invoice_id}/settlement"): Scope.SETTLEMENTS_READ,
     ("get", "/api/v1/settlements"): Scope.SETTLEMENTS_READ,
     ("get", "/api/v1/settlements/{settlement_id}"): Scope.SETTLEMENTS_READ,

@@ -49,6 +49,12 @@ def invoice_for_merchant(invoice: Invoice) -> dict[str, Any]:
         "metadata": invoice.metadata,
         "redirect_url": invoice.redirect_url,
         "cancel_url": invoice.cancel_url,
+        "resolution": invoice.resolution,
+        "underpaid_tolerance": (
+            None
+            if invoice.underpaid_tolerance is None
+            else format_fee_percentage(invoice.underpaid_tolerance)
+        ),
         "payments": [
             {
                 "payment_id": payment_id,

@@ -7,11 +7,12 @@ request may hold.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from aiohttp import web as aioweb
 
+from app.adapters.tron.addresses import to_base58
 from app.domain.commands import MAX_SHOP_URL
 from app.domain.invoice import SHOP_URL_PLACEHOLDERS
 from app.domain.money import parse_usdt
@@ -146,3 +147,46 @@ def parse_cancel_request(body: dict[str, Any]) -> str | None:
 def page_limit(request: aioweb.Request, maximum: int = 100) -> int:
     """The ``limit`` query parameter of a list: 1 to ``maximum``, 20 when absent."""
     return query_whole_number(request.query.get("limit"), "limit", 20, 1, maximum)
+
+
+def parse_resolve_request(
+    body: dict[str, Any], settings: Settings
+) -> tuple[Literal["accept", "refund", "extend"], int | None, str | None]:
+    """``{"action": "accept" | "refund" | "extend", "expires_in": s, "address": "T…"}``:
+    ``expires_in`` only (and required) to extend, ``address`` only to refund."""
+    unknown = sorted(set(body) - {"action", "expires_in", "address"})
+    if unknown:
+        raise _bad(
+            "parameter_unknown",
+            f"unknown parameter {unknown[0]!r}; allowed: action, expires_in, address",
+            unknown[0],
+        )
+    action = body.get("action")
+    if action not in ("accept", "refund", "extend"):
+        raise _bad("parameter_invalid", "action must be accept, refund or extend", "action")
+    expires_in = None
+    if action == "extend":
+        if "expires_in" not in body:
+            raise _bad("parameter_missing", "extend needs expires_in (seconds)", "expires_in")
+        expires_in = _expires_in(body, settings)
+    elif "expires_in" in body:
+        raise _bad("parameter_invalid", "expires_in is only for action extend", "expires_in")
+    address = None
+    if body.get("address") is not None:
+        if action != "refund":
+            raise _bad("parameter_invalid", "address is only for action refund", "address")
+        address = _tron_address(body["address"])
+    return action, expires_in, address
+
+
+def _tron_address(value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        raise _bad("parameter_invalid", "address must be a Tron address (T…)", "address")
+    try:
+        return to_base58(value.strip())
+    except ValueError:
+        raise _bad(
+            "parameter_invalid",
+            "address is not a valid Tron address (its checksum fails)",
+            "address",
+        ) from None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Final, Self
+from typing import Annotated, Final, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -26,7 +26,7 @@ from pydantic import (
 
 from app.domain.confirmations import check_confirmation_override
 from app.domain.errors import InvalidExpiry
-from app.domain.fees import DEFAULT_FEE_PERCENTAGE, FeePercentage
+from app.domain.fees import DEFAULT_FEE_PERCENTAGE, FeePercentage, TolerancePercentage
 from app.domain.fields import (
     BlockId,
     BlockNumber,
@@ -83,6 +83,8 @@ class CreateInvoice(Command):
     )
     redirect_url: OneLineText | None = Field(default=None, max_length=MAX_SHOP_URL)
     cancel_url: OneLineText | None = Field(default=None, max_length=MAX_SHOP_URL)
+    # The merchant's: at expiry, accept an underpayment of at least this percent of the amount.
+    underpaid_tolerance: TolerancePercentage | None = None
 
     @field_validator("confirmation_override")
     @classmethod
@@ -117,9 +119,37 @@ class ExpireInvoice(Command):
     expired_at: UtcDatetime = Field(description="when expiry was decided; not before expires_at")
 
     @classmethod
-    def at(cls, invoice_id: str, now: datetime) -> Self:
-        """The expiry timer's command; one id per invoice, however often the timer fires."""
-        return cls(command_id=f"expire:{invoice_id}", invoice_id=invoice_id, expired_at=now)
+    def at(cls, invoice_id: str, now: datetime, extensions: int = 0) -> Self:
+        """The expiry timer's command; one id per invoice and deadline, however often the timer
+        fires (an invoice the merchant extended can expire again, at its new deadline)."""
+        command_id = f"expire:{invoice_id}" + (f":{extensions}" if extensions else "")
+        return cls(command_id=command_id, invoice_id=invoice_id, expired_at=now)
+
+    @property
+    def aggregate_id(self) -> str:
+        return self.invoice_id
+
+
+class ResolveInvoice(Command):
+    """A merchant settles what an underpaid invoice becomes (docs/merchant-api.md, "Resolve"):
+    ``accept`` what was received, ``refund`` it, or ``extend`` the invoice to a new deadline."""
+
+    invoice_id: Identifier
+    action: Literal["accept", "refund", "extend"]
+    resolved_at: UtcDatetime
+    expires_at: UtcDatetime | None = Field(default=None, description="extend: the new deadline")
+    refund_id: Identifier | None = Field(default=None, description="refund: the refund's id")
+    refund_address: TronAddress | None = Field(default=None, description="refund: to whom")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.action == "extend" and (
+            self.expires_at is None or self.expires_at <= self.resolved_at
+        ):
+            raise InvalidExpiry("extend needs an expires_at in the future", param="expires_in")
+        if self.action == "refund" and (self.refund_id is None or self.refund_address is None):
+            raise ValueError("a refund resolution names its refund id and address")
+        return self
 
     @property
     def aggregate_id(self) -> str:
@@ -312,6 +342,7 @@ InvoiceCommand = (
     CreateInvoice
     | CancelInvoice
     | ExpireInvoice
+    | ResolveInvoice
     | ApplyPaymentDetected
     | ApplyPaymentConfirmed
     | ApplyPaymentOrphaned

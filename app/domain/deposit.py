@@ -81,13 +81,17 @@ class DepositAccount:
         return self.registration.deposit_address
 
     def register(self, registration: DepositRegistration) -> DepositAccount:
-        """The same registration again changes nothing; another invoice's is refused."""
+        """The same registration again changes nothing; another invoice's is refused. The same
+        invoice's with a later ``monitor_until`` (the merchant extended an underpaid invoice)
+        keeps watching the address until then; an earlier one never shortens the watch."""
         if registration.invoice_id != self.registration.invoice_id:
             raise AddressConflict(
                 f"deposit address {registration.deposit_address} already belongs to invoice "
                 f"{self.registration.invoice_id}, not {registration.invoice_id}",
                 param="deposit_address",
             )
+        if registration.monitor_until > self.registration.monitor_until:
+            return DepositAccount(registration, self.payments)
         return self
 
     def detect(self, transfer: TransferObserved, head: ChainHeadAdvanced | None) -> DetectPayment:

@@ -215,6 +215,13 @@ class InvoiceNotDue(RuleViolation):
     code = "invoice_not_due"
 
 
+class InvoiceNotUnderpaid(RuleViolation):
+    """A resolution asked of an invoice that is not underpaid (or not yet resolvable: some of
+    what it received is unconfirmed, or it was already refunded)."""
+
+    code = "invoice_not_underpaid"
+
+
 class PaymentAlreadyConfirmed(RuleViolation):
     """A request to take back a payment the invoice already counts as confirmed."""
 

@@ -27,7 +27,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal, Self, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from app.domain.fees import FeePercentage
+from app.domain.fees import FeePercentage, TolerancePercentage
 from app.domain.fields import (
     BlockId,
     BlockNumber,
@@ -154,7 +154,9 @@ class DomainEvent(BaseModel):
 
 
 class InvoiceCreatedData(EventData):
-    model_config = ConfigDict(json_schema_extra=added_later("redirect_url", "cancel_url"))
+    model_config = ConfigDict(
+        json_schema_extra=added_later("redirect_url", "cancel_url", "underpaid_tolerance")
+    )
 
     amount: PositiveUsdt
     currency: Literal["USDT"] = "USDT"
@@ -169,6 +171,9 @@ class InvoiceCreatedData(EventData):
     # placeholders kept as given): after paying, and after expiry or cancellation.
     redirect_url: str | None = None
     cancel_url: str | None = None
+    # The merchant's tolerance, fixed on the invoice: at expiry an underpayment of at least this
+    # percent of the amount, all confirmed, is accepted (InvoiceResolved, by "tolerance").
+    underpaid_tolerance: TolerancePercentage | None = None
 
 
 class InvoiceProgress(EventData):
@@ -200,6 +205,15 @@ class InvoicePaidData(InvoiceProgress):
 
 class InvoiceCancelledData(InvoiceProgress):
     reason: str | None = None
+
+
+class InvoiceResolvedData(InvoiceProgress):
+    action: Literal["accept", "refund", "extend"]
+    resolved_by: Literal["merchant", "tolerance"]
+    expires_at: UtcDatetime | None = Field(default=None, description="extend: the new deadline")
+    refund_id: Identifier | None = Field(default=None, description="refund: the refund sent")
+    refund_address: TronAddress | None = None
+    refund_amount: Usdt | None = Field(default=None, description="refund: everything received")
 
 
 class InvoiceEvent(DomainEvent):
@@ -248,6 +262,14 @@ class InvoiceCancelled(InvoiceEvent):
     """The merchant cancelled the invoice before any payment was seen."""
 
     data: InvoiceCancelledData
+
+
+class InvoiceResolved(InvoiceEvent):
+    """An underpaid invoice was resolved: ``accept`` (InvoicePaid follows: settled on what was
+    received), ``refund`` (everything received goes back; the refund's own events follow), or
+    ``extend`` (open again until ``expires_at`` for the rest)."""
+
+    data: InvoiceResolvedData
 
 
 # --- payment ------------------------------------------------------------------------------------

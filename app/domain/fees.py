@@ -118,3 +118,18 @@ FeePercentage = Annotated[
     ),
 ]
 """A fee percentage: ``Decimal`` in Python, canonical decimal string in JSON."""
+
+
+TolerancePercentage = Annotated[
+    Decimal,
+    BeforeValidator(_percentage_input),
+    PlainSerializer(format_fee_percentage, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": CANONICAL_PERCENTAGE_PATTERN,
+            "description": "percent of the amount in [0, 100], e.g. 99.5",
+        }
+    ),
+]
+"""A percentage of an invoice's amount (an underpayment tolerance): as ``FeePercentage``."""

@@ -35,6 +35,7 @@ from app.domain.commands import (
     CreateInvoice,
     ExpireInvoice,
     InvoiceCommand,
+    ResolveInvoice,
 )
 from app.domain.confirmations import required_confirmations
 from app.domain.errors import (
@@ -42,6 +43,7 @@ from app.domain.errors import (
     InvalidTransition,
     InvoiceNotDue,
     InvoiceNotFound,
+    InvoiceNotUnderpaid,
     PaymentAlreadyConfirmed,
 )
 from app.domain.events import (
@@ -59,10 +61,12 @@ from app.domain.events import (
     InvoicePaymentReverted,
     InvoicePaymentRevertedData,
     InvoiceProgress,
+    InvoiceResolved,
+    InvoiceResolvedData,
 )
-from app.domain.fees import FeePercentage
+from app.domain.fees import FeePercentage, TolerancePercentage
 from app.domain.fields import Identifier, TronAddress, UtcDatetime
-from app.domain.money import PositiveUsdt
+from app.domain.money import PositiveUsdt, format_usdt
 from app.domain.statuses import (
     INVOICE_TRANSITIONS,
     InvoiceStatus,
@@ -121,6 +125,10 @@ class Invoice(Aggregate[InvoiceEvent]):
     expired_at: UtcDatetime | None = None
     cancelled_at: UtcDatetime | None = None
     cancellation_reason: str | None = None
+    underpaid_tolerance: TolerancePercentage | None = None
+    # How an underpayment was resolved (the last resolution), and how often the deadline moved.
+    resolution: Literal["accept", "refund", "extend"] | None = None
+    extensions: int = 0
 
     @property
     def aggregate_id(self) -> str:
@@ -166,6 +174,7 @@ class Invoice(Aggregate[InvoiceEvent]):
             metadata=command.metadata,
             redirect_url=command.redirect_url,
             cancel_url=command.cancel_url,
+            underpaid_tolerance=command.underpaid_tolerance,
         )
         created = InvoiceCreated.record(
             aggregate_id=command.invoice_id,
@@ -198,6 +207,8 @@ class Invoice(Aggregate[InvoiceEvent]):
                 return self._payment_reverted(command, "orphaned", command.orphaned_at)
             case ApplyPaymentFailed():
                 return self._payment_reverted(command, "failed", command.failed_at)
+            case ResolveInvoice():
+                return self._resolve(command)
             case _:  # pragma: no cover - mypy proves every command is handled
                 assert_never(command)
 
@@ -222,8 +233,84 @@ class Invoice(Aggregate[InvoiceEvent]):
                 f"invoice {self.invoice_id} expires at {self.expires_at.isoformat()}",
                 param="expired_at",
             )
+        if self._within_tolerance():
+            # The merchant accepts an underpayment this close to the amount: paid, not expired.
+            return self._accept(command.command_id, command.expired_at, "tolerance")
         data = InvoiceProgress(**self._progress(self.payments, status))
         return [self._record(InvoiceExpired, command.command_id, command.expired_at, data)]
+
+    def _within_tolerance(self) -> bool:
+        tolerance = self.underpaid_tolerance
+        received = self.amount_received
+        return (
+            tolerance is not None
+            and 0 < received < self.amount
+            and self.amount_confirmed == received
+            and not any(payment.late for payment in self.payments.values())
+            and received * 100 >= self.amount * tolerance
+        )
+
+    # --- resolving an underpayment ----------------------------------------------------------------
+
+    def _resolve(self, command: ResolveInvoice) -> list[InvoiceEvent]:
+        received = self.amount_received
+        if (
+            self.status not in (InvoiceStatus.CONFIRMING, InvoiceStatus.EXPIRED)
+            or not (0 < received < self.amount)
+            or self.resolution == "refund"
+        ):
+            raise InvoiceNotUnderpaid(
+                f"invoice {self.invoice_id} is {self.status} with {format_usdt(received)} of"
+                f" {format_usdt(self.amount)} USDT received"
+                + (" and its payments refunded" if self.resolution == "refund" else "")
+                + "; only an underpaid invoice, open or expired, is resolved",
+                param="invoice_id",
+            )
+        if command.action == "extend":
+            assert command.expires_at is not None  # the command checks it
+            data = InvoiceResolvedData(
+                **self._progress(self.payments, InvoiceStatus.CONFIRMING, late=False),
+                action="extend",
+                resolved_by="merchant",
+                expires_at=command.expires_at,
+            )
+            return [self._record(InvoiceResolved, command.command_id, command.resolved_at, data)]
+        if self.amount_confirmed != received:
+            raise InvoiceNotUnderpaid(
+                f"invoice {self.invoice_id} has {format_usdt(received - self.amount_confirmed)}"
+                " USDT not yet confirmed: resolve it once every payment is confirmed",
+                param="invoice_id",
+            )
+        if command.action == "accept":
+            return self._accept(command.command_id, command.resolved_at, "merchant")
+        # refund: the invoice stops asking for money; the refund returns all that was received.
+        status = InvoiceStatus.EXPIRED
+        if self.status is not InvoiceStatus.EXPIRED:
+            status = self._transition(InvoiceStatus.EXPIRED)
+        data = InvoiceResolvedData(
+            **self._progress(self.payments, status),
+            action="refund",
+            resolved_by="merchant",
+            refund_id=command.refund_id,
+            refund_address=command.refund_address,
+            refund_amount=received,
+        )
+        return [self._record(InvoiceResolved, command.command_id, command.resolved_at, data)]
+
+    def _accept(
+        self, command_id: str, at: datetime, by: Literal["merchant", "tolerance"]
+    ) -> list[InvoiceEvent]:
+        """Paid for what was received: settled on that (the settlement takes the confirmed)."""
+        resolved_data = InvoiceResolvedData(
+            **self._progress(self.payments, self.status), action="accept", resolved_by=by
+        )
+        resolved = self._record(InvoiceResolved, command_id, at, resolved_data)
+        after = self.apply(resolved)
+        status = after._transition(InvoiceStatus.PAID)
+        paid_data = InvoicePaidData(
+            **after._progress(after.payments, status), fee_percentage=after.fee_percentage
+        )
+        return [resolved, after._record(InvoicePaid, command_id, at, paid_data)]
 
     def _payment_detected(self, command: ApplyPaymentDetected) -> list[InvoiceEvent]:
         if command.payment_id in self.payments:
@@ -298,8 +385,16 @@ class Invoice(Aggregate[InvoiceEvent]):
         )
 
     def _progress(
-        self, payments: Mapping[str, InvoicePayment], status: InvoiceStatus
+        self,
+        payments: Mapping[str, InvoicePayment],
+        status: InvoiceStatus,
+        *,
+        late: bool | None = None,
     ) -> dict[str, Any]:
+        """Status and amounts with ``payments``; ``late=False``: as if none were late (an
+        extended invoice counts what arrived while it was expired towards its amount)."""
+        if late is False:
+            payments = {pid: p.model_copy(update={"late": False}) for pid, p in payments.items()}
         received = sum(payment.amount for payment in payments.values())
         return {
             "status": status,
@@ -332,6 +427,7 @@ class Invoice(Aggregate[InvoiceEvent]):
             metadata=data.metadata,
             redirect_url=data.redirect_url,
             cancel_url=data.cancel_url,
+            underpaid_tolerance=data.underpaid_tolerance,
         )
 
     def _evolve(self, event: InvoiceEvent) -> Invoice:
@@ -358,6 +454,22 @@ class Invoice(Aggregate[InvoiceEvent]):
                     event.data,
                     cancelled_at=event.occurred_at,
                     cancellation_reason=event.data.reason,
+                )
+            case InvoiceResolved():
+                data = event.data
+                if data.action != "extend":
+                    return self._moved(data, resolution=data.action)
+                assert data.expires_at is not None
+                payments = {
+                    pid: p.model_copy(update={"late": False}) for pid, p in self.payments.items()
+                }
+                return self._moved(
+                    data,
+                    resolution="extend",
+                    payments=payments,
+                    expires_at=data.expires_at,
+                    expired_at=None,
+                    extensions=self.extensions + 1,
                 )
             case InvoiceCreated():
                 raise ValueError(f"invoice {self.invoice_id} was already created")

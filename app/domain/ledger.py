@@ -32,6 +32,12 @@ def in_flight_account(merchant_id: str) -> str:
     return f"merchant:{merchant_id}:in_flight"
 
 
+def refunds_payable_account(merchant_id: str) -> str:
+    """Refunds of money a merchant's invoices received but never settled (an underpaid invoice
+    resolved by a refund): owed to the customers, not the merchant's balance."""
+    return f"refunds_payable:{merchant_id}"
+
+
 def recharged_account(merchant_id: str) -> str:
     """Network fees the merchant was charged (NETWORK_FEE_PAYER=merchant), in USDT."""
     return f"network_costs_recharged:{merchant_id}"

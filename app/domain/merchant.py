@@ -14,3 +14,6 @@ class Merchant:
     fee_percentage: Decimal
     # Replaces the amount-based confirmation policy for every invoice of this merchant.
     confirmation_override: int | None
+    # At expiry, an underpayment of at least this percent of the amount (all confirmed) is
+    # accepted; fixed on each invoice when it is created. None: never.
+    underpaid_tolerance: Decimal | None = None

@@ -44,6 +44,7 @@ from app.domain.events import (
     RefundFailedData,
 )
 from app.domain.ledger import (
+    CUSTOMER_FUNDS,
     HOT_WALLET,
     NETWORK_COSTS,
     Movement,
@@ -51,6 +52,7 @@ from app.domain.ledger import (
     merchant_account,
     moves,
     recharged_account,
+    refunds_payable_account,
 )
 
 
@@ -126,6 +128,9 @@ class OutgoingTransfer:
     network_fee_payer: Literal["platform", "merchant"] = "platform"
     network_fee_charged: int = 0
     invoice_id: str | None = None
+    # Whose money: the merchant's balance (a refund of a settled invoice, a payout), or what an
+    # invoice received and never settled (the refund of an underpaid invoice's resolution).
+    source: Literal["balance", "received"] = "balance"
     version: int = 1
     failure_reason: str | None = None
     approved_by: str | None = None
@@ -223,7 +228,7 @@ class OutgoingTransfer:
         movement = moves(
             f"{self.kind.value}_confirmed",
             self.transfer_id,
-            (in_flight_account(self.merchant_id), HOT_WALLET, self.amount, "USDT"),
+            (self.in_flight, HOT_WALLET, self.amount, "USDT"),
             (NETWORK_COSTS, HOT_WALLET, receipt.fee_sun, "TRX"),
         )
         return Step(state, (event,), movement)
@@ -280,12 +285,7 @@ class OutgoingTransfer:
         return moves(
             f"{self.kind.value}_{kind}",
             self.transfer_id,
-            (
-                in_flight_account(self.merchant_id),
-                merchant_account(self.merchant_id),
-                self.amount,
-                "USDT",
-            ),
+            (self.in_flight, self.origin, self.amount, "USDT"),
             (
                 recharged_account(self.merchant_id),
                 merchant_account(self.merchant_id),
@@ -294,6 +294,22 @@ class OutgoingTransfer:
             ),
             (NETWORK_COSTS, HOT_WALLET, burned_sun, "TRX"),
         )
+
+    @property
+    def origin(self) -> str:
+        """The account the amount is taken from: the merchant's balance, or the customer funds
+        an unsettled invoice holds on its deposit address."""
+        if self.source == "received":
+            return CUSTOMER_FUNDS
+        return merchant_account(self.merchant_id)
+
+    @property
+    def in_flight(self) -> str:
+        """Where the amount waits until final: the merchant's outgoing, or (for what was never
+        the merchant's) the refunds the platform owes the customers of that merchant."""
+        if self.source == "received":
+            return refunds_payable_account(self.merchant_id)
+        return in_flight_account(self.merchant_id)
 
 
 @dataclass(frozen=True)
@@ -315,9 +331,11 @@ def request_transfer(
     invoice_id: str | None = None,
     network_fee_payer: Literal["platform", "merchant"] = "platform",
     network_fee_charged: int = 0,
+    source: Literal["balance", "received"] = "balance",
     causation_id: str,
 ) -> Step:
-    """A new refund or payout: debited from the merchant's balance at once (into in flight)."""
+    """A new refund or payout: debited from the merchant's balance at once (into in flight), or
+    for ``source="received"`` from the customer funds an unsettled invoice holds."""
     if amount <= 0:
         raise ValueError("a transfer moves a positive amount")
     stage = Stage.APPROVED if approval == "automatic" else Stage.REQUESTED
@@ -334,6 +352,7 @@ def request_transfer(
         network_fee_payer=network_fee_payer,
         network_fee_charged=network_fee_charged,
         invoice_id=invoice_id,
+        source=source,
         approved_by="automatic" if approval == "automatic" else None,
         approved_at=at if approval == "automatic" else None,
     )
@@ -356,10 +375,12 @@ def request_transfer(
             **state._envelope(causation_id, at),
             data=PayoutCreatedData(amount=amount, address=to_address, approval=approval),
         )
+    if source == "received" and (kind is not TransferKind.REFUND or network_fee_charged):
+        raise ValueError("only a refund returns what an invoice received, free of charge")
     movement = moves(
         f"{kind.value}_requested",
         transfer_id,
-        (merchant_account(merchant_id), in_flight_account(merchant_id), amount, "USDT"),
+        (state.origin, state.in_flight, amount, "USDT"),
         (
             merchant_account(merchant_id),
             recharged_account(merchant_id),

@@ -56,7 +56,9 @@ INVOICE_TRANSITIONS: Final[Mapping[InvoiceStatus, frozenset[InvoiceStatus]]] = {
     # customer who sent part of the money and left must not keep the invoice open forever.
     InvoiceStatus.CONFIRMING: frozenset({InvoiceStatus.PAID, InvoiceStatus.EXPIRED}),
     InvoiceStatus.PAID: frozenset(),
-    InvoiceStatus.EXPIRED: frozenset(),
+    # expired → confirming (extended) or paid (accepted) only by the merchant's resolution of an
+    # underpaid invoice (guarded in invoice.py: ResolveInvoice).
+    InvoiceStatus.EXPIRED: frozenset({InvoiceStatus.CONFIRMING, InvoiceStatus.PAID}),
     InvoiceStatus.CANCELLED: frozenset(),
 }
 

@@ -59,7 +59,8 @@ class PlatformAdmin:
     async def update(
         self, principal: Principal, merchant_id: str, changes: Mapping[str, object]
     ) -> MerchantAccount:
-        """``fee_percentage`` and/or ``confirmations_override`` (null: the amount-based policy)."""
+        """``fee_percentage``, ``confirmations_override`` (null: the amount-based policy) and/or
+        ``underpaid_tolerance`` (null: underpayments always expire)."""
         require_admin(principal)
         parsed: dict[str, Decimal | int | None] = {}
         if "fee_percentage" in changes:
@@ -78,8 +79,22 @@ class PlatformAdmin:
                 if override is None
                 else check_confirmation_override(override, field="confirmations_override")
             )
+        if "underpaid_tolerance" in changes:
+            tolerance = changes["underpaid_tolerance"]
+            try:
+                parsed["underpaid_tolerance"] = (
+                    None if tolerance is None else parse_fee_percentage(tolerance)
+                )
+            except CheckoutError as exc:
+                raise CheckoutError(
+                    'underpaid_tolerance must be a percent from 0 to 100 (e.g. "99.5") or null'
+                    f": {exc.message}",
+                    param="underpaid_tolerance",
+                ) from None
         if not parsed:
-            raise NothingToChange("give fee_percentage and/or confirmations_override")
+            raise NothingToChange(
+                "give fee_percentage, confirmations_override and/or underpaid_tolerance"
+            )
         updated = _found(await self._merchants.update(merchant_id, parsed), merchant_id)
         await self._access.changed(f"merchant:{merchant_id}")
         return updated

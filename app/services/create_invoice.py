@@ -117,6 +117,7 @@ class InvoiceCreation:
             amount=request.amount,
             deposit_address=ADDRESS_PLACEHOLDER,
             fee_percentage=merchant.fee_percentage,
+            underpaid_tolerance=merchant.underpaid_tolerance,
             confirmation_override=merchant.confirmation_override,
             created_at=now,
             expires_at=now + timedelta(seconds=request.expires_in),

@@ -63,7 +63,9 @@ class DepositProcessing:
         if known is None:
             self._accounts.put(DepositAccount.open(registration))
         else:
-            known.register(registration)
+            renewed = known.register(registration)
+            if renewed is not known:
+                self._accounts.put(renewed)
 
     async def on_transfer(self, transfer: TransferObserved, partition: int) -> Ignored | None:
         """Detect a transfer as a payment of the address's invoice, or say why it is not one."""

@@ -45,9 +45,12 @@ class ExpirySweep:
         cutoff = now - self._grace
         due = self.due_invoice_ids(cutoff)
         if due:
-            await self._commands.send_invoice_commands(
-                [ExpireInvoice.at(invoice_id, now) for invoice_id in due]
-            )
+            commands = []
+            for invoice_id in due:
+                invoice = self._invoices.get(invoice_id)
+                extensions = invoice.extensions if invoice is not None else 0
+                commands.append(ExpireInvoice.at(invoice_id, now, extensions))
+            await self._commands.send_invoice_commands(commands)
             EXPIRIES_SENT.inc(len(due))
         return due
 

@@ -28,6 +28,7 @@ from app.domain.events import (
     InvoicePaymentDetected,
     InvoicePaymentReverted,
     InvoiceProgress,
+    InvoiceResolved,
     PaymentConfirmationsUpdated,
     PaymentConfirmed,
     PaymentDetected,
@@ -145,6 +146,11 @@ def _merge_invoice_progress(state: State, event: DomainEvent) -> bool:
     state["progress"] = _progress(event.data)  # type: ignore[arg-type]
     if isinstance(event, InvoicePaid):
         state["paid_at"] = _iso(event.occurred_at)
+    if isinstance(event, InvoiceResolved):
+        # The merchant's decision about an underpayment, told on the payment page.
+        state["resolution"] = event.data.action
+        if event.data.expires_at is not None and state["invoice"] is not None:
+            state["invoice"]["expires_at"] = _iso(event.data.expires_at)
     if isinstance(event, InvoicePaymentDetected | InvoicePaymentConfirmed | InvoicePaymentReverted):
         entry = _payment_entry(state, event.data.payment_id)
         entry["amount"] = entry["amount"] or format_usdt(event.data.payment_amount)
@@ -281,6 +287,7 @@ def render_view(state: State | None, *, token_contract: str = MAINNET_USDT_CONTR
         # Filled in for this invoice; views folded before these fields existed have none.
         "redirect_url": shop_link(invoice.get("redirect_url"), state["invoice_id"], invoice),
         "cancel_url": shop_link(invoice.get("cancel_url"), state["invoice_id"], invoice),
+        "resolution": state.get("resolution"),
         "version": state["view_version"],
     }
 

@@ -111,6 +111,36 @@ class MoneyOutRequests:
             step, idempotency_key=idempotency_key, fingerprint=fingerprint, refundable_check=True
         )
 
+    async def refund_received(
+        self,
+        merchant_id: str,
+        invoice_id: str,
+        *,
+        refund_id: str,
+        amount: int,
+        address: str,
+        at: datetime,
+    ) -> OutgoingTransfer:
+        """The refund an underpaid invoice's resolution asked for: everything it received, to
+        ``address``, from the customer funds it holds (never the merchant's balance). Once per
+        invoice, however often the ``InvoiceResolved`` event is delivered."""
+        step = request_transfer(
+            transfer_id=refund_id,
+            kind=TransferKind.REFUND,
+            merchant_id=merchant_id,
+            amount=amount,
+            to_address=address,
+            at=at,
+            invoice_id=invoice_id,
+            network_fee_payer=self._settings.network_fee_payer,
+            source="received",
+            causation_id=f"resolution:{invoice_id}",
+        )
+        transfer, _ = await self._store.request(
+            step, idempotency_key=f"resolution:{invoice_id}", fingerprint=refund_id
+        )
+        return transfer
+
     async def request_payout(
         self,
         merchant_id: str,

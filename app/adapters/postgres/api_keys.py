@@ -116,7 +116,7 @@ class PostgresApiKeys(SqlStore):
             await cur.execute(
                 f"SELECT {_K_KEY_COLUMNS}, k.secret_hmac, k.secret_sha256,"
                 " k.previous_secret_hmac, m.merchant_id, m.name, m.fee_percentage,"
-                " m.confirmation_override, m.suspended_at IS NOT NULL"
+                " m.confirmation_override, m.underpaid_tolerance, m.suspended_at IS NOT NULL"
                 " FROM api_keys k JOIN merchants m USING (merchant_id)"
                 " WHERE k.key_id = %s AND k.revoked_at IS NULL",
                 (key_id,),
@@ -139,8 +139,8 @@ class PostgresApiKeys(SqlStore):
             previous_secret_hmac=(
                 None if previous_secret_hmac is None else bytes(previous_secret_hmac)
             ),
-            merchant=Merchant(*row[13:17]),
-            suspended=bool(row[17]),
+            merchant=Merchant(*row[13:18]),
+            suspended=bool(row[18]),
         )
 
     async def keys(self, merchant_id: str) -> list[ApiKeyRecord]:

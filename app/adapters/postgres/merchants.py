@@ -97,8 +97,8 @@ class PostgresMerchantStore:
     async def get(self, merchant_id: str) -> Merchant | None:
         async with self._pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(
-                "SELECT merchant_id, name, fee_percentage, confirmation_override"
-                " FROM merchants WHERE merchant_id = %s",
+                "SELECT merchant_id, name, fee_percentage, confirmation_override,"
+                " underpaid_tolerance FROM merchants WHERE merchant_id = %s",
                 (merchant_id,),
             )
             row = await cur.fetchone()
@@ -115,13 +115,14 @@ class PostgresMerchantStore:
 
 
 _ACCOUNT_COLUMNS: Final = (
-    "merchant_id, name, fee_percentage, confirmation_override, created_at, suspended_at"
+    "merchant_id, name, fee_percentage, confirmation_override, underpaid_tolerance, created_at,"
+    " suspended_at"
 )
-_CHANGEABLE: Final = ("fee_percentage", "confirmation_override")
+_CHANGEABLE: Final = ("fee_percentage", "confirmation_override", "underpaid_tolerance")
 
 
 def account_from_row(row: Sequence[Any]) -> MerchantAccount:
-    return MerchantAccount(merchant=Merchant(*row[:4]), created_at=row[4], suspended_at=row[5])
+    return MerchantAccount(merchant=Merchant(*row[:5]), created_at=row[5], suspended_at=row[6])
 
 
 class PostgresMerchantAccounts:
@@ -155,7 +156,8 @@ class PostgresMerchantAccounts:
     async def update(
         self, merchant_id: str, changes: Mapping[str, Decimal | int | None]
     ) -> MerchantAccount | None:
-        """Set ``fee_percentage`` and/or ``confirmation_override`` (None clears the override)."""
+        """Set ``fee_percentage``, ``confirmation_override``, ``underpaid_tolerance`` (None
+        clears the override or the tolerance)."""
         unknown = sorted(set(changes) - set(_CHANGEABLE))
         if unknown:
             raise ValueError(f"a merchant's {', '.join(unknown)} cannot be changed here")

@@ -39,6 +39,7 @@ _COLUMNS: Final = (
     "kind",
     "merchant_id",
     "invoice_id",
+    "source",
     "amount",
     "to_address",
     "stage",
@@ -108,7 +109,9 @@ class PostgresMoneyOut(SqlStore):
                 (merchant_account(transfer.merchant_id),),
             )
             available = int((await cur.fetchone())[0])
-            if available < debit:
+            # What an unsettled invoice received is not the merchant's balance: not checked here
+            # (the invoice's resolution fixed the amount, once: one refund per resolution key).
+            if transfer.source == "balance" and available < debit:
                 raise InsufficientBalance(
                     f"the available balance is {format_usdt(available)} USDT; this needs"
                     f" {format_usdt(debit)} USDT",
@@ -125,15 +128,17 @@ class PostgresMoneyOut(SqlStore):
                     )
             await cur.execute(
                 "INSERT INTO outgoing_transfers (transfer_id, kind, merchant_id, invoice_id,"
-                " amount, to_address, stage, version, approval, approved_by, network_fee_payer,"
-                " network_fee_charged, idempotency_key, request_fingerprint, created_at,"
-                " updated_at, approved_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " source, amount, to_address, stage, version, approval, approved_by,"
+                " network_fee_payer, network_fee_charged, idempotency_key, request_fingerprint,"
+                " created_at, updated_at, approved_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                " %s)",
                 (
                     transfer.transfer_id,
                     transfer.kind.value,
                     transfer.merchant_id,
                     transfer.invoice_id,
+                    transfer.source,
                     transfer.amount,
                     transfer.to_address,
                     transfer.stage.value,
@@ -432,6 +437,7 @@ def _transfer(row: Sequence[Any]) -> OutgoingTransfer:
         network_fee_payer=values["network_fee_payer"],
         network_fee_charged=int(values["network_fee_charged"]),
         invoice_id=values["invoice_id"],
+        source=values["source"],
         version=int(values["version"]),
         failure_reason=values["failure_reason"],
         approved_by=values["approved_by"],

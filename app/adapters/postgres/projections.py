@@ -30,6 +30,7 @@ from app.domain.events import (
     InvoiceExpired,
     InvoicePaid,
     InvoiceProgress,
+    InvoiceResolved,
     PaymentConfirmationsUpdated,
     PaymentConfirmed,
     PaymentDetected,
@@ -168,6 +169,16 @@ def summary_statements(cursor: aiopg.Cursor, event: DomainEvent) -> list[bytes]:
             cursor.mogrify(
                 f"UPDATE invoice_summaries SET {assignments} WHERE invoice_id = %s",  # noqa: S608 - column names are constants
                 (*facts.values(), event.aggregate_id),
+            )
+        )
+    if isinstance(event, InvoiceResolved) and event.data.expires_at is not None:
+        # An extension moves the deadline a fact once stated: only while this is the newest
+        # event the summary holds (an older one redelivered later changes nothing).
+        statements.append(
+            cursor.mogrify(
+                "UPDATE invoice_summaries SET expires_at = %s, expired_at = NULL"
+                " WHERE invoice_id = %s AND aggregate_version = %s",
+                (event.data.expires_at, event.aggregate_id, event.aggregate_version),
             )
         )
     return statements

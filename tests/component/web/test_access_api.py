@@ -341,6 +341,31 @@ async def test_the_admin_sets_the_fee_and_suspends(client: TestClient, world: Me
     assert bad.status == 400
 
 
+async def test_the_admin_sets_the_underpayment_tolerance_of_the_next_invoices(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    await add_user(world, "admin@platform.example", "admin", None)
+    admin = bearer((await (await login(client, "admin@platform.example")).json())["access_token"])
+    patched = await client.patch(
+        "/api/v1/admin/merchants/mer_shop", json={"underpaid_tolerance": "99.5"}, headers=admin
+    )
+    assert (await patched.json())["underpaid_tolerance"] == "99.5"
+    invoice = await (
+        await client.post("/api/v1/invoices", json={"amount": "100"}, headers=SHOP)
+    ).json()
+    assert invoice["underpaid_tolerance"] == "99.5"
+    for bad in ("100.5", "-1", "abc", True):
+        refused = await client.patch(
+            "/api/v1/admin/merchants/mer_shop", json={"underpaid_tolerance": bad}, headers=admin
+        )
+        assert refused.status == 400, bad
+        assert (await error_of(refused))["param"] == "underpaid_tolerance"
+    cleared = await client.patch(
+        "/api/v1/admin/merchants/mer_shop", json={"underpaid_tolerance": None}, headers=admin
+    )
+    assert (await cleared.json())["underpaid_tolerance"] is None
+
+
 # --- the audit log ----------------------------------------------------------------------------
 
 

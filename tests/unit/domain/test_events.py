@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
 from app.contract.schemas import DEFAULT_DIRECTORY
+from app.domain.commands import ResolveInvoice
 from app.domain.events import (
     EVENT_TYPES,
     DomainEvent,
@@ -60,6 +61,19 @@ def every_kind_of_event() -> list[DomainEvent]:
         ),
         run_invoice(new_invoice(), cancel()),
         run_invoice(new_invoice(), expire()),
+        run_invoice(
+            new_invoice(amount=usdt("10")),
+            detected("p3", usdt("4")),
+            confirmed("p3", usdt("4")),
+            expire(),
+            ResolveInvoice(
+                command_id="resolve:1",
+                invoice_id="inv_1",
+                action="extend",
+                resolved_at=T0 + timedelta(days=2),
+                expires_at=T0 + timedelta(days=3),
+            ),
+        ),
     ]
     payments = [
         run_payment(new_payment(required_confirmations=3), head(BLOCK + 2)),

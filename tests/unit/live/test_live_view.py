@@ -91,6 +91,7 @@ def test_a_new_invoice_is_pending_with_the_whole_amount_due_and_its_public_field
         "order_id": "order-42",
         "redirect_url": None,
         "cancel_url": None,
+        "resolution": None,
         "version": 1,
     }
 
