@@ -53,3 +53,13 @@ def test_the_worker_environment_is_valid_settings() -> None:
     assert settings.kafka_broker == "kafka://kafka:9092"
     assert settings.database_url.startswith("postgresql://")
     assert settings.web_port == 6066
+
+
+def test_the_signer_runs_apart_with_valid_settings_and_no_published_port() -> None:
+    signer = yaml.safe_load(COMPOSE.read_text())["services"]["signer"]
+    assert signer["command"] == ["checkout", "signer"]
+    assert "ports" not in signer and "expose" not in signer  # no listener at all
+    environment = {key: str(value) for key, value in signer["environment"].items()}
+    settings = Settings.from_env(environment)
+    assert settings.signer_log_file.parts[:3] == ("/", "var", "lib")
+    assert settings.chain.hot_wallet_address == "TLrpNTBuCpGMrB9TyVwgEhNVRhtWEQPHh4"
