@@ -41,6 +41,7 @@ from agents import (
     live_status,
     money_out,
     payments,
+    payout_schedule,
     projections,
     resolutions,
     settlements,
@@ -63,6 +64,7 @@ from app.adapters.postgres.idempotency import PostgresIdempotencyKeys
 from app.adapters.postgres.ledger import PostgresLedger
 from app.adapters.postgres.merchants import PostgresMerchantAccounts
 from app.adapters.postgres.money_out import PostgresMoneyOut
+from app.adapters.postgres.payout_schedules import PostgresPayoutSchedules
 from app.adapters.postgres.pool import Database
 from app.adapters.postgres.projections import EventProjections, InvoiceSummaries
 from app.adapters.postgres.reports import PostgresReports
@@ -114,6 +116,7 @@ from app.services.invoice_commands import InvoiceCommands
 from app.services.merchant_invoices import MerchantInvoices
 from app.services.money_out import MoneyOutRequests, MoneyOutSettings
 from app.services.money_out_driver import DriverSettings, MoneyOutDriver
+from app.services.payout_schedule import PayoutSchedules
 from app.services.ports import (
     AccessChanges,
     AccessTokens,
@@ -132,6 +135,7 @@ from app.services.ports import (
     MerchantAccounts,
     MoneyOutStore,
     PasswordHashing,
+    PayoutScheduleStore,
     ProjectionStore,
     Publisher,
     ReportReads,
@@ -291,6 +295,7 @@ class Ports:
     mailer: Mailer
     # Money out (docs/money-out.md)
     money_out: MoneyOutStore
+    payout_schedules: PayoutScheduleStore
 
 
 @dataclass(frozen=True)
@@ -314,6 +319,7 @@ class Services:
     signup: Signup
     money_out: MoneyOutRequests
     resolutions: Resolutions
+    payout_schedules: PayoutSchedules
 
 
 def signup_settings(settings: Settings) -> SignupSettings:
@@ -357,6 +363,7 @@ def build_services(ports: Ports, settings: Settings) -> Services:
     # Each merchant's endpoints cached per worker, dropped on news of a change (every worker).
     subscriptions = CachedSubscriptions(ports.webhook_store, ports.access_changes)
     merchant_invoices = MerchantInvoices(tables.invoices, tables.settlements, ports.invoice_gateway)
+    money_out_requests = MoneyOutRequests(ports.money_out, money_out_settings(settings))
     return Services(
         ports=ports,
         invoice_commands=InvoiceCommands(
@@ -420,11 +427,18 @@ def build_services(ports: Ports, settings: Settings) -> Services:
             signup_settings(settings),
             access,
         ),
-        money_out=MoneyOutRequests(ports.money_out, money_out_settings(settings)),
+        money_out=money_out_requests,
         resolutions=Resolutions(
             merchant_invoices,
             ports.invoice_gateway,
             ports.money_out,
+            hot_wallet_address=settings.chain.hot_wallet_address or "",
+        ),
+        payout_schedules=PayoutSchedules(
+            ports.payout_schedules,
+            money_out_requests,
+            ports.money_out,
+            ports.reports,
             hot_wallet_address=settings.chain.hot_wallet_address or "",
         ),
     )
@@ -556,6 +570,7 @@ def build(settings: Settings) -> Platform:
         signups=PostgresSignups(resources.db),
         mailer=smtp_mailer(settings),
         money_out=PostgresMoneyOut(resources.db),
+        payout_schedules=PostgresPayoutSchedules(resources.db),
     )
     services = build_services(ports, settings)
 
@@ -672,6 +687,7 @@ def _register_agents(
             hold,
             settings.money_out_interval,
         )
+        payout_schedule.register(app, services.payout_schedules, settings.payout_schedule_interval)
     watched = (INVOICE_COMMANDS, DEPOSITS, DOMAIN_EVENTS, NOTIFICATIONS)
     watchdog = StallWatchdog(
         app,
@@ -788,7 +804,7 @@ def install_views(
         WebhookApi(auth, services.webhook_endpoints, url_policy=url_policy(settings)),
         AccessApi(auth, services.api_keys, services.users, services.admin, ports.audit_log),
         SignupApi(services.signup),
-        MoneyOutApi(auth, services.money_out, ports.money_out),
+        MoneyOutApi(auth, services.money_out, ports.money_out, services.payout_schedules),
         public,
         fallback,
         dashboard,

@@ -156,6 +156,8 @@ class Settings:
     payout_batch_seconds: float = 30.0
     money_out_fee_limit: int = 50_000_000
     money_out_interval: float = 1.0
+    # How often the leader looks for merchants' scheduled payouts that are due.
+    payout_schedule_interval: float = 60.0
 
     @property
     def canonical_url(self) -> str:
@@ -364,6 +366,11 @@ class Settings:
             ),
             money_out_interval=reader.get(
                 "MONEY_OUT_INTERVAL", defaults.money_out_interval, _float_between(0.1, 60)
+            ),
+            payout_schedule_interval=reader.get(
+                "PAYOUT_SCHEDULE_INTERVAL",
+                defaults.payout_schedule_interval,
+                _float_between(0.5, 3600),
             ),
         )
         try:

@@ -6,6 +6,8 @@
 - ``POST /api/v1/payouts`` (``payouts:write``, ``Idempotency-Key`` required): ``amount``,
   ``address``; ``GET /api/v1/payouts`` (cursor) and ``GET /api/v1/payouts/{id}``
   (``payouts:read``); ``POST /api/v1/payouts/{id}/cancel`` while not yet signed.
+- ``GET``/``PUT``/``DELETE /api/v1/payout-schedule`` (``payouts:read`` / ``payouts:write``): a
+  standing order to pay out the balance daily or weekly to a saved address.
 - ``POST /api/v1/admin/payouts/{id}/approve`` and ``GET /api/v1/admin/payouts?status=requested``
   (the platform admin).
 
@@ -25,9 +27,11 @@ from app.adapters.tron.addresses import to_base58
 from app.domain.access import Scope
 from app.domain.money import format_usdt, parse_usdt
 from app.domain.money_out import OutgoingTransfer, TransferKind
+from app.domain.payout_schedule import WEEKDAYS, InvalidSchedule, PayoutSchedule
 from app.services.admin import require_admin
 from app.services.create_invoice import request_fingerprint
 from app.services.money_out import MoneyOutRequests
+from app.services.payout_schedule import PayoutSchedules
 from app.services.ports import MoneyOutStore
 from web.auth import Authenticator
 from web.errors import ApiError
@@ -119,11 +123,16 @@ def transfer_view(transfer: OutgoingTransfer) -> dict[str, Any]:
 
 class MoneyOutApi:
     def __init__(
-        self, auth: Authenticator, requests: MoneyOutRequests, store: MoneyOutStore
+        self,
+        auth: Authenticator,
+        requests: MoneyOutRequests,
+        store: MoneyOutStore,
+        schedules: PayoutSchedules,
     ) -> None:
         self._auth = auth
         self._requests = requests
         self._store = store
+        self._schedules = schedules
 
     def add_routes(self, router: aioweb.UrlDispatcher) -> None:
         router.add_post("/api/v1/invoices/{invoice_id}/refunds", self.create_refund)
@@ -133,6 +142,9 @@ class MoneyOutApi:
         router.add_get("/api/v1/payouts", self.list_payouts)
         router.add_get("/api/v1/payouts/{payout_id}", self.get_payout)
         router.add_post("/api/v1/payouts/{payout_id}/cancel", self.cancel_payout)
+        router.add_get("/api/v1/payout-schedule", self.get_schedule)
+        router.add_put("/api/v1/payout-schedule", self.put_schedule)
+        router.add_delete("/api/v1/payout-schedule", self.delete_schedule)
         router.add_get("/api/v1/admin/payouts", self.admin_payouts)
         router.add_post("/api/v1/admin/payouts/{payout_id}/approve", self.admin_approve)
 
@@ -214,6 +226,23 @@ class MoneyOutApi:
         )
         return aioweb.json_response(transfer_view(payout))
 
+    # --- scheduled payouts ----------------------------------------------------------------------
+
+    async def get_schedule(self, request: aioweb.Request) -> aioweb.Response:
+        merchant = await self._auth.merchant(request, Scope.PAYOUTS_READ)
+        return aioweb.json_response(schedule_view(await self._schedules.get(merchant.merchant_id)))
+
+    async def put_schedule(self, request: aioweb.Request) -> aioweb.Response:
+        merchant = await self._auth.merchant(request, Scope.PAYOUTS_WRITE)
+        body = await read_json_object(request)
+        schedule = await self._schedules.put(parse_schedule(merchant.merchant_id, body))
+        return aioweb.json_response(schedule_view(schedule))
+
+    async def delete_schedule(self, request: aioweb.Request) -> aioweb.Response:
+        merchant = await self._auth.merchant(request, Scope.PAYOUTS_WRITE)
+        await self._schedules.delete(merchant.merchant_id)
+        return aioweb.json_response({"object": "payout_schedule", "deleted": True})
+
     # --- the platform admin -------------------------------------------------------------------
 
     async def admin_payouts(self, request: aioweb.Request) -> aioweb.Response:
@@ -232,6 +261,50 @@ class MoneyOutApi:
             _path_id(request, "payout_id"), admin=principal.actor_id, now=datetime.now(UTC)
         )
         return aioweb.json_response(transfer_view(payout) | {"merchant_id": payout.merchant_id})
+
+
+def parse_schedule(merchant_id: str, body: dict[str, Any]) -> PayoutSchedule:
+    """``{"frequency": "daily" | "weekly", "weekday": "friday", "hour": 9, "address": "T…",
+    "minimum_amount": "50", "keep_amount": "100"}`` (weekday only, and required, for weekly)."""
+    _only(body, {"frequency", "weekday", "hour", "address", "minimum_amount", "keep_amount"})
+    for required in ("frequency", "address"):
+        if required not in body:
+            raise _bad(f"{required} is required", required, "parameter_missing")
+    weekday = body.get("weekday")
+    if weekday is not None and weekday not in WEEKDAYS:
+        raise _bad(f"weekday must be one of {', '.join(WEEKDAYS)}", "weekday")
+    hour = body.get("hour", 0)
+    if not isinstance(hour, int) or isinstance(hour, bool):
+        raise _bad("hour must be a whole number from 0 to 23 (UTC)", "hour")
+    minimum = body.get("minimum_amount")
+    keep = body.get("keep_amount")
+    try:
+        return PayoutSchedule(
+            merchant_id=merchant_id,
+            frequency=body["frequency"],
+            address=_address(body["address"]),
+            hour=hour,
+            weekday=None if weekday is None else WEEKDAYS.index(weekday),
+            minimum_amount=1 if minimum is None else parse_usdt(minimum, field="minimum_amount"),
+            keep_amount=(
+                0 if keep is None else parse_usdt(keep, field="keep_amount", allow_zero=True)
+            ),
+        )
+    except InvalidSchedule as exc:
+        raise _bad(exc.message, exc.param or "frequency") from None
+
+
+def schedule_view(schedule: PayoutSchedule) -> dict[str, Any]:
+    return {
+        "object": "payout_schedule",
+        "frequency": schedule.frequency,
+        "weekday": None if schedule.weekday is None else WEEKDAYS[schedule.weekday],
+        "hour": schedule.hour,
+        "address": schedule.address,
+        "minimum_amount": format_usdt(schedule.minimum_amount),
+        "keep_amount": format_usdt(schedule.keep_amount),
+        "currency": "USDT",
+    }
 
 
 def _path_id(request: aioweb.Request, name: str) -> str:

@@ -1397,6 +1397,19 @@ SCHEMAS.update(
                 "status": {"enum": ["pending", "broadcast", "confirmed", "failed"]},
             },
         },
+        "PayoutSchedule": {
+            "type": "object",
+            "properties": {
+                "object": {"const": "payout_schedule"},
+                "frequency": {"enum": ["daily", "weekly"]},
+                "weekday": {"type": ["string", "null"]},
+                "hour": {"type": "integer"},
+                "address": {"type": "string"},
+                "minimum_amount": _AMOUNT,
+                "keep_amount": _AMOUNT,
+                "currency": {"const": "USDT"},
+            },
+        },
         "Payout": {
             "type": "object",
             "properties": {
@@ -1523,6 +1536,45 @@ PATHS.update(
                 parameters=[_path_parameter("payout_id")],
             )
         },
+        "/api/v1/payout-schedule": {
+            "get": _operation(
+                "Your payout schedule",
+                ("200", _ref("PayoutSchedule"), "the schedule"),
+                (401, 403, 404),
+            ),
+            "put": _operation(
+                "Pay out your balance daily or weekly to a saved address (replaces the schedule)",
+                ("200", _ref("PayoutSchedule"), "the schedule"),
+                (401, 403, 422),
+                body=_body(
+                    {
+                        "frequency": {"enum": ["daily", "weekly"]},
+                        "weekday": {
+                            "enum": [
+                                "monday",
+                                "tuesday",
+                                "wednesday",
+                                "thursday",
+                                "friday",
+                                "saturday",
+                                "sunday",
+                            ],
+                            "description": "weekly only",
+                        },
+                        "hour": {"type": "integer", "minimum": 0, "maximum": 23},
+                        "address": _TRON_ADDRESS,
+                        "minimum_amount": {**_AMOUNT, "description": "less waits (default any)"},
+                        "keep_amount": {**_AMOUNT, "description": "left in the balance"},
+                    },
+                    ["frequency", "address"],
+                ),
+            ),
+            "delete": _operation(
+                "Stop scheduled payouts",
+                ("200", None, "deleted"),
+                (401, 403, 404),
+            ),
+        },
         "/api/v1/admin/payouts": {
             "get": _operation(
                 "Payouts waiting for an admin's approval, oldest first",
@@ -1591,6 +1643,9 @@ OPERATION_SCOPES: dict[tuple[str, str], Scope] = {
     ("get", "/api/v1/payouts"): Scope.PAYOUTS_READ,
     ("get", "/api/v1/payouts/{payout_id}"): Scope.PAYOUTS_READ,
     ("post", "/api/v1/payouts/{payout_id}/cancel"): Scope.PAYOUTS_WRITE,
+    ("get", "/api/v1/payout-schedule"): Scope.PAYOUTS_READ,
+    ("put", "/api/v1/payout-schedule"): Scope.PAYOUTS_WRITE,
+    ("delete", "/api/v1/payout-schedule"): Scope.PAYOUTS_WRITE,
 }
 _NOT_LIMITED = ("/healthz", "/readyz")
 _CONTENT_STATUSES = {

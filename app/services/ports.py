@@ -24,6 +24,7 @@ from app.domain.events import DomainEvent
 from app.domain.invoice import Invoice
 from app.domain.merchant import Merchant
 from app.domain.money_out import OutgoingTransfer, Step, TransferKind
+from app.domain.payout_schedule import PayoutSchedule
 from app.domain.settlement import Settlement
 from app.domain.statuses import InvoiceStatus, PaymentException, SettlementStatus
 from app.domain.webhooks import (
@@ -724,3 +725,15 @@ class SigningRequests(Protocol):
     ``checkout.signatures``), keyed by request id; returns once Kafka has it."""
 
     async def send_signing_request(self, request_id: str, body: Mapping[str, Any]) -> None: ...
+
+
+class PayoutScheduleStore(Protocol):
+    """Merchants' standing payout orders (app/adapters/postgres/payout_schedules.py)."""
+
+    async def get(self, merchant_id: str) -> PayoutSchedule | None: ...
+
+    async def put(self, schedule: PayoutSchedule) -> PayoutSchedule: ...
+
+    async def delete(self, merchant_id: str) -> bool: ...
+
+    async def all(self) -> builtins.list[PayoutSchedule]: ...

@@ -40,6 +40,7 @@ from app.domain.invoice import Invoice
 from app.domain.ledger import Movement
 from app.domain.merchant import Merchant
 from app.domain.money_out import OutgoingTransfer, Stage, Step, TransferKind
+from app.domain.payout_schedule import PayoutSchedule
 from app.domain.settlement import Settlement
 from app.domain.webhooks import (
     Attempt,
@@ -420,6 +421,24 @@ class MemoryMoneyOut:
             payload = orjson.loads(event.model_dump_json())
             if payload["event_id"] not in known:
                 self.outbox.append((len(self.outbox) + 1, payload, False))
+
+
+class MemoryPayoutSchedules:
+    def __init__(self) -> None:
+        self.schedules: dict[str, PayoutSchedule] = {}
+
+    async def get(self, merchant_id: str) -> PayoutSchedule | None:
+        return self.schedules.get(merchant_id)
+
+    async def put(self, schedule: PayoutSchedule) -> PayoutSchedule:
+        self.schedules[schedule.merchant_id] = schedule
+        return schedule
+
+    async def delete(self, merchant_id: str) -> bool:
+        return self.schedules.pop(merchant_id, None) is not None
+
+    async def all(self) -> builtins.list[PayoutSchedule]:
+        return sorted(self.schedules.values(), key=lambda s: s.merchant_id)
 
 
 MERCHANT = Merchant("mer_shop", "Test Shop", Decimal("1.0"), None)
@@ -1231,6 +1250,7 @@ def memory_world(settings: Settings | None = None) -> MemoryWorld:
         signups=MemorySignups(merchant_accounts, users),
         mailer=RecordingMailer(),
         money_out=MemoryMoneyOut(ledger),
+        payout_schedules=MemoryPayoutSchedules(),
     )
     services = build_services(ports, settings)
     dead_letter_topics = DeadLetterTopics()

@@ -3,6 +3,7 @@ ports: what a merchant may ask, what is refused and how it is named, what the ba
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -198,3 +199,48 @@ async def test_a_payout_needs_the_balance_and_an_outside_address(
         if code is not None:
             assert (answer["error"]["code"], answer["error"]["param"]) == (code, param)
     assert store(world).balance("merchant:mer_shop") == usdt("49.50")
+
+
+async def test_a_payout_schedule_pays_each_due_period_once(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    await settle(world, "inv_s", gross="300", amount="300")
+    schedule = {
+        "frequency": "weekly",
+        "weekday": "friday",
+        "hour": 17,
+        "address": CUSTOMER,
+        "minimum_amount": "50",
+        "keep_amount": "100",
+    }
+    response = await client.put("/api/v1/payout-schedule", json=schedule, headers=SHOP)
+    body = await response.json()
+    assert response.status == 200, body
+    assert (body["weekday"], body["keep_amount"], body["minimum_amount"]) == ("friday", "100", "50")
+    assert (await client.get("/api/v1/payout-schedule", headers=SHOP)).status == 200
+    assert (await client.get("/api/v1/payout-schedule", headers=OTHER)).status == 404
+
+    reports = world.ports.reports
+    reports.balances["mer_shop"] = {  # type: ignore[attr-defined]
+        "available": store(world).balance("merchant:mer_shop"),
+        "incoming": 0,
+        "outgoing": 0,
+    }
+    schedules = world.services.payout_schedules
+    thursday, friday = datetime(2026, 12, 3, 18, tzinfo=UTC), datetime(2026, 12, 4, 17, tzinfo=UTC)
+    assert await schedules.pay_due(thursday) == 0
+    assert await schedules.pay_due(friday) == 1
+    assert await schedules.pay_due(friday + timedelta(hours=5)) == 1  # the same, once
+    payouts = [t for t in store(world).transfers.values() if t.kind.value == "payout"]
+    assert len(payouts) == 1
+    assert payouts[0].amount == usdt("297") - usdt("100")  # net 297.00, 100.00 kept
+    assert payouts[0].to_address == CUSTOMER
+
+    bad = dict(schedule, weekday="someday")
+    response = await client.put("/api/v1/payout-schedule", json=bad, headers=SHOP)
+    assert response.status == 400 and (await response.json())["error"]["param"] == "weekday"
+    ours = dict(schedule, address=DEV_HOT_WALLET)
+    response = await client.put("/api/v1/payout-schedule", json=ours, headers=SHOP)
+    assert response.status == 422
+    assert (await client.delete("/api/v1/payout-schedule", headers=SHOP)).status == 200
+    assert (await client.get("/api/v1/payout-schedule", headers=SHOP)).status == 404

@@ -26,7 +26,7 @@ def served_routes(data_dir: Path) -> set[tuple[str, str]]:
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")
         ours = path and path.startswith(OUR_PREFIXES)
-        if ours and route.method in {"GET", "POST", "PATCH", "DELETE"}:
+        if ours and route.method in {"GET", "POST", "PUT", "PATCH", "DELETE"}:
             routes.add((route.method.lower(), path))
     return routes
 

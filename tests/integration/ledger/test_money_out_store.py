@@ -201,3 +201,25 @@ async def test_the_database_refuses_a_journal_entry_that_does_not_balance(
         )
         with pytest.raises(psycopg2.errors.CheckViolation, match="does not balance"):
             await cur.execute("COMMIT")
+
+
+async def test_a_payout_schedule_is_kept_replaced_and_removed(pool: aiopg.Pool) -> None:
+    from app.adapters.postgres.payout_schedules import PostgresPayoutSchedules
+    from app.domain.payout_schedule import PayoutSchedule
+
+    schedules = PostgresPayoutSchedules(pool)
+    merchant_id, _ = await settled_merchant(pool)
+    async with pool.acquire() as conn, conn.cursor() as cur:  # a merchant row to refer to
+        await cur.execute(
+            "INSERT INTO merchants (merchant_id, name) VALUES (%s, 'Schedule Shop')",
+            (merchant_id,),
+        )
+    weekly = PayoutSchedule(merchant_id, "weekly", CUSTOMER, hour=17, weekday=4, keep_amount=5)
+    await schedules.put(weekly)
+    assert await schedules.get(merchant_id) == weekly
+    daily = PayoutSchedule(merchant_id, "daily", CUSTOMER, minimum_amount=usdt("50"))
+    await schedules.put(daily)
+    assert await schedules.get(merchant_id) == daily
+    assert daily in await schedules.all()
+    assert await schedules.delete(merchant_id) and not await schedules.delete(merchant_id)
+    assert await schedules.get(merchant_id) is None
