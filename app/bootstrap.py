@@ -46,6 +46,7 @@ from agents import (
     resolutions,
     settlements,
     stall_watchdog,
+    sweeps,
     webhook_dispatcher,
     webhooks,
 )
@@ -70,6 +71,7 @@ from app.adapters.postgres.projections import EventProjections, InvoiceSummaries
 from app.adapters.postgres.reports import PostgresReports
 from app.adapters.postgres.settlements import SettlementRecords
 from app.adapters.postgres.signup import PostgresSignups
+from app.adapters.postgres.sweeps import PostgresSweeps
 from app.adapters.postgres.users import PostgresUsers
 from app.adapters.postgres.webhook_store import PostgresWebhookStore
 from app.adapters.readiness import PROBE_TIMEOUT_SECONDS, Probe
@@ -79,6 +81,7 @@ from app.adapters.redis.rate_limits import RateLimiter
 from app.adapters.redis.replies import CommandReplies
 from app.adapters.tron.money_out_node import NodeSending
 from app.adapters.tron.node import TronNode
+from app.adapters.tron.sweep_node import SweepSending
 from app.adapters.tron.watcher import ChainWatcher
 from app.adapters.webhooks.config import dispatch_settings, keyring, url_policy
 from app.adapters.webhooks.dispatcher import WebhookDelivery
@@ -149,6 +152,7 @@ from app.services.rate_limits import Limiter
 from app.services.resolutions import Resolutions
 from app.services.settlement import Settling
 from app.services.signup import Signup, SignupSettings
+from app.services.sweeps import Sweeper, SweepSettings
 from app.services.users import LoginLimits, UserAccounts
 from app.services.webhook_endpoints import WebhookEndpoints, WebhookQuotas
 from app.services.webhook_fanout import DeliveryIntake, WebhookFanout
@@ -346,6 +350,15 @@ def driver_settings(settings: Settings) -> DriverSettings:
         fee_limit_sun=settings.money_out_fee_limit,
         batch_size=settings.payout_batch_size,
         batch_seconds=settings.payout_batch_seconds,
+    )
+
+
+def sweep_settings(settings: Settings) -> SweepSettings:
+    return SweepSettings(
+        hot_wallet_address=settings.chain.hot_wallet_address or "",
+        token_contract=settings.chain.usdt_contract,
+        min_amount=settings.sweep_min_usdt,
+        batch_size=settings.sweep_batch_size,
     )
 
 
@@ -688,6 +701,17 @@ def _register_agents(
             settings.money_out_interval,
         )
         payout_schedule.register(app, services.payout_schedules, settings.payout_schedule_interval)
+        # Sweeps refill the hot wallet from settled deposit addresses (docs/money-out.md).
+        sweeps.register(
+            app,
+            Sweeper(
+                PostgresSweeps(resources.db),
+                SweepSending(resources.tron_node),
+                publisher,
+                sweep_settings(settings),
+            ),
+            settings.sweep_interval,
+        )
     watched = (INVOICE_COMMANDS, DEPOSITS, DOMAIN_EVENTS, NOTIFICATIONS)
     watchdog = StallWatchdog(
         app,

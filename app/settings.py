@@ -158,6 +158,12 @@ class Settings:
     money_out_interval: float = 1.0
     # How often the leader looks for merchants' scheduled payouts that are due.
     payout_schedule_interval: float = 60.0
+    # Sweeps (docs/money-out.md, "Sweeps"): deposit addresses with at least `sweep_min_usdt`
+    # micro-USDT settled and not swept are swept into the hot wallet, `sweep_batch_size` at a
+    # time, by the leader every `sweep_interval` seconds.
+    sweep_min_usdt: int = 20_000_000
+    sweep_batch_size: int = 20
+    sweep_interval: float = 5.0
 
     @property
     def canonical_url(self) -> str:
@@ -371,6 +377,13 @@ class Settings:
                 "PAYOUT_SCHEDULE_INTERVAL",
                 defaults.payout_schedule_interval,
                 _float_between(0.5, 3600),
+            ),
+            sweep_min_usdt=reader.get("SWEEP_MIN_USDT", defaults.sweep_min_usdt, _usdt_setting),
+            sweep_batch_size=reader.get(
+                "SWEEP_BATCH_SIZE", defaults.sweep_batch_size, _int_between(1, 500)
+            ),
+            sweep_interval=reader.get(
+                "SWEEP_INTERVAL", defaults.sweep_interval, _float_between(0.1, 3600)
             ),
         )
         try:

@@ -92,16 +92,23 @@ signer_up() {
 }
 
 fund_hot_wallet() { # on the simulator: TRX and USDT for payouts, refunds and sweep top-ups, once
-  local address trx
+  local address trx funded reference
   address="$(sed -n 's/^signer: hot wallet \(T[1-9A-HJ-NP-Za-km-z]*\),.*/\1/p' "$LOGS/signer.log" | tail -n 1)"
   [ -n "$address" ] || die "the signer did not name its hot wallet (log: $LOGS/signer.log)"
   trx="$(curl -fsS "http://127.0.0.1:$SIM_PORT/sim/balance?address=$address" \
     | "$VENV/python" -c 'import json, sys; print(int(float(json.load(sys.stdin)["trx"])))')"
   if [ "$trx" -lt 1000 ]; then
     say "funding the hot wallet $address on the simulator: 10,000 TRX and 100,000 USDT"
-    curl -fsS -X POST "http://127.0.0.1:$SIM_PORT/sim/fund" -H 'Content-Type: application/json' \
-      -d "{\"address\": \"$address\", \"trx\": \"10000\", \"usdt\": \"100000\"}" >/dev/null \
+    funded="$(curl -fsS -X POST "http://127.0.0.1:$SIM_PORT/sim/fund" -H 'Content-Type: application/json' \
+      -d "{\"address\": \"$address\", \"trx\": \"10000\", \"usdt\": \"100000\"}")" \
       || die "could not fund the hot wallet on the simulator"
+    # The ledger records money from outside once, under the funding's own txid, so that
+    # `checkout ledger reconcile` finds the hot wallet's books equal to the chain.
+    reference="sim-fund:$(printf '%s' "$funded" | "$VENV/python" -c 'import json, sys; print(json.load(sys.stdin)["txids"][0])')"
+    (cd "$ROOT" && "$VENV/checkout" ledger record-funding --usdt 100000 --trx 10000 --reference "$reference" \
+      >>"$LOGS/funding.log" 2>&1) \
+      || die "funded, but not recorded in the ledger; run: checkout ledger record-funding --usdt 100000 --trx 10000 --reference $reference (see $LOGS/funding.log)"
+    say "recorded in the ledger as $reference"
   fi
   say "hot wallet $address: $(curl -fsS "http://127.0.0.1:$SIM_PORT/sim/balance?address=$address")"
 }

@@ -13,6 +13,8 @@
   from Kafka, nothing else; runs until SIGINT or SIGTERM;
 - ``rebuild-read-models [--only NAME,…]``: replay the event store into fresh read models and swap
   them in while the projection runs (app/adapters/postgres/read_model_rebuild.py).
+- ``ledger reconcile``, ``ledger record-funding``, ``sweeps report``: the ledger against the chain,
+  the owner's funding of the hot wallet, what sweeps cost (app/runtime/ledger_commands.py).
 
 Each prints one JSON object on standard output; a refusal is one line on standard error and
 exit status 2. They work on PostgreSQL directly and tell the workers about key changes through
@@ -61,6 +63,7 @@ from app.domain.access import Principal, parse_scopes
 from app.domain.errors import CheckoutError
 from app.domain.fees import format_fee_percentage
 from app.domain.signing import Purpose, SignerLimits
+from app.runtime import ledger_commands
 from app.runtime.topics import SIGNATURES, SIGNING_REQUESTS, topic_name
 from app.services.access import AccessControl, ApiKeys, operator
 from app.services.credentials import SecretDigests
@@ -307,6 +310,7 @@ def _register_signer(app: faust.App, settings: Settings) -> None:
 
 def register(app: faust.App, settings: Settings) -> None:
     _register_signer(app, settings)
+    ledger_commands.register(settings)
     merchant_option = option("--merchant", type=str, required=True, help="The merchant's id.")
 
     @app.command(

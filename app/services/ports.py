@@ -27,6 +27,7 @@ from app.domain.money_out import OutgoingTransfer, Step, TransferKind
 from app.domain.payout_schedule import PayoutSchedule
 from app.domain.settlement import Settlement
 from app.domain.statuses import InvoiceStatus, PaymentException, SettlementStatus
+from app.domain.sweeps import Sweep, SweepStep
 from app.domain.webhooks import (
     Attempt,
     Delivery,
@@ -737,3 +738,111 @@ class PayoutScheduleStore(Protocol):
     async def delete(self, merchant_id: str) -> bool: ...
 
     async def all(self) -> builtins.list[PayoutSchedule]: ...
+
+
+# --- sweeps and reconciliation (docs/money-out.md, "Sweeps") --------------------------------------
+
+
+class StaleSweep(Exception):
+    """The sweep moved on since it was read (another leader): read it again."""
+
+
+@dataclass(frozen=True)
+class SweepCandidate:
+    """A deposit address whose customer funds in the ledger are not swept yet (the chain is
+    asked before sweeping)."""
+
+    deposit_address: str
+    derivation_index: int
+    invoice_id: str
+    merchant_id: str
+    held: int  # the ledger's customer funds on the address, micro-USDT
+
+
+class SweepStore(Protocol):
+    """Sweeps with the ledger they move (app/adapters/postgres/sweeps.py)."""
+
+    async def candidates(
+        self,
+        min_amount: int,
+        limit: int,
+        retry_failed_after: timedelta,
+        exclude: Sequence[str] = (),
+    ) -> builtins.list[SweepCandidate]:
+        """Addresses holding at least ``min_amount`` of customer funds per the ledger (settled,
+        not swept), none open, none failed within ``retry_failed_after``, none in ``exclude``;
+        the oldest first."""
+        ...
+
+    async def backlog(self, min_amount: int) -> tuple[int, int]:
+        """(addresses, micro-USDT) of customer funds not swept, at or above ``min_amount``."""
+        ...
+
+    async def create(self, sweep: Sweep) -> bool:
+        """Record a new sweep; False when the address has an open one already."""
+        ...
+
+    async def open_sweeps(self, limit: int) -> builtins.list[Sweep]: ...
+
+    async def save(self, before: Sweep, step: SweepStep) -> None:
+        """Store ``step`` (its movement and receipt too) if the row is still as ``before``
+        read it, else ``StaleSweep``."""
+        ...
+
+    async def mark_request_sent(self, sweep: Sweep, at: datetime) -> None: ...
+
+    async def request_sent_at(self, sweep_id: str) -> datetime | None: ...
+
+    async def answer(self, request_id: str) -> SigningAnswerRow | None: ...
+
+    async def pending_payouts(self) -> int:
+        """Micro-USDT of refunds and payouts not yet sent (requested, approved, signing)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DepositPosition:
+    """What the books say of one deposit address."""
+
+    address: str
+    invoice_id: str
+    merchant_id: str
+    held: int  # the ledger's customer funds on it (settled, less confirmed sweeps), micro-USDT
+    swept: int  # what confirmed sweeps took from it
+    received: int | None  # the invoice's amount_received (None: not projected yet)
+    trx: int  # TRX held per the ledger's deposit:<address> account, sun
+
+
+@dataclass(frozen=True)
+class TransferRow:
+    """A transfer broadcast and not yet booked, as stored."""
+
+    kind: str  # payout, refund, sweep_topup, sweep
+    reference: str
+    txid: str | None
+    source: str
+    destination: str
+    currency: str
+    amount: int
+    fee_limit: int  # sun; 0 when the transfer does not say (a TRX transfer)
+
+
+class LedgerPositions(Protocol):
+    """The ledger's side of a reconciliation (app/adapters/postgres/reconcile.py)."""
+
+    async def hot_wallet(self) -> tuple[int, int]:
+        """(micro-USDT, sun) the ledger says the hot wallet holds."""
+        ...
+
+    async def deposits(self, everything: bool) -> builtins.list[DepositPosition]:
+        """Addresses with customer funds or TRX in the books, or a sweep open (``everything``:
+        every address the ledger ever held customer funds on)."""
+        ...
+
+    async def in_flight(self) -> builtins.list[TransferRow]: ...
+
+    async def record_funding(self, usdt: int, trx_sun: int, reference: str) -> bool:
+        """Book the owner's funding of the hot wallet once per reference: True if booked now,
+        False if that reference was booked before with the same amounts (``AlreadyExists``
+        with other amounts)."""
+        ...

@@ -37,6 +37,10 @@ class SigningRequest:
     account: str  # "hot_wallet" or "deposit:<index>"
     wanted: Wanted
     raw_data_hex: str
+    # A sweep top-up names the deposit account it pays ("deposit:<index>"): the signer derives
+    # that address itself, so a top-up to any of our addresses is recognised, whatever its
+    # index (the range it derives otherwise only grows with sweeps, which need a top-up first).
+    destination_account: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,7 @@ class Signer:
             Context(
                 signing_address=signing_address,
                 hot_wallet=self._keys.hot_wallet,
-                deposit_addresses=self._keys.deposit_addresses(),
+                deposit_addresses=self._deposit_addresses(request),
                 token_contract=self._token_contract,
                 signed_today=self._log.signed_today(request.wanted.purpose, day),
                 now_ms=int(now.timestamp() * 1000),
@@ -140,3 +144,17 @@ class Signer:
         txid = hashlib.sha256(bytes.fromhex(request.raw_data_hex)).digest()
         signature = self._keys.sign(request.account, txid)
         return SigningAnswer(request.request_id, txid=txid.hex(), signature=signature.hex())
+
+    def _deposit_addresses(self, request: SigningRequest) -> Container[str]:
+        """Our deposit addresses; for a top-up that names its deposit account, that account's
+        address only, derived from our own key."""
+        named = request.destination_account
+        if named is None or request.wanted.purpose is not Purpose.SWEEP_TOPUP:
+            return self._keys.deposit_addresses()
+        if not named.startswith("deposit:"):
+            raise SigningRefused("destination", "a top-up pays a deposit account")
+        try:
+            address = self._keys.address(named)
+        except UnknownAccount:
+            raise SigningRefused("unknown_account", f"no key for {named!r}") from None
+        return frozenset({address})  # the top-up must pay exactly the address it names

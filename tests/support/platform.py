@@ -192,6 +192,9 @@ def platform_env(
         "LIVE_CONNECTIONS_PER_IP": "10000",
         # The day's figures on crypto-checkout.analytics every 2 s instead of 5 minutes.
         "ANALYTICS_INTERVAL": "2",
+        # No sweeps unless a test asks (tests/integration/sweeps, on a database of its own): the
+        # shared database's books hold settled addresses of other runs' simulators.
+        "SWEEP_MIN_USDT": "1000000000",
         **overrides,
     }
 

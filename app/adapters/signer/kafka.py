@@ -53,8 +53,15 @@ def parse_request(value: bytes) -> SigningRequest:
         raise MalformedRequest("request_id, account, to and raw_data_hex must be strings")
     if token is not None and not isinstance(token, str):
         raise MalformedRequest("token_contract must be a string")
+    destination = body.get("destination_account")
+    if destination is not None and not (
+        isinstance(destination, str) and 0 < len(destination) <= 40
+    ):
+        raise MalformedRequest("destination_account must be a short string")
     request_id, account, to, raw = fields
-    return SigningRequest(request_id, account, Wanted(purpose, kind, to, amount, token), raw)
+    return SigningRequest(
+        request_id, account, Wanted(purpose, kind, to, amount, token), raw, destination
+    )
 
 
 def request_body(request: SigningRequest) -> dict[str, Any]:
@@ -69,6 +76,7 @@ def request_body(request: SigningRequest) -> dict[str, Any]:
         "amount": wanted.amount,
         "token_contract": wanted.token_contract,
         "raw_data_hex": request.raw_data_hex,
+        "destination_account": request.destination_account,
     }
 
 
