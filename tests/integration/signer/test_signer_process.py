@@ -126,10 +126,21 @@ def test_the_signer_process_answers_refuses_and_survives_a_kill(
                 payout(keys, "ok", 600_000_000),
                 payout(keys, "too-much", 1_000_000_001),
                 payout(keys, "ours", 5_000_000, to=derive_deposit_address(DEV_XPUB, 2)),
+                # The request asks for 5.00 USDT; the transaction it carries moves 500.00.
+                SigningRequest(
+                    "mismatch",
+                    "hot_wallet",
+                    Wanted(Purpose.PAYOUT, "trc20", CUSTOMER, 5_000_000, USDT),
+                    raw_usdt_transfer(
+                        keys.hot_wallet, CUSTOMER, 500_000_000, now_ms=int(time.time() * 1000)
+                    ),
+                ),
             ],
         )
-        got = {a["request_id"]: a for a in answers(namespace, 3)}
-        assert set(got) == {"ok", "too-much", "ours"}, signer.log_tail()
+        got = {a["request_id"]: a for a in answers(namespace, 4)}
+        assert set(got) == {"ok", "too-much", "ours", "mismatch"}, signer.log_tail()
+        assert got["mismatch"]["refused"] == "decoded_mismatch"
+        assert got["mismatch"]["signature"] is None
         assert got["ok"]["signature"] and got["ok"]["refused"] is None
         assert got["too-much"]["refused"] == "limit_per_transaction"
         assert got["ours"]["refused"] == "destination_is_ours"
@@ -138,12 +149,12 @@ def test_the_signer_process_answers_refuses_and_survives_a_kill(
         signer.stop()
         signer = start_signer(namespace, log)
         send(namespace, [payout(keys, "ok", 600_000_000)])  # redelivered after the crash
-        again = [a for a in answers(namespace, 4) if a["request_id"] == "ok"]
+        again = [a for a in answers(namespace, 5) if a["request_id"] == "ok"]
         assert len(again) == 2 and again[0] == again[1]  # the same signature, not a new one
     finally:
         signer.stop()
 
     # No key material anywhere the signer wrote: its log, its answers, its own output.
     secrets = [hot.hex(), xprv]
-    written = log.read_text() + orjson.dumps(answers(namespace, 4)).decode() + signer.log_tail(500)
+    written = log.read_text() + orjson.dumps(answers(namespace, 5)).decode() + signer.log_tail(500)
     assert not [secret for secret in secrets if secret in written]
