@@ -254,17 +254,30 @@ class Invoice(Aggregate[InvoiceEvent]):
 
     def _resolve(self, command: ResolveInvoice) -> list[InvoiceEvent]:
         received = self.amount_received
-        if (
-            self.status not in (InvoiceStatus.CONFIRMING, InvoiceStatus.EXPIRED)
-            or not (0 < received < self.amount)
-            or self.resolution == "refund"
-        ):
+        underpaid = (
+            self.status in (InvoiceStatus.CONFIRMING, InvoiceStatus.EXPIRED)
+            and 0 < received < self.amount
+        )
+        # Paid in full, but after expiry: nothing is due, and nothing was settled by itself.
+        paid_late = (
+            self.status is InvoiceStatus.EXPIRED
+            and received >= self.amount
+            and any(payment.late for payment in self.payments.values())
+        )
+        if not (underpaid or paid_late) or self.resolution == "refund":
             raise InvoiceNotUnderpaid(
                 f"invoice {self.invoice_id} is {self.status} with {format_usdt(received)} of"
                 f" {format_usdt(self.amount)} USDT received"
                 + (" and its payments refunded" if self.resolution == "refund" else "")
-                + "; only an underpaid invoice, open or expired, is resolved",
+                + "; only an underpaid invoice (open or expired) or one paid after it expired"
+                " is resolved",
                 param="invoice_id",
+            )
+        if command.action == "extend" and paid_late:
+            raise InvoiceNotUnderpaid(
+                f"invoice {self.invoice_id} received all of its amount (late): nothing is due;"
+                " accept or refund it",
+                param="action",
             )
         if command.action == "extend":
             assert command.expires_at is not None  # the command checks it

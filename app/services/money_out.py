@@ -63,27 +63,38 @@ class MoneyOutRequests:
         fingerprint: str,
         now: datetime,
     ) -> tuple[OutgoingTransfer, bool]:
-        """A refund of a settled invoice, debited from the merchant's balance.
+        """A refund of an invoice's money: what it settled (debited from the merchant's balance),
+        or what it received and never settled — a payment after it expired, or after it was paid
+        (``source="received"``: the customer funds it holds, never the merchant's balance).
 
-        ``amount`` defaults to what the customer overpaid; ``address`` to who paid (refused when
-        several addresses paid: the merchant must say which)."""
+        ``amount`` defaults to the unsettled money if there is any, else to what the customer
+        overpaid; an amount given refunds from the balance on a settled invoice, from the
+        unsettled money otherwise. ``address`` defaults to who paid (refused when several
+        addresses paid: the merchant must say which)."""
         replay = await self._replay(merchant_id, TransferKind.REFUND, idempotency_key, fingerprint)
         if replay is not None:
             return replay, True
         context = await self._store.refund_context(merchant_id, invoice_id)
-        if context.settled_gross is None:
+        settled = context.settled_gross is not None
+        if not settled and context.status not in ("expired", "cancelled"):
             raise RefundNotAllowed(
-                f"invoice {invoice_id} is not settled: only a settled invoice is refunded from"
-                " the balance (an underpaid invoice is resolved: POST"
-                f" /api/v1/invoices/{invoice_id}/resolve)",
+                f"invoice {invoice_id} is {context.status or 'unknown'} and not settled: an"
+                f" underpaid invoice is resolved (POST /api/v1/invoices/{invoice_id}/resolve),"
+                " a paid one refunded once settled",
                 param="invoice_id",
             )
+        source: Literal["balance", "received"] = "balance" if settled else "received"
         if amount is None:
-            overpaid = context.settled_gross - (context.invoice_amount or context.settled_gross)
-            amount = overpaid - context.refunded
-            if amount <= 0:
+            if context.unsettled > 0:
+                amount, source = context.unsettled, "received"
+            elif settled:
+                assert context.settled_gross is not None
+                invoice_amount = context.invoice_amount or context.settled_gross
+                amount = context.settled_gross - invoice_amount - context.refunded
+            if amount is None or amount <= 0:
                 raise RefundNotAllowed(
-                    f"invoice {invoice_id} has no overpayment left to refund; give an amount",
+                    f"invoice {invoice_id} has no overpayment or late payment left to refund;"
+                    " give an amount",
                     param="amount",
                 )
         if address is None:
@@ -104,7 +115,8 @@ class MoneyOutRequests:
             at=now,
             invoice_id=invoice_id,
             network_fee_payer=self._settings.network_fee_payer,
-            network_fee_charged=self._fee_charge(),
+            network_fee_charged=self._fee_charge() if source == "balance" else 0,
+            source=source,
             causation_id=f"refund:{merchant_id}:{idempotency_key}",
         )
         return await self._store.request(

@@ -656,8 +656,17 @@ class RefundContext:
 
     settled_gross: int | None  # None: not settled
     invoice_amount: int | None
-    refunded: int  # refunds not failed
+    refunded: int  # refunds from the balance, not failed
     senders: tuple[str, ...]  # who paid the invoice, most recent first
+    confirmed: int = 0  # what the invoice received and counts as confirmed
+    status: str | None = None  # the invoice's status (the read model)
+    refunded_received: int = 0  # refunds of money it received and never settled, not failed
+
+    @property
+    def unsettled(self) -> int:
+        """Confirmed money the invoice holds that no settlement took and no refund returned:
+        payments after it expired or after it was paid."""
+        return max(0, self.confirmed - (self.settled_gross or 0) - self.refunded_received)
 
 
 @dataclass(frozen=True)

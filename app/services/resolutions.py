@@ -63,6 +63,15 @@ class Resolutions:
             else f"resolve:{invoice_id}:{uuid.uuid4().hex}"
         )
         refund_id = refund_address = None
+        if action == "accept":
+            context = await self._money_out.refund_context(merchant_id, invoice_id)
+            if context.refunded_received:
+                # Settling it now would credit the merchant with money already sent back.
+                raise RefundNotAllowed(
+                    f"part of what invoice {invoice_id} received was refunded: it can no longer"
+                    " be accepted; refund the rest instead",
+                    param="action",
+                )
         if action == "refund":
             refund_id = resolution_refund_id(invoice_id)
             refund_address = address or await self._sender(merchant_id, invoice_id)

@@ -274,6 +274,8 @@ class MemoryMoneyOut:
         self.answers: dict[str, SigningAnswerRow] = {}
         self.sent_at: dict[str, datetime] = {}
         self.invoice_amounts: dict[str, int] = {}
+        self.invoice_confirmed: dict[str, int] = {}  # default: what was settled
+        self.invoice_status: dict[str, str] = {}  # default: paid when settled
         self.senders: dict[str, tuple[str, ...]] = {}
         self.ours: set[str] = set()
         self.thresholds: dict[str, int] = {}
@@ -296,13 +298,18 @@ class MemoryMoneyOut:
             if held[1] != fingerprint:
                 raise AlreadyExists("Idempotency-Key was used for another request")
             return self.transfers[held[0]], True
-        if self.balance(f"merchant:{transfer.merchant_id}") < (
+        if transfer.source == "balance" and self.balance(f"merchant:{transfer.merchant_id}") < (
             transfer.amount + transfer.network_fee_charged
         ):
             raise InsufficientBalance("the available balance does not cover it", param="amount")
         if refundable_check and transfer.invoice_id is not None:
             context = await self.refund_context(transfer.merchant_id, transfer.invoice_id)
-            if transfer.amount > (context.settled_gross or 0) - context.refunded:
+            left = (
+                context.unsettled
+                if transfer.source == "received"
+                else (context.settled_gross or 0) - context.refunded
+            )
+            if transfer.amount > left:
                 raise RefundNotAllowed("not that much left to refund", param="amount")
         self.transfers[transfer.transfer_id] = transfer
         self.keys[(transfer.merchant_id, transfer.kind.value, idempotency_key)] = (
@@ -327,13 +334,19 @@ class MemoryMoneyOut:
             ),
             None,
         )
-        refunded = sum(
-            t.amount
+        refunds = [
+            t
             for t in self.transfers.values()
             if t.invoice_id == invoice_id and t.stage is not Stage.FAILED
-        )
+        ]
         return RefundContext(
-            gross, self.invoice_amounts.get(invoice_id), refunded, self.senders.get(invoice_id, ())
+            gross,
+            self.invoice_amounts.get(invoice_id),
+            sum(t.amount for t in refunds if t.source == "balance"),
+            self.senders.get(invoice_id, ()),
+            confirmed=self.invoice_confirmed.get(invoice_id, gross or 0),
+            status=self.invoice_status.get(invoice_id, "paid" if gross is not None else None),
+            refunded_received=sum(t.amount for t in refunds if t.source == "received"),
         )
 
     async def payout_threshold(self, merchant_id: str) -> int | None:

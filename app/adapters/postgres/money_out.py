@@ -119,7 +119,11 @@ class PostgresMoneyOut(SqlStore):
                 )
             if refundable_check and transfer.invoice_id is not None:
                 context = await self._refund_context(cur, transfer.merchant_id, transfer.invoice_id)
-                left = (context.settled_gross or 0) - context.refunded
+                left = (
+                    context.unsettled
+                    if transfer.source == "received"
+                    else (context.settled_gross or 0) - context.refunded
+                )
                 if transfer.amount > left:
                     raise RefundNotAllowed(
                         f"invoice {transfer.invoice_id} has {format_usdt(left)} USDT left"
@@ -354,10 +358,18 @@ class PostgresMoneyOut(SqlStore):
             " (SELECT amount FROM invoice_summaries"
             "        WHERE invoice_id = %(invoice)s AND merchant_id = %(merchant)s),"
             " (SELECT coalesce(sum(amount), 0) FROM outgoing_transfers"
-            "        WHERE invoice_id = %(invoice)s AND kind = 'refund' AND stage <> 'failed')",
+            "        WHERE invoice_id = %(invoice)s AND kind = 'refund' AND stage <> 'failed'"
+            "        AND source = 'balance'),"
+            " (SELECT coalesce(sum(amount), 0) FROM outgoing_transfers"
+            "        WHERE invoice_id = %(invoice)s AND kind = 'refund' AND stage <> 'failed'"
+            "        AND source = 'received'),"
+            " (SELECT amount_confirmed FROM invoice_summaries"
+            "        WHERE invoice_id = %(invoice)s AND merchant_id = %(merchant)s),"
+            " (SELECT status FROM invoice_summaries"
+            "        WHERE invoice_id = %(invoice)s AND merchant_id = %(merchant)s)",
             {"invoice": invoice_id, "merchant": merchant_id},
         )
-        gross, amount, refunded = await cur.fetchone()
+        gross, amount, refunded, refunded_received, confirmed, status = await cur.fetchone()
         await cur.execute(
             "SELECT payload -> 'data' ->> 'from_address' FROM event_store"
             " WHERE event_type = 'PaymentDetected'"
@@ -371,6 +383,9 @@ class PostgresMoneyOut(SqlStore):
             invoice_amount=None if amount is None else int(amount),
             refunded=int(refunded),
             senders=senders,
+            confirmed=int(confirmed or 0),
+            status=status,
+            refunded_received=int(refunded_received),
         )
 
     @staticmethod

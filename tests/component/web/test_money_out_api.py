@@ -244,3 +244,33 @@ async def test_a_payout_schedule_pays_each_due_period_once(
     assert response.status == 422
     assert (await client.delete("/api/v1/payout-schedule", headers=SHOP)).status == 200
     assert (await client.get("/api/v1/payout-schedule", headers=SHOP)).status == 404
+
+
+async def test_money_received_after_expiry_or_after_payment_is_refunded_from_what_came(
+    client: TestClient, world: MemoryWorld
+) -> None:
+    # Expired, then paid in full late: nothing settled, 10.00 held on the address.
+    store(world).invoice_status["inv_late"] = "expired"
+    store(world).invoice_confirmed["inv_late"] = usdt("10")
+    store(world).senders["inv_late"] = (CUSTOMER,)
+    before = store(world).balance("merchant:mer_shop")
+    status, refund = await post(client, "/api/v1/invoices/inv_late/refunds", {}, key("late-1"))
+    assert status == 201, refund
+    assert refund["amount"] == "10" and refund["network_fee"]["charged"] == "0"
+    assert store(world).transfers[refund["id"]].source == "received"
+    assert store(world).balance("merchant:mer_shop") == before  # not the merchant's money
+    status, error = await post(client, "/api/v1/invoices/inv_late/refunds", {}, key("late-2"))
+    assert status == 422 and error["error"]["code"] == "refund_not_allowed"
+
+    # Paid and settled on 10.00, then 3.00 more arrived (recorded, never settled).
+    await settle(world, "inv_after", gross="10", amount="10")
+    store(world).invoice_confirmed["inv_after"] = usdt("13")
+    status, refund = await post(client, "/api/v1/invoices/inv_after/refunds", {}, key("after-1"))
+    assert status == 201 and refund["amount"] == "3"
+    assert store(world).transfers[refund["id"]].source == "received"
+
+    # An open invoice is resolved, not refunded.
+    store(world).invoice_status["inv_open"] = "confirming"
+    store(world).invoice_confirmed["inv_open"] = usdt("4")
+    status, error = await post(client, "/api/v1/invoices/inv_open/refunds", {}, key("open-1"))
+    assert status == 422 and "resolve" in error["error"]["message"]

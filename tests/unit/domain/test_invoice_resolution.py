@@ -193,3 +193,20 @@ def test_the_merchants_tolerance_accepts_a_near_payment_at_expiry(
         resolved = events[0]
         assert isinstance(resolved, InvoiceResolved) and resolved.data.resolved_by == "tolerance"
         assert after.status is InvoiceStatus.PAID
+
+
+def test_an_invoice_paid_in_full_after_expiry_is_accepted_or_refunded_not_extended() -> None:
+    expired = run_invoice(new_invoice(amount=usdt("10")), expire())
+    late = run_invoice(expired, detected("p-late", usdt("10")), confirmed("p-late", usdt("10")))
+    assert late.payment_exception is PaymentException.PAID_LATE
+    with pytest.raises(InvoiceNotUnderpaid, match="nothing is due"):
+        handle_invoice(late, resolve("extend", expires_at=LATER + timedelta(hours=1)))
+    accepted, (resolved, paid) = handle_invoice(late, resolve("accept"))
+    assert isinstance(resolved, InvoiceResolved) and resolved.data.action == "accept"
+    assert isinstance(paid, InvoicePaid) and paid.data.amount_confirmed == usdt("10")
+    assert accepted.status is InvoiceStatus.PAID
+    refunded, (event,) = handle_invoice(
+        late, resolve("refund", refund_id="rf_late", refund_address=CUSTOMER)
+    )
+    assert isinstance(event, InvoiceResolved) and event.data.refund_amount == usdt("10")
+    assert refunded.status is InvoiceStatus.EXPIRED
