@@ -111,16 +111,18 @@ class LoopbackApi:
         *,
         token: str | None,
         json: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> ApiAnswer:
+        """``headers`` are sent as well (an ``Idempotency-Key``); the signature's are kept."""
         body = b"" if json is None else orjson.dumps(json)
-        headers = self._headers(request, method, path_qs, body, token)
+        sent = {**(headers or {}), **self._headers(request, method, path_qs, body, token)}
         try:
             async with self._session.request(
                 method,
                 # encoded: sent exactly as signed (yarl would otherwise re-quote "%2C" as ",").
                 URL(self._base(request) + path_qs, encoded=True),
                 data=body or None,
-                headers=headers,
+                headers=sent,
                 timeout=CALL_TIMEOUT,
             ) as response:
                 raw = await response.read()

@@ -5,7 +5,10 @@ without JavaScript; web/static/dashboard.js only adds live invoice statuses and 
 The data and every action go through the merchant API as the signed-in user (web/dashboard/api.py
 says why), so the API's checks are the dashboard's checks. Forms post back here with the CSRF
 token of web/dashboard/session.py and are answered with a redirect (post/redirect/get), except
-where a secret is shown once (a new API key, a webhook secret, an invitation).
+where a secret is shown once (a new API key, a webhook secret, an invitation). A form that moves
+money (a refund, a payout, resolving an underpayment) also carries an idempotency key made when
+the form was rendered, sent to the API as ``Idempotency-Key``: the same form sent twice (a double
+click, a reload of the POST) is one refund or payout, never two.
 
 A refusal of the API is shown on the page in its own words; a page the user's role may not see
 says so instead of its content. docs/dashboard.md is the guide for merchants and operators.
@@ -15,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -30,6 +35,8 @@ from aiohttp import web as aioweb
 
 from app.domain.access import Scope
 from app.domain.events import EVENT_TYPES
+from app.domain.money import format_usdt, parse_usdt
+from app.domain.payout_schedule import WEEKDAYS
 from app.services.ports import LiveViews
 from web.dashboard.api import ApiAnswer, ApiUnavailable, LoopbackApi
 from web.dashboard.charts import days_from, volume_chart
@@ -60,10 +67,25 @@ NOTICES: Final = {
     "signed_out": "You are signed out.",
     "email_verified": "Your email address is confirmed. Sign in to create your API keys.",
     "link_sent": "A new confirmation link is on its way to your email address.",
+    "refund_requested": "Refund requested: it is sent from the platform's wallet in a moment; "
+    "follow its status below.",
+    "resolved_accept": "Accepted: the invoice is paid for what was received.",
+    "resolved_refund": "Everything received goes back to the customer; the invoice is closed.",
+    "resolved_extend": "The invoice is open again until its new deadline.",
+    "payout_requested": "Payout requested: follow its status below.",
+    "payout_cancelled": "Payout cancelled: its amount is back in your available balance.",
+    "schedule_saved": "Payout schedule saved.",
+    "schedule_deleted": "Payout schedule deleted: nothing is paid out by itself any more.",
+    "payout_approved": "Payout approved: it leaves with the next batch.",
 }
 ROLES: Final = ("owner", "developer", "viewer")
 INVOICE_STATUSES: Final = ("pending", "confirming", "paid", "expired", "cancelled")
 SETTLEMENT_STATUSES: Final = ("pending", "completed", "failed")
+# A payout may still be cancelled before it is being signed (docs/merchant-api.md).
+CANCELLABLE_PAYOUTS: Final = ("requested", "approved")
+# An underpaid invoice is resolved while open (confirming) or expired, unless refunded already.
+RESOLVABLE_STATUSES: Final = ("confirming", "expired")
+IDEMPOTENCY_FIELD: Final = "idempotency_key"
 # What an endpoint may subscribe to: everything, a family, or one event type.
 EVENT_CHOICES: Final = ("*", "Invoice*", "Payment*", "Settlement*", *EVENT_TYPES)
 
@@ -102,8 +124,16 @@ class Visit:
     me: dict[str, Any] = field(default_factory=dict)
     renewed: dict[str, Any] | None = None  # a session renewed during this request
 
-    async def call(self, method: str, path: str, json: Any = None) -> ApiAnswer:
-        answer = await self.api.call(self.request, method, path, token=self.access, json=json)
+    async def call(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ApiAnswer:
+        answer = await self.api.call(
+            self.request, method, path, token=self.access, json=json, headers=headers
+        )
         if answer.status == 401 and self.refresh and self.renewed is None:
             renewed = await self.api.call(
                 self.request,
@@ -117,7 +147,9 @@ class Visit:
             self.renewed = renewed.body
             self.access = renewed.body["access_token"]
             self.refresh = renewed.body["refresh_token"]
-            answer = await self.api.call(self.request, method, path, token=self.access, json=json)
+            answer = await self.api.call(
+                self.request, method, path, token=self.access, json=json, headers=headers
+            )
         if answer.status == 401:
             raise SignedOut
         return answer
@@ -198,18 +230,27 @@ class Dashboard:
             "/dashboard/invoices/{invoice_id}": self.invoice,
             "/dashboard/settlements": self.settlements,
             "/dashboard/balance": self.balance,
+            "/dashboard/payouts": self.payouts,
             "/dashboard/webhooks": self.webhooks,
             "/dashboard/webhooks/{endpoint_id}": self.webhook,
             "/dashboard/keys": self.keys,
             "/dashboard/team": self.team,
             "/dashboard/admin/revenue": self.admin_revenue,
             "/dashboard/admin/merchants": self.admin_merchants,
+            "/dashboard/admin/payouts": self.admin_payouts,
         }
         for path, page in pages.items():
             router.add_get(path, self._signed_in(page))
         actions: dict[str, Page] = {
             "/dashboard/invoices": self.create_invoice,
             "/dashboard/invoices/{invoice_id}/cancel": self.cancel_invoice,
+            "/dashboard/invoices/{invoice_id}/refunds": self.refund,
+            "/dashboard/invoices/{invoice_id}/resolve": self.resolve,
+            "/dashboard/payouts": self.request_payout,
+            "/dashboard/payouts/{payout_id}/cancel": self.cancel_payout,
+            "/dashboard/payout-schedule": self.save_schedule,
+            "/dashboard/payout-schedule/delete": self.delete_schedule,
+            "/dashboard/admin/payouts/{payout_id}/approve": self.approve_payout,
             "/dashboard/webhooks": self.create_webhook,
             "/dashboard/webhooks/{endpoint_id}/rotate": self.rotate_webhook,
             "/dashboard/webhooks/{endpoint_id}/test": self.test_webhook,
@@ -259,6 +300,7 @@ class Dashboard:
             form_error=values.pop("form_error", None),
             network=self._network,
             signup_mode=self._signup_mode,
+            fresh_key=_fresh_key,
             **values,
         )
         return response
@@ -574,7 +616,9 @@ class Dashboard:
         response.set_status(answer.status if 400 <= answer.status < 500 else 502)
         return response
 
-    async def invoice(self, visit: Visit) -> aioweb.Response:
+    async def invoice(
+        self, visit: Visit, *, form_error: str | None = None, failed_form: str | None = None
+    ) -> aioweb.Response:
         invoice_id = visit.request.match_info["invoice_id"]
         invoice = await visit.get(f"/api/v1/invoices/{quote(invoice_id)}")
         # Tx hashes and confirmations per payment: the customers' live view has them.
@@ -589,6 +633,7 @@ class Dashboard:
                 f"/api/v1/invoices/{quote(invoice_id)}/webhook-deliveries", {"limit": 50}
             )
             deliveries = listed["data"]
+        refunds = (await visit.get(f"/api/v1/invoices/{quote(invoice_id)}/refunds"))["data"]
         return self._show(
             visit,
             "invoice.html",
@@ -596,7 +641,16 @@ class Dashboard:
             payments=public_view(public).get("payments", []),
             settlement=settlement,
             deliveries=deliveries,
+            refunds=refunds,
+            overpaid=_overpaid(invoice, refunds),
+            resolvable=(
+                invoice["payment_exception"] == "underpaid"
+                and invoice["status"] in RESOLVABLE_STATUSES
+                and invoice["resolution"] != "refund"
+            ),
             explorer=explorer_base(self._network),
+            form_error=form_error,
+            failed_form=failed_form,
         )
 
     async def cancel_invoice(self, visit: Visit) -> aioweb.Response:
@@ -609,6 +663,129 @@ class Dashboard:
             json={"reason": reason} if reason else {},
         )
         return self._back(f"/dashboard/invoices/{quote(invoice_id)}", "invoice_cancelled")
+
+    async def refund(self, visit: Visit) -> aioweb.Response:
+        invoice_id = visit.request.match_info["invoice_id"]
+        fields = await _form(visit.request)
+        body = _given(fields, "amount", "address")  # what is left out, the API defaults
+        answer = await visit.call(
+            "POST",
+            f"/api/v1/invoices/{quote(invoice_id)}/refunds",
+            json=body,
+            headers=_idempotency(fields),
+        )
+        if not answer.ok:
+            return await self._money_refused(visit, self.invoice, "refund", answer)
+        return self._back(f"/dashboard/invoices/{quote(invoice_id)}", "refund_requested")
+
+    async def resolve(self, visit: Visit) -> aioweb.Response:
+        invoice_id = visit.request.match_info["invoice_id"]
+        fields = await _form(visit.request)
+        action = fields.get("action", "")
+        body: dict[str, Any] = {"action": action}
+        if action == "extend":
+            minutes = fields.get("minutes", "").strip()
+            if not (minutes.isascii() and minutes.isdecimal() and len(minutes) <= 6):
+                refusal = ApiAnswer(400, {"error": {"message": "Give the minutes to extend by."}})
+                return await self._money_refused(visit, self.invoice, "resolve", refusal)
+            body["expires_in"] = int(minutes) * 60
+        elif action == "refund":
+            body |= _given(fields, "address")
+        answer = await visit.call(
+            "POST",
+            f"/api/v1/invoices/{quote(invoice_id)}/resolve",
+            json=body,
+            headers=_idempotency(fields),
+        )
+        if not answer.ok:
+            if answer.error.get("param") == "expires_in":  # seconds to the API, minutes here
+                message = f"{answer.error.get('message')} seconds (the minutes given × 60)"
+                answer = ApiAnswer(answer.status, {"error": {"message": message}})
+            return await self._money_refused(visit, self.invoice, "resolve", answer)
+        return self._back(f"/dashboard/invoices/{quote(invoice_id)}", f"resolved_{action}")
+
+    async def _money_refused(
+        self,
+        visit: Visit,
+        page: Callable[..., Awaitable[aioweb.Response]],
+        form: str,
+        answer: ApiAnswer,
+    ) -> aioweb.Response:
+        """``_form_refused`` for a form that moves money, its refusal shown next to it."""
+        if answer.status == 409:
+            # The key of a form sent again after it was changed (the browser's Back button).
+            answer = ApiAnswer(
+                409,
+                {
+                    "error": {
+                        "message": "This form was already sent with other values, and that "
+                        "request stands (see below). To send another one, fill in this new form."
+                    }
+                },
+            )
+        return await self._form_refused(visit, functools.partial(page, failed_form=form), answer)
+
+    # --- payouts ----------------------------------------------------------------------------
+
+    async def payouts(
+        self, visit: Visit, *, form_error: str | None = None, failed_form: str | None = None
+    ) -> aioweb.Response:
+        cursor = visit.request.query.get("cursor")
+        page = await visit.get("/api/v1/payouts", {"cursor": cursor, "limit": 25})
+        balance = await visit.get("/api/v1/balance") if visit.can(Scope.REPORTS_READ) else None
+        schedule = await visit.call("GET", "/api/v1/payout-schedule")
+        if not schedule.ok and schedule.status != 404:  # 404: no schedule
+            raise Refused(schedule)
+        return self._show(
+            visit,
+            "payouts.html",
+            payouts=page["data"],
+            next_link=_next_page("/dashboard/payouts", {}, page),
+            balance=balance,
+            schedule=schedule.body if schedule.ok else None,
+            weekdays=WEEKDAYS,
+            cancellable=CANCELLABLE_PAYOUTS,
+            explorer=explorer_base(self._network),
+            form_error=form_error,
+            failed_form=failed_form,
+        )
+
+    async def request_payout(self, visit: Visit) -> aioweb.Response:
+        fields = await _form(visit.request)
+        answer = await visit.call(
+            "POST",
+            "/api/v1/payouts",
+            json={name: fields.get(name, "").strip() for name in ("amount", "address")},
+            headers=_idempotency(fields),
+        )
+        if not answer.ok:
+            return await self._money_refused(visit, self.payouts, "payout", answer)
+        return self._back("/dashboard/payouts", "payout_requested")
+
+    async def cancel_payout(self, visit: Visit) -> aioweb.Response:
+        payout_id = visit.request.match_info["payout_id"]
+        await visit.act("POST", f"/api/v1/payouts/{quote(payout_id)}/cancel", json={})
+        return self._back("/dashboard/payouts", "payout_cancelled")
+
+    async def save_schedule(self, visit: Visit) -> aioweb.Response:
+        fields = await _form(visit.request)
+        hour = fields.get("hour", "0").strip()
+        body: dict[str, Any] = {
+            "frequency": fields.get("frequency", ""),
+            "hour": int(hour) if hour.isascii() and hour.isdecimal() and len(hour) <= 2 else hour,
+            "address": fields.get("address", "").strip(),
+            **_given(fields, "minimum_amount", "keep_amount"),
+        }
+        if body["frequency"] == "weekly":
+            body["weekday"] = fields.get("weekday", "")
+        answer = await visit.call("PUT", "/api/v1/payout-schedule", json=body)
+        if not answer.ok:
+            return await self._money_refused(visit, self.payouts, "schedule", answer)
+        return self._back("/dashboard/payouts", "schedule_saved")
+
+    async def delete_schedule(self, visit: Visit) -> aioweb.Response:
+        await visit.act("DELETE", "/api/v1/payout-schedule")
+        return self._back("/dashboard/payouts", "schedule_deleted")
 
     # --- settlements and exports ------------------------------------------------------------
 
@@ -839,6 +1016,15 @@ class Dashboard:
         )
         return self._show(visit, "admin_merchants.html", merchants=merchants)
 
+    async def admin_payouts(self, visit: Visit) -> aioweb.Response:
+        waiting = await visit.get("/api/v1/admin/payouts", {"limit": 100})
+        return self._show(visit, "admin_payouts.html", payouts=waiting["data"])
+
+    async def approve_payout(self, visit: Visit) -> aioweb.Response:
+        payout_id = visit.request.match_info["payout_id"]
+        await visit.act("POST", f"/api/v1/admin/payouts/{quote(payout_id)}/approve", json={})
+        return self._back("/dashboard/admin/payouts", "payout_approved")
+
     # --- live invoice statuses --------------------------------------------------------------
 
     async def live(self, visit: Visit) -> aioweb.StreamResponse:
@@ -977,6 +1163,31 @@ async def _form(request: aioweb.Request) -> dict[str, str]:
     for name, value in await _pairs(request):
         fields.setdefault(name, value)
     return fields
+
+
+def _given(fields: Mapping[str, str], *names: str) -> dict[str, str]:
+    """The fields among ``names`` that were filled in (the API has a default for the others)."""
+    return {name: fields[name].strip() for name in names if fields.get(name, "").strip()}
+
+
+def _fresh_key() -> str:
+    """An idempotency key for one rendering of a form that moves money."""
+    return f"dash_{secrets.token_urlsafe(18)}"
+
+
+def _idempotency(fields: Mapping[str, str]) -> dict[str, str]:
+    """The form's key as the API's header; without one the API refuses to move money."""
+    key = fields.get(IDEMPOTENCY_FIELD, "").strip()
+    return {"Idempotency-Key": key} if key else {}
+
+
+def _overpaid(invoice: Mapping[str, Any], refunds: list[dict[str, Any]]) -> str:
+    """What a refund without an amount returns, shown as a hint: what was received beyond the
+    amount, less the refunds that did not fail; ``"0"`` when nothing is left (the API decides)."""
+    received = parse_usdt(invoice["amount_received"], allow_zero=True)
+    refunded = sum(parse_usdt(item["amount"]) for item in refunds if item["status"] != "failed")
+    left = received - parse_usdt(invoice["amount"]) - refunded
+    return format_usdt(max(left, 0))
 
 
 def _json_or_none(raw: bytes) -> Any:
