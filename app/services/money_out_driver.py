@@ -7,7 +7,9 @@ PostgreSQL, so a new leader carries on where the last one stopped. Each transfer
 - **approved**: the transaction is built by the node (``triggersmartcontract``), stored as the
   transfer's next attempt, and only then sent to the signer (request id ``<id>:<attempt>``).
   Payouts wait for a batch: ``batch_size`` of them, or the oldest approved ``batch_seconds`` ago.
-- **signing**: the signer's answer (recorded by agents/signatures.py) is awaited, the request
+  Any transfer waits while the hot wallet, less what is already on its way out (signing, or
+  broadcast and in no block: not yet off its balance at the head), does not cover it.
+- **signing**: the signer's answer (recorded by agents/money_out.py) is awaited, the request
   re-sent if none came. A refusal fails the transfer (the amount returns to the balance). A
   signature is broadcast; once the node accepts it the transfer is ``broadcast`` and that
   transaction is the only one it will ever have.
@@ -190,7 +192,8 @@ class MoneyOutDriver:
         if transfers:
             chain = await self._node.chain_view()
             await self._start(
-                [t for t in transfers if t.stage is Stage.APPROVED and self._due(t, transfers)]
+                [t for t in transfers if t.stage is Stage.APPROVED and self._due(t, transfers)],
+                promised=sum(t.amount for t in transfers if _not_on_chain_yet(t)),
             )
             for transfer in transfers:
                 if transfer.stage is Stage.SIGNING:
@@ -220,14 +223,18 @@ class MoneyOutDriver:
         oldest = min(t.approved_at or t.created_at for t in waiting)
         return self._clock() - oldest >= timedelta(seconds=self._settings.batch_seconds)
 
-    async def _start(self, transfers: Sequence[OutgoingTransfer]) -> None:
+    async def _start(self, transfers: Sequence[OutgoingTransfer], *, promised: int) -> None:
+        """Build what the hot wallet covers. Its balance at the head does not show ``promised``
+        yet (transfers being signed, or broadcast and in no block): counted as spent, or a
+        transfer approved meanwhile would be built against money already on its way out — and
+        fail on chain instead of waiting."""
         if not transfers:
             HOT_WALLET_SHORT.set(0)
             return
         available = await self._node.token_balance(
             self._settings.token_contract, self._settings.hot_wallet_address
         )
-        reserved = 0
+        reserved = promised
         shortfall = 0
         for transfer in transfers:
             if reserved + transfer.amount > available:
@@ -427,6 +434,14 @@ class MoneyOutDriver:
             log.exception(
                 "money out: %s stays %s until the next tick", transfer.transfer_id, transfer.stage
             )
+
+
+def _not_on_chain_yet(transfer: OutgoingTransfer) -> bool:
+    """Its amount is still in the hot wallet as of the head block: being signed, or broadcast and
+    (as last seen) in no block."""
+    return transfer.stage is Stage.SIGNING or (
+        transfer.stage is Stage.BROADCAST and transfer.receipt is None
+    )
 
 
 def _unminable(attempt: Attempt, chain: ChainView) -> bool:

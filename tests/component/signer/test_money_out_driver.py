@@ -348,3 +348,32 @@ async def test_payouts_wait_for_their_batch_and_for_the_hot_wallet() -> None:
     rig.node.hot_wallet_usdt = usdt("1000")
     await rig.tick(61)  # the last one's batch is due by time now (the others asked again)
     assert {r["request_id"] for r in rig.signer.requests} == {"pa_1:1", "pa_2:1", "pa_3:1"}
+
+
+async def test_transfers_not_yet_on_chain_count_against_the_hot_wallet() -> None:
+    """The hot wallet's balance at the head does not show the transfers being signed, or
+    broadcast and in no block yet: their amounts are promised. A payout approved meanwhile waits
+    rather than being built against them (it would fail on chain, the hot wallet short)."""
+    rig = Rig(batch_size=1)
+    await rig.fund()
+    rig.node.hot_wallet_usdt = usdt("25")
+    await rig.request(TransferKind.PAYOUT, "10", 1)
+    await rig.request(TransferKind.PAYOUT, "10", 2)
+    await rig.tick()
+    assert len(rig.signer.requests) == 2  # 20 of the 25 promised, none of it moved yet
+    third = await rig.request(TransferKind.PAYOUT, "10", 3)
+    await rig.tick()
+    assert await rig.stage(third) is Stage.APPROVED and len(rig.signer.requests) == 2
+    rig.sign_all()
+    await rig.tick()  # the first two broadcast, in no block yet
+    assert await rig.stage(third) is Stage.APPROVED
+    for built in rig.node.built:
+        rig.node.mined[built.txid] = Mined(block_number=101)
+    rig.node.hot_wallet_usdt = usdt("5")  # mined: the head shows them spent
+    rig.node.advance(1)
+    await rig.tick()
+    await rig.tick()
+    assert await rig.stage(third) is Stage.APPROVED  # 5 left: still short
+    rig.node.hot_wallet_usdt = usdt("1005")  # a sweep refilled it
+    await rig.tick()
+    assert await rig.stage(third) is Stage.SIGNING

@@ -17,108 +17,37 @@ import httpx
 import psycopg2
 import pytest
 
-from app.adapters.tron.settings import DEV_HOT_WALLET
-from app.settings import Settings
-from tests.support.platform import Platform, running_platform
-from tests.support.processes import REPO_ROOT, VENV_BIN, ManagedProcess, eventually
+from tests.integration.money_out.support import (
+    DATABASE_URL,
+    api,
+    balance,
+    events_of,
+    follow,
+    journal_balances,
+    money_out_platform,
+    receipt,
+    settled_invoice,
+)
+from tests.support.platform import Platform
+from tests.support.processes import REPO_ROOT, VENV_BIN
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("infrastructure")]
 
 PASSWORD = "an admin password of some length"
-DATABASE_URL = Settings.from_env().database_url
 # The signer's own limits, small enough to refuse a payout the workers accept.
 SIGNER_LIMITS = "payout=40:1000,refund=100:1000,sweep=1000:1000,sweep_topup=30:300"
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    data = tmp_path_factory.mktemp("money-out")
     overrides = {
         "PAYOUT_APPROVAL_THRESHOLD": "30",  # payouts of 30 USDT or more wait for the admin
         "PAYOUT_BATCH_SECONDS": "0",
         "MONEY_OUT_INTERVAL": "0.3",
     }
-    with running_platform(data, **overrides) as running:
-        signer = ManagedProcess(
-            "signer",
-            [str(VENV_BIN / "checkout"), "signer"],
-            {
-                **running.env,
-                "SIGNER_LOG_FILE": str(data / "signed.jsonl"),
-                "SIGNER_LIMITS": SIGNER_LIMITS,
-            },
-            REPO_ROOT,
-        )
-        try:
-            running.sim.post(
-                "/sim/fund", {"address": DEV_HOT_WALLET, "trx": "10000", "usdt": "100000"}
-            )
-            yield running
-        finally:
-            signer.stop()
-
-
-def api(platform: Platform, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    headers = {**platform.headers(), **kwargs.pop("headers", {})}
-    return httpx.request(method, f"{platform.url}{path}", headers=headers, timeout=30, **kwargs)
-
-
-def money(text: str) -> Decimal:
-    return Decimal(text)
-
-
-def balance(platform: Platform) -> dict[str, Decimal]:
-    body = api(platform, "GET", "/api/v1/balance").json()
-    return {name: money(body[name]) for name in ("available", "incoming", "outgoing")}
-
-
-def settled_invoice(platform: Platform, amount: str, paid: str) -> dict[str, Any]:
-    invoice = platform.create_invoice(amount)
-    platform.pay_and_confirm(invoice, paid, blocks=1 if Decimal(amount) < 100 else 12)
-    platform.wait_settlement(invoice["id"])
-    return invoice
-
-
-def follow(platform: Platform, path: str, status: str, timeout: float = 60) -> dict[str, Any]:
-    """Mine blocks while waiting for the transfer at ``path`` to reach ``status``."""
-
-    def probe() -> dict[str, Any] | None:
-        body = api(platform, "GET", path).json()
-        if body["status"] == status:
-            return dict(body)
-        if body["status"] in ("broadcast",):
-            platform.sim.mine(19)  # into a block, then solidified
-        elif body["status"] in ("approved", "signing", "pending"):
-            platform.sim.mine(1)  # a fresh head: the next transaction built lives 60 s from it
-        return None
-
-    return eventually(probe, timeout=timeout, what=f"{path} to be {status}", every=0.5)
-
-
-def journal_balances() -> dict[str, int]:
-    with psycopg2.connect(DATABASE_URL) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT currency, sum(amount) FROM ledger_entries GROUP BY currency ORDER BY currency"
-        )
-        return {currency: int(total) for currency, total in cur.fetchall()}
-
-
-def events_of(aggregate_id: str) -> list[str]:
-    def probe() -> list[str] | None:
-        with psycopg2.connect(DATABASE_URL) as conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT event_type FROM event_store WHERE aggregate_id = %s"
-                " ORDER BY aggregate_version",
-                (aggregate_id,),
-            )
-            found = [row[0] for row in cur.fetchall()]
-        return found if len(found) >= 2 else None
-
-    return eventually(probe, timeout=30, what=f"the events of {aggregate_id}", every=0.5)
-
-
-def receipt(platform: Platform, txid: str) -> dict[str, Any]:
-    return dict(platform.sim.post("/wallet/gettransactioninfobyid", {"value": txid}))
+    data = tmp_path_factory.mktemp("money-out")
+    with money_out_platform(data, {"SIGNER_LIMITS": SIGNER_LIMITS}, **overrides) as (running, _):
+        yield running
 
 
 def test_an_overpayment_is_refunded_to_its_sender_on_chain(platform: Platform) -> None:
