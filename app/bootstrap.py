@@ -582,7 +582,7 @@ def build(settings: Settings) -> Platform:
         ),
         signups=PostgresSignups(resources.db),
         mailer=smtp_mailer(settings),
-        money_out=PostgresMoneyOut(resources.db),
+        money_out=PostgresMoneyOut(resources.db, origin=settings.app_id),
         payout_schedules=PostgresPayoutSchedules(resources.db),
     )
     services = build_services(ports, settings)

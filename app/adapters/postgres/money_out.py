@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from app.adapters.postgres.pool import SqlStore
+from app.adapters.postgres.pool import Connections, SqlStore
 from app.domain.errors import (
     AlreadyExists,
     InsufficientBalance,
@@ -70,6 +70,13 @@ _SELECT: Final = f"SELECT {', '.join(_COLUMNS)} FROM outgoing_transfers"  # noqa
 
 
 class PostgresMoneyOut(SqlStore):
+    """``origin`` is the platform's app id: its transfers and events are the only ones its
+    leader drives and publishes (migrations/0020_money_out_origin.sql)."""
+
+    def __init__(self, pool: Connections, *, origin: str) -> None:
+        super().__init__(pool)
+        self._origin = origin
+
     # --- requests ---------------------------------------------------------------------------
 
     async def request(
@@ -131,13 +138,14 @@ class PostgresMoneyOut(SqlStore):
                         param="amount",
                     )
             await cur.execute(
-                "INSERT INTO outgoing_transfers (transfer_id, kind, merchant_id, invoice_id,"
-                " source, amount, to_address, stage, version, approval, approved_by,"
+                "INSERT INTO outgoing_transfers (origin, transfer_id, kind, merchant_id,"
+                " invoice_id, source, amount, to_address, stage, version, approval, approved_by,"
                 " network_fee_payer, network_fee_charged, idempotency_key, request_fingerprint,"
                 " created_at, updated_at, approved_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-                " %s)",
+                " %s, %s)",
                 (
+                    self._origin,
                     transfer.transfer_id,
                     transfer.kind.value,
                     transfer.merchant_id,
@@ -159,7 +167,7 @@ class PostgresMoneyOut(SqlStore):
                 ),
             )
             await self._book(cur, step.movement)
-            await self._outbox(cur, step.events)
+            await self._outbox(cur, step.events, self._origin)
         return transfer, False
 
     async def by_key(
@@ -230,16 +238,17 @@ class PostgresMoneyOut(SqlStore):
     async def open_transfers(self, limit: int) -> builtins.list[OutgoingTransfer]:
         """What the driver has to move on: approved, being signed, or broadcast (oldest first)."""
         rows = await self._fetchall(
-            f"{_SELECT} WHERE stage IN ('approved', 'signing', 'broadcast')"
+            f"{_SELECT} WHERE origin = %s AND stage IN ('approved', 'signing', 'broadcast')"
             " ORDER BY approved_at, transfer_id LIMIT %s",
-            (limit,),
+            (self._origin, limit),
         )
         return [_transfer(row) for row in rows]
 
     async def waiting_for_approval(self, limit: int) -> builtins.list[OutgoingTransfer]:
         rows = await self._fetchall(
-            f"{_SELECT} WHERE stage = 'requested' ORDER BY created_at, transfer_id LIMIT %s",
-            (limit,),
+            f"{_SELECT} WHERE origin = %s AND stage = 'requested'"
+            " ORDER BY created_at, transfer_id LIMIT %s",
+            (self._origin, limit),
         )
         return [_transfer(row) for row in rows]
 
@@ -290,7 +299,7 @@ class PostgresMoneyOut(SqlStore):
             if cur.rowcount != 1:
                 raise StaleTransfer(f"{before.transfer_id} changed since it was read")
             await self._book(cur, step.movement)
-            await self._outbox(cur, step.events)
+            await self._outbox(cur, step.events, self._origin)
 
     async def mark_request_sent(self, transfer: OutgoingTransfer, at: datetime) -> None:
         await self._execute(
@@ -327,9 +336,9 @@ class PostgresMoneyOut(SqlStore):
 
     async def unpublished(self, limit: int) -> builtins.list[tuple[int, dict[str, Any]]]:
         rows = await self._fetchall(
-            "SELECT seq, payload FROM money_out_outbox WHERE published_at IS NULL"
+            "SELECT seq, payload FROM money_out_outbox WHERE origin = %s AND published_at IS NULL"
             " ORDER BY seq LIMIT %s",
-            (limit,),
+            (self._origin, limit),
         )
         return [(int(seq), payload) for seq, payload in rows]
 
@@ -408,12 +417,12 @@ class PostgresMoneyOut(SqlStore):
             )
 
     @staticmethod
-    async def _outbox(cur: Any, events: Sequence[DomainEvent]) -> None:
+    async def _outbox(cur: Any, events: Sequence[DomainEvent], origin: str) -> None:
         for event in events:
             await cur.execute(
-                "INSERT INTO money_out_outbox (event_id, payload) VALUES (%s, %s)"
+                "INSERT INTO money_out_outbox (origin, event_id, payload) VALUES (%s, %s, %s)"
                 " ON CONFLICT (event_id) DO NOTHING",
-                (str(event.event_id), event.model_dump_json()),
+                (origin, str(event.event_id), event.model_dump_json()),
             )
 
 

@@ -78,7 +78,7 @@ def payout(merchant_id: str, amount: str, key: str = "") -> object:
 async def test_a_payout_is_debited_once_per_key_and_never_beyond_the_balance(
     pool: aiopg.Pool,
 ) -> None:
-    store = PostgresMoneyOut(pool)
+    store = PostgresMoneyOut(pool, origin=f"test-{uuid.uuid4().hex[:8]}")
     merchant_id, _ = await settled_merchant(pool)  # net 99.00
     step = payout(merchant_id, "60")
     created, replayed = await store.request(step, idempotency_key="k1", fingerprint="f1")
@@ -105,7 +105,7 @@ async def test_a_payout_is_debited_once_per_key_and_never_beyond_the_balance(
 
 
 async def test_two_payouts_at_once_cannot_both_spend_one_balance(pool: aiopg.Pool) -> None:
-    store = PostgresMoneyOut(pool)
+    store = PostgresMoneyOut(pool, origin=f"test-{uuid.uuid4().hex[:8]}")
     merchant_id, _ = await settled_merchant(pool)  # net 99.00
     results = await asyncio.gather(
         *(
@@ -120,7 +120,7 @@ async def test_two_payouts_at_once_cannot_both_spend_one_balance(pool: aiopg.Poo
 
 
 async def test_a_refund_takes_at_most_what_the_invoice_settled(pool: aiopg.Pool) -> None:
-    store = PostgresMoneyOut(pool)
+    store = PostgresMoneyOut(pool, origin=f"test-{uuid.uuid4().hex[:8]}")
     merchant_id, invoice_id = await settled_merchant(pool, "12")
     await settled_merchant(pool)  # another merchant's money is not this one's balance
 
@@ -161,7 +161,7 @@ async def test_a_refund_takes_at_most_what_the_invoice_settled(pool: aiopg.Pool)
 
 
 async def test_a_stale_change_is_refused_and_a_movement_is_booked_once(pool: aiopg.Pool) -> None:
-    store = PostgresMoneyOut(pool)
+    store = PostgresMoneyOut(pool, origin=f"test-{uuid.uuid4().hex[:8]}")
     merchant_id, _ = await settled_merchant(pool)
     created, _ = await store.request(
         payout(merchant_id, "10"), idempotency_key="k", fingerprint="f"
@@ -223,3 +223,18 @@ async def test_a_payout_schedule_is_kept_replaced_and_removed(pool: aiopg.Pool) 
     assert daily in await schedules.all()
     assert await schedules.delete(merchant_id) and not await schedules.delete(merchant_id)
     assert await schedules.get(merchant_id) is None
+
+
+async def test_a_platform_drives_and_publishes_only_its_own_transfers(pool: aiopg.Pool) -> None:
+    ours = PostgresMoneyOut(pool, origin=f"ours-{uuid.uuid4().hex[:8]}")
+    theirs = PostgresMoneyOut(pool, origin=f"theirs-{uuid.uuid4().hex[:8]}")
+    merchant_id, _ = await settled_merchant(pool)
+    mine, _ = await ours.request(payout(merchant_id, "1"), idempotency_key="a", fingerprint="f")
+    other, _ = await theirs.request(payout(merchant_id, "2"), idempotency_key="b", fingerprint="f")
+    assert [t.transfer_id for t in await ours.open_transfers(100)] == [mine.transfer_id]
+    assert [t.transfer_id for t in await theirs.open_transfers(100)] == [other.transfer_id]
+    published = [payload["aggregate_id"] for _, payload in await ours.unpublished(100)]
+    assert published == [mine.transfer_id]
+    # Reads by merchant see both: one merchant, one balance, whichever platform recorded it.
+    listed = await ours.list(merchant_id, TransferKind.PAYOUT, limit=10)
+    assert {t.transfer_id for t in listed} == {mine.transfer_id, other.transfer_id}
