@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -48,6 +48,15 @@ from app.domain.money_out import (
     TransferKind,
 )
 from app.domain.signing import Purpose
+from app.services.chain_sending import (
+    FATAL_CODES,
+    BroadcastOutcome,
+    ChainReceipt,
+    ChainView,
+    UnsignedTransaction,
+    expired_at_head,
+    unminable,
+)
 from app.services.ports import EventPublisher, MoneyOutStore, SigningRequests, StaleTransfer
 
 log = logging.getLogger(__name__)
@@ -79,58 +88,7 @@ OPEN_TRANSFERS = Gauge(
     "checkout_money_out_open_transfers", "Refunds and payouts not final, by stage", ["stage"]
 )
 
-# Codes after which the same transaction will not be accepted later either: the transfer fails
-# (once its transaction can no longer be mined) instead of being built again.
-_FATAL_CODES: Final = frozenset({"SIGERROR", "CONTRACT_VALIDATE_ERROR", "CONTRACT_EXE_ERROR"})
 MAX_ATTEMPTS: Final = 5
-# java-tron may accept a transaction into a block up to one slot after its expiration.
-EXPIRY_MARGIN_MS: Final = 3_000
-
-
-class UnsignedTransaction(Protocol):
-    @property
-    def txid(self) -> str: ...
-    @property
-    def raw_data(self) -> Mapping[str, Any]: ...
-    @property
-    def raw_data_hex(self) -> str: ...
-    @property
-    def expiration_ms(self) -> int: ...
-
-
-class BroadcastOutcome(Protocol):
-    @property
-    def accepted(self) -> bool: ...
-    @property
-    def code(self) -> str | None: ...
-    @property
-    def message(self) -> str | None: ...
-
-
-class ChainReceipt(Protocol):
-    @property
-    def block_number(self) -> int: ...
-    @property
-    def fee(self) -> int: ...
-    @property
-    def energy_usage_total(self) -> int: ...
-    @property
-    def net_usage(self) -> int: ...
-    @property
-    def result(self) -> str: ...
-
-
-class ChainView(Protocol):
-    """Where the chain stands: head and solidified numbers and their block times."""
-
-    @property
-    def head_number(self) -> int: ...
-    @property
-    def head_time_ms(self) -> int: ...
-    @property
-    def solid_number(self) -> int: ...
-    @property
-    def solid_time_ms(self) -> int: ...
 
 
 class SendingNode(Protocol):
@@ -296,7 +254,7 @@ class MoneyOutDriver:
             await self._build(transfer)
             return
         answer = await self._store.answer(transfer.request_id)
-        expired = chain.head_time_ms >= attempt.expiration_ms + EXPIRY_MARGIN_MS
+        expired = expired_at_head(attempt.expiration_ms, chain)
         if answer is None:
             if expired:
                 # The signer was away for longer than the transaction lives (it would refuse
@@ -352,10 +310,10 @@ class MoneyOutDriver:
             signed = transfer.signed(signature, self._clock())
             await self._save(transfer, signed.broadcast(self._clock()))
             return True
-        if not _unminable(attempt, chain):
+        if not unminable(attempt.expiration_ms, chain):
             return True  # expired at the head; wait until that is final
         refusal = self._last_refusal.pop(transfer.transfer_id, None)
-        if refusal in _FATAL_CODES:
+        if refusal in FATAL_CODES:
             await self._save(
                 transfer,
                 transfer.fail(f"the node refused the transaction: {refusal}", self._clock()),
@@ -372,7 +330,7 @@ class MoneyOutDriver:
         found = await self._node.transaction_receipt(attempt.txid)
         now = self._clock()
         if found is None:
-            if _unminable(attempt, chain):
+            if unminable(attempt.expiration_ms, chain):
                 # Lost (a reorg replaced its reference block, or it expired unmined): it can
                 # never be included now, so a new transaction pays the transfer instead.
                 log.warning("money out: %s can no longer be mined; building it again", attempt.txid)
@@ -442,8 +400,3 @@ def _not_on_chain_yet(transfer: OutgoingTransfer) -> bool:
     return transfer.stage is Stage.SIGNING or (
         transfer.stage is Stage.BROADCAST and transfer.receipt is None
     )
-
-
-def _unminable(attempt: Attempt, chain: ChainView) -> bool:
-    """Expired as of the solidified block: no block from now on can include the transaction."""
-    return chain.solid_time_ms > attempt.expiration_ms + EXPIRY_MARGIN_MS

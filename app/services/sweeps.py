@@ -30,10 +30,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Protocol
 
 from prometheus_client import Counter, Gauge
 
@@ -47,6 +47,15 @@ from app.domain.sweeps import (
     TopUpPlan,
     TxKind,
     new_sweep,
+)
+from app.services.chain_sending import (
+    FATAL_CODES,
+    BroadcastOutcome,
+    ChainReceipt,
+    ChainView,
+    UnsignedTransaction,
+    expired_at_head,
+    unminable,
 )
 from app.services.ports import SigningRequests, StaleSweep, SweepStore
 
@@ -94,58 +103,6 @@ PENDING_PAYOUTS = Gauge(
     "checkout_money_out_pending_usdt",
     "USDT of refunds and payouts requested, approved or being signed: what the hot wallet owes",
 )
-
-# Refusals after which the same transaction will never be accepted: the sweep fails (once that
-# transaction can no longer be mined) instead of being built again.
-_FATAL_CODES: Final = frozenset({"SIGERROR", "CONTRACT_VALIDATE_ERROR", "CONTRACT_EXE_ERROR"})
-# java-tron may accept a transaction into a block up to one slot after its expiration.
-EXPIRY_MARGIN_MS: Final = 3_000
-
-
-class UnsignedTransaction(Protocol):
-    @property
-    def txid(self) -> str: ...
-    @property
-    def raw_data(self) -> Mapping[str, Any]: ...
-    @property
-    def raw_data_hex(self) -> str: ...
-    @property
-    def expiration_ms(self) -> int: ...
-
-
-class BroadcastOutcome(Protocol):
-    @property
-    def accepted(self) -> bool: ...
-    @property
-    def code(self) -> str | None: ...
-    @property
-    def message(self) -> str | None: ...
-
-
-class ChainReceipt(Protocol):
-    @property
-    def block_number(self) -> int: ...
-    @property
-    def fee(self) -> int: ...
-    @property
-    def energy_usage_total(self) -> int: ...
-    @property
-    def energy_fee(self) -> int: ...
-    @property
-    def net_usage(self) -> int: ...
-    @property
-    def net_fee(self) -> int: ...
-    @property
-    def result(self) -> str: ...
-
-
-class ChainView(Protocol):
-    @property
-    def head_time_ms(self) -> int: ...
-    @property
-    def solid_number(self) -> int: ...
-    @property
-    def solid_time_ms(self) -> int: ...
 
 
 class Prices(Protocol):
@@ -386,7 +343,7 @@ class Sweeper:
     async def _signing_step(self, sweep: Sweep, tx: ChainTransaction, chain: ChainView) -> None:
         answer = await self._store.answer(sweep.request_id)
         if answer is None:
-            if chain.head_time_ms >= tx.expiration_ms + EXPIRY_MARGIN_MS:
+            if expired_at_head(tx.expiration_ms, chain):
                 # The signer was away longer than the transaction lives: a fresh one.
                 await self._rebuild(sweep, tx, earlier_lost=False)
                 return
@@ -437,13 +394,13 @@ class Sweeper:
             # Accepted after all (a broadcast whose answer was lost): follow it.
             await self._save(sweep, _same(sweep.signed(signature, now).broadcast(now)))
             return True
-        if not _unminable(tx, chain):
+        if not unminable(tx.expiration_ms, chain):
             return True  # expired at the head; wait until that is final
         refusal = self._last_refusal.pop(sweep.sweep_id, None)
         if refusal == "BANDWITH_ERROR" and tx.kind is TxKind.SWEEP:
             # The address could not pay the bandwidth: more TRX, with a larger margin.
             await self._save(sweep, sweep.needs_more_trx(now))
-        elif refusal in _FATAL_CODES:
+        elif refusal in FATAL_CODES:
             await self._save(sweep, sweep.fail(f"the node refused it: {refusal}", now))
         else:
             await self._rebuild(sweep, tx, earlier_lost=False)
@@ -455,7 +412,7 @@ class Sweeper:
         found = await self._node.transaction_receipt(tx.txid)
         now = self._clock()
         if found is None:
-            if _unminable(tx, chain):
+            if unminable(tx.expiration_ms, chain):
                 log.warning("sweeps: %s can no longer be mined; building it again", tx.txid)
                 await self._rebuild(sweep, tx, earlier_lost=True)
                 return
@@ -575,8 +532,3 @@ def _transaction(
 def _same(state: Sweep) -> SweepStep:
     """A change of the transaction's progress that books nothing."""
     return SweepStep(state, None, None)
-
-
-def _unminable(tx: ChainTransaction, chain: ChainView) -> bool:
-    """Expired as of the solidified block: no block from now on can include the transaction."""
-    return chain.solid_time_ms > tx.expiration_ms + EXPIRY_MARGIN_MS

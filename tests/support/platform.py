@@ -157,6 +157,22 @@ class Platform:
         return txid
 
 
+def run_cli(platform: Platform, *args: str, stdin: str = "") -> dict[str, Any]:
+    """``checkout <args>`` with the platform's settings; its JSON answer (it must succeed)."""
+    result = subprocess.run(
+        [str(VENV_BIN / "checkout"), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**platform.env},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
 def create_merchant(name: str, env: dict[str, str], *extra: str) -> dict[str, Any]:
     result = subprocess.run(
         [str(VENV_BIN / "checkout"), "create-merchant", "--name", name, *extra],

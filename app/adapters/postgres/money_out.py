@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from app.adapters.postgres.journal import book
 from app.adapters.postgres.pool import Connections, SqlStore
 from app.domain.errors import (
     AlreadyExists,
@@ -22,7 +23,7 @@ from app.domain.errors import (
     RefundNotAllowed,
 )
 from app.domain.events import DomainEvent
-from app.domain.ledger import Movement, merchant_account
+from app.domain.ledger import merchant_account
 from app.domain.money import format_usdt
 from app.domain.money_out import (
     Attempt,
@@ -166,7 +167,7 @@ class PostgresMoneyOut(SqlStore):
                     transfer.approved_at,
                 ),
             )
-            await self._book(cur, step.movement)
+            await book(cur, step.movement)
             await self._outbox(cur, step.events, self._origin)
         return transfer, False
 
@@ -298,7 +299,7 @@ class PostgresMoneyOut(SqlStore):
             )
             if cur.rowcount != 1:
                 raise StaleTransfer(f"{before.transfer_id} changed since it was read")
-            await self._book(cur, step.movement)
+            await book(cur, step.movement)
             await self._outbox(cur, step.events, self._origin)
 
     async def mark_request_sent(self, transfer: OutgoingTransfer, at: datetime) -> None:
@@ -396,25 +397,6 @@ class PostgresMoneyOut(SqlStore):
             status=status,
             refunded_received=int(refunded_received),
         )
-
-    @staticmethod
-    async def _book(cur: Any, movement: Movement | None) -> None:
-        if movement is None:
-            return
-        await cur.execute(
-            "INSERT INTO ledger_transactions (kind, reference) VALUES (%s, %s)"
-            " ON CONFLICT (kind, reference) DO NOTHING RETURNING tx_id",
-            (movement.kind, movement.reference),
-        )
-        row = await cur.fetchone()
-        if row is None:
-            return  # booked before: a movement is booked once
-        for entry in movement.entries:
-            await cur.execute(
-                "INSERT INTO ledger_entries (tx_id, account, amount, currency)"
-                " VALUES (%s, %s, %s, %s)",
-                (row[0], entry.account, entry.amount, entry.currency),
-            )
 
     @staticmethod
     async def _outbox(cur: Any, events: Sequence[DomainEvent], origin: str) -> None:

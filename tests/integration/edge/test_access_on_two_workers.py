@@ -4,8 +4,6 @@ asserted is the bound the platform promises (1 s), measured on the wall clock.""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,8 +15,8 @@ import pytest
 
 from app.adapters.auth.tokens import TokenIssuer
 from app.settings import Settings
-from tests.support.platform import Platform, running_platform
-from tests.support.processes import REPO_ROOT, VENV_BIN, eventually
+from tests.support.platform import Platform, run_cli, running_platform
+from tests.support.processes import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("infrastructure")]
 
@@ -32,18 +30,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 
 
 def cli(platform: Platform, *args: str, stdin: str = "") -> dict[str, Any]:
-    result = subprocess.run(
-        [str(VENV_BIN / "checkout"), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env={**platform.env},
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return dict(json.loads(result.stdout))
+    return run_cli(platform, *args, stdin=stdin)
 
 
 def bearer(credential: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ import aiopg
 import psycopg2
 import pytest
 
+from app.adapters.postgres.journal import book
 from app.adapters.postgres.ledger import PostgresLedger
 from app.adapters.postgres.money_out import PostgresMoneyOut
 from app.domain.errors import AlreadyExists, InsufficientBalance, RefundNotAllowed
@@ -180,7 +181,7 @@ async def test_a_stale_change_is_refused_and_a_movement_is_booked_once(pool: aio
     assert await balance(pool, merchant_account(merchant_id)) == usdt("99")
     # Booking the same movement again (a retried save) changes nothing.
     async with store._transaction() as cur:
-        await store._book(cur, failed.movement)
+        assert not await book(cur, failed.movement)
     assert await balance(pool, merchant_account(merchant_id)) == usdt("99")
 
 

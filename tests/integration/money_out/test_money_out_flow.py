@@ -6,8 +6,6 @@ amount returns to the balance."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -28,8 +26,7 @@ from tests.integration.money_out.support import (
     receipt,
     settled_invoice,
 )
-from tests.support.platform import Platform
-from tests.support.processes import REPO_ROOT, VENV_BIN
+from tests.support.platform import Platform, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("infrastructure")]
 
@@ -160,15 +157,4 @@ def test_a_payout_the_signer_refuses_fails_and_returns_to_the_balance(platform: 
 
 
 def cli(platform: Platform, *args: str, stdin: str = "") -> dict[str, Any]:
-    result = subprocess.run(
-        [str(VENV_BIN / "checkout"), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env={**platform.env},
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return dict(json.loads(result.stdout))
+    return run_cli(platform, *args, stdin=stdin)

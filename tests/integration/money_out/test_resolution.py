@@ -14,10 +14,10 @@ import httpx
 import psycopg2
 import pytest
 
-from app.adapters.tron.settings import DEV_HOT_WALLET
 from app.settings import Settings
-from tests.support.platform import Platform, running_platform
-from tests.support.processes import REPO_ROOT, VENV_BIN, ManagedProcess, eventually
+from tests.integration.money_out.support import api, money_out_platform
+from tests.support.platform import Platform
+from tests.support.processes import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("infrastructure")]
 
@@ -27,25 +27,8 @@ DATABASE_URL = Settings.from_env().database_url
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     data = tmp_path_factory.mktemp("resolution")
-    with running_platform(data, MONEY_OUT_INTERVAL="0.3") as running:
-        signer = ManagedProcess(
-            "signer",
-            [str(VENV_BIN / "checkout"), "signer"],
-            {**running.env, "SIGNER_LOG_FILE": str(data / "signed.jsonl")},
-            REPO_ROOT,
-        )
-        try:
-            running.sim.post(
-                "/sim/fund", {"address": DEV_HOT_WALLET, "trx": "10000", "usdt": "1000"}
-            )
-            yield running
-        finally:
-            signer.stop()
-
-
-def api(platform: Platform, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    headers = {**platform.headers(), **kwargs.pop("headers", {})}
-    return httpx.request(method, f"{platform.url}{path}", headers=headers, timeout=30, **kwargs)
+    with money_out_platform(data, MONEY_OUT_INTERVAL="0.3") as (running, _):
+        yield running
 
 
 def resolve(platform: Platform, invoice_id: str, **body: Any) -> httpx.Response:
