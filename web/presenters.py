@@ -137,6 +137,12 @@ def invoice_summary_for_merchant(row: Mapping[str, Any]) -> dict[str, Any]:
         "metadata": row["metadata"] or {},
         "redirect_url": row.get("redirect_url"),
         "cancel_url": row.get("cancel_url"),
+        "resolution": row.get("resolution"),
+        "underpaid_tolerance": (
+            None
+            if row.get("underpaid_tolerance") is None
+            else format_fee_percentage(Decimal(row["underpaid_tolerance"]))
+        ),
         "payment_url": f"/pay/{row['invoice_id']}",
         "version": row["aggregate_version"],
         "updated_at": format_time(row["updated_at"]),

@@ -171,6 +171,20 @@ def summary_statements(cursor: aiopg.Cursor, event: DomainEvent) -> list[bytes]:
                 (*facts.values(), event.aggregate_id),
             )
         )
+    if isinstance(event, InvoiceResolved):
+        # The latest resolution by invoice version, whatever order the events come in.
+        statements.append(
+            cursor.mogrify(
+                "UPDATE invoice_summaries SET resolution = %s, resolution_version = %s"
+                " WHERE invoice_id = %s AND coalesce(resolution_version, 0) < %s",
+                (
+                    event.data.action,
+                    event.aggregate_version,
+                    event.aggregate_id,
+                    event.aggregate_version,
+                ),
+            )
+        )
     if isinstance(event, InvoiceResolved) and event.data.expires_at is not None:
         # An extension moves the deadline a fact once stated: only while this is the newest
         # event the summary holds (an older one redelivered later changes nothing).
@@ -225,6 +239,7 @@ def _facts(event: DomainEvent) -> dict[str, Any]:
                 "expires_at": data.expires_at,
                 "redirect_url": data.redirect_url,
                 "cancel_url": data.cancel_url,
+                "underpaid_tolerance": data.underpaid_tolerance,
             }
         case InvoicePaid():
             return {"paid_at": event.occurred_at}
@@ -355,6 +370,8 @@ SUMMARY_COLUMNS: Final = (
     "tx_hashes",
     "block_numbers",
     "confirmations",
+    "resolution",
+    "underpaid_tolerance",
 )
 
 

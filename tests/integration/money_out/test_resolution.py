@@ -76,6 +76,14 @@ def test_accept_settles_the_invoice_on_what_was_received(platform: Platform) -> 
     public = httpx.get(f"{platform.url}/api/v1/public/invoice/{invoice['id']}", timeout=10)
     assert public.json()["resolution"] == "accept"
 
+    def listed() -> dict[str, Any] | None:  # the list (read model) shows it too, a moment later
+        items = api(platform, "GET", "/api/v1/invoices", params={"limit": 100}).json()["data"]
+        found = [item for item in items if item["id"] == invoice["id"]]
+        return found[0] if found and found[0]["resolution"] == "accept" else None
+
+    item = eventually(listed, timeout=30, what="the invoice listed as accepted", every=0.5)
+    assert (item["status"], item["amount_confirmed"]) == ("paid", "7")
+
 
 def test_refund_returns_what_was_received_from_the_customer_funds(platform: Platform) -> None:
     invoice = underpaid(platform, "10", "4")
