@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -50,7 +51,14 @@ def sign_in(window: WebDriver, platform: Platform, email: str) -> None:
 def wait(
     window: WebDriver, check: Callable[[WebDriver], object], what: str, timeout: float = 60
 ) -> None:
-    WebDriverWait(window, timeout, poll_frequency=0.2).until(check, message=what)
+    """Until ``check`` holds. A click that submits a form replaces the page while ``check`` reads
+    it: an element found on the old page and gone on the new one is "not yet", not a failure."""
+    WebDriverWait(
+        window,
+        timeout,
+        poll_frequency=0.2,
+        ignored_exceptions=(StaleElementReferenceException, NoSuchElementException),
+    ).until(check, message=what)
 
 
 def test_a_merchant_watches_a_payment_downloads_the_csv_and_manages_keys(
