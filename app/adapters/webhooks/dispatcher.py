@@ -267,8 +267,11 @@ class WebhookDispatcher:
 
     async def _idle(self) -> None:
         self._wake.clear()
+        # asyncio.timeout rather than wait_for: on Python 3.11 wait_for can swallow a
+        # cancellation that arrives as the wait ends (see app/adapters/webhooks/replays.py).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
+            async with asyncio.timeout(self._settings.poll_interval):
+                await self._wake.wait()
 
     async def _drain(self) -> None:
         for task in list(self._in_flight):

@@ -87,8 +87,12 @@ class ReplayQueue:
                 logger.warning("webhook replays: %s; retrying in %g s", exc, RETRY_SECONDS)
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
+            # asyncio.timeout, not wait_for: on Python 3.11 a cancellation arriving as the wait
+            # ends can be swallowed by wait_for, and the loop then never stops (a worker's
+            # shutdown, or a test cancelling it, hangs; seen once in CI).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                async with asyncio.timeout(POLL_SECONDS):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def _work_or_fail(self, job: ReplayJob) -> None:
