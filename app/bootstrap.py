@@ -445,14 +445,13 @@ def build_services(ports: Ports, settings: Settings) -> Services:
             merchant_invoices,
             ports.invoice_gateway,
             ports.money_out,
-            hot_wallet_address=settings.chain.hot_wallet_address or "",
+            money_out_requests,
         ),
         payout_schedules=PayoutSchedules(
             ports.payout_schedules,
             money_out_requests,
             ports.money_out,
             ports.reports,
-            hot_wallet_address=settings.chain.hot_wallet_address or "",
         ),
     )
 

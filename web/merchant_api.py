@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Final
 
 from aiohttp import web as aioweb
 
@@ -24,7 +23,6 @@ from app.services.ports import SettlementReads
 from app.services.resolutions import Resolutions, resolution_refund_id
 from app.settings import Settings
 from web.auth import Authenticator
-from web.errors import ApiError
 from web.input import read_json_object
 from web.invoice_list import parse_settlement_query
 from web.presenters import (
@@ -32,10 +30,14 @@ from web.presenters import (
     settlement_for_merchant,
     settlement_row_for_merchant,
 )
-from web.requests import parse_cancel_request, parse_create_invoice, parse_resolve_request
+from web.requests import (
+    idempotency_key,
+    parse_cancel_request,
+    parse_create_invoice,
+    parse_resolve_request,
+)
 
 # Documented in docs/merchant-api.md; with the merchant id it makes the command id (200 at most).
-IDEMPOTENCY_KEY_MAX: Final = 128
 
 Response = aioweb.StreamResponse
 # Answers a request about one invoice of one merchant, on the worker that owns it.
@@ -83,7 +85,7 @@ class MerchantApi:
             merchant,
             fields,
             now=datetime.now(UTC),
-            idempotency_key=_idempotency_key(request),
+            idempotency_key=idempotency_key(request),
             fingerprint=request_fingerprint(body),
         )
         headers = {"Location": f"/api/v1/invoices/{invoice.invoice_id}"}
@@ -153,7 +155,7 @@ class MerchantApi:
             action=action,
             expires_in=expires_in,
             address=address,
-            idempotency_key=_idempotency_key(request),
+            idempotency_key=idempotency_key(request),
             now=datetime.now(UTC),
         )
         body = invoice_for_merchant(invoice)
@@ -185,18 +187,3 @@ class MerchantApi:
                 "next_cursor": page.next_cursor,
             }
         )
-
-
-def _idempotency_key(request: aioweb.Request) -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    key = key.strip()
-    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX or not (key.isascii() and key.isprintable()):
-        raise ApiError(
-            400,
-            "idempotency_key_invalid",
-            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters",
-            param="Idempotency-Key",
-        )
-    return key

@@ -18,12 +18,11 @@ leader (app/services/money_out_driver.py) and is told by events and webhooks.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 from aiohttp import web as aioweb
 
 from app.adapters.postgres.projections import InvalidCursor, decode_cursor, encode_cursor
-from app.adapters.tron.addresses import to_base58
 from app.domain.access import Scope
 from app.domain.money import format_usdt, parse_usdt
 from app.domain.money_out import OutgoingTransfer, TransferKind
@@ -36,10 +35,7 @@ from app.services.ports import MoneyOutStore
 from web.auth import Authenticator
 from web.errors import ApiError
 from web.input import read_json_object
-from web.requests import page_limit
-
-IDEMPOTENCY_KEY_MAX: Final = 128
-_ADDRESS_MAX: Final = 64
+from web.requests import page_limit, required_idempotency_key, tron_address
 
 
 def _bad(message: str, param: str, code: str = "parameter_invalid") -> ApiError:
@@ -56,38 +52,8 @@ def _only(body: dict[str, Any], allowed: set[str]) -> None:
         )
 
 
-def _address(value: Any, param: str = "address") -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= _ADDRESS_MAX:
-        raise _bad(f"{param} must be a Tron address (T…, 34 characters)", param)
-    try:
-        address = to_base58(value.strip())
-    except ValueError:
-        raise _bad(f"{param} is not a valid Tron address (its checksum fails)", param) from None
-    return address
-
-
 def _amount(value: Any) -> int:
     return parse_usdt(value, field="amount")
-
-
-def _idempotency_key(request: aioweb.Request) -> str:
-    key = request.headers.get("Idempotency-Key", "").strip()
-    if not key:
-        raise ApiError(
-            400,
-            "idempotency_key_required",
-            "moving money needs an Idempotency-Key header: a retry with the same key never"
-            " sends twice",
-            param="Idempotency-Key",
-        )
-    if len(key) > IDEMPOTENCY_KEY_MAX or not (key.isascii() and key.isprintable()):
-        raise ApiError(
-            400,
-            "idempotency_key_invalid",
-            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters",
-            param="Idempotency-Key",
-        )
-    return key
 
 
 def transfer_view(transfer: OutgoingTransfer) -> dict[str, Any]:
@@ -152,11 +118,11 @@ class MoneyOutApi:
 
     async def create_refund(self, request: aioweb.Request) -> aioweb.Response:
         merchant = await self._auth.merchant(request, Scope.REFUNDS_WRITE)
-        key = _idempotency_key(request)
+        key = required_idempotency_key(request)
         body = await read_json_object(request, allow_empty=True)
         _only(body, {"amount", "address"})
         amount = None if body.get("amount") is None else _amount(body["amount"])
-        address = None if body.get("address") is None else _address(body["address"])
+        address = None if body.get("address") is None else tron_address(body["address"])
         refund, replayed = await self._requests.request_refund(
             merchant.merchant_id,
             _path_id(request, "invoice_id"),
@@ -187,7 +153,7 @@ class MoneyOutApi:
 
     async def create_payout(self, request: aioweb.Request) -> aioweb.Response:
         merchant = await self._auth.merchant(request, Scope.PAYOUTS_WRITE)
-        key = _idempotency_key(request)
+        key = required_idempotency_key(request)
         body = await read_json_object(request)
         _only(body, {"amount", "address"})
         if "amount" not in body or "address" not in body:
@@ -196,7 +162,7 @@ class MoneyOutApi:
         payout, replayed = await self._requests.request_payout(
             merchant.merchant_id,
             amount=_amount(body["amount"]),
-            address=_address(body["address"]),
+            address=tron_address(body["address"]),
             threshold=await self._store.payout_threshold(merchant.merchant_id),
             idempotency_key=key,
             fingerprint=request_fingerprint(body),
@@ -282,7 +248,7 @@ def parse_schedule(merchant_id: str, body: dict[str, Any]) -> PayoutSchedule:
         return PayoutSchedule(
             merchant_id=merchant_id,
             frequency=body["frequency"],
-            address=_address(body["address"]),
+            address=tron_address(body["address"]),
             hour=hour,
             weekday=None if weekday is None else WEEKDAYS.index(weekday),
             minimum_amount=1 if minimum is None else parse_usdt(minimum, field="minimum_amount"),

@@ -175,18 +175,55 @@ def parse_resolve_request(
     if body.get("address") is not None:
         if action != "refund":
             raise _bad("parameter_invalid", "address is only for action refund", "address")
-        address = _tron_address(body["address"])
+        address = tron_address(body["address"])
     return action, expires_in, address
 
 
-def _tron_address(value: Any) -> str:
+def tron_address(value: Any, param: str = "address") -> str:
+    """A Tron address in any form the node takes (base58 or 41… hex), as base58; a 400 naming
+    ``param`` otherwise."""
     if not isinstance(value, str) or not 0 < len(value) <= 64:
-        raise _bad("parameter_invalid", "address must be a Tron address (T…)", "address")
+        raise _bad("parameter_invalid", f"{param} must be a Tron address (T…)", param)
     try:
         return to_base58(value.strip())
     except ValueError:
         raise _bad(
             "parameter_invalid",
-            "address is not a valid Tron address (its checksum fails)",
-            "address",
+            f"{param} is not a valid Tron address (its checksum fails)",
+            param,
         ) from None
+
+
+IDEMPOTENCY_KEY_MAX = 128
+
+
+def idempotency_key(request: aioweb.Request, *, required: bool = False) -> str | None:
+    """The ``Idempotency-Key`` header: 1 to 128 printable ASCII characters. ``required``: moving
+    money needs one (a 400 ``idempotency_key_required`` without)."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        if required:
+            raise ApiError(
+                400,
+                "idempotency_key_required",
+                "moving money needs an Idempotency-Key header: a retry with the same key never"
+                " sends twice",
+                param="Idempotency-Key",
+            )
+        if "Idempotency-Key" not in request.headers:
+            return None
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX or not (key.isascii() and key.isprintable()):
+        raise ApiError(
+            400,
+            "idempotency_key_invalid",
+            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters",
+            param="Idempotency-Key",
+        )
+    return key
+
+
+def required_idempotency_key(request: aioweb.Request) -> str:
+    """The ``Idempotency-Key`` a request that moves money must carry."""
+    key = idempotency_key(request, required=True)
+    assert key is not None  # required: absent raised
+    return key

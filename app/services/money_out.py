@@ -98,14 +98,8 @@ class MoneyOutRequests:
                     param="amount",
                 )
         if address is None:
-            if len(context.senders) != 1:
-                raise RefundNotAllowed(
-                    f"invoice {invoice_id} was paid from {len(context.senders)} addresses;"
-                    " give the address to refund to",
-                    param="address",
-                )
-            address = context.senders[0]
-        await self._check_destination(address)
+            address = context.sole_sender(invoice_id)
+        await self.check_destination(address)
         step = request_transfer(
             transfer_id=new_transfer_id(TransferKind.REFUND),
             kind=TransferKind.REFUND,
@@ -169,7 +163,7 @@ class MoneyOutRequests:
         replay = await self._replay(merchant_id, TransferKind.PAYOUT, idempotency_key, fingerprint)
         if replay is not None:
             return replay, True
-        await self._check_destination(address)
+        await self.check_destination(address)
         limit = self._settings.payout_approval_threshold if threshold is None else threshold
         step = request_transfer(
             transfer_id=new_transfer_id(TransferKind.PAYOUT),
@@ -247,7 +241,9 @@ class MoneyOutRequests:
             )
         return transfer
 
-    async def _check_destination(self, address: str) -> None:
+    async def check_destination(self, address: str) -> None:
+        """Refused (``AddressNotAllowed``) when ``address`` is one of the platform's own: the hot
+        wallet or a deposit address (money sent there would come back as a payment)."""
         if address == self._settings.hot_wallet_address or await self._store.is_ours(address):
             raise AddressNotAllowed(
                 f"{address} is one of the platform's own addresses", param="address"

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from prometheus_client import Counter
 
-from app.domain.errors import AddressNotAllowed, CheckoutError, NotFound
+from app.domain.errors import CheckoutError, NotFound
 from app.domain.money_out import TransferKind
 from app.domain.payout_schedule import PayoutSchedule
 from app.services.money_out import MoneyOutRequests
@@ -39,14 +39,11 @@ class PayoutSchedules:
         money_out: MoneyOutRequests,
         store: MoneyOutStore,
         balances: ReportReads,
-        *,
-        hot_wallet_address: str,
     ) -> None:
         self._schedules = schedules
         self._money_out = money_out
         self._store = store
         self._balances = balances
-        self._hot_wallet = hot_wallet_address
 
     async def get(self, merchant_id: str) -> PayoutSchedule:
         schedule = await self._schedules.get(merchant_id)
@@ -55,10 +52,7 @@ class PayoutSchedules:
         return schedule
 
     async def put(self, schedule: PayoutSchedule) -> PayoutSchedule:
-        if schedule.address == self._hot_wallet or await self._store.is_ours(schedule.address):
-            raise AddressNotAllowed(
-                f"{schedule.address} is one of the platform's own addresses", param="address"
-            )
+        await self._money_out.check_destination(schedule.address)
         return await self._schedules.put(schedule)
 
     async def delete(self, merchant_id: str) -> None:

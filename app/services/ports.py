@@ -20,6 +20,7 @@ from app.domain.access import Role, Scope
 from app.domain.analytics import AnalyticsMessage
 from app.domain.commands import InvoiceCommand
 from app.domain.deposit import ConfirmationWatch, DepositAccount, DepositRegistration
+from app.domain.errors import RefundNotAllowed
 from app.domain.events import DomainEvent
 from app.domain.invoice import Invoice
 from app.domain.merchant import Merchant
@@ -661,6 +662,16 @@ class RefundContext:
     confirmed: int = 0  # what the invoice received and counts as confirmed
     status: str | None = None  # the invoice's status (the read model)
     refunded_received: int = 0  # refunds of money it received and never settled, not failed
+
+    def sole_sender(self, invoice_id: str) -> str:
+        """Who paid, as a refund's default address; refused when several addresses paid."""
+        if len(self.senders) != 1:
+            raise RefundNotAllowed(
+                f"invoice {invoice_id} was paid from {len(self.senders)} addresses;"
+                " give the address to refund to",
+                param="address",
+            )
+        return self.senders[0]
 
     @property
     def unsettled(self) -> int:

@@ -18,9 +18,10 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from app.domain.commands import ResolveInvoice
-from app.domain.errors import AddressNotAllowed, RefundNotAllowed
+from app.domain.errors import RefundNotAllowed
 from app.domain.invoice import Invoice
 from app.services.merchant_invoices import MerchantInvoices
+from app.services.money_out import MoneyOutRequests
 from app.services.ports import InvoiceCommandGateway, MoneyOutStore
 
 Action = Literal["accept", "refund", "extend"]
@@ -37,13 +38,12 @@ class Resolutions:
         invoices: MerchantInvoices,
         commands: InvoiceCommandGateway,
         money_out: MoneyOutStore,
-        *,
-        hot_wallet_address: str,
+        requests: MoneyOutRequests,
     ) -> None:
         self._invoices = invoices
         self._commands = commands
         self._money_out = money_out
-        self._hot_wallet = hot_wallet_address
+        self._requests = requests
 
     async def resolve(
         self,
@@ -74,11 +74,11 @@ class Resolutions:
                 )
         if action == "refund":
             refund_id = resolution_refund_id(invoice_id)
-            refund_address = address or await self._sender(merchant_id, invoice_id)
-            if refund_address == self._hot_wallet or await self._money_out.is_ours(refund_address):
-                raise AddressNotAllowed(
-                    f"{refund_address} is one of the platform's own addresses", param="address"
-                )
+            if address is None:
+                context = await self._money_out.refund_context(merchant_id, invoice_id)
+                address = context.sole_sender(invoice_id)
+            await self._requests.check_destination(address)
+            refund_address = address
         command = ResolveInvoice(
             command_id=command_id,
             invoice_id=invoice_id,
@@ -89,13 +89,3 @@ class Resolutions:
             refund_address=refund_address,
         )
         return await self._commands.ask(command)
-
-    async def _sender(self, merchant_id: str, invoice_id: str) -> str:
-        senders = (await self._money_out.refund_context(merchant_id, invoice_id)).senders
-        if len(senders) != 1:
-            raise RefundNotAllowed(
-                f"invoice {invoice_id} was paid from {len(senders)} addresses;"
-                " give the address to refund to",
-                param="address",
-            )
-        return senders[0]
