@@ -10,16 +10,22 @@ Forwarded requests are signed (app/runtime/worker_signatures.py) and carry the c
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import aiohttp
 import faust
 from aiohttp import web as aioweb
+from aiokafka.errors import KafkaError
+from faust.exceptions import NotReady
 from yarl import URL
 
 from app.runtime.worker_signatures import ROUTED_FROM, WorkerSignatures
 from app.services.errors import DependencyUnavailable
+
+logger = logging.getLogger(__name__)
 
 SERVED_BY = "X-Checkout-Served-By"
 _FORWARDED_HEADERS = ("Authorization", "Content-Type", "Accept", "Idempotency-Key")
@@ -64,6 +70,7 @@ class OwnerRouting:
         self._signatures = signatures
         self._read_body = read_body
         self._client_address = client_address
+        self._learning: asyncio.Future[None] | None = None
 
     @property
     def _own_url(self) -> str:
@@ -76,6 +83,27 @@ class OwnerRouting:
             raise WorkerUnavailable(
                 "the partition holding this object has no worker yet; retry in a moment"
             ) from None
+        except TypeError:
+            # aiokafka hashes a key to a partition only for a topic whose partitions its producer
+            # knows — one it has sent to or asked about. A worker that has written nothing to
+            # this table's changelog yet does not; ask now, and let the client retry.
+            self._learning = self._learning or asyncio.ensure_future(self._learn(table))
+            raise WorkerUnavailable("this worker is still looking up the cluster; retry") from None
+
+    async def _learn(self, table: str) -> None:
+        """Make the producer fetch the partitions of ``table``'s changelog topic (bounded)."""
+        try:
+            topic = self._app.tables[table].changelog_topic.get_topic_name()
+            producer = self._app.producer._ensure_producer()  # type: ignore[attr-defined]
+            if producer._metadata.partitions_for_topic(topic) is None:
+                async with asyncio.timeout(_OWNER_TIMEOUT.total or 5):
+                    await producer.partitions_for(topic)
+        except NotReady:
+            raise WorkerUnavailable("this worker is starting; retry in a moment") from None
+        except (TimeoutError, KafkaError) as exc:
+            logger.warning("routing: the partitions of %s's changelog are unknown: %s", table, exc)
+        finally:
+            self._learning = None
 
     def _same_worker(self, url: URL) -> bool:
         own = URL(self._own_url)
@@ -87,6 +115,7 @@ class OwnerRouting:
     async def serve(
         self, request: aioweb.Request, table: str, key: str, handler: Handler
     ) -> aioweb.StreamResponse:
+        await self._learn(table)
         owner = self._owner(table, key)
         if self._same_worker(owner):
             if self._app.rebalancing or getattr(self._app, "in_recovery", False):
@@ -134,6 +163,7 @@ class OwnerRouting:
 
     async def read_from_owner(self, table: str, key: str, path: str) -> Any | None:
         """GET ``path`` (JSON) from the worker owning ``key``; None when it cannot answer."""
+        await self._learn(table)
         try:
             owner = self._owner(table, key)
         except WorkerUnavailable:
