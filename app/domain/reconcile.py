@@ -121,3 +121,75 @@ def with_in_flight(positions: Sequence[Position], in_flight: Iterable[InFlight])
 def reconciled(positions: Iterable[Position]) -> bool:
     """True when no position differs beyond what its transfers in flight explain."""
     return all(position.status != "difference" for position in positions)
+
+
+# --- the ledger against the settlements -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettlementBooking:
+    """A settlement and its ledger transaction, side by side (either may be missing)."""
+
+    settlement_id: str
+    invoice_id: str | None
+    merchant_id: str | None
+    status: str | None  # the settlement's; None when only a ledger transaction exists
+    gross: int | None
+    fee: int | None
+    net: int | None
+    booked: bool
+    customer_funds: int  # the transaction's entries, by account (credit-positive)
+    platform_fees: int
+    merchant: int
+    merchant_account: str | None  # the merchant account the transaction credits
+    other_entries: int  # entries on any other account
+
+
+@dataclass(frozen=True)
+class FeeGroup:
+    """Settlements of one gross amount and percentage, and the fee they took."""
+
+    gross: int
+    fee_percentage: object  # Decimal, as stored
+    fee: int
+    settlements: int
+    example_settlement_id: str
+
+
+def booking_problem(booking: SettlementBooking) -> str | None:
+    """What is wrong between a settlement and its ledger transaction, or None."""
+    if booking.status is None:
+        return "a settlement transaction in the ledger without a settlement"
+    if booking.status != "completed":
+        return f"the ledger books a settlement that is {booking.status}" if booking.booked else None
+    if not booking.booked:
+        return "a completed settlement missing from the ledger"
+    assert booking.gross is not None and booking.fee is not None and booking.net is not None
+    expected = {
+        "customer_funds": -booking.gross,
+        "platform_fees": booking.fee,
+        f"merchant:{booking.merchant_id}": booking.net,
+    }
+    found = {
+        "customer_funds": booking.customer_funds,
+        "platform_fees": booking.platform_fees,
+        f"{booking.merchant_account}": booking.merchant,
+    }
+    wrong = [
+        f"{account} {found.get(account, 0)} instead of {amount}"
+        for account, amount in expected.items()
+        if found.get(account, 0) != amount
+    ]
+    if booking.other_entries:
+        wrong.append(f"{booking.other_entries} entries on other accounts")
+    return "booked " + ", ".join(wrong) if wrong else None
+
+
+def fee_problem(group: FeeGroup, computed_fee: int) -> str | None:
+    """A fee that is not what the fee rule gives for its gross and percentage."""
+    if group.fee == computed_fee:
+        return None
+    return (
+        f"{group.settlements} settlement(s) of gross {group.gross} at {group.fee_percentage} % "
+        f"took a fee of {group.fee}, the rule gives {computed_fee}"
+    )

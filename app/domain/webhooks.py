@@ -10,6 +10,7 @@ signed, retried and sent is the adapters' business (app/adapters/webhooks/).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 from collections.abc import Collection, Sequence
@@ -39,6 +40,13 @@ def first_delivery_id(endpoint_id: str, event_id: str) -> str:
 def new_delivery_id() -> str:
     """A delivery the merchant asked for (test, redelivery, replay): new every time."""
     return f"whd_{secrets.token_hex(16)}"
+
+
+def retry_delivery_id(failed_delivery_id: str) -> str:
+    """The operator's retry of a failed delivery (``checkout webhooks retry``): one per failed
+    delivery, so two retries of the same failure, even at once, queue it once."""
+    digest = hashlib.sha256(f"retry:{failed_delivery_id}".encode()).hexdigest()
+    return f"whd_{digest[:32]}"
 
 
 # --- what is stored and delivered ---------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Dead letters: a message an agent could not process goes to ``<topic>.dlq`` with its error.
 
 Faust acks a message whose agent raised, so an exception that escaped would lose the message.
-Each agent therefore catches per message and hands it to ``DeadLetters``: the original key and
-value travel unchanged (base64 when not UTF-8), with the error, the agent and where the message
-came from, so an operator can inspect it and replay it onto its topic once the cause is fixed.
+Each agent therefore catches per message and hands it to ``DeadLetters``: the original key,
+value and headers travel unchanged (base64 when not UTF-8), with the error, the agent and where
+the message came from, so an operator can inspect it and replay it onto its topic once the cause
+is fixed (``checkout dlq``, app/runtime/dead_letter_commands.py).
 Every dead letter is counted in ``checkout_dead_letters_total``.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import base64
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,8 @@ class DeadLetter:
     source_topic: str
     partition: int | None = None
     offset: int | None = None
+    # The message's Kafka headers (a trace context, a replay marker), replayed with it.
+    headers: tuple[tuple[str, bytes], ...] = ()
 
     def record(self) -> dict[str, Any]:
         """The JSON object on ``<topic>.dlq`` (docs/events.md, "Dead letters")."""
@@ -75,7 +78,17 @@ class DeadLetter:
             },
             "key": _text_or_base64(self.key),
             "value": _text_or_base64(self.value),
+            "headers": [[name, _text_or_base64(value)] for name, value in self.headers],
         }
+
+
+def message_headers(headers: object) -> tuple[tuple[str, bytes], ...]:
+    """A Kafka message's headers as pairs, whether Faust gives a list of pairs or a mapping."""
+    pairs: Any = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    return tuple(
+        (str(name), value if isinstance(value, bytes) else str(value).encode())
+        for name, value in pairs
+    )
 
 
 DeadLetterTopic = Callable[[str], "faust.TopicT"]
@@ -110,6 +123,7 @@ class DeadLetters:
                 source_topic=message.topic,
                 partition=message.partition,
                 offset=message.offset,
+                headers=message_headers(message.headers),
             )
         )
 
@@ -138,3 +152,84 @@ class DeadLetters:
             await delivered
 
         await retry_transient(send, what="dead letter")
+
+
+REPLAY_HEADER = "checkout-replay-of"
+
+
+class UnreadableLetter(ValueError):
+    """A record on a dead-letter topic that is not a dead letter of ours."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredLetter:
+    """A dead letter as read back from ``<topic>.dlq``: where it is, why, and the message."""
+
+    dlq_topic: str
+    partition: int
+    offset: int
+    agent: str
+    failed_at: str
+    error_type: str
+    error_code: str | None
+    error: str
+    traceback: str
+    source_topic: str
+    source_partition: int | None
+    source_offset: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+    @property
+    def letter_id(self) -> str:
+        """``<dlq topic>:<partition>:<offset>``: what the operator names it by."""
+        return f"{self.dlq_topic}:{self.partition}:{self.offset}"
+
+    def replay_headers(self) -> list[tuple[str, bytes]]:
+        """The original headers (an earlier replay marker dropped) and this replay's marker."""
+        kept = [(name, value) for name, value in self.headers if name != REPLAY_HEADER]
+        return [*kept, (REPLAY_HEADER, self.letter_id.encode())]
+
+
+def read_letter(dlq_topic: str, partition: int, offset: int, raw: bytes | None) -> StoredLetter:
+    """Parse a dead-letter record (``DeadLetter.record``); ``UnreadableLetter`` if it is not."""
+    try:
+        body = orjson.loads(raw or b"")
+        if not isinstance(body, dict):
+            raise TypeError("not a JSON object")
+        source = body.get("source") or {}
+        return StoredLetter(
+            dlq_topic=dlq_topic,
+            partition=partition,
+            offset=offset,
+            agent=str(body["agent"]),
+            failed_at=str(body.get("failed_at", "")),
+            error_type=str(body.get("error_type", "")),
+            error_code=None if body.get("error_code") is None else str(body["error_code"]),
+            error=str(body.get("error", "")),
+            traceback=str(body.get("traceback", "")),
+            source_topic=str(source["topic"]),
+            source_partition=source.get("partition"),
+            source_offset=source.get("offset"),
+            key=_bytes_of(body.get("key")),
+            value=_bytes_of(body.get("value")),
+            headers=tuple(
+                (str(name), _bytes_of(value) or b"") for name, value in body.get("headers") or ()
+            ),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise UnreadableLetter(
+            f"{dlq_topic}:{partition}:{offset} is not a dead letter of this platform ({exc})"
+        ) from None
+
+
+def _bytes_of(encoded: object) -> bytes | None:
+    """The inverse of ``_text_or_base64``."""
+    if encoded is None:
+        return None
+    if not isinstance(encoded, dict):
+        raise TypeError("a key, value or header must be {'text': …} or {'base64': …}")
+    if "text" in encoded:
+        return str(encoded["text"]).encode()
+    return base64.b64decode(str(encoded["base64"]), validate=True)

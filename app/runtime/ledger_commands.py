@@ -1,9 +1,11 @@
 """The operator's commands on the ledger and sweeps (docs/money-out.md, docs/operations.md):
 
-- ``checkout ledger reconcile [--json] [--all]``: the ledger against the chain, per address and
-  currency (the hot wallet, and each deposit address with customer funds or TRX in the books):
-  ledger, received but not in the ledger, chain, difference; transfers in flight listed. Exit
-  status 1 when a difference is beyond what transfers in flight explain;
+- ``checkout ledger reconcile [--json] [--all] [--settlements-only]``: the ledger against the
+  settlements (each booked once with its gross, fee and net; each fee as the fee rule gives it)
+  and, when a hot wallet is configured, against the chain, per address and currency (the hot
+  wallet, and each deposit address with customer funds or TRX in the books): ledger, received
+  but not in the ledger, chain, difference; transfers in flight listed. Exit status 1 on a
+  settlement difference, or a chain difference beyond what transfers in flight explain;
 - ``checkout ledger record-funding --usdt X --trx Y --reference R``: book the owner's funding of
   the hot wallet from outside (``owner_funding`` → ``hot_wallet``), once per reference;
 - ``checkout sweeps report [--json] [--limit N]``: what sweeps cost, per sweep (newest first) and
@@ -17,26 +19,28 @@ app/runtime/operator_commands.py).
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
-import aiopg
 import click
-import orjson
 from faust.cli.base import cli
 
 from app.adapters.postgres.audit_log import PostgresAuditLog
-from app.adapters.postgres.reconcile import PostgresLedgerPositions
+from app.adapters.postgres.reconcile import PostgresLedgerPositions, PostgresSettlementBooks
 from app.adapters.postgres.sweeps import MerchantSweepCost, SweepCost, SweepReports
 from app.adapters.tron.node import TronNode
 from app.domain.errors import CheckoutError, InvalidAmount
 from app.domain.money import parse_usdt
 from app.domain.reconcile import InFlight, Position
 from app.domain.sweeps import format_sun
+from app.runtime.cli_support import database, print_json, refuse, table
 from app.services.ports import AuditEntry
-from app.services.reconcile import Reconciler
+from app.services.reconcile import (
+    Reconciler,
+    SettlementDifference,
+    SettlementReconciliation,
+    reconcile_settlements,
+)
 from app.settings import Settings
 
 
@@ -45,29 +49,10 @@ def register(settings: Settings) -> None:
     cli.add_command(_sweeps(settings))
 
 
-def _refuse(command: str, message: object) -> None:
-    print(f"checkout {command}: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def _print_json(body: Any) -> None:
-    sys.stdout.write(orjson.dumps(body).decode() + "\n")
-
-
-@asynccontextmanager
-async def _pool(settings: Settings) -> AsyncIterator[aiopg.Pool]:
-    pool = await aiopg.create_pool(settings.database_url, minsize=1, maxsize=4)
-    try:
-        yield pool
-    finally:
-        pool.close()
-        await pool.wait_closed()
-
-
 def _hot_wallet(settings: Settings, command: str) -> str:
     address = settings.chain.hot_wallet_address
     if address is None:
-        _refuse(command, "no hot wallet is configured (TRON_HOT_WALLET_ADDRESS)")
+        refuse(command, "no hot wallet is configured (TRON_HOT_WALLET_ADDRESS)")
     assert address is not None
     return address
 
@@ -78,7 +63,7 @@ def _hot_wallet(settings: Settings, command: str) -> str:
 def _ledger(settings: Settings) -> click.Group:
     @click.group(name="ledger")
     def ledger() -> None:
-        """The platform's journal against the chain (docs/money-out.md)."""
+        """The platform's journal against the settlements and the chain (docs/money-out.md)."""
 
     @ledger.command(name="reconcile")
     @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
@@ -88,10 +73,15 @@ def _ledger(settings: Settings) -> click.Group:
         is_flag=True,
         help="Every address the ledger ever held customer funds on, balanced or not.",
     )
-    def reconcile(as_json: bool, everything: bool) -> None:
-        """Compare the ledger with the chain, per address and currency; exit 1 on a difference
-        beyond the transfers still in flight (listed)."""
-        hot = _hot_wallet(settings, "ledger reconcile")
+    @click.option(
+        "--settlements-only", is_flag=True, help="Only the ledger against the settlements."
+    )
+    def reconcile(as_json: bool, everything: bool, settlements_only: bool) -> None:
+        """Compare the ledger with the settlements (each booked once, with its gross, fee and
+        net; each fee as the fee rule gives it) and with the chain, per address and currency
+        (when a hot wallet is configured); exit 1 on a difference beyond the transfers still
+        in flight (listed)."""
+        hot = None if settlements_only else settings.chain.hot_wallet_address
         ok = asyncio.run(_reconcile(settings, hot, as_json=as_json, everything=everything))
         raise SystemExit(0 if ok else 1)
 
@@ -109,40 +99,83 @@ def _ledger(settings: Settings) -> click.Group:
             usdt_micro = parse_usdt(usdt, field="--usdt", allow_zero=True)
             trx_sun = parse_usdt(trx, field="--trx", allow_zero=True)
         except InvalidAmount as exc:
-            _refuse("ledger record-funding", exc.message)
+            refuse("ledger record-funding", exc.message)
         hot = _hot_wallet(settings, "ledger record-funding")
         asyncio.run(_record_funding(settings, hot, usdt_micro, trx_sun, reference))
 
     return ledger
 
 
-async def _reconcile(settings: Settings, hot: str, *, as_json: bool, everything: bool) -> bool:
-    async with _pool(settings) as pool, TronNode.from_settings(settings.chain) as node:
-        result = await Reconciler(
-            PostgresLedgerPositions(pool, hot),
-            node,
-            hot_wallet_address=hot,
-            token_contract=settings.chain.usdt_contract,
-            payout_fee_limit=settings.money_out_fee_limit,
-        ).run(everything=everything)
+async def _reconcile(
+    settings: Settings, hot: str | None, *, as_json: bool, everything: bool
+) -> bool:
+    async with database(settings) as pool:
+        books = await reconcile_settlements(PostgresSettlementBooks(pool))
+        chain = None
+        if hot is not None:
+            async with TronNode.from_settings(settings.chain) as node:
+                chain = await Reconciler(
+                    PostgresLedgerPositions(pool, hot),
+                    node,
+                    hot_wallet_address=hot,
+                    token_contract=settings.chain.usdt_contract,
+                    payout_fee_limit=settings.money_out_fee_limit,
+                ).run(everything=everything)
+    ok = books.ok and (chain is None or chain.ok)
+    positions = [] if chain is None else chain.positions
+    in_flight = [] if chain is None else chain.in_flight
+    differences = len(books.differences) + (0 if chain is None else len(chain.differences))
     if as_json:
-        _print_json(
+        print_json(
             {
-                "reconciled": result.ok,
-                "differences": len(result.differences),
-                "positions": [_position_json(p) for p in result.positions],
-                "in_flight": [_in_flight_json(t) for t in result.in_flight],
+                "reconciled": ok,
+                "differences": differences,
+                "settlements": {
+                    "checked": books.settlements,
+                    "differences": [_settlement_json(d) for d in books.differences],
+                },
+                "chain_compared": chain is not None,
+                "positions": [_position_json(p) for p in positions],
+                "in_flight": [_in_flight_json(t) for t in in_flight],
             }
         )
+        return ok
+    _print_settlements(books)
+    if chain is None:
+        print("the chain was not compared (no hot wallet configured, or --settlements-only)")
     else:
-        _print_positions(result.positions)
-        _print_in_flight(result.in_flight)
-        verdict = "reconciled" if result.ok else "NOT reconciled"
-        print(
-            f"{verdict}: {len(result.positions)} positions, {len(result.differences)} "
-            f"differences, {len(result.in_flight)} transfers in flight"
-        )
-    return result.ok
+        _print_positions(positions)
+        _print_in_flight(in_flight)
+    verdict = "reconciled" if ok else "NOT reconciled"
+    print(
+        f"{verdict}: {len(positions)} positions, {differences} differences, "
+        f"{len(in_flight)} transfers in flight, {books.settlements} settlements"
+    )
+    return ok
+
+
+def _settlement_json(difference: SettlementDifference) -> dict[str, Any]:
+    return {
+        "settlement_id": difference.settlement_id,
+        "invoice_id": difference.invoice_id,
+        "merchant_id": difference.merchant_id,
+        "problem": difference.problem,
+    }
+
+
+def _print_settlements(books: SettlementReconciliation) -> None:
+    if books.ok:
+        print(f"settlements: {books.settlements} booked once each, fees as the rule gives\n")
+        return
+    print(f"settlements: {len(books.differences)} differences in {books.settlements}")
+    table(
+        ("settlement", "invoice", "merchant", "problem"),
+        [
+            (d.settlement_id, d.invoice_id or "", d.merchant_id or "", d.problem)
+            for d in books.differences
+        ],
+    )
+    print()
 
 
 def _position_json(position: Position) -> dict[str, Any]:
@@ -190,7 +223,7 @@ def _print_positions(positions: Sequence[Position]) -> None:
         for p in positions
     ]
     header = ("", "address", "invoice", "", "ledger", "not in ledger", "chain", "difference", "")
-    _table(header, rows, numeric=range(4, 8))
+    table(header, rows, numeric=range(4, 8))
 
 
 def _print_in_flight(in_flight: Sequence[InFlight]) -> None:
@@ -209,13 +242,13 @@ def _print_in_flight(in_flight: Sequence[InFlight]) -> None:
         )
         for t in in_flight
     ]
-    _table(("kind", "reference", "txid", "from", "to", "", "amount"), rows, numeric=(6,))
+    table(("kind", "reference", "txid", "from", "to", "", "amount"), rows, numeric=(6,))
 
 
 async def _record_funding(
     settings: Settings, hot: str, usdt: int, trx_sun: int, reference: str
 ) -> None:
-    async with _pool(settings) as pool:
+    async with database(settings) as pool:
         audit = PostgresAuditLog(pool)
         try:
             booked = await PostgresLedgerPositions(pool, hot).record_funding(
@@ -223,10 +256,10 @@ async def _record_funding(
             )
         except (CheckoutError, ValueError) as exc:
             await audit.append(_audit("refused", reference, {"error": str(exc)[:300]}))
-            _refuse("ledger record-funding", exc)
+            refuse("ledger record-funding", exc)
             return
         await audit.append(_audit("ok", reference, {"usdt": usdt, "trx_sun": trx_sun}))
-    _print_json(
+    print_json(
         {
             "reference": reference,
             "hot_wallet": hot,
@@ -276,12 +309,12 @@ def _sweeps(settings: Settings) -> click.Group:
 
 
 async def _report(settings: Settings, *, as_json: bool, limit: int) -> None:
-    async with _pool(settings) as pool:
+    async with database(settings) as pool:
         reports = SweepReports(pool)
         sweeps = await reports.sweeps(limit)
         merchants = await reports.merchants()
     if as_json:
-        _print_json(
+        print_json(
             {
                 "sweeps": [_sweep_json(s) for s in sweeps],
                 "merchants": [_merchant_json(m) for m in merchants],
@@ -289,7 +322,7 @@ async def _report(settings: Settings, *, as_json: bool, limit: int) -> None:
         )
         return
     print("per sweep (newest first):")
-    _table(
+    table(
         (
             "sweep",
             "stage",
@@ -318,7 +351,7 @@ async def _report(settings: Settings, *, as_json: bool, limit: int) -> None:
         numeric=range(4, 8),
     )
     print("\nper merchant:")
-    _table(
+    table(
         (
             "merchant",
             "swept",
@@ -385,20 +418,3 @@ def _merchant_json(merchant: MerchantSweepCost) -> dict[str, Any]:
         "bandwidth_bytes": merchant.net_usage,
         "bandwidth_trx": format_sun(merchant.net_fee),
     }
-
-
-def _table(
-    header: Sequence[str], rows: Sequence[Sequence[str]], *, numeric: Iterable[int] = ()
-) -> None:
-    right = set(numeric)
-    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            str(cell).rjust(width) if i in right else str(cell).ljust(width)
-            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    print(line(header))
-    for row in rows:
-        print(line(row))

@@ -27,115 +27,41 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import aiopg
 import faust
-import orjson
-import redis.asyncio as aioredis
 from faust.cli import option
+from faust.cli.base import cli
 
-from app.adapters.auth.passwords import Argon2Passwords
-from app.adapters.auth.tokens import TokenIssuer
-from app.adapters.email.smtp import smtp_mailer
-from app.adapters.postgres.api_keys import PostgresApiKeys
-from app.adapters.postgres.audit_log import PostgresAuditLog
-from app.adapters.postgres.merchants import PostgresMerchantAccounts, PostgresMerchantStore
 from app.adapters.postgres.read_model_rebuild import (
     READ_MODELS,
     ReadModelRebuild,
     UnknownReadModel,
     chosen,
 )
-from app.adapters.postgres.signup import PostgresSignups
-from app.adapters.postgres.users import PostgresUsers
-from app.adapters.redis.access_changes import RedisAccessChanges
-from app.adapters.redis.rate_limits import RateLimiter
 from app.adapters.signer.kafka import SignerLoop
 from app.adapters.signer.keys import FileKeys, KeyFileError, dev_keys
 from app.adapters.signer.signed_log import JsonlSignedLog
 from app.adapters.tron.raw_transactions import UndecodableTransaction, decode_raw_transaction
 from app.domain.access import Principal, parse_scopes
-from app.domain.errors import CheckoutError
 from app.domain.fees import format_fee_percentage
 from app.domain.signing import Purpose, SignerLimits
 from app.runtime import ledger_commands
+from app.runtime.chain_commands import chain_group
+from app.runtime.cli_support import Tools, audited, print_json, refuse
+from app.runtime.cli_support import tools as cli_tools
+from app.runtime.consumer_commands import consumers_group
+from app.runtime.dead_letter_commands import dlq_group
+from app.runtime.event_commands import events_group
+from app.runtime.merchant_commands import merchants_group
 from app.runtime.topics import SIGNATURES, SIGNING_REQUESTS, topic_name
-from app.services.access import AccessControl, ApiKeys, operator
-from app.services.credentials import SecretDigests
-from app.services.ports import ApiKeyRecord, AuditEntry, UserRecord
+from app.runtime.webhook_commands import webhooks_group
+from app.services.access import operator
+from app.services.ports import ApiKeyRecord, UserRecord
 from app.services.signer import Signer
-from app.services.signup import Signup, SignupSettings
-from app.services.users import LoginLimits, UserAccounts
 from app.settings import Settings, parse_signer_limits
-
-
-@dataclass(frozen=True)
-class _Tools:
-    merchants: PostgresMerchantStore
-    accounts: PostgresMerchantAccounts
-    keys: ApiKeys
-    users: UserAccounts
-    audit: PostgresAuditLog
-    signup: Signup
-
-
-@asynccontextmanager
-async def _tools(settings: Settings) -> AsyncIterator[_Tools]:
-    pool = await aiopg.create_pool(settings.database_url, minsize=1, maxsize=2)
-    redis = aioredis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
-    try:
-        digests = SecretDigests(settings.api_key_pepper)
-        accounts = PostgresMerchantAccounts(pool)
-        users = PostgresUsers(pool)
-        # Announces only (the CLI caches nothing), on the workers' channel.
-        changes = RedisAccessChanges(redis, channel=f"checkout:{settings.app_id}:access-changes")
-        tokens = TokenIssuer(settings.jwt_secret.encode())
-        api_keys = PostgresApiKeys(pool, digests)
-        access = AccessControl(api_keys, users, accounts, tokens, digests, changes)
-        yield _Tools(
-            merchants=PostgresMerchantStore(pool, digests),
-            accounts=accounts,
-            keys=ApiKeys(api_keys, digests, access),
-            users=UserAccounts(
-                users,
-                accounts,
-                Argon2Passwords(),
-                tokens,
-                digests,
-                access,
-                RateLimiter(redis, prefix=f"checkout:{settings.app_id}:rl:"),
-                LoginLimits(settings.login_failures_per_account, settings.login_failures_per_ip),
-            ),
-            audit=PostgresAuditLog(pool),
-            signup=Signup(
-                PostgresSignups(pool),
-                users,
-                Argon2Passwords(),
-                digests,
-                smtp_mailer(settings),
-                RateLimiter(redis, prefix=f"checkout:{settings.app_id}:rl:"),
-                # Invitations only here: the mode and the rate do not matter to the CLI.
-                SignupSettings(settings.signup_mode, settings.public_url, settings.signups_per_ip),
-            ),
-        )
-    finally:
-        await redis.aclose()
-        pool.close()
-        await pool.wait_closed()
-
-
-def _print(body: dict[str, Any]) -> None:
-    sys.stdout.write(orjson.dumps(body).decode() + "\n")
-
-
-def _refuse(command: str, message: object) -> None:
-    print(f"checkout {command}: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def _key_json(key: ApiKeyRecord, secret: str | None = None) -> dict[str, Any]:
@@ -169,61 +95,26 @@ def _user_json(user: UserRecord) -> dict[str, Any]:
 def _password_from_stdin(command: str) -> str:
     password = sys.stdin.readline().rstrip("\r\n")
     if not password:
-        _refuse(command, "give the password on standard input (e.g. a pipe from your vault)")
+        refuse(command, "give the password on standard input (e.g. a pipe from your vault)")
     return password
 
 
-async def _as_operator(tools: _Tools, command: str, merchant_id: str) -> Principal:
+async def _as_operator(tools: Tools, command: str, merchant_id: str) -> Principal:
     account = await tools.accounts.account(merchant_id)
     if account is None:
-        _refuse(command, f"no merchant {merchant_id}")
+        refuse(command, f"no merchant {merchant_id}")
     assert account is not None
     return operator(account)
-
-
-async def _audited(
-    tools: _Tools,
-    command: str,
-    merchant_id: str | None,
-    target: Callable[[Any], str | None],
-    work: Callable[[], Awaitable[Any]],
-) -> Any:
-    """Run ``work``; append its entry to the audit log, done or refused."""
-    try:
-        result = await work()
-    except (CheckoutError, ValueError) as exc:
-        await tools.audit.append(
-            AuditEntry(
-                action=f"cli {command}",
-                result="refused",
-                actor_kind="operator",
-                actor_id="operator",
-                merchant_id=merchant_id,
-                details={"error": str(exc)[:300]},
-            )
-        )
-        _refuse(command, exc)
-    await tools.audit.append(
-        AuditEntry(
-            action=f"cli {command}",
-            result="ok",
-            actor_kind="operator",
-            actor_id="operator",
-            merchant_id=merchant_id,
-            target_id=target(result),
-        )
-    )
-    return result
 
 
 async def _rebuild_read_models(settings: Settings, only: str | None, batch: int) -> None:
     names = [name.strip() for name in (only or "").split(",") if name.strip()]
     if not 1 <= batch <= 100_000:
-        _refuse("rebuild-read-models", f"--batch must be 1 to 100,000, not {batch}")
+        refuse("rebuild-read-models", f"--batch must be 1 to 100,000, not {batch}")
     try:
         chosen(names)
     except UnknownReadModel as exc:
-        _refuse("rebuild-read-models", exc)
+        refuse("rebuild-read-models", exc)
 
     async def progress(events: int, through_seq: int) -> None:
         print(f"replayed {events} events (through seq {through_seq})", file=sys.stderr)
@@ -234,7 +125,7 @@ async def _rebuild_read_models(settings: Settings, only: str | None, batch: int)
     finally:
         pool.close()
         await pool.wait_closed()
-    _print(
+    print_json(
         {
             "read_models": report.read_models,
             "events": report.events,
@@ -264,7 +155,7 @@ async def _run_signer(settings: Settings) -> None:
     try:
         keys = _signer_keys(settings)
     except KeyFileError as exc:
-        _refuse("signer", exc)
+        refuse("signer", exc)
     limits = parse_signer_limits(settings.signer_limits)
     signer = Signer(
         keys,
@@ -308,9 +199,23 @@ def _register_signer(app: faust.App, settings: Settings) -> None:
         await _run_signer(settings)
 
 
+def _register_groups(settings: Settings) -> None:
+    """Command groups: Faust's CLI is a click group, and these are added to it beside its own."""
+    ledger_commands.register(settings)
+    for group in (
+        merchants_group(settings),
+        dlq_group(settings),
+        events_group(settings, _rebuild_read_models),
+        chain_group(settings),
+        webhooks_group(settings),
+        consumers_group(settings),
+    ):
+        cli.add_command(group)
+
+
 def register(app: faust.App, settings: Settings) -> None:
     _register_signer(app, settings)
-    ledger_commands.register(settings)
+    _register_groups(settings)
     merchant_option = option("--merchant", type=str, required=True, help="The merchant's id.")
 
     @app.command(
@@ -336,9 +241,9 @@ def register(app: faust.App, settings: Settings) -> None:
 
         The API key is shown this once: store it in the merchant's secret manager.
         """
-        async with _tools(settings) as tools:
-            issued = await _audited(
-                tools,
+        async with cli_tools(settings) as tools:
+            issued = await audited(
+                tools.audit,
                 "create-merchant",
                 None,
                 lambda issued: issued.merchant.merchant_id,
@@ -347,7 +252,7 @@ def register(app: faust.App, settings: Settings) -> None:
                 ),
             )
         merchant = issued.merchant
-        _print(
+        print_json(
             {
                 "merchant_id": merchant.merchant_id,
                 "name": merchant.name,
@@ -370,9 +275,9 @@ def register(app: faust.App, settings: Settings) -> None:
     async def create_user(self: Any, merchant: str, email: str, role: str) -> None:
         """Create a merchant user; the password is read from standard input. Prints JSON."""
         password = _password_from_stdin("create-user")
-        async with _tools(settings) as tools:
-            user = await _audited(
-                tools,
+        async with cli_tools(settings) as tools:
+            user = await audited(
+                tools.audit,
                 "create-user",
                 merchant,
                 lambda user: user.user_id,
@@ -380,7 +285,7 @@ def register(app: faust.App, settings: Settings) -> None:
                     email=email, password=password, role=role, merchant_id=merchant
                 ),
             )
-        _print(_user_json(user))
+        print_json(_user_json(user))
 
     @app.command(
         option("--note", type=str, default=None, help="Whom it is for (kept with the code)."),
@@ -395,15 +300,15 @@ def register(app: faust.App, settings: Settings) -> None:
     async def create_signup_invitation(self: Any, note: str | None, days: int) -> None:
         """A one-time code for one new merchant to sign up (SIGNUP_MODE=invite). Prints JSON:
         the code, when it expires, and the sign-up link to send."""
-        async with _tools(settings) as tools:
-            code, expires_at = await _audited(
-                tools,
+        async with cli_tools(settings) as tools:
+            code, expires_at = await audited(
+                tools.audit,
                 "create-signup-invitation",
                 None,
                 lambda _: None,
                 lambda: tools.signup.invite(note=note, expires_in=timedelta(days=days)),
             )
-        _print(
+        print_json(
             {
                 "invitation": code,
                 "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
@@ -418,9 +323,9 @@ def register(app: faust.App, settings: Settings) -> None:
     async def create_admin(self: Any, email: str) -> None:
         """Create a platform admin; the password is read from standard input. Prints JSON."""
         password = _password_from_stdin("create-admin")
-        async with _tools(settings) as tools:
-            user = await _audited(
-                tools,
+        async with cli_tools(settings) as tools:
+            user = await audited(
+                tools.audit,
                 "create-admin",
                 None,
                 lambda user: user.user_id,
@@ -428,7 +333,7 @@ def register(app: faust.App, settings: Settings) -> None:
                     email=email, password=password, role="admin", merchant_id=None
                 ),
             )
-        _print(_user_json(user))
+        print_json(_user_json(user))
 
     @app.command(
         merchant_option,
@@ -442,10 +347,10 @@ def register(app: faust.App, settings: Settings) -> None:
     )
     async def create_api_key(self: Any, merchant: str, name: str, scopes: str) -> None:
         """Create an API key for a merchant; prints JSON with its secret, shown once."""
-        async with _tools(settings) as tools:
+        async with cli_tools(settings) as tools:
             principal = await _as_operator(tools, "create-api-key", merchant)
-            key, secret = await _audited(
-                tools,
+            key, secret = await audited(
+                tools.audit,
                 "create-api-key",
                 merchant,
                 lambda created: created[0].key_id,
@@ -455,29 +360,29 @@ def register(app: faust.App, settings: Settings) -> None:
                     scopes=parse_scopes(item.strip() for item in scopes.split(",") if item),
                 ),
             )
-        _print(_key_json(key, secret))
+        print_json(_key_json(key, secret))
 
     @app.command(merchant_option)
     async def list_api_keys(self: Any, merchant: str) -> None:
         """A merchant's API keys (never their secrets), as JSON."""
-        async with _tools(settings) as tools:
+        async with cli_tools(settings) as tools:
             principal = await _as_operator(tools, "list-api-keys", merchant)
             keys = await tools.keys.keys(principal)
-        _print({"data": [_key_json(key) for key in keys]})
+        print_json({"data": [_key_json(key) for key in keys]})
 
     @app.command(merchant_option, option("--key", type=str, required=True, help="The key's id."))
     async def revoke_api_key(self: Any, merchant: str, key: str) -> None:
         """Revoke an API key: every worker refuses it at once."""
-        async with _tools(settings) as tools:
+        async with cli_tools(settings) as tools:
             principal = await _as_operator(tools, "revoke-api-key", merchant)
-            revoked = await _audited(
-                tools,
+            revoked = await audited(
+                tools.audit,
                 "revoke-api-key",
                 merchant,
                 lambda revoked: revoked.key_id,
                 lambda: tools.keys.revoke(principal, key),
             )
-        _print(_key_json(revoked))
+        print_json(_key_json(revoked))
 
     @app.command(
         merchant_option,
@@ -492,16 +397,16 @@ def register(app: faust.App, settings: Settings) -> None:
     )
     async def roll_api_key(self: Any, merchant: str, key: str, grace: int) -> None:
         """A new secret for an API key; prints JSON with it, shown once."""
-        async with _tools(settings) as tools:
+        async with cli_tools(settings) as tools:
             principal = await _as_operator(tools, "roll-api-key", merchant)
-            rolled, secret = await _audited(
-                tools,
+            rolled, secret = await audited(
+                tools.audit,
                 "roll-api-key",
                 merchant,
                 lambda rolled: rolled[0].key_id,
                 lambda: tools.keys.roll(principal, key, grace=timedelta(seconds=grace)),
             )
-        _print(_key_json(rolled, secret))
+        print_json(_key_json(rolled, secret))
 
     @app.command(
         option(

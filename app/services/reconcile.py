@@ -1,4 +1,5 @@
-"""``checkout ledger reconcile``: the ledger against the chain, address by address.
+"""``checkout ledger reconcile``: the ledger against the chain, address by address, and against
+the settlements, one by one.
 
 docs/money-out.md, "Reconcile"; the rules are app/domain/reconcile.py. The hot wallet's USDT and
 TRX, and each deposit address with settled or swept money (or TRX the platform put there), are
@@ -11,10 +12,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Final, Protocol, TypeVar, cast
 
+from app.domain.fees import split_fee
 from app.domain.ledger import Currency
-from app.domain.reconcile import InFlight, Position, reconciled, with_in_flight
+from app.domain.reconcile import (
+    FeeGroup,
+    InFlight,
+    Position,
+    SettlementBooking,
+    booking_problem,
+    fee_problem,
+    reconciled,
+    with_in_flight,
+)
 from app.services.ports import DepositPosition, LedgerPositions, TransferRow
 
 T = TypeVar("T")
@@ -129,3 +141,58 @@ class Reconciler:
     async def _limited(self, call: Awaitable[T]) -> T:
         async with self._slots:
             return await call
+
+
+# --- the ledger against the settlements -------------------------------------------------------
+
+
+class SettlementBooks(Protocol):
+    """Settlements beside their ledger transactions (app/adapters/postgres/reconcile.py)."""
+
+    async def counted(self) -> int: ...
+
+    async def bookings_that_differ(self, limit: int) -> list[SettlementBooking]: ...
+
+    async def fee_groups(self) -> list[FeeGroup]: ...
+
+
+@dataclass(frozen=True)
+class SettlementDifference:
+    settlement_id: str
+    invoice_id: str | None
+    merchant_id: str | None
+    problem: str
+
+
+@dataclass(frozen=True)
+class SettlementReconciliation:
+    settlements: int
+    differences: list[SettlementDifference]
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+
+async def reconcile_settlements(
+    books: SettlementBooks, *, limit: int = 1_000
+) -> SettlementReconciliation:
+    """Every settlement booked once, with exactly its gross, fee and net, and every fee what
+    the fee rule gives (``split_fee``): the seeds' "fee collection accuracy 100 %"."""
+    differences = []
+    for booking in await books.bookings_that_differ(limit):
+        problem = booking_problem(booking)
+        if problem is not None:
+            differences.append(
+                SettlementDifference(
+                    booking.settlement_id, booking.invoice_id, booking.merchant_id, problem
+                )
+            )
+    for group in await books.fee_groups():
+        computed = split_fee(group.gross, Decimal(str(group.fee_percentage))).platform_fee_amount
+        problem = fee_problem(group, computed)
+        if problem is not None:
+            differences.append(
+                SettlementDifference(group.example_settlement_id, None, None, problem)
+            )
+    return SettlementReconciliation(await books.counted(), differences)

@@ -98,6 +98,7 @@ class FakeMessage:
     offset: int
     key: bytes | None
     value: Any
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class FakeEvent:

@@ -6,7 +6,8 @@ app/adapters/tron/store.py.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from app.adapters.postgres.pool import Connections
@@ -126,6 +127,12 @@ class PostgresWatcherStore:
                 "DELETE FROM chain_watcher_blocks WHERE watcher_name = %s AND block_number > %s",
                 (self._name, block_number),
             )
+            # The watcher rewinds only to unwind a reorg: `checkout chain status` shows the last.
+            await cur.execute(
+                "INSERT INTO chain_watcher_reorgs (watcher_name, fork_block, replaced_through)"
+                " VALUES (%s, %s, %s)",
+                (self._name, block_number, expected_cursor),
+            )
 
     async def prune(self, below: int) -> None:
         async with self._pool.acquire() as conn, conn.cursor() as cur:
@@ -145,3 +152,43 @@ class PostgresWatcherStore:
             raise CursorConflict(
                 f"cursor of {self._name} is not at {expected}: another watcher is active"
             )
+
+
+@dataclass(frozen=True)
+class WatcherStatus:
+    """What ``checkout chain status`` shows of a watcher's store."""
+
+    cursor: int | None
+    cursor_updated_at: datetime | None
+    window_blocks: int
+    reorgs: int
+    last_reorg_fork: int | None
+    last_reorg_through: int | None
+    last_reorg_at: datetime | None
+
+
+async def watcher_status(pool: Connections, watcher_name: str) -> WatcherStatus:
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT (SELECT block_number FROM chain_watcher_cursor WHERE watcher_name = %(w)s),"
+            " (SELECT updated_at FROM chain_watcher_cursor WHERE watcher_name = %(w)s),"
+            " (SELECT count(*) FROM chain_watcher_blocks WHERE watcher_name = %(w)s),"
+            " (SELECT count(*) FROM chain_watcher_reorgs WHERE watcher_name = %(w)s)",
+            {"w": watcher_name},
+        )
+        cursor, updated_at, window, reorgs = await cur.fetchone()
+        await cur.execute(
+            "SELECT fork_block, replaced_through, detected_at FROM chain_watcher_reorgs"
+            " WHERE watcher_name = %s ORDER BY reorg_id DESC LIMIT 1",
+            (watcher_name,),
+        )
+        last = await cur.fetchone() or (None, None, None)
+    return WatcherStatus(
+        cursor=None if cursor is None else int(cursor),
+        cursor_updated_at=updated_at,
+        window_blocks=int(window),
+        reorgs=int(reorgs),
+        last_reorg_fork=None if last[0] is None else int(last[0]),
+        last_reorg_through=None if last[1] is None else int(last[1]),
+        last_reorg_at=last[2],
+    )

@@ -16,7 +16,7 @@ from app.adapters.postgres.pool import Connections, SqlStore
 from app.adapters.postgres.sweeps import HELD_BY_ADDRESS, fetch_all
 from app.domain.errors import AlreadyExists
 from app.domain.ledger import HOT_WALLET
-from app.domain.reconcile import OWNER_FUNDING, owner_funding
+from app.domain.reconcile import OWNER_FUNDING, FeeGroup, SettlementBooking, owner_funding
 from app.services.ports import DepositPosition, TransferRow
 
 _DEPOSITS: Final = f"""
@@ -122,3 +122,89 @@ class PostgresLedgerPositions(SqlStore):
                 f"funding {reference!r} was recorded before with other amounts", param="reference"
             )
         return False
+
+
+# Settlements against their ledger transactions (kind `settlement`, reference = settlement id).
+_BOOKINGS: Final = """
+WITH booked AS (
+    SELECT t.reference AS settlement_id,
+        coalesce(sum(e.amount) FILTER (WHERE e.account = 'customer_funds'), 0) AS customer_funds,
+        coalesce(sum(e.amount) FILTER (WHERE e.account = 'platform_fees'), 0) AS platform_fees,
+        coalesce(sum(e.amount) FILTER (
+            WHERE e.account LIKE 'merchant:%%' AND e.account NOT LIKE '%%:in_flight'), 0)
+            AS merchant,
+        max(e.account) FILTER (
+            WHERE e.account LIKE 'merchant:%%' AND e.account NOT LIKE '%%:in_flight')
+            AS merchant_account,
+        count(*) FILTER (WHERE e.account NOT IN ('customer_funds', 'platform_fees')
+            AND NOT (e.account LIKE 'merchant:%%' AND e.account NOT LIKE '%%:in_flight'))
+            AS other_entries
+    FROM ledger_transactions t JOIN ledger_entries e ON e.tx_id = t.tx_id
+    WHERE t.kind = 'settlement'
+    GROUP BY t.reference
+)
+SELECT coalesce(s.settlement_id, b.settlement_id), s.invoice_id, s.merchant_id, s.status,
+    s.gross_amount, s.platform_fee_amount, s.net_amount, b.settlement_id IS NOT NULL,
+    coalesce(b.customer_funds, 0), coalesce(b.platform_fees, 0), coalesce(b.merchant, 0),
+    b.merchant_account, coalesce(b.other_entries, 0)
+FROM settlements s FULL JOIN booked b ON b.settlement_id = s.settlement_id
+WHERE s.settlement_id IS NULL
+    OR (s.status = 'completed') <> (b.settlement_id IS NOT NULL)
+    OR b.customer_funds <> -s.gross_amount
+    OR b.platform_fees <> s.platform_fee_amount
+    OR b.merchant <> s.net_amount
+    OR b.merchant_account <> 'merchant:' || s.merchant_id
+    OR b.other_entries <> 0
+ORDER BY 1
+LIMIT %(limit)s
+"""
+
+# The fee rule is checked in Python (app/domain/fees.py is its one definition) once per
+# distinct gross and percentage, not once per settlement.
+_FEE_GROUPS: Final = """
+SELECT gross_amount, platform_fee_percentage, platform_fee_amount, count(*), min(settlement_id)
+FROM settlements
+GROUP BY gross_amount, platform_fee_percentage, platform_fee_amount
+"""
+
+
+class PostgresSettlementBooks(SqlStore):
+    """Settlements and the ledger, for ``checkout ledger reconcile``."""
+
+    async def counted(self) -> int:
+        rows = await self._fetchall("SELECT count(*) FROM settlements", ())
+        return int(rows[0][0])
+
+    async def bookings_that_differ(self, limit: int) -> builtins.list[SettlementBooking]:
+        rows = await fetch_all(self._pool, _BOOKINGS, {"limit": limit})
+        return [
+            SettlementBooking(
+                settlement_id=row[0],
+                invoice_id=row[1],
+                merchant_id=row[2],
+                status=row[3],
+                gross=None if row[4] is None else int(row[4]),
+                fee=None if row[5] is None else int(row[5]),
+                net=None if row[6] is None else int(row[6]),
+                booked=bool(row[7]),
+                customer_funds=int(row[8]),
+                platform_fees=int(row[9]),
+                merchant=int(row[10]),
+                merchant_account=row[11],
+                other_entries=int(row[12]),
+            )
+            for row in rows
+        ]
+
+    async def fee_groups(self) -> builtins.list[FeeGroup]:
+        rows = await self._fetchall(_FEE_GROUPS, ())
+        return [
+            FeeGroup(
+                gross=int(row[0]),
+                fee_percentage=row[1],
+                fee=int(row[2]),
+                settlements=int(row[3]),
+                example_settlement_id=row[4],
+            )
+            for row in rows
+        ]

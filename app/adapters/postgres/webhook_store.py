@@ -107,6 +107,17 @@ _NOTE_SUCCESS = (
 )
 
 
+@dataclass(frozen=True)
+class FailedDelivery:
+    delivery_id: str
+    endpoint_id: str
+    merchant_id: str
+    event: dict[str, Any]
+    failed_at: datetime | None
+    endpoint_enabled: bool
+    endpoint_deleted: bool
+
+
 class PostgresWebhookStore(SqlStore):
     def __init__(self, pool: Connections, keyring: SecretKeyring, app_id: str) -> None:
         super().__init__(pool)
@@ -295,6 +306,61 @@ class PostgresWebhookStore(SqlStore):
              notification.endpoint_id, notification.merchant_id),
         )  # fmt: skip
         return row is not None
+
+    async def failed_for_retry(
+        self,
+        *,
+        endpoint_id: str | None,
+        merchant_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> list[FailedDelivery]:
+        """Deliveries of this platform that failed for good and were not sent again since (the
+        last of each chain of redeliveries), oldest first, with their endpoint's state."""
+        rows = await self._fetchall_named(
+            """
+            SELECT d.delivery_id, d.endpoint_id, d.merchant_id, d.event, d.completed_at,
+                   e.enabled, e.deleted_at IS NOT NULL
+            FROM webhook_deliveries d
+            JOIN webhook_endpoints e ON e.endpoint_id = d.endpoint_id
+            WHERE d.status = 'failed' AND e.app_id = %(app)s
+              AND (%(endpoint)s::text IS NULL OR d.endpoint_id = %(endpoint)s::text)
+              AND (%(merchant)s::text IS NULL OR d.merchant_id = %(merchant)s::text)
+              AND (%(since)s::timestamptz IS NULL OR d.completed_at >= %(since)s::timestamptz)
+              AND (%(until)s::timestamptz IS NULL OR d.completed_at < %(until)s::timestamptz)
+              AND NOT EXISTS (
+                  SELECT 1 FROM webhook_deliveries r WHERE r.redelivery_of = d.delivery_id)
+            ORDER BY d.seq
+            LIMIT %(limit)s
+            """,
+            {
+                "app": self._app_id,
+                "endpoint": endpoint_id,
+                "merchant": merchant_id,
+                "since": since,
+                "until": until,
+                "limit": limit,
+            },
+        )
+        return [
+            FailedDelivery(
+                delivery_id=row[0],
+                endpoint_id=row[1],
+                merchant_id=row[2],
+                event=dict(row[3]),
+                failed_at=row[4],
+                endpoint_enabled=bool(row[5]),
+                endpoint_deleted=bool(row[6]),
+            )
+            for row in rows
+        ]
+
+    async def _fetchall_named(self, sql: str, values: Mapping[str, Any]) -> list[Sequence[Any]]:
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(sql, values)
+            rows: list[Sequence[Any]] = await cur.fetchall()
+            return rows
 
     async def enqueue_batch(self, notifications: Sequence[Notification]) -> set[str]:
         """Queue many deliveries in one statement, in the order given; the ids queued now.

@@ -8,8 +8,12 @@ import pytest
 from app.domain.ledger import HOT_WALLET
 from app.domain.reconcile import (
     OWNER_FUNDING,
+    FeeGroup,
     InFlight,
     Position,
+    SettlementBooking,
+    booking_problem,
+    fee_problem,
     owner_funding,
     reconciled,
     with_in_flight,
@@ -85,3 +89,58 @@ def test_without_transfers_in_flight_any_difference_fails() -> None:
     )
     assert [p.status for p in positions] == ["difference", "ok"]
     assert not reconciled(positions)
+
+
+# --- the ledger against the settlements -------------------------------------------------------
+
+
+def booking(**overrides: object) -> SettlementBooking:
+    fields: dict[str, object] = {
+        "settlement_id": "stl_1",
+        "invoice_id": "inv_1",
+        "merchant_id": "mer_1",
+        "status": "completed",
+        "gross": 10_000_000,
+        "fee": 100_000,
+        "net": 9_900_000,
+        "booked": True,
+        "customer_funds": -10_000_000,
+        "platform_fees": 100_000,
+        "merchant": 9_900_000,
+        "merchant_account": "merchant:mer_1",
+        "other_entries": 0,
+    }
+    fields.update(overrides)
+    return SettlementBooking(**fields)  # type: ignore[arg-type]
+
+
+def test_a_settlement_booked_as_settled_is_no_difference() -> None:
+    assert booking_problem(booking()) is None
+    assert booking_problem(booking(status="pending", booked=False)) is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        ({"booked": False}, "a completed settlement missing from the ledger"),
+        ({"status": None}, "a settlement transaction in the ledger without a settlement"),
+        ({"status": "failed"}, "the ledger books a settlement that is failed"),
+        ({"merchant": 9_800_000}, "booked merchant:mer_1 9800000 instead of 9900000"),
+        ({"merchant_account": "merchant:mer_2"}, "booked merchant:mer_1 0 instead of 9900000"),
+        ({"platform_fees": 0}, "booked platform_fees 0 instead of 100000"),
+        ({"customer_funds": -1}, "booked customer_funds -1 instead of -10000000"),
+        ({"other_entries": 1}, "booked 1 entries on other accounts"),
+    ],
+)
+def test_what_differs_between_a_settlement_and_its_booking_is_named(
+    overrides: dict[str, object], problem: str
+) -> None:
+    assert booking_problem(booking(**overrides)) == problem
+
+
+def test_a_fee_the_rule_would_not_give_is_a_difference() -> None:
+    group = FeeGroup(10_000_000, "1.00", 50_000, 3, "stl_9")
+    assert fee_problem(group, 50_000) is None
+    assert fee_problem(group, 100_000) == (
+        "3 settlement(s) of gross 10000000 at 1.00 % took a fee of 50000, the rule gives 100000"
+    )
