@@ -2,7 +2,8 @@
 # Local infrastructure for crypto-checkout: Kafka (KRaft, official jars from Maven Central),
 # PostgreSQL and Redis on loopback, with every byte they write under .local/.
 #
-#   scripts/infra.sh up [kafka|postgres|redis|smtp|browser|all]  install what is missing, start, wait until usable
+#   scripts/infra.sh up [kafka|postgres|redis|smtp|browser|nginx|all]  install what is missing, start, wait until usable
+#                                     (browser and nginx only install: Chromium, the load balancer)
 #   scripts/infra.sh down [kafka|postgres|redis|all]  stop what this script started
 #   scripts/infra.sh status                           what listens where
 #   scripts/infra.sh kafka-stop-node N / kafka-start-node N   (fault tests: one broker of a cluster)
@@ -31,6 +32,14 @@ PG_USER="${PG_USER:-checkout}"
 PG_PASSWORD="${PG_PASSWORD:-checkout}"
 PG_DATABASE="${PG_DATABASE:-checkout}"
 REDIS_PORT="${REDIS_PORT:-6379}"
+# PostgreSQL archives its WAL into $BACKUP_DIR/wal (encrypted; scripts/backup/archive-wal.sh) and
+# switches to a new segment at least every PG_ARCHIVE_TIMEOUT seconds while it writes: the most a
+# lost data directory can take with it (docs/operations.md, "Backups and recovery"). PG_ARCHIVE=off
+# turns archiving off.
+BACKUP_DIR="${BACKUP_DIR:-$LOCAL/backups}"
+BACKUP_ENCRYPTION_KEY_FILE="${BACKUP_ENCRYPTION_KEY_FILE:-$BACKUP_DIR/backup.key}"
+PG_ARCHIVE="${PG_ARCHIVE:-on}"
+PG_ARCHIVE_TIMEOUT="${PG_ARCHIVE_TIMEOUT:-60}"
 
 mkdir -p "$LOGS"
 
@@ -271,6 +280,36 @@ postgres_psql() { # sql → runs as the superuser over our own socket
   pg_as_owner "$(pg_bindir)/psql" -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtAc "$1"
 }
 
+postgres_archiving() { # → the server options for WAL archiving; prepares the archive and its key
+  if [ "$PG_ARCHIVE" = off ]; then
+    echo " -c archive_mode=off"
+    return 0
+  fi
+  if ! [[ "$PG_ARCHIVE_TIMEOUT" =~ ^[0-9]+$ ]] || [ "$PG_ARCHIVE_TIMEOUT" -lt 1 ] || [ "$PG_ARCHIVE_TIMEOUT" -gt 300 ]; then
+    die "PG_ARCHIVE_TIMEOUT must be 1 to 300 seconds (the RPO is 15 minutes)"
+  fi
+  command -v openssl >/dev/null || apt_install openssl
+  mkdir -p "$BACKUP_DIR/wal" "$BACKUP_DIR/base"
+  if [ ! -s "$BACKUP_ENCRYPTION_KEY_FILE" ]; then
+    say "making the backup encryption key $BACKUP_ENCRYPTION_KEY_FILE (keep a copy away from the backups)"
+    (umask 077 && openssl rand -base64 48 >"$BACKUP_ENCRYPTION_KEY_FILE")
+  fi
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres:postgres "$BACKUP_DIR" "$BACKUP_DIR/wal" "$BACKUP_DIR/base" "$BACKUP_ENCRYPTION_KEY_FILE"
+  fi
+  chmod 700 "$BACKUP_DIR" "$BACKUP_DIR/wal" "$BACKUP_DIR/base"
+  # pg_basebackup connects for replication over the socket (initdb writes this line; older
+  # clusters get it here).
+  if ! grep -Eq '^[[:space:]]*local[[:space:]]+replication[[:space:]]' "$PG_DATA/pg_hba.conf"; then
+    echo "local   replication     all                                     trust" \
+      | pg_as_owner tee -a "$PG_DATA/pg_hba.conf" >/dev/null
+  fi
+  # -c options rather than postgresql.conf: a cluster initialised before gets them at its next
+  # start, and a base backup does not carry them into a restored copy (scripts/restore.sh decides).
+  echo " -c wal_level=replica -c max_wal_senders=10 -c archive_mode=on -c archive_timeout=$PG_ARCHIVE_TIMEOUT" \
+    "-c 'archive_command=\"$ROOT/scripts/backup/archive-wal.sh\" \"%p\" \"%f\" \"$BACKUP_DIR/wal\" \"$BACKUP_ENCRYPTION_KEY_FILE\"'"
+}
+
 postgres_up() {
   local owned=1
   if port_open 127.0.0.1 "$PG_PORT"; then
@@ -293,9 +332,11 @@ postgres_up() {
         -E UTF8 --locale=C.UTF-8 >"$LOGS/postgres-initdb.log" 2>&1 \
         || { cat "$LOGS/postgres-initdb.log" >&2; die "initdb failed"; }
     fi
-    say "starting PostgreSQL on 127.0.0.1:$PG_PORT (log: $PG_DIR/postgres.log)"
+    local archiving
+    archiving="$(postgres_archiving)"
+    say "starting PostgreSQL on 127.0.0.1:$PG_PORT (log: $PG_DIR/postgres.log; WAL archive: $([ "$PG_ARCHIVE" = off ] && echo off || echo "$BACKUP_DIR/wal"))"
     pg_as_owner "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DIR/postgres.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_SOCKET_DIR -c max_connections=200 -c fsync=${PG_FSYNC:-on}" \
+      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_SOCKET_DIR -c max_connections=200 -c fsync=${PG_FSYNC:-on}$archiving" \
       start >/dev/null || { tail -n 30 "$PG_DIR/postgres.log" >&2; die "PostgreSQL did not start"; }
   fi
   if [ "$owned" -eq 1 ]; then
@@ -332,9 +373,12 @@ redis_up() {
   [ "$major" -ge 7 ] || die "Redis 7+ is required, found $(redis-server --version)"
   mkdir -p "$REDIS_DIR"
   say "starting Redis on 127.0.0.1:$REDIS_PORT (log: $REDIS_DIR/redis.log)"
-  # No persistence: Redis holds caches, rate-limit counters and pub/sub fan-out, nothing durable.
+  # Redis holds live views, rate-limit buckets and pub/sub fan-out, nothing durable (PostgreSQL and
+  # Kafka are the record). The append-only file, flushed every second, lets a restart keep the
+  # buckets and views instead of starting cold; no RDB snapshots.
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes --dir "$REDIS_DIR" \
-    --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" --save "" --appendonly no \
+    --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" --save "" \
+    --appendonly yes --appendfsync everysec \
     || die "redis-server did not start (see $REDIS_DIR/redis.log)"
   wait_port 127.0.0.1 "$REDIS_PORT" 20 Redis "$REDIS_DIR/redis.log"
   say "Redis ready: redis://127.0.0.1:$REDIS_PORT/0"
@@ -376,6 +420,33 @@ browser_up() {
   say "Chromium ready: $(chromium --version 2>/dev/null | head -n 1)"
 }
 
+# --------------------------------------------------------------------------------------- nginx --
+# The load balancer in front of the workers (docs/load-balancer.md): Debian's nginx and openssl
+# (the local certificate). Only installed here; scripts/platform.sh runs nginx with its own
+# configuration under .local/nginx, never /etc/nginx. On a machine with systemd the package also
+# enables its own service (a welcome page on port 80): ours does not use it, and
+# `systemctl disable --now nginx` turns it off.
+
+nginx_bin() { # → the nginx binary (/usr/sbin is not on every user's PATH)
+  local bin
+  for bin in "$(command -v nginx 2>/dev/null || true)" /usr/sbin/nginx; do
+    if [ -n "$bin" ] && [ -x "$bin" ]; then echo "$bin"; return 0; fi
+  done
+  return 1
+}
+
+nginx_up() {
+  local missing=()
+  nginx_bin >/dev/null || missing+=(nginx)
+  command -v openssl >/dev/null || missing+=(openssl)
+  [ "${#missing[@]}" -eq 0 ] || apt_install "${missing[@]}"
+  nginx_bin >/dev/null || die "nginx is not installed (apt-get install nginx)"
+  local build
+  build="$("$(nginx_bin)" -V 2>&1)"
+  [[ "$build" == *--with-http_ssl_module* ]] || die "$(nginx_bin) has no TLS (http_ssl_module)"
+  say "nginx ready: $("$(nginx_bin)" -v 2>&1 | sed 's/^nginx version: //') at $(nginx_bin)"
+}
+
 # ---------------------------------------------------------------------------------------- main --
 
 status() {
@@ -397,9 +468,9 @@ main() {
     up)
       case "$what" in
         kafka) kafka_up ;; postgres) postgres_up ;; redis) redis_up ;; smtp) smtp_up ;;
-        browser) browser_up ;;
+        browser) browser_up ;; nginx) nginx_up ;;
         all) redis_up; postgres_up; smtp_up; kafka_up ;;
-        *) die "unknown service '$what' (kafka, postgres, redis, smtp, browser, all)" ;;
+        *) die "unknown service '$what' (kafka, postgres, redis, smtp, browser, nginx, all)" ;;
       esac ;;
     down)
       case "$what" in

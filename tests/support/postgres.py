@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.processes import free_port
@@ -28,6 +29,11 @@ def _bindir() -> Path:
     return candidates[-1].parent
 
 
+def pg_tool(name: str) -> Path:
+    """A PostgreSQL program of the newest installed major version (pg_ctl, psql, …)."""
+    return _bindir() / name
+
+
 def _as_owner(argv: list[str]) -> list[str]:
     # PostgreSQL refuses to run as root.
     return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
@@ -37,6 +43,12 @@ def _as_owner(argv: list[str]) -> list[str]:
 class ThrowawayPostgres:
     directory: Path
     port: int
+    # Server settings on top of the defaults, passed as ``-c name=value`` at every start.
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "data"
 
     @property
     def url(self) -> str:
@@ -52,6 +64,8 @@ class ThrowawayPostgres:
 
     def start(self) -> None:
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.directory} -c fsync=off"
+        for name, value in self.settings.items():
+            options += " -c " + shlex.quote(f"{name}={value}")
         self._pg_ctl("-l", str(self.directory / "postgres.log"), "-w", "-o", options, "start")
 
     def stop(self) -> None:
@@ -59,11 +73,12 @@ class ThrowawayPostgres:
 
 
 @contextmanager
-def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+def throwaway_postgres(settings: Mapping[str, str] | None = None) -> Iterator[ThrowawayPostgres]:
+    """A fresh cluster; ``settings`` are server settings for it (e.g. WAL archiving)."""
     directory = Path(tempfile.mkdtemp(prefix="checkout-pg-"))
     if os.geteuid() == 0:
         shutil.chown(directory, "postgres", "postgres")
-    server = ThrowawayPostgres(directory, free_port())
+    server = ThrowawayPostgres(directory, free_port(), dict(settings or {}))
     subprocess.run(
         _as_owner(
             [
