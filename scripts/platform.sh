@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The platform's own processes on top of the infrastructure: the Tron node simulator, the
-# workers (Faust agents + web) and the signer (the only holder of keys, docs/money-out.md). Each runs in the background with a pid file in .local/run and a
+# workers (Faust agents + web), nginx in front of them (the platform's one address, TLS 1.3,
+# docs/load-balancer.md) and the signer (the only holder of keys, docs/money-out.md). Each runs in the background with a pid file in .local/run and a
 # log in .local/logs; a process already answering on its port is reused.
 #
-#   scripts/platform.sh up [sim|workers|signer|all]   start and wait until healthy, print URLs
+#   scripts/platform.sh up [sim|workers|lb|signer|all]   start and wait until healthy, print URLs
 #   scripts/platform.sh down                   stop what this script started
 #   scripts/platform.sh status
 set -euo pipefail
@@ -15,6 +16,14 @@ LOGS="$LOCAL/logs"
 VENV="$ROOT/.venv/bin"
 SIM_PORT="${SIM_PORT:-8090}"
 WORKER_PORTS="${WORKER_PORTS:-6066 6067}"
+# The load balancer: HTTPS on LB_PORT, a redirect to it on LB_HTTP_PORT; a generated certificate
+# for localhost unless LB_CERT and LB_KEY name real ones (docs/load-balancer.md).
+LB_PORT="${LB_PORT:-8443}"
+LB_HTTP_PORT="${LB_HTTP_PORT:-8080}"
+LB_DIR="$LOCAL/nginx"
+LB_CERT="${LB_CERT:-$LB_DIR/certs/tls.crt}"
+LB_KEY="${LB_KEY:-$LB_DIR/certs/tls.key}"
+LB_URL="https://localhost:$LB_PORT"
 
 mkdir -p "$RUN" "$LOGS"
 
@@ -68,7 +77,41 @@ workers_up() {
   for port in $WORKER_PORTS; do
     start "worker-$port" "$port" "http://127.0.0.1:$port/healthz" GET \
       env WEB_PORT="$port" WEBHOOK_ALLOW_LOOPBACK="${WEBHOOK_ALLOW_LOOPBACK:-true}" \
+      TRUSTED_PROXIES="${TRUSTED_PROXIES:-127.0.0.1/32}" PUBLIC_URL="${PUBLIC_URL:-$LB_URL}" \
       "$VENV/checkout" worker -l info
+  done
+}
+
+lb_up() { # nginx in front of the workers; its config and everything it writes under .local/nginx
+  local port servers="" nginx
+  if port_open "$LB_PORT"; then
+    say "nginx: something already listens on 127.0.0.1:$LB_PORT, reusing it"
+    return 0
+  fi
+  bash "$ROOT/scripts/infra.sh" up nginx # Debian's nginx and openssl, when missing
+  nginx="$(command -v nginx || echo /usr/sbin/nginx)"
+  for port in $WORKER_PORTS; do servers+="server 127.0.0.1:$port max_fails=1 fail_timeout=10s; "; done
+  mkdir -p "$LB_DIR/logs" "$LB_DIR/tmp"
+  sh "$ROOT/docker/nginx/local-certificate.sh" "$LB_CERT" "$LB_KEY"
+  ( # the same template as docker-compose.yml's nginx service, with the local values
+    export LB_DIR LB_BIND=127.0.0.1 LB_PORT LB_HTTP_PORT LB_UPSTREAM_SERVERS="$servers" LB_CERT LB_KEY \
+      LB_ACCESS_LOG="$LB_DIR/logs/access.log" LB_HSTS_MAX_AGE="${LB_HSTS_MAX_AGE:-0}"
+    "$VENV/python" "$ROOT/docker/nginx/render.py" "$ROOT/docker/nginx/templates/default.conf.template" "$LB_DIR/default.conf"
+    "$VENV/python" "$ROOT/docker/nginx/render.py" "$ROOT/docker/nginx/nginx.local.conf.template" "$LB_DIR/nginx.conf"
+  ) || die "could not render the nginx configuration into $LB_DIR"
+  local args=(-p "$LB_DIR" -e "$LB_DIR/logs/error.log" -c "$LB_DIR/nginx.conf")
+  "$nginx" -t -q "${args[@]}" || die "nginx refused $LB_DIR/nginx.conf (see above)"
+  say "starting nginx on https://localhost:$LB_PORT (http :$LB_HTTP_PORT redirects; log: $LB_DIR/logs/)"
+  (cd "$LB_DIR" && exec setsid "$nginx" "${args[@]}" -g 'daemon off;' >"$LOGS/nginx.log" 2>&1 </dev/null) &
+  echo $! >"$RUN/nginx.pid"
+  local deadline=$((SECONDS + 30))
+  # -k: a real certificate (LB_CERT) names the public host, not localhost.
+  until curl -fsS -k -o /dev/null "$LB_URL/healthz" 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      tail -n 20 "$LB_DIR/logs/error.log" "$LOGS/nginx.log" >&2
+      die "nginx did not answer $LB_URL/healthz within 30 s (logs: $LB_DIR/logs/)"
+    fi
+    sleep 0.3
   done
 }
 
@@ -135,8 +178,10 @@ summary() {
   for p in $WORKER_PORTS; do all+="http://127.0.0.1:$p "; done
   cat >&2 <<EOF
 
-crypto-checkout is up:
-  API, payment pages   http://127.0.0.1:$first   (workers: $all)
+crypto-checkout is up at $LB_URL
+  API, payment pages   $LB_URL   (nginx, TLS 1.3; http://localhost:$LB_HTTP_PORT redirects)
+  TLS certificate      $LB_CERT   (self-signed unless LB_CERT names a real one)
+  workers, directly    $all
   readiness            curl -s http://127.0.0.1:$((first + 1000))/readyz   (operators' listener)
   metrics              curl -s http://127.0.0.1:$((first + 1000))/metrics
   Tron node simulator  http://127.0.0.1:$SIM_PORT   (curl -s -X POST http://127.0.0.1:$SIM_PORT/wallet/getnodeinfo)
@@ -145,18 +190,19 @@ crypto-checkout is up:
   Redis                redis://127.0.0.1:6379/0
   SMTP (mail kept)     127.0.0.1:1025 → $LOCAL/mail/Maildir
   signer               no listener (Kafka only); log $LOGS/signer.log
-  dashboard            http://127.0.0.1:$first/dashboard   (docs/dashboard.md)
-  logs                 $LOGS
+  dashboard            $LB_URL/dashboard   (docs/dashboard.md)
+  logs                 $LOGS   (nginx: $LB_DIR/logs)
 
 Try it (demo merchant "Demo Shop", API key in $LOCAL/demo-merchant.json):
   export CHECKOUT_API_KEY=$key
-  curl -s -X POST http://127.0.0.1:$first/api/v1/invoices -H "Authorization: Bearer \$CHECKOUT_API_KEY" \\
+  export CURL_CA_BUNDLE=$LB_CERT   # curl trusts the local certificate
+  curl -s -X POST $LB_URL/api/v1/invoices -H "Authorization: Bearer \$CHECKOUT_API_KEY" \\
        -H 'Content-Type: application/json' -d '{"amount": "9.99", "order_id": "demo-1"}'
-  # open the payment page it names:      http://127.0.0.1:$first/pay/<invoice id>
+  # open the payment page it names:      $LB_URL/pay/<invoice id>
   # pay it on the simulator (no wallet needed):
   curl -s -X POST http://127.0.0.1:$SIM_PORT/sim/transfer -d '{"to": "<deposit_address>", "amount": "9.99"}'
   # then watch it settle:
-  curl -s http://127.0.0.1:$first/api/v1/invoices/<invoice id>/settlement -H "Authorization: Bearer \$CHECKOUT_API_KEY"
+  curl -s $LB_URL/api/v1/invoices/<invoice id>/settlement -H "Authorization: Bearer \$CHECKOUT_API_KEY"
 Stop everything with: make down
 EOF
 }
@@ -166,16 +212,18 @@ case "${1:-}" in
     case "${2:-all}" in
       sim) sim_up ;;
       workers) workers_up ;;
+      lb | nginx) lb_up ;;
       signer) signer_up ;;
-      all) sim_up; workers_up; signer_up; summary ;;
-      *) die "unknown part '${2}' (sim, workers, signer, all)" ;;
+      all) sim_up; workers_up; lb_up; signer_up; summary ;;
+      *) die "unknown part '${2}' (sim, workers, lb, signer, all)" ;;
     esac ;;
   down)
     stop signer
+    stop nginx
     for port in $WORKER_PORTS; do stop "worker-$port"; done
     stop tron-sim ;;
   status)
-    for entry in "tron-sim:$SIM_PORT" $(for p in $WORKER_PORTS; do echo "worker-$p:$p"; done); do
+    for entry in "tron-sim:$SIM_PORT" $(for p in $WORKER_PORTS; do echo "worker-$p:$p"; done) "nginx:$LB_PORT"; do
       if port_open "${entry##*:}"; then state=up; else state=down; fi
       printf '  %-12s 127.0.0.1:%s  %s\n' "${entry%%:*}" "${entry##*:}" "$state"
     done ;;
