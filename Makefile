@@ -9,7 +9,7 @@ STAMP       := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help install infra up down status sim workers test test-unit test-component \
-        test-integration test-fuzz test-browser lint typecheck bench clean-state
+        test-integration test-fuzz test-browser lint typecheck bench clean-state promtool backup
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,8 +46,11 @@ test: infra ## Run every test tier (unit, component, integration, fuzz, browser)
 test-unit: install ## Unit tier: pure domain logic
 	$(PYTEST) -m unit $(PYTEST_ARGS)
 
-test-component: install ## Component tier: one agent, view or service in-process
+test-component: install promtool ## Component tier: one agent, view or service in-process; the alert rules (promtool)
 	$(PYTEST) -m component $(PYTEST_ARGS)
+
+promtool: ## Install promtool (Debian's prometheus package; the daemon stays off) for the alert rules' tests
+	@bash scripts/promtool.sh
 
 test-integration: infra ## Integration tier: real Kafka, PostgreSQL, Redis, Tron simulator
 	$(PYTEST) -m integration $(PYTEST_ARGS)
@@ -64,6 +67,9 @@ lint: install ## ruff (lint and format check), mypy, and the import rules of doc
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy app agents web tables tron_sim
 	$(VENV)/bin/lint-imports
+
+backup: ## Take an encrypted base backup of the local PostgreSQL now, then apply retention (docs/operations.md)
+	@bash scripts/backup.sh
 
 bench: infra ## Benchmarks under bench/ (figures and ratios against a baseline)
 	@for bench in bench/bench_*.py; do echo "== $$bench"; $(PY) $$bench || exit 1; done

@@ -2,11 +2,14 @@
 
 Each module holds a class built with the services it calls and an ``add_routes(router)``;
 app/bootstrap.py puts them on the aiohttp application Faust runs. ``web/errors.py`` is the one
-middleware that turns errors into the one JSON error shape.
+middleware that turns errors into the one JSON error shape; ``web/request_metrics.py`` times
+every answer by route.
 """
 
 from web.errors import error_middleware
 from web.input import input_guard
+from web.request_metrics import request_metrics
 
-# Outermost first: every error, the guard's included, is answered in the one error shape.
-MIDDLEWARES = (error_middleware, input_guard)
+# Outermost first: every answer is timed as it leaves, and every error, the guard's included, is
+# answered in the one error shape.
+MIDDLEWARES = (request_metrics, error_middleware, input_guard)

@@ -5,6 +5,9 @@ fee at the percentage fixed on the invoice, net = gross − fee; app/domain/sett
 in the ledger exactly once, and completed with the booking's reference. Its whole history (two
 events, with their fixed ids) is published every time, so a redelivered ``InvoicePaid`` re-sends
 whatever a crash may have kept from reaching Kafka, and duplicates nothing.
+
+Its business metrics (settlements completed, volume, fee accuracy, payment confirmation time) are
+app/services/business_metrics.py; they never change what happens here.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from app.domain.events import DomainEvent
 from app.domain.policies import settlement_command_for
 from app.domain.settlement import Settlement, handle_settlement
 from app.domain.statuses import SettlementStatus
+from app.services.business_metrics import PaymentConfirmationClock, settlement_completed
 from app.services.ports import EventPublisher, Ledger, SettlementStore
 
 SETTLEMENT_SECONDS = Histogram(
@@ -27,15 +31,25 @@ SETTLEMENT_SECONDS = Histogram(
 
 class Settling:
     def __init__(
-        self, settlements: SettlementStore, ledger: Ledger, events: EventPublisher
+        self,
+        settlements: SettlementStore,
+        ledger: Ledger,
+        events: EventPublisher,
+        confirmation_clock: PaymentConfirmationClock | None = None,
     ) -> None:
         self._settlements = settlements
         self._ledger = ledger
         self._events = events
+        self._confirmation_clock = (
+            PaymentConfirmationClock() if confirmation_clock is None else confirmation_clock
+        )
 
-    @staticmethod
-    def command_for(event: DomainEvent) -> CreateSettlement | None:
-        """The settlement an event asks for: only a paid invoice does."""
+    def command_for(self, event: DomainEvent) -> CreateSettlement | None:
+        """The settlement an event asks for: only a paid invoice does.
+
+        Every domain event of the agent's partitions passes here: the payment confirmation time
+        (first payment's block → InvoicePaid) is read from them on the way."""
+        self._confirmation_clock.observe(event)
         return settlement_command_for(event)
 
     async def settle(self, command: CreateSettlement) -> Settlement:
@@ -53,6 +67,7 @@ class Settling:
             SETTLEMENT_SECONDS.observe(
                 max(0.0, (booking.credited_at - command.created_at).total_seconds())
             )
+            settlement_completed(settlement, command.gross_amount, command.fee_percentage)
         if settlement is not current:
             self._settlements.put(settlement)
         await self._events.publish_events(settlement.history)

@@ -3,15 +3,26 @@
 Adapters are built when the platform is wired (app/bootstrap.py), before there is an event loop
 to open a pool in; they hold a ``Database`` and take connections from it when they run. Anything
 with ``acquire()`` will do in their place (an aiopg pool, in the integration tests).
+
+``checkout_db_pool_connections{state="in_use"|"idle"}`` and ``checkout_db_pool_max_connections``
+say how much of the worker's pool is taken (monitoring/alerts.yml warns above 80 %): read from
+the open pools when Prometheus scrapes, never counted on the way.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import logging
+import weakref
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Protocol
 
 import aiopg
+from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
 
 
 class Connections(Protocol):
@@ -42,8 +53,10 @@ class Database:
         self._pool = await aiopg.create_pool(
             self._url, minsize=0, maxsize=self._maxsize, timeout=self._timeout
         )
+        OPEN_POOLS.add(self)
 
     async def close(self) -> None:
+        OPEN_POOLS.discard(self)
         if self._pool is not None:
             self._pool.close()
             await self._pool.wait_closed()
@@ -53,6 +66,62 @@ class Database:
         async with self.acquire() as conn, conn.cursor() as cur:
             await cur.execute("SELECT 1")
             await cur.fetchone()
+
+
+class PoolMetrics(Collector):
+    """The open pools' connections, summed (a worker has one), when Prometheus asks."""
+
+    def __init__(self) -> None:
+        self._pools: weakref.WeakSet[Database] = weakref.WeakSet()
+
+    def add(self, database: Database) -> None:
+        self._pools.add(database)
+
+    def discard(self, database: Database) -> None:
+        self._pools.discard(database)
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return list(self._families())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        in_use = idle = maximum = 0
+        try:
+            for database in list(self._pools):
+                pool = database._pool
+                if pool is None or pool.closed:
+                    continue
+                idle += pool.freesize
+                in_use += pool.size - pool.freesize
+                maximum += pool.maxsize or 0
+        except Exception:  # a scrape must never break anything
+            logger.exception("PostgreSQL pool metrics not read")
+            return
+        if maximum == 0:
+            return  # no open pool: nothing to say
+        connections, capacity = self._families()
+        connections.add_metric(["in_use"], in_use)
+        connections.add_metric(["idle"], idle)
+        capacity.add_metric([], maximum)
+        yield connections
+        yield capacity
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "checkout_db_pool_connections",
+                "PostgreSQL connections of the worker's pool: in use (or being opened) and idle",
+                labels=["state"],
+            ),
+            GaugeMetricFamily(
+                "checkout_db_pool_max_connections",
+                "The most connections the worker's PostgreSQL pool opens (DATABASE_POOL_MAX)",
+            ),
+        )
+
+
+OPEN_POOLS = PoolMetrics()
+REGISTRY.register(OPEN_POOLS)
 
 
 class SqlStore:
