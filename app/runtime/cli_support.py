@@ -14,7 +14,8 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from datetime import UTC, datetime
+from typing import Any, Final, NoReturn
 
 import aiopg
 import click
@@ -39,6 +40,16 @@ from app.services.ports import AuditEntry
 from app.services.signup import Signup, SignupSettings
 from app.services.users import LoginLimits, UserAccounts
 from app.settings import Settings
+
+# What --since/--until accept; a time without an offset is UTC (the platform's clock).
+TIME_FORMATS: Final = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="One JSON object on standard output instead of text."

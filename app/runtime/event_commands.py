@@ -16,7 +16,7 @@ import asyncio
 import sys
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import click
@@ -26,7 +26,15 @@ from app.adapters.kafka.operations import KafkaOperations
 from app.adapters.postgres.audit_log import PostgresAuditLog
 from app.adapters.postgres.event_store_reader import EventFilter, EventStoreReader
 from app.domain.events import parse_event
-from app.runtime.cli_support import database, json_option, operator_entry, print_json, refuse
+from app.runtime.cli_support import (
+    TIME_FORMATS,
+    as_utc,
+    database,
+    json_option,
+    operator_entry,
+    print_json,
+    refuse,
+)
 from app.runtime.topics import ALL_TOPICS, DOMAIN_EVENTS, topic_name
 from app.settings import Settings
 
@@ -51,8 +59,10 @@ def events_group(settings: Settings, rebuild_read_models: RebuildReadModels) -> 
     @click.option("--read-models", is_flag=True, help="Rebuild the read models instead.")
     @click.option("--only", default=None, help="With --read-models: which (comma-separated).")
     @click.option("--from-seq", type=click.IntRange(0), default=0, help="After this seq.")
-    @click.option("--since", type=click.DateTime(_FORMATS), default=None, help="Occurred from.")
-    @click.option("--until", type=click.DateTime(_FORMATS), default=None, help="Occurred before.")
+    @click.option("--since", type=click.DateTime(TIME_FORMATS), default=None, help="Occurred from.")
+    @click.option(
+        "--until", type=click.DateTime(TIME_FORMATS), default=None, help="Occurred before."
+    )
     @click.option("--event-type", "event_types", multiple=True, help="Only this type (repeatable).")
     @click.option("--aggregate", default=None, help="Only this aggregate (an invoice id, …).")
     @click.option("--merchant", default=None, help="Only this merchant's events.")
@@ -78,8 +88,8 @@ def events_group(settings: Settings, rebuild_read_models: RebuildReadModels) -> 
         """Send stored domain events to a topic in their original order (or --read-models)."""
         chosen = EventFilter(
             after_seq=from_seq,
-            since=_utc(since),
-            until=_utc(until),
+            since=as_utc(since),
+            until=as_utc(until),
             event_types=event_types,
             aggregate_id=aggregate,
             merchant_id=merchant,
@@ -98,16 +108,6 @@ def events_group(settings: Settings, rebuild_read_models: RebuildReadModels) -> 
         asyncio.run(_replay(settings, to_topic, chosen, limit, dry_run, as_json))
 
     return events
-
-
-_FORMATS: Final = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """A time without an offset is UTC (the platform's clock)."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def _target(settings: Settings, to_topic: str | None, existing: list[str]) -> str:

@@ -15,7 +15,7 @@ says the receiver is fixed); those of a deleted endpoint always are.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import click
@@ -25,13 +25,20 @@ from app.adapters.postgres.audit_log import PostgresAuditLog
 from app.adapters.postgres.webhook_store import FailedDelivery, PostgresWebhookStore
 from app.adapters.webhooks.config import keyring
 from app.domain.webhooks import Notification, retry_delivery_id
-from app.runtime.cli_support import database, json_option, operator_entry, print_json, refuse
+from app.runtime.cli_support import (
+    TIME_FORMATS,
+    as_utc,
+    database,
+    json_option,
+    operator_entry,
+    print_json,
+    refuse,
+)
 from app.runtime.codecs import encode_notification
 from app.runtime.topics import NOTIFICATIONS, topic_name
 from app.settings import Settings
 
 MAX_RETRY: Final = 50_000
-_FORMATS: Final = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
 
 
 def webhooks_group(settings: Settings) -> click.Group:
@@ -43,11 +50,11 @@ def webhooks_group(settings: Settings) -> click.Group:
     @click.option("--endpoint", default=None, help="Every failed delivery of this endpoint.")
     @click.option(
         "--since",
-        type=click.DateTime(_FORMATS),
+        type=click.DateTime(TIME_FORMATS),
         default=None,
         help="Everything failed since (UTC unless an offset is given).",
     )
-    @click.option("--until", type=click.DateTime(_FORMATS), default=None, help="…and before.")
+    @click.option("--until", type=click.DateTime(TIME_FORMATS), default=None, help="…and before.")
     @click.option("--merchant", default=None, help="Only this merchant's deliveries.")
     @click.option("--enable", is_flag=True, help="Re-enable disabled endpoints and retry them.")
     @click.option("--limit", type=click.IntRange(1, MAX_RETRY), default=10_000, show_default=True)
@@ -71,8 +78,8 @@ def webhooks_group(settings: Settings) -> click.Group:
                 settings,
                 endpoint=endpoint,
                 merchant=merchant,
-                since=_utc(since),
-                until=_utc(until),
+                since=as_utc(since),
+                until=as_utc(until),
                 enable=enable,
                 limit=limit,
                 dry_run=dry_run,
@@ -81,12 +88,6 @@ def webhooks_group(settings: Settings) -> click.Group:
         )
 
     return webhooks
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 async def _retry(
