@@ -15,6 +15,14 @@ RUN="$LOCAL/run"
 LOGS="$LOCAL/logs"
 VENV="$ROOT/.venv/bin"
 SIM_PORT="${SIM_PORT:-8090}"
+# The seeds' topology (`KAFKA_NODES=3 make up`: three brokers from scripts/infra.sh, min ISR 2):
+# every process of ours reaches all three and creates its topics with replication factor 3.
+KAFKA_NODES="${KAFKA_NODES:-1}"
+if [ "$KAFKA_NODES" -gt 1 ]; then
+  brokers="$(bash "$ROOT/scripts/infra.sh" kafka-bootstrap)"
+  export KAFKA_BROKER="${KAFKA_BROKER:-kafka://${brokers//,/;kafka://}}"
+  export KAFKA_REPLICATION_FACTOR="${KAFKA_REPLICATION_FACTOR:-3}"
+fi
 WORKER_PORTS="${WORKER_PORTS:-6066 6067}"
 # The load balancer: HTTPS on LB_PORT, a redirect to it on LB_HTTP_PORT; a generated certificate
 # for localhost unless LB_CERT and LB_KEY name real ones (docs/load-balancer.md).
@@ -161,7 +169,7 @@ demo_merchant() { # → prints the demo merchant's API key (created once, kept i
   if [ -f "$file" ]; then
     key="$("$VENV/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_key"])' "$file")"
     # A database reset forgets the merchant: check the key still opens the API.
-    curl -fsS -o /dev/null -H "Authorization: Bearer $key" "http://127.0.0.1:$first/api/v1/settlements" || key=""
+    curl -fs -o /dev/null -H "Authorization: Bearer $key" "http://127.0.0.1:$first/api/v1/settlements" || key=""
   fi
   if [ -z "$key" ]; then
     (cd "$ROOT" && "$VENV/checkout" create-merchant --name "Demo Shop" >"$file.new" 2>>"$LOGS/demo-merchant.log") \
@@ -185,7 +193,8 @@ crypto-checkout is up at $LB_URL
   readiness            curl -s http://127.0.0.1:$((first + 1000))/readyz   (operators' listener)
   metrics              curl -s http://127.0.0.1:$((first + 1000))/metrics
   Tron node simulator  http://127.0.0.1:$SIM_PORT   (curl -s -X POST http://127.0.0.1:$SIM_PORT/wallet/getnodeinfo)
-  Kafka                127.0.0.1:9092
+  Kafka                $(bash "$ROOT/scripts/infra.sh" kafka-bootstrap)   ($KAFKA_NODES broker(s))${KAFKA_BROKER:+
+                       the operator's CLI needs: export KAFKA_BROKER='$KAFKA_BROKER'}
   PostgreSQL           postgresql://checkout:checkout@127.0.0.1:5432/checkout
   Redis                redis://127.0.0.1:6379/0
   SMTP (mail kept)     127.0.0.1:1025 → $LOCAL/mail/Maildir
