@@ -8,18 +8,23 @@ Three steps, each restartable on its own:
    in PostgreSQL, a batch of notifications in one statement.
 3. The dispatcher, one per worker (app/adapters/webhooks/dispatcher.py), makes the attempts with
    retries on their own clock; what it reports goes through agents/webhook_dispatcher.py.
+
+With tracing on, each event and each notification of a batch has a span of its own (its
+message's trace), and what it leads to carries that span's ``traceparent``: the notification's
+Kafka header, then the delivery's row, so the dispatcher's attempt joins the invoice's trace.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any, Final
 
 import faust
 
 from app.domain.webhooks import Notification
-from app.runtime.batches import apply_in_batch, batches
+from app.runtime.batches import MessageSpans, apply_in_batch, batches, message_spans
 from app.runtime.codecs import decode_notification
 from app.runtime.dead_letters import DeadLetters
 from app.runtime.retry import retry_transient
@@ -44,6 +49,7 @@ class WebhookAgents:
         self._dead_letters = dead_letters
 
     async def fan_out(self, event: faust.EventT) -> None:
+        """Fan out one event (the batch's way round an event it cannot publish with the rest)."""
         raw = event.value
         try:
             await retry_transient(lambda: self._fanout.fan_out(raw), what="webhook fan-out")
@@ -56,27 +62,36 @@ class WebhookAgents:
         An event that cannot be read or looked up goes to the dead-letter topic and the others
         go on; when publishing the batch fails for good, each event is fanned out on its own.
         """
+        with message_spans(events, FANOUT) as spans:
+            notifications = await self._notifications_for(events, spans)
+            if not notifications:
+                return
+            try:
+                await retry_transient(
+                    lambda: self._fanout.publish(notifications), what="webhook fan-out"
+                )
+            except Exception:  # refused for good: find the event it belongs to
+                for event in events:
+                    await self.fan_out(event)
+
+    async def _notifications_for(
+        self, events: Sequence[faust.EventT], spans: MessageSpans
+    ) -> list[Notification]:
         notifications: list[Notification] = []
         for event in events:
             try:
-                notifications += await retry_transient(
+                found = await retry_transient(
                     partial(self._fanout.notifications_for, event.value), what="webhook fan-out"
                 )
             except Exception as exc:  # unreadable or refused: kept on the DLQ with its error
                 await self._dead_letters.send(event, agent=FANOUT, error=exc)
-        if not notifications:
-            return
-        try:
-            await retry_transient(
-                lambda: self._fanout.publish(notifications), what="webhook fan-out"
-            )
-        except Exception:  # refused for good: find the event it belongs to
-            for event in events:
-                await self.fan_out(event)
+                continue
+            notifications += in_trace(found, spans.traceparent(event))
+        return notifications
 
-    async def take_in(self, event: faust.EventT) -> None:
+    async def take_in(self, event: faust.EventT, traceparent: str | None = None) -> None:
         try:
-            notification = decode_notification(event.value)
+            (notification,) = in_trace([decode_notification(event.value)], traceparent)
             await retry_transient(
                 lambda: self._intake.accept(notification), what="webhook delivery intake"
             )
@@ -85,15 +100,23 @@ class WebhookAgents:
 
     async def take_in_batch(self, events: Sequence[faust.EventT]) -> None:
         """Queue the deliveries of ``events`` in one statement; one by one if it is refused."""
-        await apply_in_batch(
-            events,
-            decode=lambda e: decode_notification(e.value),
-            apply_all=self._intake.accept_batch,
-            apply_one=self.take_in,
-            dead_letters=self._dead_letters,
-            agent=INTAKE,
-            what="webhook delivery intake",
-        )
+        with message_spans(events, INTAKE) as spans:
+            await apply_in_batch(
+                events,
+                decode=lambda e: in_trace([decode_notification(e.value)], spans.traceparent(e))[0],
+                apply_all=self._intake.accept_batch,
+                apply_one=lambda e: self.take_in(e, spans.traceparent(e)),
+                dead_letters=self._dead_letters,
+                agent=INTAKE,
+                what="webhook delivery intake",
+            )
+
+
+def in_trace(notifications: list[Notification], traceparent: str | None) -> list[Notification]:
+    """``notifications`` in the trace of ``traceparent`` (unchanged while tracing is off)."""
+    if traceparent is None:
+        return notifications
+    return [replace(notification, traceparent=traceparent) for notification in notifications]
 
 
 def register(

@@ -53,6 +53,7 @@ from agents import (
 from app.adapters.auth.passwords import Argon2Passwords
 from app.adapters.auth.tokens import TokenIssuer
 from app.adapters.email.smtp import smtp_mailer
+from app.adapters.logs import json_logging_config
 from app.adapters.postgres.api_keys import PostgresApiKeys
 from app.adapters.postgres.audit_log import PostgresAuditLog
 from app.adapters.postgres.chain_cursor import PostgresWatcherStore
@@ -79,6 +80,7 @@ from app.adapters.redis.access_changes import RedisAccessChanges
 from app.adapters.redis.live_views import LiveInvoiceViews
 from app.adapters.redis.rate_limits import RateLimiter
 from app.adapters.redis.replies import CommandReplies
+from app.adapters.telemetry import configure_tracing
 from app.adapters.tron.money_out_node import NodeSending
 from app.adapters.tron.node import TronNode
 from app.adapters.tron.sweep_node import SweepSending
@@ -500,12 +502,16 @@ def faust_app(settings: Settings) -> faust.App:
         value_serializer="json",
         # app/runtime/producer_flush.py patches the in-process producer buffer.
         producer_threaded=False,
+        # LOG_FORMAT=json: the worker's root handler writes JSON lines (app/adapters/logs.py).
+        logging_config=json_logging_config() if settings.log_format == "json" else None,
     )
 
 
 def build(settings: Settings) -> Platform:
     """The whole platform of one worker, ready for ``app.main()``."""
     patches.install()  # before any worker commits
+    # Spans exported only when the OTEL_* variables ask for it (docs/operations.md).
+    configure_tracing(instance_id=settings.canonical_url)
     # httpx logs every request to the Tron node at INFO: one line per block is noise, not news.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     app = faust_app(settings)

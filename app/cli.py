@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from app.adapters.logs import log_json
+from app.adapters.telemetry import TracingConfigError
 from app.bootstrap import build
 from app.runtime import operator_commands
 from app.settings import Settings, SettingsError
@@ -18,10 +20,14 @@ from app.settings import Settings, SettingsError
 def main() -> None:
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:
+        if settings.log_format == "json":
+            # The worker sets its own up again (app/adapters/logs.py); the other commands and
+            # the signer keep this.
+            log_json()
+        platform = build(settings)
+    except (SettingsError, TracingConfigError) as exc:
         print(f"checkout: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    platform = build(settings)
     operator_commands.register(platform.app, settings)
     platform.app.main()
 

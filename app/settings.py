@@ -32,6 +32,7 @@ LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 Environment = Literal["development", "production"]
 StoreUrl = Literal["rocksdb://", "memory://"]
 SignupMode = Literal["closed", "invite", "open"]
+LogFormat = Literal["text", "json"]
 
 T = TypeVar("T")
 
@@ -48,6 +49,8 @@ class SettingsError(ValueError):
 class Settings:
     environment: Environment = "development"
     app_id: str = "crypto-checkout"
+    # "json": one JSON object per log line on stderr, with trace and request ids (for Loki).
+    log_format: LogFormat = "text"
     # Prefix of every topic name (public ones included), so several platforms — a test run next
     # to a developer's — can share one Kafka cluster without reading each other's messages.
     topic_namespace: str = ""
@@ -199,6 +202,9 @@ class Settings:
                 reader.choice("CHECKOUT_ENV", defaults.environment, ("development", "production")),
             ),
             app_id=reader.get("CHECKOUT_APP_ID", defaults.app_id, _identifier),
+            log_format=cast(
+                LogFormat, reader.choice("LOG_FORMAT", defaults.log_format, ("text", "json"))
+            ),
             topic_namespace=reader.get(
                 "CHECKOUT_TOPIC_NAMESPACE", defaults.topic_namespace, _identifier
             ),

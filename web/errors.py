@@ -18,6 +18,7 @@ from typing import Final
 from aiohttp import web as aioweb
 from pydantic import ValidationError
 
+from app.adapters.telemetry import current_request_id
 from app.domain.errors import (
     CheckoutError,
     Conflict,
@@ -151,7 +152,8 @@ async def error_middleware(request: aioweb.Request, handler: Handler) -> aioweb.
             raise
         return http_status_error(exc.status, exc.reason)
     except Exception:
-        request_id = f"req_{secrets.token_hex(8)}"
+        # The request's own id (web/tracing.py), the one its answer carries in X-Request-Id.
+        request_id = current_request_id() or f"req_{secrets.token_hex(8)}"
         logger.exception("unhandled error in %s %s [%s]", request.method, request.path, request_id)
         body: dict[str, str | None] = {
             "type": "api_error",

@@ -117,6 +117,9 @@ class Notification:
     """One delivery to queue, as it travels on ``crypto-checkout.notifications``.
 
     ``origin`` says why it exists: ``event`` (the fan-out), ``test``, ``redelivery``, ``replay``.
+    ``traceparent`` is the W3C trace context of the work that made it, kept with the delivery so
+    that its attempts join that trace; not part of the message body (it travels as the record's
+    Kafka header) and never sent to the merchant.
     """
 
     delivery_id: str
@@ -125,6 +128,7 @@ class Notification:
     origin: str
     event: dict[str, Any]
     redelivery_of: str | None = None
+    traceparent: str | None = None
 
     @property
     def key(self) -> bytes:

@@ -7,15 +7,21 @@ durable, as for one event at a time. It waits the whole window when fewer events
 window is the latency a batch adds. (``StreamT``, the type agents are given, does not declare
 it: faust-streaming 0.15 has it on ``Stream`` only.) ``apply_in_batch`` is what an agent then
 does with a batch.
+
+With tracing on, ``message_spans`` gives each message of a batch a ``<agent> process`` span of its
+own, child of the trace context its headers carry, for as long as the batch is worked on: what a
+message leads to (a notification, a queued delivery) joins its trace through ``traceparent``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 import faust
 
+from app.adapters import telemetry
 from app.runtime.dead_letters import DeadLetters
 from app.runtime.retry import retry_transient
 
@@ -25,6 +31,45 @@ D = TypeVar("D")
 def batches(stream: faust.StreamT[Any], size: int, within: float) -> AsyncIterator[Sequence[Any]]:
     """The events of ``stream``, ``size`` at most per batch, after ``within`` s at the latest."""
     return cast(faust.Stream[Any], stream).take_events(size, within=within)
+
+
+class MessageSpans:
+    """The span of each message of a batch (none while tracing is off)."""
+
+    def __init__(self, spans: dict[int, telemetry.Span] | None = None) -> None:
+        self._spans = spans or {}
+
+    def traceparent(self, event: faust.EventT) -> str | None:
+        """The ``traceparent`` of ``event``'s span: what it leads to joins its trace."""
+        span = self._spans.get(id(event))
+        return None if span is None else telemetry.traceparent_of(span)
+
+
+_UNTRACED = MessageSpans()
+
+
+@contextmanager
+def message_spans(events: Sequence[faust.EventT], agent: str) -> Iterator[MessageSpans]:
+    """A ``<agent> process`` span per message of ``events``, ended when the batch is done."""
+    if not telemetry.active():
+        yield _UNTRACED
+        return
+    spans: dict[int, telemetry.Span] = {}
+    for event in events:
+        message = event.message
+        spans[id(event)] = telemetry.start_consumer_span(
+            f"{agent} process",
+            message.headers,
+            {
+                **telemetry.record_attributes(message.topic, message.partition, message.offset),
+                "messaging.batch.message_count": len(events),
+            },
+        )
+    try:
+        yield MessageSpans(spans)
+    finally:
+        for span in spans.values():
+            span.end()
 
 
 async def apply_in_batch(

@@ -20,6 +20,9 @@ acknowledged. Before the next message the pipeline lets the outstanding sends se
 every unacknowledged message's handler again, in order, awaiting each one's sends, retrying for as
 long as it takes. That is safe because every handler is idempotent: run again, it re-publishes the
 same events with the same ids (the domain finds them in the aggregate's history).
+
+With tracing on, each run of the handler is a ``<agent> process`` span, child of the trace context
+the message's headers carry; it is current while the handler runs, so its sends carry it on.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any, Generic, TypeVar, cast
 import faust
 from prometheus_client import Counter, Gauge
 
+from app.adapters import telemetry
 from app.runtime.retry import retry_transient
 from app.runtime.shutdown import never_stopping
 
@@ -117,6 +121,7 @@ class AckPipeline(Generic[R]):
         self._failure: BaseException | None = None
         self._acker: asyncio.Task[None] | None = None
         self._gauge = AWAITING_ACKS.labels(agent=agent)
+        self._span_name = f"{agent} process"
 
     async def run(self) -> None:
         """The agent's loop: every message of the stream, until the agent is cancelled."""
@@ -135,7 +140,7 @@ class AckPipeline(Generic[R]):
         if self._failure is not None:
             await self._replay()
         with _collecting() as sends:
-            result = await self._handle(event)
+            result = await self._handler()(event)
         # Its table reads may have met closed tables: never acknowledged then.
         await self._hold()
         self._waiting.append(_Processed(event, result, sends))
@@ -208,6 +213,19 @@ class AckPipeline(Generic[R]):
 
     async def _handle_and_await(self, event: faust.EventT) -> R:
         with _collecting() as sends:
-            result = await self._handle(event)
+            result = await self._handler()(event)
         await asyncio.gather(*sends)
         return result
+
+    def _handler(self) -> Callable[[faust.EventT], Awaitable[R]]:
+        # Tracing off: the handler itself, not even a wrapper's frame on the hot path.
+        return self._traced_handle if telemetry.active() else self._handle
+
+    async def _traced_handle(self, event: faust.EventT) -> R:
+        message = event.message
+        with telemetry.consumer_span(
+            self._span_name,
+            message.headers,
+            telemetry.record_attributes(message.topic, message.partition, message.offset),
+        ):
+            return await self._handle(event)

@@ -6,7 +6,8 @@ Nothing a message caused is left unacknowledged when its offset commits: inside 
 acknowledges the message only once Kafka has acknowledged them all; anywhere else these methods
 await the broker's acknowledgement themselves. Events are keyed by their aggregate id (an
 aggregate's events stay in order on one partition) and travel as their own JSON: the bytes
-integrators read are the bytes the domain produced.
+integrators read are the bytes the domain produced. When tracing is on, every record carries the
+trace context of what sent it in a W3C ``traceparent`` header (app/adapters/telemetry.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from app.adapters.telemetry import headers_for, inject_headers
 from app.domain.analytics import PLATFORM_KEY, AnalyticsMessage, MerchantDailyMetrics
 from app.domain.commands import InvoiceCommand
 from app.domain.deposit import DepositRegistration
@@ -75,7 +77,9 @@ class KafkaPublisher:
         for event in events:
             pending.append(
                 await self._domain_events.send(
-                    key=event.aggregate_id.encode(), value=event.model_dump_json().encode()
+                    key=event.aggregate_id.encode(),
+                    value=event.model_dump_json().encode(),
+                    headers=inject_headers(),
                 )
             )
             EVENTS_PUBLISHED.labels(event_type=event.event_type).inc()
@@ -84,7 +88,9 @@ class KafkaPublisher:
     async def send_invoice_commands(self, commands: Iterable[InvoiceCommand]) -> None:
         pending = [
             await self._invoice_commands.send(
-                key=command.aggregate_id.encode(), value=encode_invoice_command(command)
+                key=command.aggregate_id.encode(),
+                value=encode_invoice_command(command),
+                headers=inject_headers(),
             )
             for command in commands
         ]
@@ -95,20 +101,24 @@ class KafkaPublisher:
     ) -> None:
         """One command from outside the agents (an HTTP request), acknowledged before returning."""
         delivered = await self._invoice_commands.send(
-            key=command.aggregate_id.encode(), value=encode_invoice_command(command, reply_to)
+            key=command.aggregate_id.encode(),
+            value=encode_invoice_command(command, reply_to),
+            headers=inject_headers(),
         )
         await delivered
 
     async def register_deposit(self, registration: DepositRegistration) -> None:
         message = encode_deposit_message(DepositRegistered.of(registration))
         delivered = await self._deposits.send(
-            key=registration.deposit_address.encode(), value=message
+            key=registration.deposit_address.encode(), value=message, headers=inject_headers()
         )
         await _all_acknowledged([delivered])
 
     async def send_signing_request(self, request_id: str, body: Mapping[str, Any]) -> None:
         """A request to the signer (docs/money-out.md), acknowledged before returning."""
-        delivered = await self._signing_requests.send(key=request_id.encode(), value=dict(body))
+        delivered = await self._signing_requests.send(
+            key=request_id.encode(), value=dict(body), headers=inject_headers()
+        )
         await delivered
 
     async def publish_analytics(self, messages: Sequence[AnalyticsMessage]) -> None:
@@ -121,15 +131,19 @@ class KafkaPublisher:
                     else PLATFORM_KEY
                 ).encode(),
                 value=message.model_dump_json().encode(),
+                headers=inject_headers(),
             )
             for message in messages
         ]
         await _all_acknowledged(pending)
 
     async def publish_notifications(self, notifications: Sequence[Notification]) -> None:
+        # Each in the trace of the event it was made for (the fan-out's span for that event).
         pending = [
             await self._notifications.send(
-                key=notification.key, value=encode_notification(notification)
+                key=notification.key,
+                value=encode_notification(notification),
+                headers=headers_for(notification.traceparent),
             )
             for notification in notifications
         ]
@@ -144,18 +158,25 @@ class KafkaPublisher:
                 case TransferObserved():
                     message = encode_deposit_message(TransferMessage(transfer=observation))
                     key = observation.to_address.encode()
-                    pending.append(await self._deposits.send(key=key, value=message))
+                    pending.append(
+                        await self._deposits.send(key=key, value=message, headers=inject_headers())
+                    )
                 case TransferOrphaned():
                     orphan = OrphanMessage(orphan=observation, noticed_at=datetime.now(UTC))
                     key = observation.to_address.encode()
                     value = encode_deposit_message(orphan)
-                    pending.append(await self._deposits.send(key=key, value=value))
+                    pending.append(
+                        await self._deposits.send(key=key, value=value, headers=inject_headers())
+                    )
                 case ChainHeadAdvanced():
                     head = encode_deposit_message(ChainHeadMessage(head=observation))
                     for partition in range(DEPOSITS.partitions):
                         pending.append(
                             await self._deposits.send(
-                                key=b"chain-head", value=head, partition=partition
+                                key=b"chain-head",
+                                value=head,
+                                partition=partition,
+                                headers=inject_headers(),
                             )
                         )
         if pending:

@@ -5,7 +5,8 @@ worker is forwarded, method, query, body and the headers that matter, to the own
 URL through the app's one HTTP client, and the owner's answer is returned as it is. (Faust's own
 ``table_route`` forwards no body, so cancellation reasons would be lost.) A request already
 forwarded once is never forwarded again: during a rebalance the client gets a 503 to retry.
-Forwarded requests are signed (app/runtime/worker_signatures.py) and carry the client's address.
+Forwarded requests are signed (app/runtime/worker_signatures.py) and carry the client's address,
+its request id, and the trace context of the request being served (the owner's span continues it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aiokafka.errors import KafkaError
 from faust.exceptions import NotReady
 from yarl import URL
 
+from app.adapters.telemetry import current_request_id, http_headers
 from app.runtime.worker_signatures import ROUTED_FROM, WorkerSignatures
 from app.services.errors import DependencyUnavailable
 
@@ -129,6 +131,10 @@ class OwnerRouting:
         headers = {
             name: request.headers[name] for name in _FORWARDED_HEADERS if name in request.headers
         }
+        headers |= http_headers()  # traceparent: the owner's span is a child of this one
+        request_id = current_request_id()
+        if request_id is not None:  # the owner logs and answers under the same id
+            headers["X-Request-Id"] = request_id
         headers |= self._signatures.headers(
             request.method,
             request.raw_path,
@@ -169,7 +175,7 @@ class OwnerRouting:
         except WorkerUnavailable:
             return None
         try:
-            headers = self._signatures.headers(
+            headers = http_headers() | self._signatures.headers(
                 "GET", path, b"", routed_from=self._own_url, client_address="worker"
             )
             async with self._app.http_client.get(

@@ -125,14 +125,16 @@ class RecordingTopic:
     def __init__(self, name: str) -> None:
         self.name = name
         self.records: list[tuple[bytes | None, bytes]] = []
+        self.headers: list[Any] = []  # each record's Kafka headers, as sent (None: none)
 
     def get_topic_name(self) -> str:
         return self.name
 
     async def send(
-        self, *, key: bytes | None = None, value: bytes, **_: Any
+        self, *, key: bytes | None = None, value: bytes, headers: Any = None, **_: Any
     ) -> asyncio.Future[None]:
         self.records.append((key, value))
+        self.headers.append(headers)
         sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         sent.set_result(None)
         return sent

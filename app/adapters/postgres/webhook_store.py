@@ -84,6 +84,8 @@ class ClaimedDelivery:
     redelivery_of: str | None
     # Why the signing secrets could not be opened, when they could not (then ``secrets`` is ()).
     secret_error: str | None = None
+    # The W3C traceparent of the work that queued it: its attempts join that trace.
+    trace_context: str | None = None
 
 
 def encode_cursor(seq: int) -> str:
@@ -294,8 +296,8 @@ class PostgresWebhookStore(SqlStore):
         row = await self._fetchone(
             """
             INSERT INTO webhook_deliveries (delivery_id, endpoint_id, merchant_id, origin,
-                redelivery_of, event_id, event_type, aggregate_id, event)
-            SELECT %s, endpoint_id, merchant_id, %s, %s, %s, %s, %s, %s
+                redelivery_of, event_id, event_type, aggregate_id, event, trace_context)
+            SELECT %s, endpoint_id, merchant_id, %s, %s, %s, %s, %s, %s, %s
             FROM webhook_endpoints
             WHERE endpoint_id = %s AND merchant_id = %s AND deleted_at IS NULL
             ON CONFLICT (delivery_id) DO NOTHING
@@ -303,7 +305,7 @@ class PostgresWebhookStore(SqlStore):
             """,
             (notification.delivery_id, notification.origin, notification.redelivery_of,
              event["event_id"], event["event_type"], event["aggregate_id"], Json(event),
-             notification.endpoint_id, notification.merchant_id),
+             notification.traceparent, notification.endpoint_id, notification.merchant_id),
         )  # fmt: skip
         return row is not None
 
@@ -377,24 +379,25 @@ class PostgresWebhookStore(SqlStore):
                 unique.append(notification)
         if not unique:
             return set()
-        columns: list[list[Any]] = [[] for _ in range(9)]
+        columns: list[list[Any]] = [[] for _ in range(10)]
         for n in unique:
             event = n.event
             row = (n.delivery_id, n.origin, n.redelivery_of, str(event["event_id"]),
                    str(event["event_type"]), str(event["aggregate_id"]),
-                   orjson.dumps(event).decode(), n.endpoint_id, n.merchant_id)  # fmt: skip
+                   orjson.dumps(event).decode(), n.endpoint_id, n.merchant_id,
+                   n.traceparent)  # fmt: skip
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
         rows = await self._fetchall(
             """
             INSERT INTO webhook_deliveries (delivery_id, endpoint_id, merchant_id, origin,
-                redelivery_of, event_id, event_type, aggregate_id, event)
+                redelivery_of, event_id, event_type, aggregate_id, event, trace_context)
             SELECT v.delivery_id, e.endpoint_id, e.merchant_id, v.origin, v.redelivery_of,
-                v.event_id::uuid, v.event_type, v.aggregate_id, v.event::jsonb
+                v.event_id::uuid, v.event_type, v.aggregate_id, v.event::jsonb, v.trace_context
             FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                        %s::text[], %s::text[], %s::text[])
+                        %s::text[], %s::text[], %s::text[], %s::text[])
                 WITH ORDINALITY AS v(delivery_id, origin, redelivery_of, event_id, event_type,
-                    aggregate_id, event, endpoint_id, merchant_id, place)
+                    aggregate_id, event, endpoint_id, merchant_id, trace_context, place)
             JOIN webhook_endpoints e ON e.endpoint_id = v.endpoint_id
                 AND e.merchant_id = v.merchant_id AND e.deleted_at IS NULL
             ORDER BY v.place
@@ -458,7 +461,8 @@ class PostgresWebhookStore(SqlStore):
             RETURNING d.delivery_id, d.endpoint_id, d.merchant_id, d.aggregate_id, d.attempts,
                 d.event, e.url, e.secret_key_id, e.secret_nonce, e.secret_ciphertext,
                 e.previous_secret_key_id, e.previous_secret_nonce, e.previous_secret_ciphertext,
-                e.previous_secret_expires_at > now(), d.origin, d.redelivery_of, d.seq
+                e.previous_secret_expires_at > now(), d.origin, d.redelivery_of, d.trace_context,
+                d.seq
             """,
             (self._app_id, list(busy_endpoints), per_endpoint, limit, lease),
         )
@@ -477,7 +481,7 @@ class PostgresWebhookStore(SqlStore):
     def _claimed(self, row: Sequence[Any]) -> ClaimedDelivery:
         (delivery_id, endpoint_id, merchant_id, aggregate_id, attempt, event, url, key_id, nonce,
          ciphertext, old_key_id, old_nonce, old_ciphertext, old_valid, origin, redelivery_of,
-         _seq) = row  # fmt: skip
+         trace_context, _seq) = row  # fmt: skip
         # A secret this worker cannot open (a key missing from WEBHOOK_SECRET_KEYS) spoils only
         # its own delivery: the attempt is recorded as failed with the reason, not lost.
         signing: list[str] = []
@@ -500,6 +504,7 @@ class PostgresWebhookStore(SqlStore):
             origin=origin,
             redelivery_of=redelivery_of,
             secret_error=secret_error,
+            trace_context=trace_context,
         )
 
     async def record_attempt(

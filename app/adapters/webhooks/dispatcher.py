@@ -8,6 +8,10 @@ Nothing here waits on a merchant's server on behalf of another: attempts run con
 ``WEBHOOK_CONCURRENCY`` per worker and ``WEBHOOK_ENDPOINT_CONCURRENCY`` per endpoint, each
 bounded by ``WEBHOOK_TIMEOUT``; a failed attempt is rescheduled with backoff and jitter
 (app/adapters/webhooks/schedule.py) rather than retried in place.
+
+Each attempt is a ``webhook deliver`` span (when tracing is on) in the trace of the work that
+queued the delivery, whose context the delivery's row keeps; the merchant's server is never sent
+our trace context.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from datetime import UTC, datetime
 
 import aiohttp
 from prometheus_client import Counter, Histogram
+from yarl import URL
 
+from app.adapters import telemetry
 from app.adapters.postgres.webhook_store import ClaimedDelivery, PostgresWebhookStore
 from app.adapters.webhooks.schedule import DEFAULT_RETRY_SCHEDULE, next_attempt_delay
 from app.adapters.webhooks.signing import SIGNATURE_HEADER, signature_header, webhook_body
@@ -164,6 +170,16 @@ class WebhookSender:
                 error = f"{type(exc).__name__}: {exc}"
         latency = time.perf_counter() - clock
         ATTEMPT_SECONDS.observe(latency)
+        if error is not None:
+            # Each failed attempt once, in the delivery's trace: what a merchant asking "why did
+            # it not arrive" is answered from (webhook_attempts keeps the same, per delivery).
+            logger.info(
+                "webhook delivery %s to endpoint %s, attempt %d: %s",
+                delivery.delivery_id,
+                delivery.endpoint_id,
+                delivery.attempt,
+                error,
+            )
         attempt = Attempt(
             attempt=delivery.attempt,
             started_at=started_at,
@@ -173,6 +189,23 @@ class WebhookSender:
             response_excerpt=excerpt,
         )
         return AttemptOutcome(attempt, succeeded=error is None)
+
+
+def _span_attributes(delivery: ClaimedDelivery) -> dict[str, str | int]:
+    try:
+        # Neither the query nor credentials in the URL go into a trace.
+        shown = str(URL(delivery.url).with_user(None).with_query(None).with_fragment(None))
+    except ValueError:
+        shown = "(unparseable)"
+    return {
+        "http.request.method": "POST",
+        "url.full": shown,
+        "webhook.delivery_id": delivery.delivery_id,
+        "webhook.endpoint_id": delivery.endpoint_id,
+        "webhook.attempt": delivery.attempt,
+        "webhook.event_type": str(delivery.event.get("event_type")),
+        "checkout.aggregate_id": delivery.aggregate_id,
+    }
 
 
 OnDisabled = Callable[[WebhookEndpoint], Awaitable[None]]
@@ -281,13 +314,26 @@ class WebhookDispatcher:
 
     async def _deliver(self, delivery: ClaimedDelivery) -> None:
         try:
-            outcome = await self._sender.attempt(delivery)
+            outcome = await self._attempt(delivery)
             await self.settle(delivery, outcome)
         except asyncio.CancelledError:
             raise
         except Exception:
             # The lease runs out and the attempt is made again: logged, never dropped.
             logger.exception("webhook delivery %s: attempt not recorded", delivery.delivery_id)
+
+    async def _attempt(self, delivery: ClaimedDelivery) -> AttemptOutcome:
+        if not telemetry.active():
+            return await self._sender.attempt(delivery)
+        with telemetry.client_span(
+            "webhook deliver", delivery.trace_context, _span_attributes(delivery)
+        ) as span:
+            outcome = await self._sender.attempt(delivery)
+            if outcome.attempt.status_code is not None:
+                span.set_attribute("http.response.status_code", outcome.attempt.status_code)
+            if not outcome.succeeded:
+                telemetry.mark_failed(span, outcome.attempt.error)
+            return outcome
 
     async def settle(self, delivery: ClaimedDelivery, outcome: AttemptOutcome) -> str:
         """Record the outcome and decide what comes next."""
