@@ -17,7 +17,6 @@ Kafka header, then the delivery's row, so the dispatcher's attempt joins the inv
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from functools import partial
 from typing import Any, Final
 
@@ -86,12 +85,12 @@ class WebhookAgents:
             except Exception as exc:  # unreadable or refused: kept on the DLQ with its error
                 await self._dead_letters.send(event, agent=FANOUT, error=exc)
                 continue
-            notifications += in_trace(found, spans.traceparent(event))
+            notifications += [n.traced(spans.traceparent(event)) for n in found]
         return notifications
 
     async def take_in(self, event: faust.EventT, traceparent: str | None = None) -> None:
         try:
-            (notification,) = in_trace([decode_notification(event.value)], traceparent)
+            notification = decode_notification(event.value).traced(traceparent)
             await retry_transient(
                 lambda: self._intake.accept(notification), what="webhook delivery intake"
             )
@@ -103,20 +102,13 @@ class WebhookAgents:
         with message_spans(events, INTAKE) as spans:
             await apply_in_batch(
                 events,
-                decode=lambda e: in_trace([decode_notification(e.value)], spans.traceparent(e))[0],
+                decode=lambda e: decode_notification(e.value).traced(spans.traceparent(e)),
                 apply_all=self._intake.accept_batch,
                 apply_one=lambda e: self.take_in(e, spans.traceparent(e)),
                 dead_letters=self._dead_letters,
                 agent=INTAKE,
                 what="webhook delivery intake",
             )
-
-
-def in_trace(notifications: list[Notification], traceparent: str | None) -> list[Notification]:
-    """``notifications`` in the trace of ``traceparent`` (unchanged while tracing is off)."""
-    if traceparent is None:
-        return notifications
-    return [replace(notification, traceparent=traceparent) for notification in notifications]
 
 
 def register(

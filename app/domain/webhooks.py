@@ -14,7 +14,7 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -129,6 +129,10 @@ class Notification:
     event: dict[str, Any]
     redelivery_of: str | None = None
     traceparent: str | None = None
+
+    def traced(self, traceparent: str | None) -> Notification:
+        """This notification in the trace of ``traceparent`` (itself when there is none)."""
+        return self if traceparent is None else replace(self, traceparent=traceparent)
 
     @property
     def key(self) -> bytes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import aiopg
@@ -158,3 +158,11 @@ class SqlStore:
             await cur.execute(sql, values)
             rows: list[Sequence[Any]] = await cur.fetchall()
             return rows
+
+
+async def fetch_all(pool: Connections, sql: str, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+    """Every row of one statement with named parameters."""
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(sql, params)
+        rows: list[Sequence[Any]] = await cur.fetchall()
+        return rows

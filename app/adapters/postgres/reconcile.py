@@ -12,8 +12,8 @@ import builtins
 from typing import Final
 
 from app.adapters.postgres.journal import book
-from app.adapters.postgres.pool import Connections, SqlStore
-from app.adapters.postgres.sweeps import HELD_BY_ADDRESS, fetch_all
+from app.adapters.postgres.pool import Connections, SqlStore, fetch_all
+from app.adapters.postgres.sweeps import HELD_BY_ADDRESS
 from app.domain.errors import AlreadyExists
 from app.domain.ledger import HOT_WALLET
 from app.domain.reconcile import OWNER_FUNDING, FeeGroup, SettlementBooking, owner_funding

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from app.adapters.postgres.journal import book
-from app.adapters.postgres.pool import Connections, SqlStore
+from app.adapters.postgres.pool import SqlStore, fetch_all
 from app.domain.sweeps import (
     ChainTransaction,
     Sweep,
@@ -97,14 +97,6 @@ FROM attributed a
 JOIN deposit_addresses d ON d.invoice_id = a.invoice_id
 GROUP BY d.address, d.derivation_index, a.invoice_id
 """
-
-
-async def fetch_all(pool: Connections, sql: str, params: Mapping[str, Any]) -> list[Sequence[Any]]:
-    """Every row of one statement with named parameters."""
-    async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(sql, params)
-        rows: list[Sequence[Any]] = await cur.fetchall()
-        return rows
 
 
 class PostgresSweeps(SqlStore):

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from psycopg2.extras import Json
 
-from app.adapters.postgres.pool import Connections, SqlStore
+from app.adapters.postgres.pool import Connections, SqlStore, fetch_all
 from app.adapters.webhooks.secrets import (
     EncryptedSecret,
     SecretDecryptionError,
@@ -320,7 +320,8 @@ class PostgresWebhookStore(SqlStore):
     ) -> list[FailedDelivery]:
         """Deliveries of this platform that failed for good and were not sent again since (the
         last of each chain of redeliveries), oldest first, with their endpoint's state."""
-        rows = await self._fetchall_named(
+        rows = await fetch_all(
+            self._pool,
             """
             SELECT d.delivery_id, d.endpoint_id, d.merchant_id, d.event, d.completed_at,
                    e.enabled, e.deleted_at IS NOT NULL
@@ -357,12 +358,6 @@ class PostgresWebhookStore(SqlStore):
             )
             for row in rows
         ]
-
-    async def _fetchall_named(self, sql: str, values: Mapping[str, Any]) -> list[Sequence[Any]]:
-        async with self._pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(sql, values)
-            rows: list[Sequence[Any]] = await cur.fetchall()
-            return rows
 
     async def enqueue_batch(self, notifications: Sequence[Notification]) -> set[str]:
         """Queue many deliveries in one statement, in the order given; the ids queued now.
