@@ -36,6 +36,7 @@ from prometheus_client import REGISTRY
 from agents import (
     analytics,
     chain_watcher,
+    event_partitions,
     expiry,
     invoices,
     live_status,
@@ -61,6 +62,7 @@ from app.adapters.postgres.deposit_addresses import (
     DepositAddressAllocator,
     PostgresDepositAddressFilter,
 )
+from app.adapters.postgres.event_partitions import PostgresEventStoreMonths
 from app.adapters.postgres.exports import PostgresExports
 from app.adapters.postgres.idempotency import PostgresIdempotencyKeys
 from app.adapters.postgres.ledger import PostgresLedger
@@ -116,6 +118,7 @@ from app.services.analytics import AnalyticsPublication
 from app.services.create_invoice import InvoiceCreation
 from app.services.credentials import SecretDigests
 from app.services.deposits import DepositProcessing
+from app.services.event_store_upkeep import EventStoreUpkeep
 from app.services.expiry import ExpirySweep
 from app.services.invoice_commands import InvoiceCommands
 from app.services.merchant_invoices import MerchantInvoices
@@ -717,6 +720,12 @@ def _register_agents(
             ),
             settings.sweep_interval,
         )
+    # The event store's monthly partitions, made ahead (docs/operations.md).
+    event_partitions.register(
+        app,
+        EventStoreUpkeep(PostgresEventStoreMonths(resources.db), settings.event_store_months_ahead),
+        settings.event_store_upkeep_interval,
+    )
     watched = (INVOICE_COMMANDS, DEPOSITS, DOMAIN_EVENTS, NOTIFICATIONS)
     watchdog = StallWatchdog(
         app,

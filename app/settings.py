@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from app.adapters.tron.errors import ChainSettingsError
 from app.adapters.tron.settings import ChainSettings
+from app.services.event_store_upkeep import DEFAULT_RETENTION_MONTHS, MIN_RETENTION_MONTHS
 from app.services.rate_limits import Rate, parse_rate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -167,6 +168,12 @@ class Settings:
     sweep_min_usdt: int = 20_000_000
     sweep_batch_size: int = 20
     sweep_interval: float = 5.0
+    # The event store's months (docs/operations.md, "The event store's lifecycle"): partitions
+    # made `event_store_months_ahead` months ahead by the leader every `event_store_upkeep_interval`
+    # seconds; `checkout events archive` keeps `event_store_retention_months` whole months online.
+    event_store_months_ahead: int = 3
+    event_store_upkeep_interval: float = 60.0
+    event_store_retention_months: int = DEFAULT_RETENTION_MONTHS
 
     @property
     def canonical_url(self) -> str:
@@ -390,6 +397,19 @@ class Settings:
             ),
             sweep_interval=reader.get(
                 "SWEEP_INTERVAL", defaults.sweep_interval, _float_between(0.1, 3600)
+            ),
+            event_store_months_ahead=reader.get(
+                "EVENT_STORE_MONTHS_AHEAD", defaults.event_store_months_ahead, _int_between(1, 24)
+            ),
+            event_store_upkeep_interval=reader.get(
+                "EVENT_STORE_UPKEEP_INTERVAL",
+                defaults.event_store_upkeep_interval,
+                _float_between(1, 3600),
+            ),
+            event_store_retention_months=reader.get(
+                "EVENT_STORE_RETENTION_MONTHS",
+                defaults.event_store_retention_months,
+                _int_between(MIN_RETENTION_MONTHS, 1200),
             ),
         )
         try:

@@ -24,6 +24,7 @@ import pydantic
 
 from app.adapters.kafka.operations import KafkaOperations
 from app.adapters.postgres.audit_log import PostgresAuditLog
+from app.adapters.postgres.event_partitions import PostgresEventStoreMonths
 from app.adapters.postgres.event_store_reader import EventFilter, EventStoreReader
 from app.domain.events import parse_event
 from app.runtime.cli_support import (
@@ -35,6 +36,7 @@ from app.runtime.cli_support import (
     print_json,
     refuse,
 )
+from app.runtime.event_month_commands import add_month_commands
 from app.runtime.topics import ALL_TOPICS, DOMAIN_EVENTS, topic_name
 from app.settings import Settings
 
@@ -107,6 +109,7 @@ def events_group(settings: Settings, rebuild_read_models: RebuildReadModels) -> 
             )
         asyncio.run(_replay(settings, to_topic, chosen, limit, dry_run, as_json))
 
+    add_month_commands(events, settings)
     return events
 
 
@@ -180,6 +183,7 @@ async def _replay(
                 f"{'counted' if dry_run else 'sent'} {sent} events (through seq {last_seq})",
                 file=sys.stderr,
             )
+        archived_away = await PostgresEventStoreMonths(pool).months_archived_away()
         if not dry_run:
             await PostgresAuditLog(pool).append(
                 operator_entry(
@@ -194,13 +198,24 @@ async def _replay(
         "last_seq": last_seq,
         "more": sent >= limit,
         "by_type": dict(sorted(counts.items())),
+        # Not in the store, so not replayed (checkout events restore brings them back).
+        "archived_months": [f"{month:%Y-%m}" for month in archived_away],
     }
     if as_json:
         print_json(body)
-        return
-    verb = "would send" if dry_run else "sent"
-    print(f"{verb} {sent} events to {target} (seq {first_seq}..{last_seq})")
+    else:
+        _print_replay(body, counts)
+
+
+def _print_replay(body: dict[str, Any], counts: Counter[str]) -> None:
+    verb = "would send" if body["dry_run"] else "sent"
+    print(
+        f"{verb} {body['events']} events to {body['topic']}"
+        f" (seq {body['first_seq']}..{body['last_seq']})"
+    )
     for event_type, count in sorted(counts.items()):
         print(f"  {count:>8}  {event_type}")
     if body["more"]:
-        print(f"stopped at --limit; go on with --from-seq {last_seq}")
+        print(f"stopped at --limit; go on with --from-seq {body['last_seq']}")
+    if body["archived_months"]:
+        print(f"not replayed, archived: {', '.join(body['archived_months'])}")

@@ -37,6 +37,7 @@ from faust.cli.base import cli
 
 from app.adapters.postgres.read_model_rebuild import (
     READ_MODELS,
+    MonthsArchivedAway,
     ReadModelRebuild,
     UnknownReadModel,
     chosen,
@@ -122,6 +123,8 @@ async def _rebuild_read_models(settings: Settings, only: str | None, batch: int)
     pool = await aiopg.create_pool(settings.database_url, minsize=1, maxsize=1)
     try:
         report = await ReadModelRebuild(pool, batch=batch).rebuild(names, progress=progress)
+    except MonthsArchivedAway as exc:
+        refuse("rebuild-read-models", exc)
     finally:
         pool.close()
         await pool.wait_closed()

@@ -52,13 +52,16 @@ class InvalidCursor(CheckoutError):
 def _record_event(
     cursor: aiopg.Cursor, event: DomainEvent, partition: int | None, offset: int | None
 ) -> bytes:
-    """Append ``event`` to the event store, unless it is there already (same id)."""
+    """Append ``event`` to the event store, unless it is there already (same id).
+
+    The store's BEFORE INSERT trigger skips the row when the event's id is taken (the
+    partitioned table cannot hold that key itself: migrations/0024_event_store_partitions.sql).
+    """
     return cursor.mogrify(
         "INSERT INTO event_store (event_id, event_type, schema_version, aggregate_type,"
         " aggregate_id, aggregate_version, merchant_id, occurred_at, causation_id, payload,"
         " kafka_partition, kafka_offset)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
-        " ON CONFLICT (event_id) DO NOTHING",
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)",
         (
             str(event.event_id),
             event.event_type,

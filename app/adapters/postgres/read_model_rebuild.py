@@ -53,6 +53,10 @@ class UnknownReadModel(ValueError):
     """A read model name that is not one of ``READ_MODELS``."""
 
 
+class MonthsArchivedAway(ValueError):
+    """Months of events are archived out of the store: a rebuild would leave them out."""
+
+
 @dataclass
 class RebuildReport:
     read_models: list[str]
@@ -92,6 +96,7 @@ class ReadModelRebuild:
         the last ``seq`` replayed.
         """
         models = chosen(only)
+        await self._refuse_if_archived()
         report = RebuildReport(read_models=models)
         started = time.monotonic()
         summaries = SUMMARIES in models
@@ -154,6 +159,19 @@ class ReadModelRebuild:
                 await _quietly(cur, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         report.seconds = time.monotonic() - started
         return report
+
+    async def _refuse_if_archived(self) -> None:
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT to_char(month, 'YYYY-MM') FROM event_store_archives"
+                " WHERE restored_at IS NULL ORDER BY month"
+            )
+            away = [month for (month,) in await cur.fetchall()]
+        if away:
+            raise MonthsArchivedAway(
+                f"the events of {', '.join(away)} are archived: restore them first "
+                "(checkout events restore --month …), or the rebuilt read models would miss them"
+            )
 
     async def _apply(
         self, cur: Any, report: RebuildReport, seqs: list[int], *, summaries: bool, fold: bool
