@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.runtime import commit_guard, producer_flush, table_memory
+from app.runtime import changelog_check, commit_guard, producer_flush, table_memory
 
 
 def install() -> None:
@@ -13,3 +13,5 @@ def install() -> None:
     commit_guard.install()
     # Every table partition's RocksDB on one memory budget: worker RSS stays flat under load.
     table_memory.install()
+    # A changelog whose partitions are not known yet is no mismatch: no payment dead-lettered.
+    changelog_check.install()
