@@ -17,6 +17,7 @@ from typing import Any, Final
 import faust
 from redis.exceptions import RedisError
 
+from app.adapters import telemetry
 from app.domain.events import parse_event
 from app.runtime.dead_letters import DeadLetters
 from app.runtime.retry import RetryPolicy
@@ -50,6 +51,20 @@ class LiveStatusAgent:
         self._sleep = sleep
 
     async def handle(self, event: faust.EventT) -> None:
+        """Apply one event to its invoice's live view (a ``live_status process`` span in its
+        trace, with tracing on)."""
+        if not telemetry.active():
+            await self._handle(event)
+            return
+        message = event.message
+        with telemetry.consumer_span(
+            f"{NAME} process",
+            message.headers,
+            telemetry.record_attributes(message.topic, message.partition, message.offset),
+        ):
+            await self._handle(event)
+
+    async def _handle(self, event: faust.EventT) -> None:
         try:
             domain_event = parse_event(event.value or b"")
             await self._retry.run(

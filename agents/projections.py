@@ -22,7 +22,7 @@ from typing import Any, Final
 import faust
 
 from app.domain.events import parse_event
-from app.runtime.batches import apply_in_batch, batches
+from app.runtime.batches import apply_in_batch, batches, message_spans
 from app.runtime.dead_letters import DeadLetters
 from app.runtime.retry import retry_transient
 from app.services.projection import Projection
@@ -51,16 +51,20 @@ class ProjectionAgent:
             await self._dead_letters.send(event, agent=NAME, error=exc)
 
     async def handle_batch(self, events: Sequence[faust.EventT]) -> None:
-        """Project ``events`` in one transaction; one by one when PostgreSQL refuses the batch."""
-        await apply_in_batch(
-            events,
-            decode=lambda e: (parse_event(e.value), e.message.partition, e.message.offset),
-            apply_all=self._projection.project_batch,
-            apply_one=self.handle,
-            dead_letters=self._dead_letters,
-            agent=NAME,
-            what="projection batch",
-        )
+        """Project ``events`` in one transaction; one by one when PostgreSQL refuses the batch.
+
+        With tracing on, each event has a ``projection_agent process`` span in its trace.
+        """
+        with message_spans(events, NAME):
+            await apply_in_batch(
+                events,
+                decode=lambda e: (parse_event(e.value), e.message.partition, e.message.offset),
+                apply_all=self._projection.project_batch,
+                apply_one=self.handle,
+                dead_letters=self._dead_letters,
+                agent=NAME,
+                what="projection batch",
+            )
 
 
 def register(

@@ -102,7 +102,8 @@ def test_one_trace_from_the_invoice_request_to_its_webhook_and_logs_that_name_it
             and span.attributes.get("http.response.status_code") == 200
             for span in spans
         )
-        return spans if delivered else None
+        beside = {"projection_agent process", "live_status process"} <= {s.name for s in spans}
+        return spans if delivered and beside else None
 
     spans = eventually(whole_trace, timeout=30, what=f"the spans of trace {trace_id}")
     by_id = {span.span_id: span for span in spans}
@@ -115,6 +116,9 @@ def test_one_trace_from_the_invoice_request_to_its_webhook_and_logs_that_name_it
 
     invoice_agent = one(spans, "invoice_agent process")
     assert invoice_agent.kind == "CONSUMER" and invoice_agent.parent_span_id == server.span_id
+    # The other consumers of the same events are in the trace beside the fan-out.
+    for name in ("projection_agent process", "live_status process"):
+        assert any(s.name == name and s.parent_span_id == invoice_agent.span_id for s in spans)
     fan_out = one(spans, "webhook_agent process")
     assert fan_out.kind == "CONSUMER" and fan_out.parent_span_id == invoice_agent.span_id
     intake = one(spans, "delivery_intake_agent process")
