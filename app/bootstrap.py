@@ -68,6 +68,7 @@ from app.adapters.postgres.idempotency import PostgresIdempotencyKeys
 from app.adapters.postgres.ledger import PostgresLedger
 from app.adapters.postgres.merchants import PostgresMerchantAccounts
 from app.adapters.postgres.money_out import PostgresMoneyOut
+from app.adapters.postgres.notification_preferences import PostgresNotificationPreferences
 from app.adapters.postgres.payout_schedules import PostgresPayoutSchedules
 from app.adapters.postgres.pool import Database
 from app.adapters.postgres.projections import EventProjections, InvoiceSummaries
@@ -124,6 +125,7 @@ from app.services.invoice_commands import InvoiceCommands
 from app.services.merchant_invoices import MerchantInvoices
 from app.services.money_out import MoneyOutRequests, MoneyOutSettings
 from app.services.money_out_driver import DriverSettings, MoneyOutDriver
+from app.services.notification_preferences import NotificationPreferencesService
 from app.services.payout_schedule import PayoutSchedules
 from app.services.ports import (
     AccessChanges,
@@ -142,6 +144,7 @@ from app.services.ports import (
     Mailer,
     MerchantAccounts,
     MoneyOutStore,
+    NotificationPreferenceStore,
     PasswordHashing,
     PayoutScheduleStore,
     ProjectionStore,
@@ -176,6 +179,7 @@ from web.input import MAX_BODY_BYTES, read_capped
 from web.invoice_list import InvoiceListApi
 from web.merchant_api import MerchantApi
 from web.money_out_api import MoneyOutApi
+from web.notifications_api import NotificationsApi
 from web.presenters import explorer_base
 from web.public import LiveStreamSettings, PublicEndpoints
 from web.rate_limits import RateTiers, RequestLimits
@@ -305,6 +309,8 @@ class Ports:
     # Money out (docs/money-out.md)
     money_out: MoneyOutStore
     payout_schedules: PayoutScheduleStore
+    # Notifications (docs/notifications.md)
+    notification_preferences: NotificationPreferenceStore
 
 
 @dataclass(frozen=True)
@@ -329,6 +335,7 @@ class Services:
     money_out: MoneyOutRequests
     resolutions: Resolutions
     payout_schedules: PayoutSchedules
+    notification_preferences: NotificationPreferencesService
 
 
 def signup_settings(settings: Settings) -> SignupSettings:
@@ -458,6 +465,7 @@ def build_services(ports: Ports, settings: Settings) -> Services:
             ports.money_out,
             ports.reports,
         ),
+        notification_preferences=NotificationPreferencesService(ports.notification_preferences),
     )
 
 
@@ -592,6 +600,7 @@ def build(settings: Settings) -> Platform:
         mailer=smtp_mailer(settings),
         money_out=PostgresMoneyOut(resources.db, origin=settings.app_id),
         payout_schedules=PostgresPayoutSchedules(resources.db),
+        notification_preferences=PostgresNotificationPreferences(resources.db),
     )
     services = build_services(ports, settings)
 
@@ -843,6 +852,7 @@ def install_views(
         AccessApi(auth, services.api_keys, services.users, services.admin, ports.audit_log),
         SignupApi(services.signup),
         MoneyOutApi(auth, services.money_out, ports.money_out, services.payout_schedules),
+        NotificationsApi(auth, services.notification_preferences),
         public,
         fallback,
         dashboard,

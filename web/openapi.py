@@ -6,11 +6,12 @@ application really serves, so an endpoint cannot be added without being describe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web as aioweb
 
 from app.domain.access import MERCHANT_ROLES, Role, Scope
+from app.domain.notifications import Channel, Notice
 from web.exports_api import INVOICES_HEADER, SETTLEMENTS_HEADER
 
 _AMOUNT = {"type": "string", "pattern": r"^\d+(\.\d{1,6})?$", "example": "9.99"}
@@ -1596,6 +1597,66 @@ PATHS.update(
                 parameters=[_path_parameter("payout_id")],
             )
         },
+    }
+)
+
+# --- notifications (web/notifications_api.py, docs/notifications.md) ------------------------------
+
+_NOTICES: Final = [str(notice) for notice in Notice]
+_NOTICE_LIST = {"type": "array", "items": {"enum": _NOTICES}, "maxItems": len(_NOTICES)}
+_SMS_NUMBER = {
+    "type": ["string", "null"],
+    "pattern": r"^\+[1-9][0-9]{6,14}$",
+    "example": "+4915112345678",
+    "description": "E.164; required while sms lists a notice",
+}
+
+SCHEMAS.update(
+    {
+        "NotificationPreferences": {
+            "type": "object",
+            "properties": {
+                "object": {"const": "notification_preferences"},
+                **{channel.value: _NOTICE_LIST for channel in Channel},
+                "sms_number": _SMS_NUMBER,
+                "notices": {**_NOTICE_LIST, "description": "every notice there is"},
+            },
+        }
+    }
+)
+
+# A signed-in user's own (an access token; an API key gets 403).
+_USER_ONLY: Final[list[dict[str, list[str]]]] = [{"accessToken": []}]
+
+PATHS.update(
+    {
+        "/api/v1/notification-preferences": {
+            "get": {
+                **_operation(
+                    "Your notification preferences (the defaults until you change them)",
+                    ("200", _ref("NotificationPreferences"), "the preferences"),
+                    (401, 403),
+                    auth=None,
+                ),
+                "security": _USER_ONLY,
+            },
+            "patch": {
+                **_operation(
+                    "Choose the notices each channel brings you; channels not named stay",
+                    ("200", _ref("NotificationPreferences"), "the preferences now"),
+                    (401, 403),
+                    auth=None,
+                    body=_body(
+                        {
+                            **{channel.value: _NOTICE_LIST for channel in Channel},
+                            "sms_number": _SMS_NUMBER,
+                        },
+                        [],
+                    ),
+                ),
+                "security": _USER_ONLY,
+            },
+        }
     }
 )
 

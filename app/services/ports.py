@@ -25,6 +25,7 @@ from app.domain.events import DomainEvent
 from app.domain.invoice import Invoice
 from app.domain.merchant import Merchant
 from app.domain.money_out import OutgoingTransfer, Step, TransferKind
+from app.domain.notifications import NotificationPreferences
 from app.domain.payout_schedule import PayoutSchedule
 from app.domain.settlement import Settlement
 from app.domain.statuses import InvoiceStatus, PaymentException, SettlementStatus
@@ -758,6 +759,21 @@ class PayoutScheduleStore(Protocol):
     async def delete(self, merchant_id: str) -> bool: ...
 
     async def all(self) -> builtins.list[PayoutSchedule]: ...
+
+
+# --- notifications (docs/notifications.md) ------------------------------------------------------
+
+
+class NotificationPreferenceStore(Protocol):
+    """Merchant users' notification preferences (adapters/postgres/notification_preferences.py)."""
+
+    async def get(self, user_id: str) -> NotificationPreferences | None:
+        """The user's choice, or None if they never made one (the defaults apply)."""
+        ...
+
+    async def put(
+        self, user_id: str, merchant_id: str, preferences: NotificationPreferences
+    ) -> None: ...
 
 
 # --- sweeps and reconciliation (docs/money-out.md, "Sweeps") --------------------------------------

@@ -40,6 +40,7 @@ from app.domain.invoice import Invoice
 from app.domain.ledger import Movement
 from app.domain.merchant import Merchant
 from app.domain.money_out import OutgoingTransfer, Stage, Step, TransferKind
+from app.domain.notifications import NotificationPreferences
 from app.domain.payout_schedule import PayoutSchedule
 from app.domain.settlement import Settlement
 from app.domain.webhooks import (
@@ -455,6 +456,20 @@ class MemoryPayoutSchedules:
 
     async def all(self) -> builtins.list[PayoutSchedule]:
         return sorted(self.schedules.values(), key=lambda s: s.merchant_id)
+
+
+class MemoryNotificationPreferences:
+    def __init__(self) -> None:
+        self.chosen: dict[str, tuple[str, NotificationPreferences]] = {}
+
+    async def get(self, user_id: str) -> NotificationPreferences | None:
+        found = self.chosen.get(user_id)
+        return None if found is None else found[1]
+
+    async def put(
+        self, user_id: str, merchant_id: str, preferences: NotificationPreferences
+    ) -> None:
+        self.chosen[user_id] = (merchant_id, preferences)
 
 
 MERCHANT = Merchant("mer_shop", "Test Shop", Decimal("1.0"), None)
@@ -1281,6 +1296,7 @@ def memory_world(settings: Settings | None = None) -> MemoryWorld:
         mailer=RecordingMailer(),
         money_out=MemoryMoneyOut(ledger),
         payout_schedules=MemoryPayoutSchedules(),
+        notification_preferences=MemoryNotificationPreferences(),
     )
     services = build_services(ports, settings)
     dead_letter_topics = DeadLetterTopics()
