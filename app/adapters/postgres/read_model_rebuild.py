@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from app.adapters.postgres import projections
+from app.adapters.postgres.event_partitions import PostgresEventStoreMonths
 from app.adapters.postgres.pool import Connections
 from app.domain.events import parse_event
 
@@ -161,16 +162,12 @@ class ReadModelRebuild:
         return report
 
     async def _refuse_if_archived(self) -> None:
-        async with self._pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(
-                "SELECT to_char(month, 'YYYY-MM') FROM event_store_archives"
-                " WHERE restored_at IS NULL ORDER BY month"
-            )
-            away = [month for (month,) in await cur.fetchall()]
+        away = await PostgresEventStoreMonths(self._pool).months_archived_away()
         if away:
             raise MonthsArchivedAway(
-                f"the events of {', '.join(away)} are archived: restore them first "
-                "(checkout events restore --month …), or the rebuilt read models would miss them"
+                f"the events of {', '.join(f'{month:%Y-%m}' for month in away)} are archived: "
+                "restore them first (checkout events restore --month …), or the rebuilt read "
+                "models would miss them"
             )
 
     async def _apply(
