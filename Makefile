@@ -65,7 +65,7 @@ test-browser: infra ## Browser tier: the payment page and the dashboard in headl
 lint: install ## ruff (lint and format check), mypy, and the import rules of docs/architecture.md
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app agents web tables tron_sim
+	$(VENV)/bin/mypy app agents web tables tron_sim telegram_sim sms_sim
 	$(VENV)/bin/lint-imports
 
 backup: ## Take an encrypted base backup of the local PostgreSQL now, then apply retention (docs/operations.md)

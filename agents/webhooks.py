@@ -24,7 +24,7 @@ import faust
 
 from app.domain.webhooks import Notification
 from app.runtime.batches import MessageSpans, apply_in_batch, batches, message_spans
-from app.runtime.codecs import decode_notification
+from app.runtime.codecs import WEBHOOK_CHANNEL, decode_notification, notification_channel
 from app.runtime.dead_letters import DeadLetters
 from app.runtime.retry import retry_transient
 from app.services.webhook_fanout import DeliveryIntake, WebhookFanout
@@ -98,10 +98,16 @@ class WebhookAgents:
             await self._dead_letters.send(event, agent=INTAKE, error=exc)
 
     async def take_in_batch(self, events: Sequence[faust.EventT]) -> None:
-        """Queue the deliveries of ``events`` in one statement; one by one if it is refused."""
-        with message_spans(events, INTAKE) as spans:
+        """Queue the deliveries of ``events`` in one statement; one by one if it is refused.
+
+        The topic also carries notices to merchant users (agents/notices.py takes those); what
+        names no channel is read as a webhook delivery, as before channels were named."""
+        mine = [e for e in events if notification_channel(e.value) in (WEBHOOK_CHANNEL, None)]
+        if not mine:
+            return
+        with message_spans(mine, INTAKE) as spans:
             await apply_in_batch(
-                events,
+                mine,
                 decode=lambda e: decode_notification(e.value).traced(spans.traceparent(e)),
                 apply_all=self._intake.accept_batch,
                 apply_one=lambda e: self.take_in(e, spans.traceparent(e)),

@@ -27,6 +27,8 @@ from typing import Any, Protocol
 import faust
 import psycopg2
 import redis.asyncio as aioredis
+from aiogram import Bot
+from aiogram.types import Update
 from aiohttp import web as aioweb
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.sensors.prometheus import PrometheusMonitor
@@ -41,6 +43,7 @@ from agents import (
     invoices,
     live_status,
     money_out,
+    notices,
     payments,
     payout_schedule,
     projections,
@@ -68,6 +71,7 @@ from app.adapters.postgres.idempotency import PostgresIdempotencyKeys
 from app.adapters.postgres.ledger import PostgresLedger
 from app.adapters.postgres.merchants import PostgresMerchantAccounts
 from app.adapters.postgres.money_out import PostgresMoneyOut
+from app.adapters.postgres.notices import PostgresNotices
 from app.adapters.postgres.notification_preferences import PostgresNotificationPreferences
 from app.adapters.postgres.payout_schedules import PostgresPayoutSchedules
 from app.adapters.postgres.pool import Database
@@ -83,6 +87,8 @@ from app.adapters.redis.access_changes import RedisAccessChanges
 from app.adapters.redis.live_views import LiveInvoiceViews
 from app.adapters.redis.rate_limits import RateLimiter
 from app.adapters.redis.replies import CommandReplies
+from app.adapters.sms.twilio import sms_sender
+from app.adapters.telegram.client import BotPushes, LongPolling, telegram_bot
 from app.adapters.telemetry import configure_tracing
 from app.adapters.tron.money_out_node import NodeSending
 from app.adapters.tron.node import TronNode
@@ -125,6 +131,14 @@ from app.services.invoice_commands import InvoiceCommands
 from app.services.merchant_invoices import MerchantInvoices
 from app.services.money_out import MoneyOutRequests, MoneyOutSettings
 from app.services.money_out_driver import DriverSettings, MoneyOutDriver
+from app.services.notices import (
+    DailySummaries,
+    NoticeDispatch,
+    NoticeFanout,
+    NoticeIntake,
+    NoticeSender,
+    TelegramLinks,
+)
 from app.services.notification_preferences import NotificationPreferencesService
 from app.services.payout_schedule import PayoutSchedules
 from app.services.ports import (
@@ -144,6 +158,7 @@ from app.services.ports import (
     Mailer,
     MerchantAccounts,
     MoneyOutStore,
+    NoticeStore,
     NotificationPreferenceStore,
     PasswordHashing,
     PayoutScheduleStore,
@@ -185,6 +200,7 @@ from web.public import LiveStreamSettings, PublicEndpoints
 from web.rate_limits import RateTiers, RequestLimits
 from web.reports_api import ReportsApi
 from web.signup_api import SignupApi
+from web.telegram_bot import WEBHOOK_PATH, MerchantBot, TelegramWebhook
 from web.view_fallback import ViewFallback
 from web.webhooks_api import WebhookApi
 
@@ -311,6 +327,8 @@ class Ports:
     payout_schedules: PayoutScheduleStore
     # Notifications (docs/notifications.md)
     notification_preferences: NotificationPreferenceStore
+    notices: NoticeStore
+    notice_dispatcher: DeliveryDispatcher  # wake() when notices are queued
 
 
 @dataclass(frozen=True)
@@ -336,6 +354,9 @@ class Services:
     resolutions: Resolutions
     payout_schedules: PayoutSchedules
     notification_preferences: NotificationPreferencesService
+    notice_fanout: NoticeFanout
+    notice_intake: NoticeIntake
+    telegram_links: TelegramLinks
 
 
 def signup_settings(settings: Settings) -> SignupSettings:
@@ -466,6 +487,11 @@ def build_services(ports: Ports, settings: Settings) -> Services:
             ports.reports,
         ),
         notification_preferences=NotificationPreferencesService(ports.notification_preferences),
+        notice_fanout=NoticeFanout(
+            ports.notices, publisher, sms_enabled=settings.sms_provider != "none"
+        ),
+        notice_intake=NoticeIntake(ports.notices, ports.notice_dispatcher.wake),
+        telegram_links=TelegramLinks(ports.notices, bot_username=settings.telegram_bot_username),
     )
 
 
@@ -562,6 +588,45 @@ def build(settings: Settings) -> Platform:
     )
     replays = ReplayQueue(webhook_store, publisher.publish_notifications, delivery.wake)
     app.add_dependency(Background("webhook-replays", run=replays.run))
+
+    # Notices to merchant users (docs/notifications.md): each worker sends what is queued.
+    notice_store = PostgresNotices(resources.db, settings.app_id)
+    mailer = smtp_mailer(settings)
+    bot = (
+        None
+        if settings.telegram_mode == "off" or settings.telegram_bot_token is None
+        else telegram_bot(settings.telegram_bot_token, settings.telegram_api_url)
+    )
+    sms = sms_sender(
+        settings.sms_provider,
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token,
+        from_number=settings.sms_from,
+        base_url=settings.twilio_base_url,
+    )
+    notice_dispatch = NoticeDispatch(
+        notice_store,
+        NoticeSender(
+            mailer,
+            None if bot is None else BotPushes(bot),
+            sms,
+            public_url=settings.public_url,
+            support_email=settings.mail_reply_to,
+        ),
+        on_given_up=notices.dead_letter_notice(dead_letters, topics.cluster_name(NOTIFICATIONS)),
+    )
+    notice_loop = notices.NoticeDispatcherLoop(
+        notice_dispatch, poll_interval=settings.notice_poll_interval
+    )
+
+    async def close_notice_channels() -> None:
+        await sms.close()
+        if bot is not None:
+            await bot.session.close()
+
+    app.add_dependency(
+        Background("notice-dispatcher", run=notice_loop.run, stop=close_notice_channels)
+    )
     api_keys = PostgresApiKeys(resources.db, SecretDigests(settings.api_key_pepper))
     access_changes = RedisAccessChanges(
         resources.redis, channel=f"checkout:{settings.app_id}:access-changes"
@@ -597,12 +662,23 @@ def build(settings: Settings) -> Platform:
             access_ttl=timedelta(minutes=settings.access_token_minutes),
         ),
         signups=PostgresSignups(resources.db),
-        mailer=smtp_mailer(settings),
+        mailer=mailer,
         money_out=PostgresMoneyOut(resources.db, origin=settings.app_id),
         payout_schedules=PostgresPayoutSchedules(resources.db),
         notification_preferences=PostgresNotificationPreferences(resources.db),
+        notices=notice_store,
+        notice_dispatcher=notice_loop,
     )
     services = build_services(ports, settings)
+    merchant_bot = MerchantBot(
+        links=services.telegram_links,
+        access=services.access,
+        creation=services.invoice_creation,
+        invoices=ports.invoice_summaries,
+        reports=ports.reports,
+        money_out=ports.money_out,
+        settings=settings,
+    )
 
     # What other workers changed is forgotten here at once: credentials (app/services/access.py)
     # and a merchant's webhook subscribers (app/services/webhook_subscribers.py).
@@ -627,6 +703,8 @@ def build(settings: Settings) -> Platform:
     resources.on_ready(upgrade_api_keys)
     _register_agents(app, topics, services, resources, publisher, dead_letters, hold, settings)
     _register_web(web_app, app, services, resources, settings, signatures)
+    if bot is not None:
+        _register_telegram(app, web_app, bot, merchant_bot, settings)
 
     async def create_topics(resources: Resources) -> None:
         await ensure_topics(
@@ -675,6 +753,17 @@ def _register_agents(
         topics[NOTIFICATIONS],
         webhooks.WebhookAgents(services.webhook_fanout, services.delivery_intake, dead_letters),
         hold,
+    )
+    notices.register(
+        app,
+        events,
+        topics[NOTIFICATIONS],
+        notices.NoticeAgents(services.notice_fanout, services.notice_intake, dead_letters),
+        hold,
+        notices.DailySummaryClock(
+            DailySummaries(services.ports.notices, services.ports.reports, services.notice_fanout),
+            settings.daily_summary_hour,
+        ),
     )
     expiry.register(app, services.expiry)
     analytics.register(
@@ -769,6 +858,37 @@ def _register_web(
     app.add_dependency(Background("internal-listener", start=listener.start, stop=listener.stop))
 
 
+def _register_telegram(
+    app: faust.App,
+    web_app: aioweb.Application,
+    bot: Bot,
+    merchant_bot: MerchantBot,
+    settings: Settings,
+) -> None:
+    """The merchants' bot: long polling on the leader, or Telegram's posts to every worker."""
+
+    async def handle(update: Update) -> None:
+        await merchant_bot.feed(bot, update)
+
+    if settings.telegram_mode == "polling":
+        notices.register_polling(app, LongPolling(bot, handle).poll_once)
+        return
+    assert settings.telegram_webhook_secret is not None  # checked by Settings
+    TelegramWebhook(bot, merchant_bot, settings.telegram_webhook_secret).add_routes(web_app.router)
+    url = f"{settings.public_url.rstrip('/')}{WEBHOOK_PATH}"
+
+    async def set_webhook() -> None:
+        # Every worker says the same at start; Telegram keeps one webhook per bot.
+        try:
+            await bot.set_webhook(
+                url, secret_token=settings.telegram_webhook_secret, drop_pending_updates=False
+            )
+        except Exception as exc:  # the bot waits; payments and notices by email do not
+            logger.warning("Telegram setWebhook(%s) failed: %s; the bot gets no updates", url, exc)
+
+    app.add_dependency(Background("telegram-webhook", start=set_webhook))
+
+
 def install_edge(
     web_app: aioweb.Application,
     services: Services,
@@ -852,7 +972,9 @@ def install_views(
         AccessApi(auth, services.api_keys, services.users, services.admin, ports.audit_log),
         SignupApi(services.signup),
         MoneyOutApi(auth, services.money_out, ports.money_out, services.payout_schedules),
-        NotificationsApi(auth, services.notification_preferences),
+        NotificationsApi(
+            auth, services.notification_preferences, services.telegram_links, ports.notices
+        ),
         public,
         fallback,
         dashboard,

@@ -8,6 +8,7 @@ The variables and their defaults are listed in README.md ("Configuration").
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -34,6 +35,8 @@ Environment = Literal["development", "production"]
 StoreUrl = Literal["rocksdb://", "memory://"]
 SignupMode = Literal["closed", "invite", "open"]
 LogFormat = Literal["text", "json"]
+TelegramMode = Literal["off", "polling", "webhook"]
+SmsProvider = Literal["none", "twilio"]
 
 T = TypeVar("T")
 
@@ -137,6 +140,27 @@ class Settings:
     smtp_password: str | None = field(default=None, repr=False)
     smtp_starttls: bool = False
     mail_from: str = "crypto-checkout <no-reply@checkout.localhost>"
+    # Where merchants' replies to notice emails go (none: no Reply-To header).
+    mail_reply_to: str | None = None
+    # Notices to merchant users (docs/notifications.md). The Telegram bot: "off", "polling" (the
+    # leader long-polls getUpdates) or "webhook" (Telegram posts to PUBLIC_URL/telegram/webhook
+    # with `telegram_webhook_secret`), on the Bot API at `telegram_api_url`.
+    telegram_mode: TelegramMode = "off"
+    telegram_bot_token: str | None = field(default=None, repr=False)
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_bot_username: str | None = None
+    telegram_webhook_secret: str | None = field(default=None, repr=False)
+    # SMS: off ("none") unless a provider is configured; "twilio" is Twilio's Messages API (or
+    # anything speaking it at `twilio_base_url`).
+    sms_provider: SmsProvider = "none"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_base_url: str = "https://api.twilio.com"
+    sms_from: str | None = None
+    # The daily summary goes out once a day after this hour (UTC), for the day before.
+    daily_summary_hour: int = 7
+    # How often each worker's notice dispatcher looks for retries that came due.
+    notice_poll_interval: float = 1.0
     # The signer (docs/money-out.md): its key files (on `sim`, unset means the public development
     # mnemonic), its signed log, and its limits per purpose: "purpose=each:per-day,…" in USDT
     # (TRX for sweep_topup).
@@ -354,6 +378,44 @@ class Settings:
             ),
             smtp_starttls=reader.get("SMTP_STARTTLS", defaults.smtp_starttls, _boolean),
             mail_from=reader.get("MAIL_FROM", defaults.mail_from, _non_empty),
+            mail_reply_to=reader.get("MAIL_REPLY_TO", defaults.mail_reply_to, _non_empty),
+            telegram_mode=cast(
+                TelegramMode,
+                reader.choice(
+                    "TELEGRAM_MODE", defaults.telegram_mode, ("off", "polling", "webhook")
+                ),
+            ),
+            telegram_bot_token=reader.get(
+                "TELEGRAM_BOT_TOKEN", defaults.telegram_bot_token, _bot_token, secret=True
+            ),
+            telegram_api_url=reader.get("TELEGRAM_API_URL", defaults.telegram_api_url, _base_url),
+            telegram_bot_username=reader.get(
+                "TELEGRAM_BOT_USERNAME", defaults.telegram_bot_username, _bot_username
+            ),
+            telegram_webhook_secret=reader.get(
+                "TELEGRAM_WEBHOOK_SECRET",
+                defaults.telegram_webhook_secret,
+                _webhook_secret_token,
+                secret=True,
+            ),
+            sms_provider=cast(
+                SmsProvider,
+                reader.choice("SMS_PROVIDER", defaults.sms_provider, ("none", "twilio")),
+            ),
+            twilio_account_sid=reader.get(
+                "TWILIO_ACCOUNT_SID", defaults.twilio_account_sid, _non_empty
+            ),
+            twilio_auth_token=reader.get(
+                "TWILIO_AUTH_TOKEN", defaults.twilio_auth_token, _non_empty, secret=True
+            ),
+            twilio_base_url=reader.get("TWILIO_BASE_URL", defaults.twilio_base_url, _base_url),
+            sms_from=reader.get("SMS_FROM", defaults.sms_from, _phone_number),
+            daily_summary_hour=reader.get(
+                "DAILY_SUMMARY_HOUR", defaults.daily_summary_hour, _int_between(0, 23)
+            ),
+            notice_poll_interval=reader.get(
+                "NOTICE_POLL_INTERVAL", defaults.notice_poll_interval, _float_between(0.05, 60.0)
+            ),
             signer_hot_wallet_key_file=reader.get(
                 "SIGNER_HOT_WALLET_KEY_FILE", defaults.signer_hot_wallet_key_file, Path
             ),
@@ -422,6 +484,7 @@ class Settings:
                 "sim is the local simulator; production needs nile, shasta or mainnet",
             )
         settings = replace(settings, chain=chain)
+        _check_notice_channels(settings)
         if settings.environment == "production":
             _check_production(settings)
         if not (
@@ -434,6 +497,53 @@ class Settings:
                 "must lie between INVOICE_MIN_EXPIRES_IN and INVOICE_MAX_EXPIRES_IN",
             )
         return settings
+
+
+def _check_notice_channels(settings: Settings) -> None:
+    """A channel that is on has what it needs to send."""
+    if settings.telegram_mode != "off" and settings.telegram_bot_token is None:
+        raise SettingsError(
+            "TELEGRAM_BOT_TOKEN", f"required with TELEGRAM_MODE={settings.telegram_mode}"
+        )
+    if settings.telegram_mode == "webhook" and settings.telegram_webhook_secret is None:
+        raise SettingsError(
+            "TELEGRAM_WEBHOOK_SECRET",
+            "required with TELEGRAM_MODE=webhook: Telegram sends it with every update",
+        )
+    if settings.sms_provider == "twilio":
+        for variable, value in (
+            ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
+            ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
+            ("SMS_FROM", settings.sms_from),
+        ):
+            if value is None:
+                raise SettingsError(variable, "required with SMS_PROVIDER=twilio")
+
+
+def _bot_token(raw: str) -> str:
+    if not re.fullmatch(r"[0-9]{1,20}:[A-Za-z0-9_-]{1,100}", raw):
+        raise ValueError("expected a bot token like 123456:ABC-DEF1234 (from @BotFather)")
+    return raw
+
+
+def _bot_username(raw: str) -> str:
+    name = raw.removeprefix("@")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", name):
+        raise ValueError("expected the bot's username, e.g. checkout_bot")
+    return name
+
+
+def _webhook_secret_token(raw: str) -> str:
+    # Telegram's rule for setWebhook's secret_token.
+    if not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", raw):
+        raise ValueError("expected 16 to 256 characters of A-Z, a-z, 0-9, _ and -")
+    return raw
+
+
+def _phone_number(raw: str) -> str:
+    if not re.fullmatch(r"\+[1-9][0-9]{6,14}", raw):
+        raise ValueError("expected an international number like +15005550006 (E.164)")
+    return raw
 
 
 def _check_production(settings: Settings) -> None:

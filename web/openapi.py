@@ -1656,7 +1656,109 @@ PATHS.update(
                 ),
                 "security": _USER_ONLY,
             },
-        }
+        },
+        "/api/v1/notification-preferences/telegram-link": {
+            "post": {
+                **_operation(
+                    "A one-time link (30 minutes) that links a Telegram chat to you",
+                    (
+                        "201",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "token": {"type": "string", "maxLength": 64},
+                                "deep_link": {"type": ["string", "null"], "format": "uri"},
+                                "command": {"type": "string", "example": "/start AbC…"},
+                                "expires_at": {"type": "string", "format": "date-time"},
+                            },
+                            "required": ["token", "deep_link", "command", "expires_at"],
+                        },
+                        "open deep_link in Telegram, or send command to the bot",
+                    ),
+                    (401, 403),
+                    auth=None,
+                ),
+                "security": _USER_ONLY,
+            },
+        },
+        "/api/v1/notification-preferences/telegram": {
+            "get": {
+                **_operation(
+                    "The Telegram chat linked to you",
+                    (
+                        "200",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "chat_id": {"type": "integer"},
+                                "username": {"type": ["string", "null"]},
+                                "linked_at": {"type": "string", "format": "date-time"},
+                            },
+                            "required": ["chat_id", "username", "linked_at"],
+                        },
+                        "the chat",
+                    ),
+                    (401, 403, 404),
+                    auth=None,
+                ),
+                "security": _USER_ONLY,
+            },
+            "delete": {
+                **_operation(
+                    "Unlink your Telegram chat: nothing more is sent there",
+                    ("204", None, "unlinked"),
+                    (401, 403, 404),
+                    auth=None,
+                ),
+                "security": _USER_ONLY,
+            },
+        },
+        "/api/v1/notification-preferences/deliveries": {
+            "get": {
+                **_operation(
+                    "Your latest notices and what became of each (newest first)",
+                    (
+                        "200",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "data": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "notice_id": {"type": "string", "format": "uuid"},
+                                            "channel": {"enum": [c.value for c in Channel]},
+                                            "notice": {"type": "string"},
+                                            "subject_id": {"type": "string"},
+                                            "status": {
+                                                "enum": [
+                                                    "pending",
+                                                    "sent",
+                                                    "rejected",
+                                                    "failed",
+                                                    "skipped",
+                                                ]
+                                            },
+                                            "attempts": {"type": "integer"},
+                                            "last_error": {"type": ["string", "null"]},
+                                            "created_at": {"type": "string"},
+                                            "finished_at": {"type": ["string", "null"]},
+                                        },
+                                    },
+                                }
+                            },
+                            "required": ["data"],
+                        },
+                        "the notices",
+                    ),
+                    (400, 401, 403),
+                    auth=None,
+                    parameters=[_LIMIT],
+                ),
+                "security": _USER_ONLY,
+            },
+        },
     }
 )
 

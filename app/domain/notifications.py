@@ -10,12 +10,26 @@ daily summary, once a chat is linked; nothing by SMS, which is off until a numbe
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
 from app.domain.errors import CheckoutError
+from app.domain.events import (
+    DomainEvent,
+    InvoiceExpired,
+    InvoicePaid,
+    PayoutFailed,
+    PayoutPaid,
+    RefundConfirmed,
+    RefundFailed,
+    SettlementCompleted,
+    WebhookEndpointDisabled,
+)
+from app.domain.money import format_usdt
 
 
 class Channel(StrEnum):
@@ -121,3 +135,174 @@ def parse_notices(raw: Iterable[str], channel: str) -> frozenset[Notice]:
                 param=channel,
             ) from None
     return frozenset(notices)
+
+
+# --- what goes out: one notice to one user over one channel -------------------------------------
+
+# Notice ids are uuid5 of (what it is about, user, channel) in this namespace, so the same event
+# fanned out twice — a redelivered Kafka message — names the same notice, sent once.
+NOTICE_NAMESPACE: Final = uuid.UUID("0f6a3b52-6c1e-4d9c-9a57-1f0c8f5f2b41")
+
+# How long a channel's provider may stay unreachable before a notice is given up, as the delays
+# between attempts (seconds): minutes for a chat message, which is stale after an hour; about a
+# day for email, which is still worth reading; SMS, paid per message, fewer attempts.
+RETRY_SCHEDULES: Final[Mapping[Channel, tuple[float, ...]]] = {
+    Channel.EMAIL: (10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600),
+    Channel.TELEGRAM: (5, 15, 30, 60, 300, 900, 1800),
+    Channel.SMS: (30, 120, 600, 1800),
+}
+
+
+# The facts that are USDT amounts: shown as canonical decimal strings ("9.99").
+AMOUNT_FACTS: Final = frozenset(
+    {"amount", "amount_received", "net_amount", "paid_gross", "platform_fees", "settled_net"}
+)
+
+
+def notice_id(source_id: str, user_id: str, channel: Channel) -> str:
+    """The id of the notice of ``source_id`` (an event, a summary) to a user by a channel."""
+    return str(uuid.uuid5(NOTICE_NAMESPACE, f"{source_id}/{user_id}/{channel}"))
+
+
+def retry_delay(channel: Channel, attempts: int) -> float | None:
+    """Seconds until the next attempt after ``attempts`` failed ones; None: give it up."""
+    schedule = RETRY_SCHEDULES[channel]
+    return schedule[attempts - 1] if 1 <= attempts <= len(schedule) else None
+
+
+@dataclass(frozen=True)
+class NoticeFacts:
+    """What one notice says, before it is addressed to anyone: which notice, about what, and the
+    figures and names the message shows (strings, as a message prints them)."""
+
+    notice: Notice
+    subject_id: str  # the invoice, refund, payout or endpoint; the Kafka key
+    source_id: str  # the event (or the summary) it comes from
+    merchant_id: str
+    occurred_at: datetime
+    facts: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class NoticeMessage:
+    """One notice for one user over one channel, as ``crypto-checkout.notifications`` carries it.
+
+    It names the user, not an address: the address (email, chat, number) is looked up when it is
+    sent, so a public topic carries no personal data and an unlinked chat gets nothing queued
+    before the unlinking.
+    """
+
+    notice_id: str
+    channel: Channel
+    user_id: str
+    about: NoticeFacts
+    traceparent: str | None = None
+
+    @classmethod
+    def to(cls, user_id: str, channel: Channel, about: NoticeFacts) -> NoticeMessage:
+        return cls(notice_id(about.source_id, user_id, channel), channel, user_id, about)
+
+    @property
+    def key(self) -> str:
+        return self.about.subject_id
+
+    def traced(self, traceparent: str | None) -> NoticeMessage:
+        return replace(self, traceparent=traceparent)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A merchant's user as notices reach them: where, and what they chose."""
+
+    user_id: str
+    merchant_id: str
+    email: str | None  # None until verified: nothing is sent to an address not shown to be theirs
+    preferences: NotificationPreferences
+    telegram_chat_id: int | None = None
+
+    def channels_for(self, notice: Notice, *, sms_enabled: bool) -> list[Channel]:
+        """The channels this user is told ``notice`` by, among those they can be reached on."""
+        reachable = {
+            Channel.EMAIL: self.email is not None,
+            Channel.TELEGRAM: self.telegram_chat_id is not None,
+            Channel.SMS: sms_enabled and self.preferences.sms_number is not None,
+        }
+        return [c for c in Channel if reachable[c] and self.preferences.wants(c, notice)]
+
+
+def notices_for(event: DomainEvent) -> list[NoticeFacts]:
+    """The notices a domain event makes (most make none)."""
+    data = event.data
+
+    def about(notice: Notice, subject_id: str, **facts: object) -> NoticeFacts:
+        return NoticeFacts(
+            notice=notice,
+            subject_id=subject_id,
+            source_id=str(event.event_id),
+            merchant_id=event.merchant_id,
+            occurred_at=event.occurred_at,
+            # Amounts are micro-USDT ints in the events; a message shows them as "9.99".
+            facts={
+                k: format_usdt(v) if k in AMOUNT_FACTS and isinstance(v, int) else str(v)
+                for k, v in facts.items()
+                if v is not None
+            },
+        )
+
+    if isinstance(event, InvoicePaid | InvoiceExpired):
+        progress = event.data
+        figures = {
+            "invoice_id": event.aggregate_id,
+            "amount": progress.amount,
+            "amount_received": progress.amount_received,
+            "status": progress.status,
+        }
+        found: list[NoticeFacts] = []
+        if isinstance(event, InvoicePaid):
+            found.append(about(Notice.INVOICE_PAID, event.aggregate_id, **figures))
+        exception = progress.payment_exception
+        # An expired invoice matters only when something was paid into it: underpaid.
+        if exception is not None and (isinstance(event, InvoicePaid) or progress.amount_received):
+            found.append(
+                about(Notice.PAYMENT_EXCEPTION, event.aggregate_id, **figures, exception=exception)
+            )
+        return found
+    if isinstance(event, SettlementCompleted):
+        return [
+            about(
+                Notice.SETTLEMENT_COMPLETED,
+                event.aggregate_id,
+                settlement_id=event.aggregate_id,
+                invoice_id=event.data.invoice_id,
+                net_amount=event.data.net_amount,
+                reference=event.data.reference,
+            )
+        ]
+    if isinstance(event, RefundConfirmed | RefundFailed | PayoutPaid | PayoutFailed):
+        is_refund = isinstance(event, RefundConfirmed | RefundFailed)
+        failed = isinstance(event, RefundFailed | PayoutFailed)
+        return [
+            about(
+                Notice.REFUND_FINISHED if is_refund else Notice.PAYOUT_FINISHED,
+                event.aggregate_id,
+                **{"refund_id" if is_refund else "payout_id": event.aggregate_id},
+                invoice_id=getattr(data, "invoice_id", None),
+                amount=getattr(data, "amount", None),
+                address=getattr(data, "address", None),
+                outcome="failed" if failed else "confirmed",
+                tx_hash=getattr(data, "tx_hash", None),
+                reason=getattr(data, "reason", None),
+            )
+        ]
+    if isinstance(event, WebhookEndpointDisabled):
+        return [
+            about(
+                Notice.WEBHOOK_ENDPOINT_DISABLED,
+                event.aggregate_id,
+                endpoint_id=event.aggregate_id,
+                url=event.data.url,
+                failing_since=event.data.failing_since.isoformat(),
+                disabled_at=event.data.disabled_at.isoformat(),
+            )
+        ]
+    return []

@@ -4,8 +4,10 @@
 ``checkout.deposits`` carries everything that happens at a deposit address, keyed by it, as
 ``{"kind": ..., ...}``: the registration of a new address by the invoice agent, and the chain
 watcher's observations (transfers, their orphaning, chain heads).
-``crypto-checkout.notifications`` carries one webhook delivery per message (public: integrators may
-read it). Domain events travel as their own JSON (app/domain/events.py).
+``crypto-checkout.notifications`` carries one delivery per message (public: integrators may
+read it), its ``channel`` saying which: a webhook delivery (``"webhook"``; older messages have no
+channel), or a notice to a merchant user by ``"email"``, ``"telegram"`` or ``"sms"``. Domain
+events travel as their own JSON (app/domain/events.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 from app.domain.commands import InvoiceCommand
 from app.domain.deposit import DepositRegistration
 from app.domain.fields import UtcDatetime
+from app.domain.notifications import Channel, Notice, NoticeFacts, NoticeMessage
 from app.domain.observations import ChainHeadAdvanced, TransferObserved, TransferOrphaned
 from app.domain.webhooks import Notification
 
@@ -112,10 +115,85 @@ def decode_deposit_message(message: object) -> DepositMessage:
 
 # --- crypto-checkout.notifications ---------------------------------------------------------------
 
+WEBHOOK_CHANNEL: Final = "webhook"
+# A notice's facts are a flat map of short strings; anything bigger is not ours.
+MAX_NOTICE_FACTS: Final = 40
+MAX_NOTICE_FACT_LENGTH: Final = 2048
+
+
+def notification_channel(raw: bytes | str) -> str | None:
+    """The channel a message on the notifications topic is for; ``"webhook"`` when it names none
+    (and None when it is not a JSON object: whoever decodes it names the problem)."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    channel = body.get("channel", WEBHOOK_CHANNEL)
+    return channel if isinstance(channel, str) else None
+
+
+def encode_notice(message: NoticeMessage) -> bytes:
+    about = message.about
+    return orjson.dumps(
+        {
+            "channel": str(message.channel),
+            "notice_id": message.notice_id,
+            "notice": str(about.notice),
+            "user_id": message.user_id,
+            "merchant_id": about.merchant_id,
+            "subject_id": about.subject_id,
+            "source_id": about.source_id,
+            "occurred_at": about.occurred_at.isoformat(),
+            "facts": dict(about.facts),
+        }
+    )
+
+
+def decode_notice(raw: bytes | str) -> NoticeMessage:
+    """A notice from its JSON; ``MalformedMessage`` names what is wrong with it."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedMessage(f"a notice must be JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise MalformedMessage("a notice must be a JSON object")
+    try:
+        for name in ("notice_id", "user_id", "merchant_id", "subject_id", "source_id"):
+            value = body[name]
+            if not isinstance(value, str) or not 0 < len(value) <= 200 or "\x00" in value:
+                raise MalformedMessage(f"a notice's {name} must be a short string")
+        facts = body["facts"]
+        if not isinstance(facts, dict) or len(facts) > MAX_NOTICE_FACTS:
+            raise MalformedMessage(
+                f"a notice's facts must be an object of at most {MAX_NOTICE_FACTS}"
+            )
+        for name, value in facts.items():
+            if not isinstance(value, str) or len(value) > MAX_NOTICE_FACT_LENGTH or "\x00" in value:
+                raise MalformedMessage(f"the notice's fact {name[:40]!r} must be a short string")
+        about = NoticeFacts(
+            notice=Notice(body["notice"]),
+            subject_id=body["subject_id"],
+            source_id=body["source_id"],
+            merchant_id=body["merchant_id"],
+            occurred_at=_NOTICE_TIME.validate_python(body["occurred_at"]),
+            facts=facts,
+        )
+        return NoticeMessage(body["notice_id"], Channel(body["channel"]), body["user_id"], about)
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, MalformedMessage):
+            raise
+        raise MalformedMessage(f"malformed notice: {exc!r:.300}") from None
+
+
+_NOTICE_TIME: Final[TypeAdapter[Any]] = TypeAdapter(UtcDatetime)
+
 
 def encode_notification(notification: Notification) -> bytes:
     return orjson.dumps(
         {
+            "channel": WEBHOOK_CHANNEL,
             "delivery_id": notification.delivery_id,
             "endpoint_id": notification.endpoint_id,
             "merchant_id": notification.merchant_id,

@@ -24,6 +24,7 @@ from app.domain.analytics import PLATFORM_KEY, AnalyticsMessage, MerchantDailyMe
 from app.domain.commands import InvoiceCommand
 from app.domain.deposit import DepositRegistration
 from app.domain.events import DomainEvent
+from app.domain.notifications import NoticeMessage
 from app.domain.observations import (
     ChainHeadAdvanced,
     Observation,
@@ -38,6 +39,7 @@ from app.runtime.codecs import (
     TransferMessage,
     encode_deposit_message,
     encode_invoice_command,
+    encode_notice,
     encode_notification,
 )
 from app.runtime.pipelining import defer_acknowledgement
@@ -146,6 +148,19 @@ class KafkaPublisher:
                 headers=headers_for(notification.traceparent),
             )
             for notification in notifications
+        ]
+        await _all_acknowledged(pending)
+
+    async def publish_notices(self, notices: Sequence[NoticeMessage]) -> None:
+        # On the same topic as webhook deliveries, keyed by what they are about (an invoice's
+        # notices and webhooks stay in order), each in its event's trace.
+        pending = [
+            await self._notifications.send(
+                key=notice.key,
+                value=encode_notice(notice),
+                headers=headers_for(notice.traceparent),
+            )
+            for notice in notices
         ]
         await _all_acknowledged(pending)
 

@@ -230,20 +230,25 @@ class AccessControl:
 
     async def _access_token(self, token: str) -> Principal:
         claims = self._tokens.verify_access(token)  # raises Unauthenticated (InvalidToken)
-        cached = self._user_cache.get(claims.user_id) if self._changes.healthy else None
+        return await self.user_principal(claims.user_id, claims.merchant_id)
+
+    async def user_principal(self, user_id: str, merchant_id: str | None) -> Principal:
+        """The user as a principal, with their role now; ``AccountDisabled`` when they are
+        disabled or no longer ``merchant_id``'s (the access token's, or the Telegram chat's)."""
+        cached = self._user_cache.get(user_id) if self._changes.healthy else None
         if cached is None:
             generation = self._generation
-            user = await self._users.user(claims.user_id)
+            user = await self._users.user(user_id)
             account = None
             if user is not None and user.merchant_id is not None:
                 account = await self._merchants.account(user.merchant_id)
             cached = _CachedUser(user, account) if user is not None else None
             if cached is not None and self._may_cache(generation):
-                self._user_cache.put(claims.user_id, cached)
+                self._user_cache.put(user_id, cached)
         if cached is None or cached.user.disabled_at is not None:
             raise AccountDisabled("this account is disabled; ask the merchant's owner")
         user, account = cached.user, cached.account
-        if user.merchant_id != claims.merchant_id:
+        if user.merchant_id != merchant_id:
             raise AccountDisabled("this account moved; sign in again")
         return Principal(
             kind="user",

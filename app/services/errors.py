@@ -27,3 +27,10 @@ class LiveViewUnavailable(DependencyUnavailable):
     """The customer's live view could not be read or updated (Redis)."""
 
     code = "live_view_error"
+
+
+class NoticeRejected(CheckoutError):
+    """A notification channel refused a message for good (an unknown chat, a blocked bot, an
+    invalid phone number): sending it again cannot help, so it is not retried."""
+
+    code = "notice_rejected"

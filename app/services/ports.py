@@ -25,7 +25,7 @@ from app.domain.events import DomainEvent
 from app.domain.invoice import Invoice
 from app.domain.merchant import Merchant
 from app.domain.money_out import OutgoingTransfer, Step, TransferKind
-from app.domain.notifications import NotificationPreferences
+from app.domain.notifications import NoticeMessage, NotificationPreferences, Recipient
 from app.domain.payout_schedule import PayoutSchedule
 from app.domain.settlement import Settlement
 from app.domain.statuses import InvoiceStatus, PaymentException, SettlementStatus
@@ -68,8 +68,19 @@ class NotificationPublisher(Protocol):
     async def publish_notifications(self, notifications: Sequence[Notification]) -> None: ...
 
 
+class NoticePublisher(Protocol):
+    """Notices onto ``crypto-checkout.notifications``, in order."""
+
+    async def publish_notices(self, notices: Sequence[NoticeMessage]) -> None: ...
+
+
 class Publisher(
-    EventPublisher, InvoiceCommandSender, DepositRegistrar, NotificationPublisher, Protocol
+    EventPublisher,
+    InvoiceCommandSender,
+    DepositRegistrar,
+    NotificationPublisher,
+    NoticePublisher,
+    Protocol,
 ):
     """Every publishing port at once: what one Kafka producer does for the whole worker."""
 
@@ -526,6 +537,22 @@ class Mailer(Protocol):
     async def send(self, to: str, subject: str, text: str, html: str) -> None: ...
 
 
+class TelegramSender(Protocol):
+    """Sends a bot message to a chat (app/adapters/telegram/). Returns the message id; raises
+    ``NoticeRejected`` for a chat that cannot be written to (unknown, blocked the bot) and
+    ``DependencyUnavailable`` when the Bot API may take it later."""
+
+    async def send_text(self, chat_id: int, html: str) -> str: ...
+
+
+class SmsSender(Protocol):
+    """Sends a text message through an SMS provider (app/adapters/sms/). Returns the provider's
+    message id; raises ``NoticeRejected`` when the provider refuses it for good (an invalid
+    number) and ``DependencyUnavailable`` when it may take it later."""
+
+    async def send(self, to: str, body: str) -> str: ...
+
+
 class UserStore(Protocol):
     async def add_user(self, user: UserRecord) -> None:
         """Raises ``AlreadyExists`` when the email has an account."""
@@ -882,3 +909,64 @@ class LedgerPositions(Protocol):
         False if that reference was booked before with the same amounts (``AlreadyExists``
         with other amounts)."""
         ...
+
+
+# --- notices to merchant users (docs/notifications.md) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimedNotice:
+    """A due notice leased to this worker, with where it goes now (None: nowhere any more)."""
+
+    message: NoticeMessage
+    attempt: int  # this attempt's number, from 1
+    address: str | None
+    merchant_name: str
+
+
+@dataclass(frozen=True)
+class ChatUser:
+    """The merchant user a Telegram chat is linked to."""
+
+    user_id: str
+    merchant_id: str
+    role: Role
+    chat_id: int
+
+
+class NoticeStore(Protocol):
+    async def recipients(self, merchant_id: str) -> builtins.list[Recipient]: ...
+
+    async def merchants_with_users(self) -> builtins.list[str]: ...
+
+    async def enqueue(self, messages: Sequence[NoticeMessage]) -> int: ...
+
+    async def claim_due(self, limit: int, lease_seconds: float) -> builtins.list[ClaimedNotice]: ...
+
+    async def finish(
+        self,
+        notice_id: str,
+        status: str,
+        *,
+        sent_to: str | None = None,
+        provider_id: str | None = None,
+        error: str | None = None,
+    ) -> None: ...
+
+    async def retry_later(self, notice_id: str, delay_seconds: float, error: str) -> None: ...
+
+    async def deliveries(self, user_id: str, limit: int = 50) -> builtins.list[dict[str, Any]]: ...
+
+    async def add_link_token(
+        self, token: str, user_id: str, merchant_id: str, expires_at: datetime
+    ) -> None: ...
+
+    async def redeem_link_token(
+        self, token: str, chat_id: int, username: str | None
+    ) -> ChatUser | None: ...
+
+    async def chat_user(self, chat_id: int) -> ChatUser | None: ...
+
+    async def telegram_chat(self, user_id: str) -> dict[str, Any] | None: ...
+
+    async def unlink_chat(self, user_id: str) -> bool: ...

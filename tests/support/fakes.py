@@ -40,7 +40,12 @@ from app.domain.invoice import Invoice
 from app.domain.ledger import Movement
 from app.domain.merchant import Merchant
 from app.domain.money_out import OutgoingTransfer, Stage, Step, TransferKind
-from app.domain.notifications import NotificationPreferences
+from app.domain.notifications import (
+    DEFAULT_PREFERENCES,
+    NoticeMessage,
+    NotificationPreferences,
+    Recipient,
+)
 from app.domain.payout_schedule import PayoutSchedule
 from app.domain.settlement import Settlement
 from app.domain.webhooks import (
@@ -51,7 +56,7 @@ from app.domain.webhooks import (
     ReplayJob,
     WebhookEndpoint,
 )
-from app.runtime.codecs import encode_invoice_command, encode_notification
+from app.runtime.codecs import encode_invoice_command, encode_notice, encode_notification
 from app.runtime.commands import read_answer
 from app.runtime.dead_letters import DeadLetters
 from app.services.credentials import API_KEY, SecretDigests, parse_credential
@@ -68,6 +73,8 @@ from app.services.ports import (
     ApiKeyRecord,
     AuditEntry,
     Booking,
+    ChatUser,
+    ClaimedNotice,
     DeliveryQuery,
     IdempotentRequest,
     Invitation,
@@ -173,6 +180,7 @@ class RecordingPublisher:
     invoice_commands: list[InvoiceCommand] = field(default_factory=list)
     registrations: list[DepositRegistration] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
+    notices: list[NoticeMessage] = field(default_factory=list)
     fail_next: BaseException | None = None
 
     async def publish_events(self, events: Iterable[DomainEvent]) -> None:
@@ -192,6 +200,11 @@ class RecordingPublisher:
         for notification in notifications:
             encode_notification(notification)
         self.notifications.extend(notifications)
+
+    async def publish_notices(self, notices: Sequence[NoticeMessage]) -> None:
+        for notice in notices:
+            encode_notice(notice)
+        self.notices.extend(notices)
 
     def event_types(self) -> list[str]:
         return [event.event_type for event in self.events]
@@ -470,6 +483,103 @@ class MemoryNotificationPreferences:
         self, user_id: str, merchant_id: str, preferences: NotificationPreferences
     ) -> None:
         self.chosen[user_id] = (merchant_id, preferences)
+
+
+class MemoryNotices:
+    """``NoticeStore`` in memory: the merchant's users from ``MemoryUsers``, their preferences
+    from ``MemoryNotificationPreferences``, a queue and Telegram links of its own."""
+
+    def __init__(self, users: MemoryUsers, preferences: MemoryNotificationPreferences) -> None:
+        self._users = users
+        self._preferences = preferences
+        self.queued: dict[str, NoticeMessage] = {}
+        self.finished: dict[str, tuple[str, str | None]] = {}
+        self.tokens: dict[str, tuple[str, str, datetime, bool]] = {}
+        self.chats: dict[str, tuple[int, str | None]] = {}
+
+    async def recipients(self, merchant_id: str) -> list[Recipient]:
+        found = []
+        for user in await self._users.users(merchant_id):
+            if user.disabled_at is not None:
+                continue
+            chosen = await self._preferences.get(user.user_id)
+            chat = self.chats.get(user.user_id)
+            found.append(
+                Recipient(
+                    user_id=user.user_id,
+                    merchant_id=merchant_id,
+                    email=user.email if user.email_verified_at is not None else None,
+                    preferences=chosen or DEFAULT_PREFERENCES,
+                    telegram_chat_id=None if chat is None else chat[0],
+                )
+            )
+        return found
+
+    async def merchants_with_users(self) -> list[str]:
+        return sorted({u.merchant_id for u in self._users.by_id.values() if u.merchant_id})
+
+    async def enqueue(self, messages: Sequence[NoticeMessage]) -> int:
+        new = [m for m in messages if m.notice_id not in self.queued]
+        self.queued.update((m.notice_id, m) for m in new)
+        return len(new)
+
+    async def claim_due(self, limit: int, lease_seconds: float) -> list[ClaimedNotice]:
+        return []  # component tests look at the queue; the sending is tested on PostgreSQL
+
+    async def finish(
+        self,
+        notice_id: str,
+        status: str,
+        *,
+        sent_to: str | None = None,
+        provider_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        self.finished[notice_id] = (status, error)
+
+    async def retry_later(self, notice_id: str, delay_seconds: float, error: str) -> None:
+        self.finished.pop(notice_id, None)
+
+    async def deliveries(self, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        return [
+            {"notice_id": m.notice_id, "channel": str(m.channel), "notice": str(m.about.notice)}
+            for m in self.queued.values()
+            if m.user_id == user_id
+        ][:limit]
+
+    async def add_link_token(
+        self, token: str, user_id: str, merchant_id: str, expires_at: datetime
+    ) -> None:
+        self.tokens[token] = (user_id, merchant_id, expires_at, False)
+
+    async def redeem_link_token(
+        self, token: str, chat_id: int, username: str | None
+    ) -> ChatUser | None:
+        found = self.tokens.get(token)
+        if found is None or found[3] or found[2] <= datetime.now(UTC):
+            return None
+        user_id, merchant_id, expires_at, _ = found
+        self.tokens[token] = (user_id, merchant_id, expires_at, True)
+        self.chats = {u: c for u, c in self.chats.items() if c[0] != chat_id}
+        self.chats[user_id] = (chat_id, username)
+        user = self._users.by_id[user_id]
+        return ChatUser(user_id, merchant_id, user.role, chat_id)
+
+    async def chat_user(self, chat_id: int) -> ChatUser | None:
+        for user_id, (linked, _) in self.chats.items():
+            user = self._users.by_id.get(user_id)
+            if linked == chat_id and user is not None and user.merchant_id is not None:
+                return ChatUser(user_id, user.merchant_id, user.role, chat_id)
+        return None
+
+    async def telegram_chat(self, user_id: str) -> dict[str, Any] | None:
+        chat = self.chats.get(user_id)
+        if chat is None:
+            return None
+        return {"chat_id": chat[0], "username": chat[1], "linked_at": EPOCH}
+
+    async def unlink_chat(self, user_id: str) -> bool:
+        return self.chats.pop(user_id, None) is not None
 
 
 MERCHANT = Merchant("mer_shop", "Test Shop", Decimal("1.0"), None)
@@ -1267,6 +1377,7 @@ def memory_world(settings: Settings | None = None) -> MemoryWorld:
     dispatcher = FakeDispatcher()
     live_views = MemoryLiveViews()
     gateway = InProcessInvoiceAgent()
+    preferences = MemoryNotificationPreferences()
     ports = Ports(
         tables=tables,
         publisher=publisher,
@@ -1296,7 +1407,9 @@ def memory_world(settings: Settings | None = None) -> MemoryWorld:
         mailer=RecordingMailer(),
         money_out=MemoryMoneyOut(ledger),
         payout_schedules=MemoryPayoutSchedules(),
-        notification_preferences=MemoryNotificationPreferences(),
+        notification_preferences=preferences,
+        notices=MemoryNotices(users, preferences),
+        notice_dispatcher=FakeDispatcher(),
     )
     services = build_services(ports, settings)
     dead_letter_topics = DeadLetterTopics()

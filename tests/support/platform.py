@@ -87,6 +87,7 @@ class Platform:
     other_api_key: str
     workers: list[WorkerProcess] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # what the workers run with (for the CLI)
+    other_merchant_id: str = ""
 
     @property
     def url(self) -> str:
@@ -187,6 +188,9 @@ def create_merchant(name: str, env: dict[str, str], *extra: str) -> dict[str, An
     return dict(json.loads(result.stdout))
 
 
+WORKER_URL = "WORKER"
+
+
 def platform_env(
     namespace: str, sim: Simulator, data_dir: Path, **overrides: str
 ) -> dict[str, str]:
@@ -239,8 +243,21 @@ def running_platform(data_dir: Path, workers: int = 2, **overrides: str) -> Iter
         if not os.environ.get("CHECKOUT_TEST_KEEP_TOPICS"):
             stack.callback(delete_namespace_topics, namespace)
         ports = [free_port() for _ in range(workers)]
+        # PUBLIC_URL=WORKER: each worker's own address (what Telegram's webhook is told).
+        own_url = env.get("PUBLIC_URL") == WORKER_URL
+        if own_url:  # the CLI and the tests: the first worker's
+            env["PUBLIC_URL"] = f"http://127.0.0.1:{ports[0]}"
         procs = [
-            stack.enter_context(worker({**env, "WEB_PORT": str(port)}, name=f"worker-{port}"))
+            stack.enter_context(
+                worker(
+                    {
+                        **env,
+                        "WEB_PORT": str(port),
+                        **({"PUBLIC_URL": f"http://127.0.0.1:{port}"} if own_url else {}),
+                    },
+                    name=f"worker-{port}",
+                )
+            )
             for port in ports
         ]
         urls = [f"http://127.0.0.1:{port}" for port in ports]
@@ -269,6 +286,7 @@ def running_platform(data_dir: Path, workers: int = 2, **overrides: str) -> Iter
             other_api_key=other["api_key"],
             workers=procs,
             env=env,
+            other_merchant_id=other["merchant_id"],
         )
 
 

@@ -1,8 +1,9 @@
 """``Mailer`` over SMTP with aiosmtplib: a multipart text and HTML message per send.
 
 Configured by ``SMTP_HOST``, ``SMTP_PORT``, ``SMTP_USERNAME``/``SMTP_PASSWORD``,
-``SMTP_STARTTLS`` and ``MAIL_FROM`` (app/settings.py). Locally `make infra` runs a real SMTP
-server (aiosmtpd) on 127.0.0.1:1025 that keeps every message under ``.local/mail/``.
+``SMTP_STARTTLS``, ``MAIL_FROM`` and ``MAIL_REPLY_TO`` (app/settings.py). Locally `make infra`
+runs a real SMTP server (aiosmtpd) on 127.0.0.1:1025 that keeps every message under
+``.local/mail/``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class SmtpMailer:
         username: str | None = None,
         password: str | None = None,
         starttls: bool = False,
+        reply_to: str | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -35,12 +37,15 @@ class SmtpMailer:
         self._username = username
         self._password = password
         self._starttls = starttls
+        self._reply_to = reply_to
 
     async def send(self, to: str, subject: str, text: str, html: str) -> None:
         message = EmailMessage()
         message["From"] = self._sender
         message["To"] = to
         message["Subject"] = subject
+        if self._reply_to is not None:
+            message["Reply-To"] = self._reply_to
         message["Message-ID"] = make_msgid(domain="checkout.localhost")
         message.set_content(text)
         message.add_alternative(html, subtype="html")
@@ -69,4 +74,5 @@ def smtp_mailer(settings: Settings) -> SmtpMailer:
         username=settings.smtp_username,
         password=settings.smtp_password,
         starttls=settings.smtp_starttls,
+        reply_to=settings.mail_reply_to,
     )
