@@ -15,6 +15,12 @@ RUN="$LOCAL/run"
 LOGS="$LOCAL/logs"
 VENV="$ROOT/.venv/bin"
 SIM_PORT="${SIM_PORT:-8090}"
+# The merchants' Telegram bot runs against the Bot API stand-in (telegram_sim/) locally, long
+# polling, with a development token; give TELEGRAM_API_URL and TELEGRAM_BOT_TOKEN of a real bot
+# to use Telegram instead (docs/notifications.md).
+TELEGRAM_SIM_PORT="${TELEGRAM_SIM_PORT:-8091}"
+DEV_BOT_TOKEN="1000000001:crypto-checkout-local-development-bot"
+DEV_BOT_NAME="checkout_dev_bot"
 # The seeds' topology (`KAFKA_NODES=3 make up`: three brokers from scripts/infra.sh, min ISR 2):
 # every process of ours reaches all three and creates its topics with replication factor 3.
 KAFKA_NODES="${KAFKA_NODES:-1}"
@@ -80,12 +86,23 @@ sim_up() {
     --block-interval "${SIM_BLOCK_INTERVAL:-3}" --data-dir "$LOCAL/sim"
 }
 
+telegram_sim_up() { # only while the bot is pointed at the local stand-in
+  [ -z "${TELEGRAM_API_URL:-}" ] || return 0
+  start telegram-sim "$TELEGRAM_SIM_PORT" "http://127.0.0.1:$TELEGRAM_SIM_PORT/sim/status" GET \
+    "$VENV/python" -m telegram_sim --host 127.0.0.1 --port "$TELEGRAM_SIM_PORT" \
+    --bot "$DEV_BOT_TOKEN=$DEV_BOT_NAME"
+}
+
 workers_up() {
   local port
   for port in $WORKER_PORTS; do
     start "worker-$port" "$port" "http://127.0.0.1:$port/healthz" GET \
       env WEB_PORT="$port" WEBHOOK_ALLOW_LOOPBACK="${WEBHOOK_ALLOW_LOOPBACK:-true}" \
       TRUSTED_PROXIES="${TRUSTED_PROXIES:-127.0.0.1/32}" PUBLIC_URL="${PUBLIC_URL:-$LB_URL}" \
+      TELEGRAM_MODE="${TELEGRAM_MODE:-polling}" \
+      TELEGRAM_API_URL="${TELEGRAM_API_URL:-http://127.0.0.1:$TELEGRAM_SIM_PORT}" \
+      TELEGRAM_BOT_TOKEN="${TELEGRAM_BOT_TOKEN:-$DEV_BOT_TOKEN}" \
+      TELEGRAM_BOT_USERNAME="${TELEGRAM_BOT_USERNAME:-$DEV_BOT_NAME}" \
       "$VENV/checkout" worker -l info
   done
 }
@@ -193,6 +210,7 @@ crypto-checkout is up at $LB_URL
   readiness            curl -s http://127.0.0.1:$((first + 1000))/readyz   (operators' listener)
   metrics              curl -s http://127.0.0.1:$((first + 1000))/metrics
   Tron node simulator  http://127.0.0.1:$SIM_PORT   (curl -s -X POST http://127.0.0.1:$SIM_PORT/wallet/getnodeinfo)
+  Telegram Bot API     ${TELEGRAM_API_URL:-http://127.0.0.1:$TELEGRAM_SIM_PORT (stand-in; bot @$DEV_BOT_NAME, docs/notifications.md)}
   Kafka                $(bash "$ROOT/scripts/infra.sh" kafka-bootstrap)   ($KAFKA_NODES broker(s))${KAFKA_BROKER:+
                        the operator's CLI needs: export KAFKA_BROKER='$KAFKA_BROKER'}
   PostgreSQL           postgresql://checkout:checkout@127.0.0.1:5432/checkout
@@ -219,20 +237,21 @@ EOF
 case "${1:-}" in
   up)
     case "${2:-all}" in
-      sim) sim_up ;;
+      sim) sim_up; telegram_sim_up ;;
       workers) workers_up ;;
       lb | nginx) lb_up ;;
       signer) signer_up ;;
-      all) sim_up; workers_up; lb_up; signer_up; summary ;;
+      all) sim_up; telegram_sim_up; workers_up; lb_up; signer_up; summary ;;
       *) die "unknown part '${2}' (sim, workers, lb, signer, all)" ;;
     esac ;;
   down)
     stop signer
     stop nginx
     for port in $WORKER_PORTS; do stop "worker-$port"; done
+    stop telegram-sim
     stop tron-sim ;;
   status)
-    for entry in "tron-sim:$SIM_PORT" $(for p in $WORKER_PORTS; do echo "worker-$p:$p"; done) "nginx:$LB_PORT"; do
+    for entry in "tron-sim:$SIM_PORT" "telegram-sim:$TELEGRAM_SIM_PORT" $(for p in $WORKER_PORTS; do echo "worker-$p:$p"; done) "nginx:$LB_PORT"; do
       if port_open "${entry##*:}"; then state=up; else state=down; fi
       printf '  %-12s 127.0.0.1:%s  %s\n' "${entry%%:*}" "${entry##*:}" "$state"
     done ;;
