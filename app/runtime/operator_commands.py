@@ -57,6 +57,7 @@ from app.runtime.consumer_commands import consumers_group
 from app.runtime.dead_letter_commands import dlq_group
 from app.runtime.event_commands import events_group
 from app.runtime.merchant_commands import merchants_group
+from app.runtime.notice_commands import notices_group
 from app.runtime.topics import SIGNATURES, SIGNING_REQUESTS, topic_name
 from app.runtime.webhook_commands import webhooks_group
 from app.services.access import operator
@@ -211,6 +212,7 @@ def _register_groups(settings: Settings) -> None:
         events_group(settings, _rebuild_read_models),
         chain_group(settings),
         webhooks_group(settings),
+        notices_group(settings),
         consumers_group(settings),
     ):
         cli.add_command(group)

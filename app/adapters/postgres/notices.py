@@ -199,6 +199,38 @@ class PostgresNotices(SqlStore):
         )
         return [dict(zip(names, row, strict=True)) for row in rows]
 
+    async def retry_failed(
+        self,
+        *,
+        since: datetime,
+        until: datetime | None,
+        channel: str | None,
+        limit: int,
+        dry_run: bool,
+    ) -> list[dict[str, Any]]:
+        """Failed notices of this platform created in [since, until), queued again from their
+        first attempt (an operator's ``checkout notices retry`` once the channel works again)."""
+        where = (
+            " WHERE origin = %s AND status = 'failed' AND created_at >= %s"
+            " AND (%s::timestamptz IS NULL OR created_at < %s)"
+            " AND (%s::text IS NULL OR channel = %s)"
+        )
+        values = (self._origin, since, until, until, channel, channel)
+        columns = "notice_id::text, channel, notice, user_id, subject_id, last_error"
+        if dry_run:
+            sql = f"SELECT {columns} FROM notice_deliveries{where} ORDER BY created_at LIMIT %s"  # noqa: S608 - constants
+        else:
+            sql = (
+                "UPDATE notice_deliveries SET status = 'pending', attempts = 0,"  # noqa: S608 - constants
+                " next_attempt_at = now(), finished_at = NULL, claimed_until = NULL"
+                f" WHERE notice_id IN (SELECT notice_id FROM notice_deliveries{where}"
+                " ORDER BY created_at LIMIT %s)"
+                f" RETURNING {columns}"
+            )
+        rows = await self._fetchall(sql, (*values, limit))
+        names = ("notice_id", "channel", "notice", "user_id", "subject_id", "last_error")
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
     # --- Telegram chats -----------------------------------------------------------------------
 
     async def add_link_token(

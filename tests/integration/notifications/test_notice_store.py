@@ -177,3 +177,28 @@ async def test_a_link_token_links_once_and_a_chat_moves_to_its_new_user(pool: An
     assert await store.unlink_chat(second) is True
     assert await store.unlink_chat(second) is False
     assert await store.chat_user(777_000_003) is None
+
+
+async def test_an_operator_queues_failed_notices_again(pool: Any) -> None:
+    store = PostgresNotices(pool, ORIGIN)
+    merchant_id = await a_merchant(pool)
+    user_id = await a_user(pool, merchant_id)
+    failed = NoticeMessage.to(user_id, Channel.EMAIL, paid(merchant_id))
+    sent = NoticeMessage.to(user_id, Channel.EMAIL, paid(merchant_id, "inv_q2"))
+    await store.enqueue([failed, sent])
+    await mine(store, {failed.notice_id, sent.notice_id})
+    await store.finish(failed.notice_id, "failed", error="DependencyUnavailable: SMTP down")
+    await store.finish(sent.notice_id, "sent", sent_to="x@example.com")
+    since = datetime.now(UTC) - timedelta(minutes=5)
+
+    dry = await store.retry_failed(since=since, until=None, channel="email", limit=10, dry_run=True)
+    assert [row["notice_id"] for row in dry] == [failed.notice_id]
+    assert await store.retry_failed(since=since, until=None, channel="sms", limit=10,
+                                    dry_run=False) == []  # fmt: skip
+    queued = await store.retry_failed(since=since, until=None, channel=None, limit=10,
+                                      dry_run=False)  # fmt: skip
+    assert [row["notice_id"] for row in queued] == [failed.notice_id]
+    [again] = await mine(store, {failed.notice_id})
+    assert again.attempt == 1  # from the first attempt of its channel's schedule
+    assert await store.retry_failed(since=since, until=None, channel=None, limit=10,
+                                    dry_run=False) == []  # fmt: skip
