@@ -257,7 +257,7 @@ class DailySummaries:
     async def for_day(self, day: date) -> list[NoticeMessage]:
         """The day's summaries, addressed; the same day twice names the same notices."""
         about = []
-        for merchant_id in await self._store.merchants_with_users():
+        for merchant_id in await self._store.merchants_wanting(Notice.DAILY_SUMMARY):
             rows = await self._reports.daily(merchant_id, day, day)
             about.append(summary_facts(merchant_id, day, rows[0] if rows else None))
         return await self._fanout.addressed(about)

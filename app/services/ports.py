@@ -25,7 +25,7 @@ from app.domain.events import DomainEvent
 from app.domain.invoice import Invoice
 from app.domain.merchant import Merchant
 from app.domain.money_out import OutgoingTransfer, Step, TransferKind
-from app.domain.notifications import NoticeMessage, NotificationPreferences, Recipient
+from app.domain.notifications import Notice, NoticeMessage, NotificationPreferences, Recipient
 from app.domain.payout_schedule import PayoutSchedule
 from app.domain.settlement import Settlement
 from app.domain.statuses import InvoiceStatus, PaymentException, SettlementStatus
@@ -937,7 +937,7 @@ class ChatUser:
 class NoticeStore(Protocol):
     async def recipients(self, merchant_id: str) -> builtins.list[Recipient]: ...
 
-    async def merchants_with_users(self) -> builtins.list[str]: ...
+    async def merchants_wanting(self, notice: Notice) -> builtins.list[str]: ...
 
     async def enqueue(self, messages: Sequence[NoticeMessage]) -> int: ...
 

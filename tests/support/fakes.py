@@ -42,6 +42,7 @@ from app.domain.merchant import Merchant
 from app.domain.money_out import OutgoingTransfer, Stage, Step, TransferKind
 from app.domain.notifications import (
     DEFAULT_PREFERENCES,
+    Notice,
     NoticeMessage,
     NotificationPreferences,
     Recipient,
@@ -515,13 +516,24 @@ class MemoryNotices:
             )
         return found
 
-    async def merchants_with_users(self) -> list[str]:
-        return sorted({u.merchant_id for u in self._users.by_id.values() if u.merchant_id})
+    async def merchants_wanting(self, notice: Notice) -> list[str]:
+        wanting = set()
+        for user in self._users.by_id.values():
+            chosen = await self._preferences.get(user.user_id)
+            preferences = chosen or DEFAULT_PREFERENCES
+            if user.merchant_id and any(notice in n for n in preferences.channels.values()):
+                wanting.add(user.merchant_id)
+        return sorted(wanting)
 
     async def enqueue(self, messages: Sequence[NoticeMessage]) -> int:
-        new = [m for m in messages if m.notice_id not in self.queued]
-        self.queued.update((m.notice_id, m) for m in new)
-        return len(new)
+        """Like ``ON CONFLICT (notice_id) DO NOTHING``: the first of an id wins, within the
+        batch too."""
+        queued = 0
+        for message in messages:
+            if message.notice_id not in self.queued:
+                self.queued[message.notice_id] = message
+                queued += 1
+        return queued
 
     async def claim_due(self, limit: int, lease_seconds: float) -> list[ClaimedNotice]:
         return []  # component tests look at the queue; the sending is tested on PostgreSQL
@@ -541,11 +553,26 @@ class MemoryNotices:
         self.finished.pop(notice_id, None)
 
     async def deliveries(self, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        return [
-            {"notice_id": m.notice_id, "channel": str(m.channel), "notice": str(m.about.notice)}
-            for m in self.queued.values()
-            if m.user_id == user_id
-        ][:limit]
+        """The rows ``PostgresNotices.deliveries`` gives, newest (last queued) first."""
+        rows = []
+        for message in reversed(self.queued.values()):
+            if message.user_id != user_id:
+                continue
+            status, error = self.finished.get(message.notice_id, ("pending", None))
+            rows.append(
+                {
+                    "notice_id": message.notice_id,
+                    "channel": str(message.channel),
+                    "notice": str(message.about.notice),
+                    "subject_id": message.about.subject_id,
+                    "status": status,
+                    "attempts": 0 if status == "pending" else 1,
+                    "last_error": error,
+                    "created_at": EPOCH,
+                    "finished_at": None if status == "pending" else EPOCH,
+                }
+            )
+        return rows[:limit]
 
     async def add_link_token(
         self, token: str, user_id: str, merchant_id: str, expires_at: datetime

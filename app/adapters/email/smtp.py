@@ -9,7 +9,7 @@ runs a real SMTP server (aiosmtpd) on 127.0.0.1:1025 that keeps every message un
 from __future__ import annotations
 
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import formatdate, make_msgid
 
 import aiosmtplib
 
@@ -46,6 +46,7 @@ class SmtpMailer:
         message["Subject"] = subject
         if self._reply_to is not None:
             message["Reply-To"] = self._reply_to
+        message["Date"] = formatdate(usegmt=True)
         message["Message-ID"] = make_msgid(domain="checkout.localhost")
         message.set_content(text)
         message.add_alternative(html, subtype="html")

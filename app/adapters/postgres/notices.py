@@ -78,12 +78,16 @@ class PostgresNotices(SqlStore):
             for row in rows
         ]
 
-    async def merchants_with_users(self) -> list[str]:
-        """Merchants with at least one enabled user (whom a daily summary may be for)."""
+    async def merchants_wanting(self, notice: Notice) -> list[str]:
+        """Merchants with an enabled user who chose ``notice`` on some channel: the defaults
+        never include the daily summary, so only users with a row of their own can want it."""
         rows = await self._fetchall(
-            "SELECT DISTINCT merchant_id FROM users"
-            " WHERE merchant_id IS NOT NULL AND disabled_at IS NULL ORDER BY merchant_id",
-            (),
+            "SELECT DISTINCT u.merchant_id FROM users u"
+            " JOIN notification_preferences p ON p.user_id = u.user_id"
+            " WHERE u.disabled_at IS NULL AND u.merchant_id IS NOT NULL"
+            "   AND %s = ANY(p.email_notices || p.telegram_notices || p.sms_notices)"
+            " ORDER BY u.merchant_id",
+            (str(notice),),
         )
         return [row[0] for row in rows]
 

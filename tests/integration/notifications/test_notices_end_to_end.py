@@ -16,6 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -246,3 +247,55 @@ def test_a_disabled_webhook_endpoint_is_told_by_email(
     text = part_of(message, "text/plain")
     assert dead_url in text
     assert f"/dashboard/webhooks/{endpoint['id']}" in text
+
+
+def test_the_daily_summary_reaches_who_chose_it_once(
+    platform: Platform, bot_api: RunningTelegramSim
+) -> None:
+    email, owner = new_user(platform, platform.merchant_id)
+    httpx.patch(
+        f"{platform.url}/api/v1/notification-preferences",
+        json={"email": ["daily_summary"], "telegram": []},
+        headers=owner,
+        timeout=30,
+    ).raise_for_status()
+    invoice = platform.create_invoice("12.50")
+    platform.pay_and_confirm(invoice, "12.50")
+    platform.wait_settlement(invoice["id"])
+    today = datetime.now(UTC).date().isoformat()
+
+    def mine(answer: dict[str, Any]) -> dict[str, Any] | None:
+        return next((n for n in answer["notices"] if n["user_id"] in owner_ids), None)
+
+    owner_ids = {
+        row["user_id"]
+        for row in run_cli(
+            platform, "notices", "daily-summary", "--date", today, "--dry-run", "--json"
+        )["notices"]
+        if row["merchant_id"] == platform.merchant_id
+    }
+    assert owner_ids, "the user who chose the daily summary is not among those told"
+
+    def settled_figures() -> dict[str, Any] | None:
+        answer = run_cli(platform, "notices", "daily-summary", "--date", today, "--dry-run",
+                         "--json")  # fmt: skip
+        found = mine(answer)
+        return found if found and found["facts"]["settlements"] != "0" else None
+
+    planned = eventually(settled_figures, timeout=30, what="the day's settled figures")
+    assert planned["channel"] == "email"
+    run_cli(platform, "notices", "daily-summary", "--date", today, "--json")
+    run_cli(platform, "notices", "daily-summary", "--date", today, "--json")  # twice: sent once
+
+    message = eventually(
+        lambda: received_by(email, f"Daily summary {today}"),
+        timeout=15,
+        what="the daily summary email",
+    )
+    text = part_of(message, "text/plain")
+    assert f"Settlements:         {planned['facts']['settlements']}" in text
+    assert f"{planned['facts']['settled_net']} USDT" in text
+    time.sleep(2)  # the second run's notice, were it not the same one, would be here by now
+    box = mailbox.Maildir(MAILDIR, create=False)
+    subjects = [str(m["Subject"]) for m in box if email in str(m.get("To", ""))]
+    assert sum(1 for s in subjects if s.startswith(f"Daily summary {today}")) == 1, subjects
