@@ -74,13 +74,33 @@ class NoticeAgents:
                     await self._dead_letters.send(event, agent=FANOUT, error=exc)
                     continue
                 notices += [n.traced(spans.traceparent(event)) for n in found]
-            if notices:
+            if not notices:
+                return
+            try:
                 await retry_transient(lambda: self._fanout.publish(notices), what="notice fan-out")
+            except Exception:  # refused for good: find the event it belongs to
+                for event in events:
+                    await self.fan_out(event)
+
+    async def fan_out(self, event: faust.EventT) -> None:
+        """Fan out one event (the batch's way round an event it cannot publish with the rest)."""
+        try:
+            found = await retry_transient(
+                partial(self._fanout.notices_for, event.value), what="notice fan-out"
+            )
+            if found:
+                await retry_transient(lambda: self._fanout.publish(found), what="notice fan-out")
+        except Exception as exc:  # unreadable or refused: kept on the DLQ with its error
+            await self._dead_letters.send(event, agent=FANOUT, error=exc)
 
     async def take_in(self, event: faust.EventT) -> None:
         try:
             notice = decode_notice(event.value)
-            await retry_transient(lambda: self._intake.accept_batch([notice]), what="notice intake")
+            queued = await retry_transient(
+                lambda: self._intake.accept_batch([notice]), what="notice intake"
+            )
+            for new in queued:
+                NOTICES_QUEUED.labels(str(new.channel)).inc()
         except Exception as exc:
             await self._dead_letters.send(event, agent=INTAKE, error=exc)
 
@@ -92,10 +112,8 @@ class NoticeAgents:
         with message_spans(mine, INTAKE) as spans:
 
             async def accept(notices: list[NoticeMessage]) -> None:
-                queued = await self._intake.accept_batch(notices)
-                if queued:
-                    for notice in notices:
-                        NOTICES_QUEUED.labels(str(notice.channel)).inc()
+                for notice in await self._intake.accept_batch(notices):
+                    NOTICES_QUEUED.labels(str(notice.channel)).inc()
 
             await apply_in_batch(
                 mine,

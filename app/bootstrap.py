@@ -678,6 +678,7 @@ def build(settings: Settings) -> Platform:
         reports=ports.reports,
         money_out=ports.money_out,
         settings=settings,
+        limiter=ports.limiter,
     )
 
     # What other workers changed is forgotten here at once: credentials (app/services/access.py)

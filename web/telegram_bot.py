@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 from datetime import UTC, datetime
 from io import BytesIO
 from typing import Any, Final
@@ -30,9 +31,10 @@ from app.domain.errors import CheckoutError, Forbidden
 from app.domain.money import format_usdt
 from app.domain.money_out import TransferKind
 from app.services.access import AccessControl
-from app.services.create_invoice import InvoiceCreation
+from app.services.create_invoice import InvoiceCreation, request_fingerprint
 from app.services.notices import TelegramLinks
 from app.services.ports import InvoiceQuery, InvoiceSummaryReads, MoneyOutStore, ReportReads
+from app.services.rate_limits import Limiter
 from app.settings import Settings
 from web.errors import ApiError
 from web.requests import parse_create_invoice
@@ -78,6 +80,7 @@ class MerchantBot:
         reports: ReportReads,
         money_out: MoneyOutStore,
         settings: Settings,
+        limiter: Limiter,
     ) -> None:
         self._links = links
         self._access = access
@@ -86,6 +89,7 @@ class MerchantBot:
         self._reports = reports
         self._money_out = money_out
         self._settings = settings
+        self._limiter = limiter
         self._public_url = settings.public_url.rstrip("/")
         self.dispatcher = Dispatcher()
         self.dispatcher.include_router(self._router())
@@ -119,6 +123,9 @@ class MerchantBot:
             return None  # disabled, or moved to another merchant since
 
     async def _acting(self, message: Message, scope: Scope) -> Principal | None:
+        """The chat's user if they may act with ``scope`` now, else None (and the chat is told
+        why). A command spends the same rate budget as the user's API requests: creating an
+        invoice the invoice_create tier, the rest the reads tier (web/rate_limits.py)."""
         principal = await self._principal(message)
         if principal is None:
             await message.answer(NOT_LINKED)
@@ -127,6 +134,17 @@ class MerchantBot:
             principal.require(scope)
         except Forbidden as exc:
             await message.answer(f"Not allowed: {_escape(exc.message)}")
+            return None
+        tier, rate = (
+            ("invoice_create", self._settings.rate_limit_invoice_create)
+            if scope is Scope.INVOICES_WRITE
+            else ("reads", self._settings.rate_limit_reads)
+        )
+        decision = await self._limiter.hit(f"{tier}:{principal.actor_id}", rate)
+        if not decision.allowed:
+            await message.answer(
+                f"Too many requests; try again in {math.ceil(decision.retry_after)} s."
+            )
             return None
         return principal
 
@@ -201,8 +219,14 @@ class MerchantBot:
             body["description"] = description.strip()
         try:
             fields = parse_create_invoice(body, self._settings)
+            # Telegram may deliver an update twice (a retried webhook, a poller restarted before
+            # confirming it): the chat's message makes the key, so it is one invoice.
             invoice, _ = await self._creation.create(
-                principal.require(Scope.INVOICES_WRITE), fields, now=datetime.now(UTC)
+                principal.require(Scope.INVOICES_WRITE),
+                fields,
+                now=datetime.now(UTC),
+                idempotency_key=f"telegram:{message.chat.id}:{message.message_id}",
+                fingerprint=request_fingerprint(body),
             )
         except CheckoutError as exc:  # ApiError too: the amount or description refused
             await message.answer(f"No invoice: {_escape(exc.message)}")

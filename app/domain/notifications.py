@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -22,6 +22,7 @@ from app.domain.events import (
     DomainEvent,
     InvoiceExpired,
     InvoicePaid,
+    InvoicePaymentConfirmed,
     PayoutFailed,
     PayoutPaid,
     RefundConfirmed,
@@ -30,6 +31,7 @@ from app.domain.events import (
     WebhookEndpointDisabled,
 )
 from app.domain.money import format_usdt
+from app.domain.statuses import PaymentException
 
 
 class Channel(StrEnum):
@@ -139,8 +141,9 @@ def parse_notices(raw: Iterable[str], channel: str) -> frozenset[Notice]:
 
 # --- what goes out: one notice to one user over one channel -------------------------------------
 
-# Notice ids are uuid5 of (what it is about, user, channel) in this namespace, so the same event
-# fanned out twice — a redelivered Kafka message — names the same notice, sent once.
+# Notice ids are uuid5 of (source, notice, user, channel) in this namespace, so the same event
+# fanned out twice — a redelivered Kafka message — names the same notice, sent once, while the
+# two notices of one event (an overpaid invoice: paid, and the exception) stay two.
 NOTICE_NAMESPACE: Final = uuid.UUID("0f6a3b52-6c1e-4d9c-9a57-1f0c8f5f2b41")
 
 # How long a channel's provider may stay unreachable before a notice is given up, as the delays
@@ -159,9 +162,9 @@ AMOUNT_FACTS: Final = frozenset(
 )
 
 
-def notice_id(source_id: str, user_id: str, channel: Channel) -> str:
-    """The id of the notice of ``source_id`` (an event, a summary) to a user by a channel."""
-    return str(uuid.uuid5(NOTICE_NAMESPACE, f"{source_id}/{user_id}/{channel}"))
+def notice_id(source_id: str, user_id: str, channel: Channel, notice: Notice) -> str:
+    """The id of ``notice`` of ``source_id`` (an event, a summary) to a user by a channel."""
+    return str(uuid.uuid5(NOTICE_NAMESPACE, f"{source_id}/{notice}/{user_id}/{channel}"))
 
 
 def retry_delay(channel: Channel, attempts: int) -> float | None:
@@ -200,7 +203,9 @@ class NoticeMessage:
 
     @classmethod
     def to(cls, user_id: str, channel: Channel, about: NoticeFacts) -> NoticeMessage:
-        return cls(notice_id(about.source_id, user_id, channel), channel, user_id, about)
+        return cls(
+            notice_id(about.source_id, user_id, channel, about.notice), channel, user_id, about
+        )
 
     @property
     def key(self) -> str:
@@ -249,24 +254,8 @@ def notices_for(event: DomainEvent) -> list[NoticeFacts]:
             },
         )
 
-    if isinstance(event, InvoicePaid | InvoiceExpired):
-        progress = event.data
-        figures = {
-            "invoice_id": event.aggregate_id,
-            "amount": progress.amount,
-            "amount_received": progress.amount_received,
-            "status": progress.status,
-        }
-        found: list[NoticeFacts] = []
-        if isinstance(event, InvoicePaid):
-            found.append(about(Notice.INVOICE_PAID, event.aggregate_id, **figures))
-        exception = progress.payment_exception
-        # An expired invoice matters only when something was paid into it: underpaid.
-        if exception is not None and (isinstance(event, InvoicePaid) or progress.amount_received):
-            found.append(
-                about(Notice.PAYMENT_EXCEPTION, event.aggregate_id, **figures, exception=exception)
-            )
-        return found
+    if isinstance(event, InvoicePaid | InvoiceExpired | InvoicePaymentConfirmed):
+        return _invoice_notices(event, about)
     if isinstance(event, SettlementCompleted):
         return [
             about(
@@ -305,4 +294,46 @@ def notices_for(event: DomainEvent) -> list[NoticeFacts]:
                 disabled_at=event.data.disabled_at.isoformat(),
             )
         ]
+    return []
+
+
+def _invoice_notices(
+    event: InvoicePaid | InvoiceExpired | InvoicePaymentConfirmed,
+    about: Callable[..., NoticeFacts],
+) -> list[NoticeFacts]:
+    """An invoice's notices: paid, and a payment exception when the money needs a decision —
+    told once, when it happens:
+
+    - overpaid by the payment that paid it: with ``InvoicePaid``;
+    - underpaid: when it expired with money in it (``InvoiceExpired``); an underpayment accepted
+      later (by the merchant or the tolerance) is theirs already, so its ``InvoicePaid`` is only
+      "paid";
+    - paid late (after expiry or cancellation), or paid again once paid: when that payment is
+      confirmed (``InvoicePaymentConfirmed``), whatever the merchant decides later.
+    """
+    progress = event.data
+    figures: dict[str, object] = {
+        "invoice_id": event.aggregate_id,
+        "amount": progress.amount,
+        "amount_received": progress.amount_received,
+        "status": progress.status,
+    }
+
+    def exception(kind: PaymentException) -> NoticeFacts:
+        return about(Notice.PAYMENT_EXCEPTION, event.aggregate_id, **figures, exception=kind)
+
+    if isinstance(event, InvoicePaid):
+        found = [about(Notice.INVOICE_PAID, event.aggregate_id, **figures)]
+        if progress.payment_exception is PaymentException.OVERPAID:
+            found.append(exception(PaymentException.OVERPAID))
+        return found
+    if isinstance(event, InvoiceExpired):
+        underpaid = progress.payment_exception is PaymentException.UNDERPAID
+        return [exception(PaymentException.UNDERPAID)] if underpaid else []
+    payment = event.data
+    if payment.late:
+        return [exception(PaymentException.PAID_LATE)]
+    # Confirmed while the invoice was paid already: money beyond what it asked, not settled.
+    if payment.amount_confirmed - payment.payment_amount >= payment.amount:
+        return [exception(PaymentException.OVERPAID)]
     return []

@@ -119,6 +119,7 @@ WEBHOOK_CHANNEL: Final = "webhook"
 # A notice's facts are a flat map of short strings; anything bigger is not ours.
 MAX_NOTICE_FACTS: Final = 40
 MAX_NOTICE_FACT_LENGTH: Final = 2048
+MAX_NOTICE_FACT_NAME: Final = 64
 
 
 def notification_channel(raw: bytes | str) -> str | None:
@@ -164,14 +165,7 @@ def decode_notice(raw: bytes | str) -> NoticeMessage:
             value = body[name]
             if not isinstance(value, str) or not 0 < len(value) <= 200 or "\x00" in value:
                 raise MalformedMessage(f"a notice's {name} must be a short string")
-        facts = body["facts"]
-        if not isinstance(facts, dict) or len(facts) > MAX_NOTICE_FACTS:
-            raise MalformedMessage(
-                f"a notice's facts must be an object of at most {MAX_NOTICE_FACTS}"
-            )
-        for name, value in facts.items():
-            if not isinstance(value, str) or len(value) > MAX_NOTICE_FACT_LENGTH or "\x00" in value:
-                raise MalformedMessage(f"the notice's fact {name[:40]!r} must be a short string")
+        facts = _notice_facts(body["facts"])
         about = NoticeFacts(
             notice=Notice(body["notice"]),
             subject_id=body["subject_id"],
@@ -188,6 +182,20 @@ def decode_notice(raw: bytes | str) -> NoticeMessage:
 
 
 _NOTICE_TIME: Final[TypeAdapter[Any]] = TypeAdapter(UtcDatetime)
+
+
+def _notice_facts(facts: object) -> dict[str, str]:
+    """The facts, bounded: at most 40 names of 1–64 characters, values short strings, no NUL."""
+    if not isinstance(facts, dict) or len(facts) > MAX_NOTICE_FACTS:
+        raise MalformedMessage(f"a notice's facts must be an object of at most {MAX_NOTICE_FACTS}")
+    for name, value in facts.items():
+        if not 0 < len(name) <= MAX_NOTICE_FACT_NAME or "\x00" in name:
+            raise MalformedMessage(
+                f"a notice's fact names are 1 to {MAX_NOTICE_FACT_NAME} characters, no NUL"
+            )
+        if not isinstance(value, str) or len(value) > MAX_NOTICE_FACT_LENGTH or "\x00" in value:
+            raise MalformedMessage(f"the notice's fact {name[:40]!r} must be a short string")
+    return facts
 
 
 def encode_notification(notification: Notification) -> bytes:

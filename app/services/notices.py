@@ -94,12 +94,13 @@ class NoticeIntake:
         self._store = store
         self._wake = wake
 
-    async def accept_batch(self, messages: Sequence[NoticeMessage]) -> int:
-        """Queue every notice of ``messages`` once; returns how many were new."""
-        queued = await self._store.enqueue(messages)
-        if queued:
+    async def accept_batch(self, messages: Sequence[NoticeMessage]) -> list[NoticeMessage]:
+        """Queue every notice of ``messages`` once; returns those that were new."""
+        new = dict.fromkeys(await self._store.enqueue(messages))
+        if new:
             self._wake()
-        return queued
+        by_id = {m.notice_id: m for m in reversed(messages)}  # the first of an id, as queued
+        return [by_id[notice_id] for notice_id in new]
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,12 @@ class NoticeDispatch:
                 if delay is not None:
                     await self._store.retry_later(notice_id, delay, error)
                     return outcome("retrying")
+                await self._store.finish(notice_id, "failed", error=error)
+                await self._on_given_up(message, error)
+                return outcome("failed")
+            except Exception as exc:  # a bug (a template, a stored address): not worth retrying
+                logger.exception("notice %s by %s could not be sent", notice_id, message.channel)
+                error = f"{type(exc).__name__}: {exc}"[:500]
                 await self._store.finish(notice_id, "failed", error=error)
                 await self._on_given_up(message, error)
                 return outcome("failed")

@@ -519,20 +519,22 @@ class MemoryNotices:
     async def merchants_wanting(self, notice: Notice) -> list[str]:
         wanting = set()
         for user in self._users.by_id.values():
+            if user.disabled_at is not None:
+                continue
             chosen = await self._preferences.get(user.user_id)
             preferences = chosen or DEFAULT_PREFERENCES
             if user.merchant_id and any(notice in n for n in preferences.channels.values()):
                 wanting.add(user.merchant_id)
         return sorted(wanting)
 
-    async def enqueue(self, messages: Sequence[NoticeMessage]) -> int:
+    async def enqueue(self, messages: Sequence[NoticeMessage]) -> list[str]:
         """Like ``ON CONFLICT (notice_id) DO NOTHING``: the first of an id wins, within the
-        batch too."""
-        queued = 0
+        batch too; the ids that were new."""
+        queued = []
         for message in messages:
             if message.notice_id not in self.queued:
                 self.queued[message.notice_id] = message
-                queued += 1
+                queued.append(message.notice_id)
         return queued
 
     async def claim_due(self, limit: int, lease_seconds: float) -> list[ClaimedNotice]:
@@ -577,6 +579,10 @@ class MemoryNotices:
     async def add_link_token(
         self, token: str, user_id: str, merchant_id: str, expires_at: datetime
     ) -> None:
+        # The user's earlier unused tokens stop working, as in PostgreSQL.
+        for known, (user, merchant, expires, _) in list(self.tokens.items()):
+            if user == user_id:
+                self.tokens[known] = (user, merchant, expires, True)
         self.tokens[token] = (user_id, merchant_id, expires_at, False)
 
     async def redeem_link_token(

@@ -5,10 +5,10 @@ without JavaScript; web/static/dashboard.js only adds live invoice statuses and 
 The data and every action go through the merchant API as the signed-in user (web/dashboard/api.py
 says why), so the API's checks are the dashboard's checks. Forms post back here with the CSRF
 token of web/dashboard/session.py and are answered with a redirect (post/redirect/get), except
-where a secret is shown once (a new API key, a webhook secret, an invitation). A form that moves
-money (a refund, a payout, resolving an underpayment) also carries an idempotency key made when
-the form was rendered, sent to the API as ``Idempotency-Key``: the same form sent twice (a double
-click, a reload of the POST) is one refund or payout, never two.
+where a secret is shown once (a new API key, a webhook secret, an invitation, a Telegram
+link). A form that moves money (a refund, a payout, resolving an underpayment) also carries an
+idempotency key made when the form was rendered, sent to the API as ``Idempotency-Key``: the same
+form sent twice (a double click, a reload of the POST) is one refund or payout, never two.
 
 A refusal of the API is shown on the page in its own words; a page the user's role may not see
 says so instead of its content. docs/dashboard.md is the guide for merchants and operators.
@@ -36,6 +36,7 @@ from aiohttp import web as aioweb
 from app.domain.access import Scope
 from app.domain.events import EVENT_TYPES
 from app.domain.money import format_usdt, parse_usdt
+from app.domain.notifications import Channel, Notice
 from app.domain.payout_schedule import WEEKDAYS
 from app.services.ports import LiveViews
 from web.dashboard.api import ApiAnswer, ApiUnavailable, LoopbackApi
@@ -77,6 +78,8 @@ NOTICES: Final = {
     "schedule_saved": "Payout schedule saved.",
     "schedule_deleted": "Payout schedule deleted: nothing is paid out by itself any more.",
     "payout_approved": "Payout approved: it leaves with the next batch.",
+    "notifications_saved": "Notification settings saved.",
+    "telegram_unlinked": "Telegram is unlinked: nothing more is sent to that chat.",
 }
 ROLES: Final = ("owner", "developer", "viewer")
 INVOICE_STATUSES: Final = ("pending", "confirming", "paid", "expired", "cancelled")
@@ -88,6 +91,18 @@ RESOLVABLE_STATUSES: Final = ("confirming", "expired")
 IDEMPOTENCY_FIELD: Final = "idempotency_key"
 # What an endpoint may subscribe to: everything, a family, or one event type.
 EVENT_CHOICES: Final = ("*", "Invoice*", "Payment*", "Settlement*", *EVENT_TYPES)
+NOTIFICATIONS_API: Final = "/api/v1/notification-preferences"
+NOTICE_LABELS: Final = {
+    Notice.INVOICE_PAID: "Invoice paid",
+    Notice.PAYMENT_EXCEPTION: "Underpaid, overpaid or paid late",
+    Notice.SETTLEMENT_COMPLETED: "Settlement completed",
+    Notice.REFUND_FINISHED: "Refund finished",
+    Notice.PAYOUT_FINISHED: "Payout finished",
+    Notice.WEBHOOK_ENDPOINT_DISABLED: "Webhook endpoint disabled (email backup of webhooks)",
+    Notice.DAILY_SUMMARY: "Daily summary",
+}
+CHANNEL_LABELS: Final = {Channel.EMAIL: "Email", Channel.TELEGRAM: "Telegram", Channel.SMS: "SMS"}
+RECENT_NOTICES: Final = 20
 
 _HEADERS: Final = {
     "Cache-Control": "no-store",
@@ -235,6 +250,7 @@ class Dashboard:
             "/dashboard/webhooks/{endpoint_id}": self.webhook,
             "/dashboard/keys": self.keys,
             "/dashboard/team": self.team,
+            "/dashboard/notifications": self.notifications,
             "/dashboard/admin/revenue": self.admin_revenue,
             "/dashboard/admin/merchants": self.admin_merchants,
             "/dashboard/admin/payouts": self.admin_payouts,
@@ -262,6 +278,9 @@ class Dashboard:
             "/dashboard/team": self.invite,
             "/dashboard/team/{user_id}/role": self.set_role,
             "/dashboard/team/{user_id}/remove": self.remove_user,
+            "/dashboard/notifications": self.save_notifications,
+            "/dashboard/notifications/telegram/link": self.link_telegram,
+            "/dashboard/notifications/telegram/unlink": self.unlink_telegram,
         }
         for path, action in actions.items():
             router.add_post(path, self._signed_in(action, form=True))
@@ -996,6 +1015,63 @@ class Dashboard:
         await visit.act("DELETE", f"/api/v1/users/{quote(user_id)}")
         return self._back("/dashboard/team", "user_removed")
 
+    # --- notifications ----------------------------------------------------------------------
+
+    async def notifications(
+        self,
+        visit: Visit,
+        *,
+        typed: Mapping[str, Any] | None = None,
+        link: Mapping[str, Any] | None = None,
+        form_error: str | None = None,
+    ) -> aioweb.Response:
+        """The user's own notices per channel (what they typed, when the API refused it), their
+        Telegram chat (or a one-time link just asked for) and their last notices."""
+        chosen = typed if typed is not None else await visit.get(NOTIFICATIONS_API)
+        chat = await visit.call("GET", f"{NOTIFICATIONS_API}/telegram")
+        if not chat.ok and chat.status != 404:  # 404: no chat linked
+            raise Refused(chat)
+        recent = await visit.get(f"{NOTIFICATIONS_API}/deliveries", {"limit": RECENT_NOTICES})
+        return self._show(
+            visit,
+            "notifications.html",
+            notices=[(str(notice), _label(notice)) for notice in Notice],
+            channels=[(str(channel), label) for channel, label in CHANNEL_LABELS.items()],
+            chosen={str(channel): set(chosen[str(channel)]) for channel in Channel},
+            sms_number=chosen["sms_number"] or "",
+            chat=chat.body if chat.ok else None,
+            link=None if link is None else _link_offer(link),
+            deliveries=recent["data"],
+            labels={str(name): _label(name) for name in (*Notice, *Channel)},
+            form_error=form_error,
+        )
+
+    async def save_notifications(self, visit: Visit) -> aioweb.Response:
+        pairs = await _pairs(visit.request)
+        number = (await _form(visit.request)).get("sms_number", "").strip()
+        body: dict[str, Any] = {
+            str(channel): sorted({value for key, value in pairs if key == channel})
+            for channel in Channel
+        }
+        answer = await visit.call(
+            "PATCH", NOTIFICATIONS_API, json={**body, "sms_number": number or None}
+        )
+        if not answer.ok:
+            kept = functools.partial(self.notifications, typed={**body, "sms_number": number})
+            return await self._form_refused(visit, kept, answer)
+        return self._back("/dashboard/notifications", "notifications_saved")
+
+    async def link_telegram(self, visit: Visit) -> aioweb.Response:
+        # Shown once on the answer, not redirected to: the token is a credential for the chat.
+        offer = await visit.act("POST", f"{NOTIFICATIONS_API}/telegram-link", json={})
+        return await self.notifications(visit, link=offer)
+
+    async def unlink_telegram(self, visit: Visit) -> aioweb.Response:
+        answer = await visit.call("DELETE", f"{NOTIFICATIONS_API}/telegram")
+        if not answer.ok and answer.status != 404:  # 404: unlinked already (a second click)
+            raise Refused(answer)
+        return self._back("/dashboard/notifications", "telegram_unlinked")
+
     # --- the platform's admin ---------------------------------------------------------------
 
     async def admin_revenue(self, visit: Visit) -> aioweb.Response:
@@ -1216,6 +1292,25 @@ def _local(target: str | None, default: str) -> str:
 
 def _next(target: str | None) -> str:
     return _local(target, "/dashboard")
+
+
+def _label(name: Notice | Channel) -> str:
+    """What the page calls a notice or a channel (a new one by its name, until it has a label)."""
+    label = NOTICE_LABELS.get(name) if isinstance(name, Notice) else CHANNEL_LABELS.get(name)
+    return label or str(name).replace("_", " ").capitalize()
+
+
+def _link_offer(offer: Mapping[str, Any]) -> dict[str, Any]:
+    """A Telegram link offer as the page shows it: the deep link only if it goes to Telegram
+    (it becomes a link's href), and how many minutes the token has left."""
+    deep_link = offer.get("deep_link")
+    left = datetime.fromisoformat(offer["expires_at"]) - datetime.now(UTC)
+    return {
+        "command": offer["command"],
+        "deep_link": deep_link if str(deep_link).startswith("https://t.me/") else None,
+        "expires_at": offer["expires_at"],
+        "minutes": max(0, round(left.total_seconds() / 60)),
+    }
 
 
 def _when(value: str | None) -> str:

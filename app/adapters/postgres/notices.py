@@ -93,16 +93,16 @@ class PostgresNotices(SqlStore):
 
     # --- the queue ----------------------------------------------------------------------------
 
-    async def enqueue(self, messages: Sequence[NoticeMessage]) -> int:
-        """Queue each notice once; returns how many were new."""
+    async def enqueue(self, messages: Sequence[NoticeMessage]) -> list[str]:
+        """Queue each notice once; returns the ids of those that were new."""
         if not messages:
-            return 0
+            return []
         rows = await self._fetchall(
             "INSERT INTO notice_deliveries (origin, notice_id, channel, notice, user_id,"
             " merchant_id, subject_id, source_id, occurred_at, facts, traceparent)"
             " SELECT %s, * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[],"
             " %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[], %s::text[])"
-            " ON CONFLICT (notice_id) DO NOTHING RETURNING notice_id",
+            " ON CONFLICT (notice_id) DO NOTHING RETURNING notice_id::text",
             (
                 self._origin,
                 [m.notice_id for m in messages],
@@ -117,7 +117,7 @@ class PostgresNotices(SqlStore):
                 [m.traceparent for m in messages],
             ),
         )
-        return len(rows)
+        return [row[0] for row in rows]
 
     async def claim_due(self, limit: int, lease_seconds: float) -> list[ClaimedNotice]:
         """Lease up to ``limit`` due notices to this worker, oldest due first."""

@@ -83,8 +83,8 @@ async def test_a_notice_is_queued_once_and_leased_to_one_dispatcher(pool: Any) -
     user_id = await a_user(pool, merchant_id)
     message = NoticeMessage.to(user_id, Channel.EMAIL, paid(merchant_id))
 
-    assert await store.enqueue([message]) == 1
-    assert await store.enqueue([message]) == 0  # the same event fanned out again
+    assert await store.enqueue([message]) == [message.notice_id]
+    assert await store.enqueue([message]) == []  # the same event fanned out again
     # Another platform on the same database does not send it.
     elsewhere = PostgresNotices(pool, f"elsewhere-{secrets.token_hex(6)}")
     assert await elsewhere.claim_due(500, 60) == []
