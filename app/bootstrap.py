@@ -491,7 +491,9 @@ def build_services(ports: Ports, settings: Settings) -> Services:
             ports.notices, publisher, sms_enabled=settings.sms_provider != "none"
         ),
         notice_intake=NoticeIntake(ports.notices, ports.notice_dispatcher.wake),
-        telegram_links=TelegramLinks(ports.notices, bot_username=settings.telegram_bot_username),
+        telegram_links=TelegramLinks(
+            ports.notices, ports.audit_log, bot_username=settings.telegram_bot_username
+        ),
     )
 
 

@@ -235,6 +235,24 @@ class Recipient:
         return [c for c in Channel if reachable[c] and self.preferences.wants(c, notice)]
 
 
+# The event types ``notices_for`` makes notices of: the fan-out reads only these in full (most of
+# the stream — detections, confirmations, projections' fodder — makes none).
+NOTICE_EVENT_TYPES: Final = frozenset(
+    t.__name__
+    for t in (
+        InvoicePaid,
+        InvoiceExpired,
+        InvoicePaymentConfirmed,
+        SettlementCompleted,
+        RefundConfirmed,
+        RefundFailed,
+        PayoutPaid,
+        PayoutFailed,
+        WebhookEndpointDisabled,
+    )
+)
+
+
 def notices_for(event: DomainEvent) -> list[NoticeFacts]:
     """The notices a domain event makes (most make none)."""
     data = event.data

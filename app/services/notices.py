@@ -22,11 +22,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import orjson
+
 from app.domain.access import Principal
 from app.domain.errors import Forbidden, NotFound
 from app.domain.events import parse_event
 from app.domain.money import format_usdt
 from app.domain.notifications import (
+    NOTICE_EVENT_TYPES,
     Channel,
     Notice,
     NoticeFacts,
@@ -43,6 +46,8 @@ from app.services.notice_messages import (
     telegram_text_for,
 )
 from app.services.ports import (
+    AuditEntry,
+    AuditLog,
     ChatUser,
     ClaimedNotice,
     Mailer,
@@ -69,6 +74,10 @@ class NoticeFanout:
 
     async def notices_for(self, raw: bytes) -> list[NoticeMessage]:
         """The messages a domain event makes: one per user and channel that wants each notice."""
+        # Most events make none: only their type is read (orjson), not the whole event (pydantic).
+        envelope = orjson.loads(raw)
+        if isinstance(envelope, dict) and envelope.get("event_type") not in NOTICE_EVENT_TYPES:
+            return []
         about = notices_for(parse_event(raw))  # our own contract: an unknown event is an error
         if not about:
             return []
@@ -302,8 +311,9 @@ class LinkOffer:
 class TelegramLinks:
     """A merchant user links a Telegram chat with a one-time deep link (``/start <token>``)."""
 
-    def __init__(self, store: NoticeStore, *, bot_username: str | None) -> None:
+    def __init__(self, store: NoticeStore, audit: AuditLog, *, bot_username: str | None) -> None:
         self._store = store
+        self._audit = audit
         self._bot_username = bot_username
 
     @staticmethod
@@ -326,7 +336,23 @@ class TelegramLinks:
         return LinkOffer(token, link, expires_at)
 
     async def link(self, token: str, chat_id: int, username: str | None) -> ChatUser | None:
-        return await self._store.redeem_link_token(token, chat_id, username)
+        """The chat linked to the token's user, or None (unknown, used or expired). A chat that
+        now acts as a merchant's user is in the merchant's audit log, like a new API key."""
+        linked = await self._store.redeem_link_token(token, chat_id, username)
+        if linked is not None:
+            await self._audit.append(
+                AuditEntry(
+                    action="telegram chat linked",
+                    result="ok",
+                    actor_kind="user",
+                    merchant_id=linked.merchant_id,
+                    actor_id=linked.user_id,
+                    actor_role=str(linked.role),
+                    target_id=str(chat_id),
+                    details={"telegram_username": username},
+                )
+            )
+        return linked
 
     async def chat_user(self, chat_id: int) -> ChatUser | None:
         return await self._store.chat_user(chat_id)

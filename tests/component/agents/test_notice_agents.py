@@ -208,9 +208,11 @@ async def test_an_invoice_paid_event_is_fanned_out_to_notices_and_the_rest_to_no
     await add_user(world, "usr_owner", chat_id=4242)  # the defaults: invoice_paid by Telegram
     await add_user(world, "usr_elsewhere", "mer_other", chat_id=5353)
     events = [as_event(e) for e in paid_invoice_events()]
-    unreadable = FakeEvent(EVENTS, b'{"event_type": "InvoiceExploded"}', key=b"inv_9")
+    unreadable = FakeEvent(EVENTS, b'{"event_type": "InvoicePaid", "data": 1', key=b"inv_9")
+    # A type that makes no notice is not read further (the other agents dead-letter an unknown one).
+    unknown = FakeEvent(EVENTS, b'{"event_type": "InvoiceExploded"}', key=b"inv_8")
 
-    await notice_agents.fan_out_batch([events[0], unreadable, *events[1:]])
+    await notice_agents.fan_out_batch([events[0], unreadable, unknown, *events[1:]])
 
     [notice] = world.publisher.notices
     assert (notice.user_id, notice.channel, notice.about.notice) == (

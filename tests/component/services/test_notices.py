@@ -192,8 +192,19 @@ async def test_a_merchant_without_users_or_an_event_without_notices_makes_nothin
 
 
 async def test_an_unreadable_event_is_an_error(world: MemoryWorld) -> None:
+    fanout = world.services.notice_fanout
+    with pytest.raises(ValueError):  # not JSON: the agent dead-letters it
+        await fanout.notices_for(b'{"event_type": "InvoicePaid"')
     with pytest.raises(ValueError):  # pydantic's ValidationError: the agent dead-letters it
-        await world.services.notice_fanout.notices_for(b'{"event_type": "InvoiceExploded"}')
+        await fanout.notices_for(b'{"event_type": "InvoicePaid", "data": {}}')
+
+
+async def test_an_event_that_makes_no_notice_is_not_read_further(world: MemoryWorld) -> None:
+    # Detections, confirmations counted, creations: most of the stream makes no notice. (An
+    # unknown type is the other agents' to dead-letter; this one has nothing to say about it.)
+    fanout = world.services.notice_fanout
+    assert await fanout.notices_for(b'{"event_type": "PaymentDetected", "data": "?"}') == []
+    assert await fanout.notices_for(b'{"event_type": "InvoiceExploded"}') == []
 
 
 async def test_published_notices_go_to_the_publisher_in_order(world: MemoryWorld) -> None:
@@ -589,6 +600,10 @@ async def test_a_link_is_offered_used_once_and_undone(world: MemoryWorld) -> Non
     linked = await links.link(offer.token, 4242, "shopkeeper")
     assert linked is not None
     assert (linked.user_id, linked.merchant_id, linked.chat_id) == ("usr_owner", SHOP, 4242)
+    # A chat acting as the user is in the merchant's audit log.
+    [audited] = [e for e in world.audit_log.entries_written if e.action == "telegram chat linked"]
+    assert (audited.merchant_id, audited.actor_id, audited.target_id) == (SHOP, "usr_owner", "4242")
+    assert audited.details == {"telegram_username": "shopkeeper"}
     assert await links.link(offer.token, 5353, "intruder") is None  # once only
     chat_user = await links.chat_user(4242)
     assert chat_user is not None and chat_user.user_id == "usr_owner"
@@ -604,7 +619,7 @@ async def test_a_link_is_offered_used_once_and_undone(world: MemoryWorld) -> Non
 
 async def test_the_deep_link_names_the_bot(world: MemoryWorld) -> None:
     user = await add_user(world, "usr_owner")
-    links = TelegramLinks(world.ports.notices, bot_username="checkout_bot")
+    links = TelegramLinks(world.ports.notices, world.audit_log, bot_username="checkout_bot")
     offer = await links.offer(user_principal(user), datetime.now(UTC))
     assert offer.deep_link == f"https://t.me/checkout_bot?start={offer.token}"
 

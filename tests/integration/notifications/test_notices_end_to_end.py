@@ -1,6 +1,6 @@
 """Notices on the whole platform: real Kafka, PostgreSQL and SMTP server (aiosmtpd, `make infra`),
-the Tron simulator paying, and the Telegram Bot API stand-in (telegram_sim/) that the bot polls
-exactly as it would poll Telegram.
+the Tron simulator paying, the Telegram Bot API stand-in (telegram_sim/) that the bot polls
+exactly as it would poll Telegram, and the Twilio stand-in (sms_sim/) for SMS.
 
 A paid invoice reaches the merchant's user by email (in the SMTP server's Maildir) and in their
 linked Telegram chat; a webhook endpoint disabled for failing reaches them by email, the backup of
@@ -27,6 +27,7 @@ import pytest
 from tests.integration.webhooks.conftest import WEBHOOK_TEST_SETTINGS
 from tests.support.platform import Platform, run_cli, running_platform
 from tests.support.processes import REPO_ROOT, eventually, free_port
+from tests.support.sms_sim import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, SmsSimClient, launch_sms_sim
 from tests.support.telegram_sim import RunningTelegramSim, telegram_sim
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("infrastructure")]
@@ -47,8 +48,18 @@ def bot_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTelegra
 
 
 @pytest.fixture(scope="module")
+def sms_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmsSimClient]:
+    process, url = launch_sms_sim(tmp_path_factory.mktemp("sms") / "sms-sim.log")
+    try:
+        yield SmsSimClient(url)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
 def platform(
-    tmp_path_factory: pytest.TempPathFactory, bot_api: RunningTelegramSim
+    tmp_path_factory: pytest.TempPathFactory, bot_api: RunningTelegramSim, sms_api: SmsSimClient
 ) -> Iterator[Platform]:
     with running_platform(
         tmp_path_factory.mktemp("notices"),
@@ -57,6 +68,11 @@ def platform(
         TELEGRAM_BOT_TOKEN=BOT_TOKEN,
         TELEGRAM_API_URL=bot_api.url,
         TELEGRAM_BOT_USERNAME=BOT_NAME,
+        SMS_PROVIDER="twilio",
+        TWILIO_BASE_URL=sms_api.url,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        SMS_FROM=FROM_NUMBER,
         **WEBHOOK_TEST_SETTINGS,
     ) as running:
         yield running
@@ -299,3 +315,49 @@ def test_the_daily_summary_reaches_who_chose_it_once(
     box = mailbox.Maildir(MAILDIR, create=False)
     subjects = [str(m["Subject"]) for m in box if email in str(m.get("To", ""))]
     assert sum(1 for s in subjects if s.startswith(f"Daily summary {today}")) == 1, subjects
+
+
+def test_sms_reaches_the_number_and_a_refused_number_is_not_retried(
+    platform: Platform, bot_api: RunningTelegramSim, sms_api: SmsSimClient
+) -> None:
+    number = f"+4915{uuid.uuid4().int % 10**9:09d}"
+    _, owner = new_user(platform, platform.merchant_id)
+    chosen = httpx.patch(
+        f"{platform.url}/api/v1/notification-preferences",
+        json={"sms": ["invoice_paid"], "sms_number": number, "email": [], "telegram": []},
+        headers=owner,
+        timeout=30,
+    )
+    assert chosen.status_code == 200, chosen.text
+    invoice = platform.create_invoice("3.25")
+    platform.pay_and_confirm(invoice, "3.25")
+
+    [sms] = sms_api.wait_messages(number, 1, timeout=30)
+    assert sms["from"] == FROM_NUMBER
+    assert invoice["id"] in sms["body"] and "3.25" in sms["body"]
+    assert len(sms["body"]) <= 320
+
+    # A number Twilio refuses for good (its test number for "unsubscribed"): rejected, not retried.
+    refused = "+15005550004"
+    httpx.patch(
+        f"{platform.url}/api/v1/notification-preferences",
+        json={"sms_number": refused},
+        headers=owner,
+        timeout=30,
+    ).raise_for_status()
+    second = platform.create_invoice("3.50")
+    platform.pay_and_confirm(second, "3.50")
+
+    def outcome() -> dict[str, Any] | None:
+        rows = httpx.get(
+            f"{platform.url}/api/v1/notification-preferences/deliveries",
+            headers=owner,
+            timeout=30,
+        ).json()["data"]
+        return next(
+            (r for r in rows if r["subject_id"] == second["id"] and r["status"] != "pending"), None
+        )
+
+    row = eventually(outcome, timeout=30, what="the refused SMS's outcome")
+    assert row["status"] == "rejected" and "21610" in row["last_error"], row
+    assert row["attempts"] == 1
