@@ -212,8 +212,15 @@ class Settings:
 
     @property
     def worker_data_dir(self) -> Path:
-        """RocksDB state of this worker; one folder per web port so two workers can share a host."""
-        return self.data_dir / f"worker-{self.web_port}"
+        """RocksDB state of this worker; one folder per web port so two workers can share a host.
+
+        A topic namespace gets folders of its own: the tables' local stores are named by table
+        only, so a run in another namespace (other changelogs, maybe another chain) would
+        otherwise start from this one's state — a chain head from another node confirmed a
+        payment one block after it was mined (issue "Reliability"). Without a namespace the
+        folder is where it always was, so an upgrade recovers nothing it need not."""
+        base = self.data_dir / self.topic_namespace if self.topic_namespace else self.data_dir
+        return base / f"worker-{self.web_port}"
 
     @property
     def kafka_bootstrap_servers(self) -> str:

@@ -28,6 +28,16 @@ def test_each_worker_port_gets_its_own_state_folder() -> None:
     assert second.worker_data_dir != first.worker_data_dir
 
 
+def test_each_topic_namespace_gets_its_own_state() -> None:
+    # Tables' local stores are named by table only: another namespace's must never be reused.
+    env = {"WEB_PORT": "6066", "CHECKOUT_DATA_DIR": "/tmp/x"}
+    staging = Settings.from_env({**env, "CHECKOUT_TOPIC_NAMESPACE": "staging"})
+    trial = Settings.from_env({**env, "CHECKOUT_TOPIC_NAMESPACE": "trial"})
+    assert staging.worker_data_dir == Path("/tmp/x/staging/worker-6066")
+    assert trial.worker_data_dir == Path("/tmp/x/trial/worker-6066")
+    assert Settings.from_env(env).worker_data_dir == Path("/tmp/x/worker-6066")
+
+
 def test_several_brokers_become_a_bootstrap_list() -> None:
     settings = Settings.from_env({"KAFKA_BROKER": "kafka://10.0.0.1:9092,kafka://10.0.0.2:9092"})
     assert settings.kafka_bootstrap_servers == "10.0.0.1:9092,10.0.0.2:9092"
