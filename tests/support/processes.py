@@ -28,6 +28,44 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class StandInDidNotStart(RuntimeError):
+    """A stand-in (the Tron node, Telegram's Bot API, Twilio) exited or did not answer
+    ``/sim/status`` in time; its log is attached."""
+
+
+def launch_stand_in(
+    module: str,
+    log_path: Path,
+    args: list[str],
+    *,
+    error: type[StandInDidNotStart] = StandInDidNotStart,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``python -m <module> --port <free port> <args>`` and return it with its URL once its
+    ``/sim/status`` answers (30 s at most; then it is stopped and ``error`` raised)."""
+    port = free_port()
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, "--port", str(port), *args],
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise error(f"{module} exited: {log_path.read_text()}")
+        try:
+            httpx.get(url + "/sim/status", timeout=2).raise_for_status()
+        except httpx.TransportError:
+            time.sleep(0.05)
+        else:
+            return process, url
+    process.terminate()
+    process.wait(timeout=30)
+    raise error(f"{module} did not start: {log_path.read_text()}")
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)

@@ -4,21 +4,20 @@ for its ``/sim/`` control API."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.support.processes import REPO_ROOT, free_port
+from tests.support.processes import StandInDidNotStart, launch_stand_in
 
 ACCOUNT_SID = "AC" + "5ec0" * 8
 AUTH_TOKEN = "sms-sim-test-token"
 FROM_NUMBER = "+15005550006"
 
 
-class SmsSimDidNotStart(RuntimeError):
+class SmsSimDidNotStart(StandInDidNotStart):
     """The stand-in exited or did not answer /sim/status in time; its log is attached."""
 
 
@@ -26,37 +25,8 @@ def launch_sms_sim(log_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes]
     """Start ``python -m sms_sim`` for ``ACCOUNT_SID``/``AUTH_TOKEN`` sending from
     ``FROM_NUMBER`` (``extra`` may add more ``--from``) and return it with its URL once it
     answers."""
-    port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "sms_sim",
-        "--port",
-        str(port),
-        "--account-sid",
-        ACCOUNT_SID,
-        "--auth-token",
-        AUTH_TOKEN,
-        "--from",
-        FROM_NUMBER,
-        *extra,
-    ]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=log_file)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SmsSimDidNotStart(f"the SMS stand-in exited: {log_path.read_text()}")
-        try:
-            httpx.get(url + "/sim/status", timeout=2).raise_for_status()
-        except httpx.TransportError:
-            time.sleep(0.05)
-        else:
-            return process, url
-    process.terminate()
-    process.wait(timeout=30)
-    raise SmsSimDidNotStart(f"the SMS stand-in did not start: {log_path.read_text()}")
+    args = ["--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN, "--from", FROM_NUMBER]
+    return launch_stand_in("sms_sim", log_path, [*args, *extra], error=SmsSimDidNotStart)
 
 
 class SmsSimClient:

@@ -8,7 +8,6 @@ what the bot sent.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,40 +16,19 @@ from typing import Any
 
 import httpx
 
-from tests.support.processes import REPO_ROOT, free_port
+from tests.support.processes import StandInDidNotStart, launch_stand_in
 
 # Retries a test can wait for; Telegram's own pauses are minutes.
 FAST_WEBHOOK_RETRIES = ("--webhook-retry-delay", "0.05", "--webhook-max-retry-delay", "0.2")
 
 
-class TelegramSimDidNotStart(RuntimeError):
+class TelegramSimDidNotStart(StandInDidNotStart):
     """The stand-in exited or did not answer /sim/status in time; its log is attached."""
 
 
 def launch_telegram_sim(log_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``python -m telegram_sim`` and return it with its URL once it answers."""
-    port = free_port()
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "telegram_sim", "--port", str(port), *extra],
-            cwd=REPO_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise TelegramSimDidNotStart(f"the stand-in exited: {log_path.read_text()}")
-        try:
-            httpx.get(url + "/sim/status", timeout=2).raise_for_status()
-        except httpx.TransportError:
-            time.sleep(0.05)
-        else:
-            return process, url
-    process.terminate()
-    process.wait(timeout=30)
-    raise TelegramSimDidNotStart(f"the stand-in did not start: {log_path.read_text()}")
+    return launch_stand_in("telegram_sim", log_path, list(extra), error=TelegramSimDidNotStart)
 
 
 class TelegramSim:
