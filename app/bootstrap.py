@@ -704,8 +704,10 @@ def build(settings: Settings) -> Platform:
             logger.info("API keys: %d stored SHA-256 digests now HMAC-SHA256", upgraded)
 
     resources.on_ready(upgrade_api_keys)
-    _register_agents(app, topics, services, resources, publisher, dead_letters, hold, settings)
-    _register_web(web_app, app, services, resources, settings, signatures)
+    watchdog = _register_agents(
+        app, topics, services, resources, publisher, dead_letters, hold, settings
+    )
+    _register_web(web_app, app, services, resources, settings, signatures, watchdog)
     if bot is not None:
         _register_telegram(app, web_app, bot, merchant_bot, settings)
 
@@ -727,7 +729,7 @@ def _register_agents(
     dead_letters: DeadLetters,
     hold: ShutdownHold,
     settings: Settings,
-) -> None:
+) -> StallWatchdog:
     events = topics[DOMAIN_EVENTS]
     invoices.register(
         app,
@@ -836,6 +838,7 @@ def _register_agents(
     )
     stall_watchdog.register(app, watchdog)
     app.add_dependency(Background("stall-watchdog", stop=watchdog.close))
+    return watchdog  # its health is reported on the operators' /readyz (``_register_web``)
 
 
 def _register_web(
@@ -845,9 +848,15 @@ def _register_web(
     resources: Resources,
     settings: Settings,
     signatures: WorkerSignatures,
+    watchdog: StallWatchdog,
 ) -> None:
     limits = install_edge(web_app, services, settings, signatures)
-    health = Health(resources.probes(), WorkerState(app).partitions_check)
+    # The watchdog only as an advisory: blind, it never takes the worker out (web/health.py).
+    health = Health(
+        resources.probes(),
+        WorkerState(app).partitions_check,
+        advisories={"stall_watchdog": watchdog.readiness},
+    )
     health.add_routes(web_app.router)
     routing = OwnerRouting(app, signatures, read_body=read_capped, client_address=client_address)
     install_views(web_app, services, routing, settings, limits=limits)
@@ -873,6 +882,13 @@ def _register_telegram(
     async def handle(update: Update) -> None:
         await merchant_bot.feed(bot, update)
 
+    async def announce_commands() -> None:
+        try:
+            await merchant_bot.announce_commands(bot)
+        except Exception as exc:  # the commands still work; clients only do not list them
+            logger.warning("Telegram setMyCommands failed: %s", exc)
+
+    app.add_dependency(Background("telegram-commands", start=announce_commands))
     if settings.telegram_mode == "polling":
         notices.register_polling(app, LongPolling(bot, handle).poll_once)
         return

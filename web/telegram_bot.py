@@ -23,7 +23,7 @@ from typing import Any, Final
 import segno
 from aiogram import Bot, Dispatcher, Router
 from aiogram.filters import Command, CommandObject, CommandStart
-from aiogram.types import BufferedInputFile, Message, Update
+from aiogram.types import BotCommand, BufferedInputFile, Message, Update
 from aiohttp import web as aioweb
 
 from app.domain.access import Principal, Scope
@@ -55,6 +55,14 @@ HELP: Final = (
     "e.g. <code>/invoice 9.99 Coffee</code>\n"
     "/payouts — the last ten payouts\n"
     "Notices (paid invoices, payouts, …) arrive here as you chose on the dashboard."
+)
+# What Telegram's clients offer when the user types "/" (setMyCommands).
+COMMANDS: Final = (
+    ("balance", "Your USDT balance"),
+    ("invoices", "The last ten invoices"),
+    ("invoice", "A new invoice: /invoice 9.99 description"),
+    ("payouts", "The last ten payouts"),
+    ("help", "What the bot does"),
 )
 NOT_LINKED: Final = (
     "This chat is not linked to a crypto-checkout account. On the dashboard, or with "
@@ -108,6 +116,14 @@ class MerchantBot:
 
     async def feed(self, bot: Bot, update: Update) -> None:
         await self.dispatcher.feed_update(bot, update)
+
+    @staticmethod
+    async def announce_commands(bot: Bot) -> None:
+        """Tell Telegram the commands, so its clients list them (each worker at start: the
+        same list every time, so any of them saying it is enough)."""
+        await bot.set_my_commands(
+            [BotCommand(command=name, description=text) for name, text in COMMANDS]
+        )
 
     # --- who the chat is --------------------------------------------------------------------
 

@@ -58,6 +58,11 @@ def test_updates_arrive_at_the_webhook_and_the_bot_answers(
         lambda: bot_api.bot(BOT_TOKEN).get("webhook") or None, timeout=30, what="setWebhook"
     )
     assert webhook["url"] == f"{platform.url}/telegram/webhook", webhook
+    # The commands are announced for Telegram's clients to list.
+    commands = eventually(
+        lambda: bot_api.bot(BOT_TOKEN).get("commands") or None, timeout=30, what="setMyCommands"
+    )
+    assert "invoice" in str(commands), commands
 
     _, owner = new_user(platform, platform.merchant_id)
     link_chat(platform, bot_api, owner, CHAT)
