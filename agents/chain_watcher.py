@@ -5,6 +5,12 @@ so blocks are read once and in order. The cursor lives in PostgreSQL, so a new l
 where the old one stopped. Only transfers to our deposit addresses are published, not all of
 Tron's USDT traffic: transfers and orphans keyed by the receiving address (landing on the
 partition that owns that address's invoice), chain heads to every partition.
+
+A watcher that refuses to start at the head (no cursor, but its platform watched before:
+app/adapters/tron/starts.py) reads and publishes nothing, chain heads included, until an operator
+runs ``checkout chain start``: payments already detected wait for their confirmations meanwhile,
+and heads computed without reading the blocks could confirm a payment a reorg has removed. The
+worker runs on; ``readiness`` reports it on the operators' /readyz.
 """
 
 from __future__ import annotations
@@ -17,7 +23,11 @@ from typing import Final
 import faust
 from prometheus_client import Counter
 
-from app.adapters.tron.errors import NodeUnavailable, TokenContractMismatch
+from app.adapters.tron.errors import (
+    NodeUnavailable,
+    TokenContractMismatch,
+    WatcherRefusesToStart,
+)
 from app.adapters.tron.watcher import ChainWatcher
 
 logger = logging.getLogger(__name__)
@@ -36,13 +46,14 @@ class ChainWatching:
 
     def __init__(self, make_watcher: Callable[[], ChainWatcher], poll_interval: float) -> None:
         self._make_watcher = make_watcher
-        self._poll_interval = poll_interval
         self._watcher: ChainWatcher | None = None
         self._last_tick = 0.0
+        self._refusing: str | None = None
+        self._stale_after = 5 * poll_interval + 5
 
     async def _ready_watcher(self) -> ChainWatcher:
         now = time.monotonic()
-        if now - self._last_tick > 5 * self._poll_interval + 5:
+        if now - self._last_tick > self._stale_after:
             # The timer did not run for a while: leadership was elsewhere and another worker moved
             # the cursor. Start from what the store says, not from this worker's old memory.
             self._watcher = None
@@ -53,10 +64,25 @@ class ChainWatching:
             self._watcher = watcher
         return self._watcher
 
+    def readiness(self) -> dict[str, object]:
+        """``chain_watcher`` of the operators' detailed /readyz: down while it refuses to start.
+
+        An advisory (web/health.py), never deciding the worker's readiness: the API still works,
+        and no other worker would do better, the refusal is the platform's.
+        """
+        if self._refusing is None or time.monotonic() - self._last_tick > self._stale_after:
+            return {"status": "up"}  # not refusing, or no longer the leader
+        return {"status": "down", "error": self._refusing}
+
     async def poll(self) -> None:
         try:
             watcher = await self._ready_watcher()
             await watcher.poll()
+            self._refusing = None
+        except WatcherRefusesToStart as exc:
+            # The watcher logged what to do (once a minute); it asks again at every poll.
+            self._refusing = str(exc)
+            POLL_FAILURES.labels(error=type(exc).__name__).inc()
         except TokenContractMismatch as exc:
             # Watching the wrong contract would miss every payment: refuse loudly, every tick.
             POLL_FAILURES.labels(error=type(exc).__name__).inc()

@@ -189,7 +189,7 @@ from web.auth import Authenticator
 from web.dashboard import Dashboard, LoopbackApi
 from web.edge import ClientAddresses, EdgeGuard, client_address
 from web.exports_api import ExportsApi
-from web.health import Health
+from web.health import Check, Health
 from web.input import MAX_BODY_BYTES, read_capped
 from web.invoice_list import InvoiceListApi
 from web.merchant_api import MerchantApi
@@ -704,10 +704,10 @@ def build(settings: Settings) -> Platform:
             logger.info("API keys: %d stored SHA-256 digests now HMAC-SHA256", upgraded)
 
     resources.on_ready(upgrade_api_keys)
-    watchdog = _register_agents(
+    advisories = _register_agents(
         app, topics, services, resources, publisher, dead_letters, hold, settings
     )
-    _register_web(web_app, app, services, resources, settings, signatures, watchdog)
+    _register_web(web_app, app, services, resources, settings, signatures, advisories)
     if bot is not None:
         _register_telegram(app, web_app, bot, merchant_bot, settings)
 
@@ -729,7 +729,7 @@ def _register_agents(
     dead_letters: DeadLetters,
     hold: ShutdownHold,
     settings: Settings,
-) -> StallWatchdog:
+) -> dict[str, Check]:
     events = topics[DOMAIN_EVENTS]
     invoices.register(
         app,
@@ -785,14 +785,16 @@ def _register_agents(
         return ChainWatcher.from_settings(
             chain,
             node=resources.tron_node,
-            store=PostgresWatcherStore(resources.db, chain.watcher_name),
+            # Its starts are judged and recorded per platform and network (docs/chain.md).
+            store=PostgresWatcherStore(
+                resources.db, chain.watcher_name, app_id=settings.app_id, network=chain.network
+            ),
             publish=publisher.publish_observations,
             deposit_addresses=PostgresDepositAddressFilter(resources.db),
         )
 
-    chain_watcher.register(
-        app, chain_watcher.ChainWatching(make_watcher, chain.poll_interval), chain.poll_interval
-    )
+    watching = chain_watcher.ChainWatching(make_watcher, chain.poll_interval)
+    chain_watcher.register(app, watching, chain.poll_interval)
     money_out_store = services.ports.money_out
     if chain.hot_wallet_address is not None:
         # Without a hot wallet there is nothing to pay from: refunds and payouts are refused
@@ -838,7 +840,8 @@ def _register_agents(
     )
     stall_watchdog.register(app, watchdog)
     app.add_dependency(Background("stall-watchdog", stop=watchdog.close))
-    return watchdog  # its health is reported on the operators' /readyz (``_register_web``)
+    # Their health is reported on the operators' /readyz (``_register_web``).
+    return {"stall_watchdog": watchdog.readiness, "chain_watcher": watching.readiness}
 
 
 def _register_web(
@@ -848,15 +851,12 @@ def _register_web(
     resources: Resources,
     settings: Settings,
     signatures: WorkerSignatures,
-    watchdog: StallWatchdog,
+    advisories: dict[str, Check],
 ) -> None:
     limits = install_edge(web_app, services, settings, signatures)
-    # The watchdog only as an advisory: blind, it never takes the worker out (web/health.py).
-    health = Health(
-        resources.probes(),
-        WorkerState(app).partitions_check,
-        advisories={"stall_watchdog": watchdog.readiness},
-    )
+    # The stall watchdog and the chain watcher only as advisories: a blind watchdog or a watcher
+    # refusing to start never takes the worker out (web/health.py, agents/chain_watcher.py).
+    health = Health(resources.probes(), WorkerState(app).partitions_check, advisories=advisories)
     health.add_routes(web_app.router)
     routing = OwnerRouting(app, signatures, read_body=read_capped, client_address=client_address)
     install_views(web_app, services, routing, settings, limits=limits)

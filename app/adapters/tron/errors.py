@@ -32,6 +32,14 @@ class ReorgBeyondWindow(ChainError):
     """A reorganisation reaches below every block the watcher kept; an operator must intervene."""
 
 
+class WatcherRefusesToStart(ChainError):
+    """No cursor, but the platform watched before: starting at the head would skip payments.
+
+    The message names the watchers seen and what to run (``checkout chain start``); the watcher
+    reads nothing until then, and asks the store again at every poll.
+    """
+
+
 class CursorConflict(ChainError):
     """Another watcher moved the persisted cursor: two watchers are active on the same store."""
 

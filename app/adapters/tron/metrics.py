@@ -9,9 +9,13 @@ What an operator reads from them:
   normal: most USDT transfers pay somebody else. Observed staying flat while customers report
   payments means the watcher does not see the ``deposit_addresses`` rows the API writes: check
   that the workers and the API use the same ``DATABASE_URL``.
+- ``checkout_chain_watcher_refusing`` at 1: the watcher has no cursor but its platform watched
+  before, and reads nothing until an operator runs ``checkout chain start`` (its log says how).
 """
 
 from __future__ import annotations
+
+import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -47,6 +51,37 @@ NODE_SOLIDIFIED_HEIGHT = Gauge(
     "checkout_chain_node_solidified_height", "The node's solidified (irreversible) block number."
 )
 HEAD_LAG = Gauge("checkout_chain_head_lag_blocks", "Node head minus the watcher's cursor.")
+
+
+class Refusal:
+    """Whether this worker's watcher refused at a recent poll (within ``fresh_for`` seconds).
+
+    Read when scraped, so a worker that refused and then lost the leadership (its polls stop)
+    reads 0 a minute later instead of 1 for ever: only the leader's value is 1.
+    """
+
+    def __init__(self, fresh_for: float = 60.0) -> None:
+        self._fresh_for = fresh_for
+        self._at: float | None = None
+
+    def mark(self) -> None:
+        self._at = time.monotonic()
+
+    def clear(self) -> None:
+        self._at = None
+
+    def value(self) -> float:
+        fresh = self._at is not None and time.monotonic() - self._at < self._fresh_for
+        return 1.0 if fresh else 0.0
+
+
+REFUSAL = Refusal()
+REFUSING = Gauge(
+    "checkout_chain_watcher_refusing",
+    "1 while the watcher refuses to start at the head (no cursor, but the platform watched "
+    "before): nothing is read until `checkout chain start`.",
+)
+REFUSING.set_function(REFUSAL.value)
 
 NODE_REQUESTS = Counter(
     "checkout_chain_node_requests_total", "HTTP calls made to the Tron node.", ["endpoint"]

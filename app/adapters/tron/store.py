@@ -7,15 +7,21 @@ noticed through ``parentHash`` and the transfers of replaced blocks can be orpha
 
 Every write checks the cursor it expects (compare-and-set): two watchers on one store by mistake
 get ``CursorConflict`` instead of interleaving their blocks.
+
+The store also records every start of the watcher and answers what its platform watched before
+(``PlatformHistory``): how a watcher without a cursor tells the platform's first start from a lost
+cursor (app/adapters/tron/starts.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from app.adapters.tron.errors import CursorConflict
+from app.adapters.tron.starts import PlatformHistory, WatcherStart, WatcherTrace
 from app.domain.observations import TransferObserved
 
 
@@ -32,8 +38,25 @@ class WatcherStore(Protocol):
     async def load_cursor(self) -> int | None:
         """The last processed block number, None before the first start."""
 
-    async def init_cursor(self, block_number: int) -> int:
-        """Set the cursor if none is set yet; return the cursor now persisted."""
+    async def init_cursor(
+        self,
+        block_number: int,
+        *,
+        anchors: Sequence[StoredBlock] = (),
+        start: WatcherStart | None = None,
+    ) -> int:
+        """Set the cursor if none is set yet; return the cursor now persisted.
+
+        Atomically with it: the ``anchors`` kept (blocks up to ``block_number``, below the first
+        block to read, without transfers) and the ``start`` recorded. Nothing of them is written
+        when a cursor was set already: it wins.
+        """
+
+    async def record_start(self, start: WatcherStart) -> None:
+        """Record a start that found its cursor (``StartMode.RESUME``)."""
+
+    async def load_history(self) -> PlatformHistory:
+        """What the platform watched before on this network, this watcher name included."""
 
     async def load_window(self) -> list[StoredBlock]:
         """Every kept block with its transfers, lowest first."""
@@ -49,19 +72,50 @@ class WatcherStore(Protocol):
 
 
 class MemoryWatcherStore:
-    """In-process store for tests and the simulator profile; same contract as PostgreSQL's."""
+    """In-process store for tests and the simulator profile; same contract as PostgreSQL's.
 
-    def __init__(self) -> None:
+    ``earlier`` stands for the platform's other watcher names (what PostgreSQL would find in the
+    same database); ``starts`` lists the starts recorded here.
+    """
+
+    def __init__(
+        self, watcher_name: str = "tron-usdt", *, earlier: Iterable[WatcherTrace] = ()
+    ) -> None:
+        self._name = watcher_name
+        self._earlier = tuple(earlier)
         self._cursor: int | None = None
         self._blocks: dict[int, StoredBlock] = {}
+        self.starts: list[WatcherStart] = []
 
     async def load_cursor(self) -> int | None:
         return self._cursor
 
-    async def init_cursor(self, block_number: int) -> int:
+    async def init_cursor(
+        self,
+        block_number: int,
+        *,
+        anchors: Sequence[StoredBlock] = (),
+        start: WatcherStart | None = None,
+    ) -> int:
         if self._cursor is None:
             self._cursor = block_number
+            self._blocks.update((anchor.number, anchor) for anchor in anchors)
+            if start is not None:
+                self.starts.append(start)
         return self._cursor
+
+    async def record_start(self, start: WatcherStart) -> None:
+        self.starts.append(start)
+
+    async def load_history(self) -> PlatformHistory:
+        own = [start.first_block - 1 for start in self.starts]
+        if self._cursor is not None:
+            own.append(self._cursor)
+        traces = self._earlier
+        if own:
+            evidence = "at least: a recorded start" if self._cursor is None else "its cursor"
+            traces += (WatcherTrace(self._name, max(own), evidence),)
+        return PlatformHistory(self._name, traces=traces)
 
     async def load_window(self) -> list[StoredBlock]:
         return [self._blocks[number] for number in sorted(self._blocks)]

@@ -15,6 +15,12 @@ branches. The watcher walks down to the highest height where the node's block id
 (the fork point), publishes ``TransferOrphaned`` for every published transfer of the replaced
 blocks, rewinds the cursor to the fork point and processes the new branch as usual (asking the
 filter again: an address allocated meanwhile counts on the new branch).
+
+Where it starts without a cursor (app/adapters/tron/starts.py): at the node's head on the
+platform's first start only. A platform that watched before and lost this watcher's cursor (or
+renamed the watcher) would skip every payment made meanwhile: the watcher refuses, reading
+nothing, until an operator runs ``checkout chain start`` or sets ``TRON_WATCHER_START_HEIGHT``.
+Every start is recorded by the store, with the blocks it left unread, if any.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,10 +39,23 @@ from typing import Any, Protocol
 from app.adapters.tron import metrics
 from app.adapters.tron.address_filter import DepositAddressFilter
 from app.adapters.tron.addresses import to_base58
-from app.adapters.tron.errors import NodeUnavailable, ReorgBeyondWindow, TokenContractMismatch
+from app.adapters.tron.errors import (
+    NodeUnavailable,
+    ReorgBeyondWindow,
+    TokenContractMismatch,
+    WatcherRefusesToStart,
+)
 from app.adapters.tron.logs import block_time, decode_transfers
 from app.adapters.tron.node import BlockHeader, NodeHead
 from app.adapters.tron.settings import ChainSettings
+from app.adapters.tron.starts import (
+    PlatformHistory,
+    StartMode,
+    WatcherStart,
+    describe_rescan,
+    plan_start,
+    refusal,
+)
 from app.adapters.tron.store import StoredBlock, WatcherStore
 from app.domain.observations import (
     ChainHeadAdvanced,
@@ -47,6 +67,8 @@ from app.domain.observations import (
 log = logging.getLogger(__name__)
 
 USDT_DECIMALS = 6
+# A refusing watcher is asked again at every poll; its ERROR is repeated this often (seconds).
+REFUSAL_LOG_EVERY = 60.0
 
 Publish = Callable[[Sequence[Observation]], Awaitable[None]]
 """Receives observations in chain order and returns once they are durably handed on (e.g. Kafka
@@ -106,6 +128,9 @@ class ChainWatcher:
         self._loaded = False
         self._cursor: int | None = None
         self._window: dict[int, StoredBlock] = {}
+        self._history: PlatformHistory | None = None
+        self._started = False  # this instance's start is recorded
+        self._refusal_logged_at: float | None = None
 
     @classmethod
     def from_settings(
@@ -170,6 +195,8 @@ class ChainWatcher:
                 await self.poll()
             except (ReorgBeyondWindow, TokenContractMismatch):
                 raise
+            except WatcherRefusesToStart:
+                pass  # logged by the poll; an operator's `checkout chain start` ends it
             except NodeUnavailable as exc:
                 log.warning("chain watcher waits for the node: %s", exc)
             except Exception:
@@ -181,6 +208,8 @@ class ChainWatcher:
     async def _poll(self) -> int:
         if not self._loaded:
             await self._load()
+        if self._cursor is None:
+            await self._refuse_if_watched_before()
         processed = 0
         while True:
             head = await self._node.node_head()
@@ -204,36 +233,63 @@ class ChainWatcher:
         if self._cursor is not None:
             metrics.CURSOR_HEIGHT.set(self._cursor)
 
+    async def _refuse_if_watched_before(self) -> None:
+        """No cursor: refuse (before asking the node anything) if the platform watched before."""
+        self._history = await self._store.load_history()
+        reason = refusal(self._history, start_height=self._start_height)
+        if reason is None:
+            return
+        metrics.REFUSAL.mark()
+        now = time.monotonic()
+        if self._refusal_logged_at is None or now - self._refusal_logged_at >= REFUSAL_LOG_EVERY:
+            self._refusal_logged_at = now
+            log.error("%s", reason)
+        raise WatcherRefusesToStart(reason)
+
     async def _ensure_cursor(self, head: NodeHead) -> int:
         if self._cursor is None:
-            first = head.head_number if self._start_height is None else self._start_height
-            self._cursor = await self._start_at(first)
-            log.info("chain watcher starts at block %d", self._cursor + 1)
+            history = self._history or await self._store.load_history()
+            start = plan_start(history, head=head.head_number, start_height=self._start_height)
+            self._cursor = await self.start_at(start)
+            self._started = True
+            metrics.REFUSAL.clear()
+            _log_start(history.watcher_name, start, started=self._cursor == start.first_block - 1)
+        elif not self._started:
+            await self._store.record_start(
+                WatcherStart(self._cursor + 1, StartMode.RESUME, previous_block=self._cursor)
+            )
+            self._started = True
+            metrics.REFUSAL.clear()
+            log.info("chain watcher resumes from block %d, after its cursor", self._cursor + 1)
         return self._cursor
 
-    async def _start_at(self, first: int) -> int:
-        """Set the cursor before ``first``, with the blocks just below it as the window's anchor.
+    async def start_at(self, start: WatcherStart) -> int:
+        """Set the cursor before ``start.first_block`` and record ``start``; return the cursor.
 
-        The anchor blocks are kept without their transfers (they precede the start), so a reorg
-        reaching below the first processed block can still be unwound instead of stopping the
-        watcher. Should the process die while anchoring, the next start processes the remaining
-        anchor blocks as ordinary ones: a few extra observations, never a gap.
+        The blocks just below the first one are kept as the window's anchor, without their
+        transfers (they precede the start), so a reorg reaching below the first processed block
+        can still be unwound instead of stopping the watcher. Cursor, anchor and the record of
+        the start are written in one transaction. If a cursor was stored meanwhile (another
+        watcher, an operator), it wins: its value is returned and nothing is written.
         """
+        first = start.first_block
         low = max(0, first - self._reorg_window)
         headers = await asyncio.gather(*(self._node.block_header(n) for n in range(low, first)))
         for below, above in itertools.pairwise(headers):
             if above.parent_hash != below.block_id:
                 raise NodeUnavailable("getblockbynum", "the chain changed while anchoring; retry")
-        cursor = await self._store.init_cursor(low - 1)
-        if cursor != low - 1:
-            return cursor  # a cursor was already stored: it wins
-        for header in headers:
-            anchor = StoredBlock(
+        anchors = [
+            StoredBlock(
                 header.number, header.block_id, header.parent_hash, block_time(header.timestamp_ms)
             )
-            await self._store.save_block(anchor)
-            self._window[anchor.number] = anchor
-        return first - 1
+            for header in headers
+        ]
+        cursor = await self._store.init_cursor(first - 1, anchors=anchors, start=start)
+        if cursor != first - 1:
+            self._window = {block.number: block for block in await self._store.load_window()}
+            return cursor
+        self._window.update((anchor.number, anchor) for anchor in anchors)
+        return cursor
 
     async def _tip_still_ours(self, head: NodeHead) -> bool:
         """False (after unwinding) when the node's head block is not the one we kept there."""
@@ -417,6 +473,31 @@ class ChainWatcher:
         metrics.NODE_HEAD_HEIGHT.set(head.head_number)
         metrics.NODE_SOLIDIFIED_HEIGHT.set(head.solidified_number)
         metrics.HEAD_LAG.set(max(0, head.head_number - cursor))
+
+
+def _log_start(watcher_name: str, start: WatcherStart, *, started: bool) -> None:
+    if not started:
+        log.info(
+            "chain watcher %s found a cursor stored meanwhile and resumes from it", watcher_name
+        )
+        return
+    why = {
+        StartMode.FIRST: "the node's head: this platform's first start on this network",
+        StartMode.SETTING: "TRON_WATCHER_START_HEIGHT",
+    }.get(start.mode, start.mode.value)
+    log.info("chain watcher %s starts at block %d (%s)", watcher_name, start.first_block, why)
+    if start.gap is not None:
+        # Payments in these blocks are never detected unless an operator reads them again.
+        log.error(
+            "chain watcher %s started at block %d, past block %d, the last its platform read: "
+            "blocks %s (%d) were never read; run %s to detect the payments made there",
+            watcher_name,
+            start.first_block,
+            start.previous_block,
+            start.gap,
+            start.gap.blocks,
+            describe_rescan(start.gap),
+        )
 
 
 def _same_transactions(header: BlockHeader, receipts: list[Mapping[str, Any]]) -> bool:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.adapters.tron.errors import CursorConflict
+from app.adapters.tron.starts import BlockRange, StartMode, WatcherStart
 from app.adapters.tron.store import StoredBlock, WatcherStore
 from app.domain.observations import TransferObserved
 
@@ -50,6 +51,37 @@ class WatcherStoreContract:
     async def test_a_fresh_store_has_no_cursor_and_no_blocks(self, store: WatcherStore) -> None:
         assert await store.load_cursor() is None
         assert await store.load_window() == []
+        assert not (await store.load_history()).watched_before
+
+    async def test_a_first_cursor_keeps_its_anchor_and_records_its_start(
+        self, store: WatcherStore
+    ) -> None:
+        anchors = [make_block(n) for n in (7, 8, 9)]
+        start = WatcherStart(10, StartMode.COMMAND, previous_block=5, gap=BlockRange(6, 9))
+
+        assert await store.init_cursor(9, anchors=anchors, start=start) == 9
+        await store.save_block(make_block(10, transfers=1))
+
+        assert await store.load_window() == [*anchors, make_block(10, transfers=1)]
+        history = await store.load_history()
+        assert [(t.watcher_name, t.last_block) for t in history.traces] == [
+            (history.watcher_name, 10)
+        ]
+
+    async def test_a_second_first_cursor_writes_nothing_of_its_own(
+        self, store: WatcherStore
+    ) -> None:
+        await store.init_cursor(9, start=WatcherStart(10, StartMode.FIRST))
+
+        second = WatcherStart(51, StartMode.FIRST)
+        assert await store.init_cursor(50, anchors=[make_block(50)], start=second) == 9
+
+        assert await store.load_window() == []
+        await store.record_start(WatcherStart(10, StartMode.RESUME, previous_block=9))
+        history = await store.load_history()
+        assert [(t.watcher_name, t.last_block) for t in history.traces] == [
+            (history.watcher_name, 9)
+        ]
 
     async def test_the_first_cursor_set_wins(self, store: WatcherStore) -> None:
         assert await store.init_cursor(99) == 99

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -13,7 +14,11 @@ pytestmark = pytest.mark.integration
 class TestPostgresWatcherStore(WatcherStoreContract):
     @pytest.fixture
     def store(self, pg_pool: Any) -> PostgresWatcherStore:
-        return PostgresWatcherStore(pg_pool, watcher_name="contract-test")
+        # A platform of its own: the history is judged per CHECKOUT_APP_ID and network.
+        app_id = f"contract-{uuid.uuid4().hex[:8]}"
+        return PostgresWatcherStore(
+            pg_pool, watcher_name="contract-test", app_id=app_id, network="sim"
+        )
 
 
 async def test_two_watcher_names_keep_separate_state(pg_pool: Any) -> None:
