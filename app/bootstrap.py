@@ -61,6 +61,7 @@ from app.adapters.logs import json_logging_config
 from app.adapters.postgres.api_keys import PostgresApiKeys
 from app.adapters.postgres.audit_log import PostgresAuditLog
 from app.adapters.postgres.chain_cursor import PostgresWatcherStore
+from app.adapters.postgres.chain_progress import PostgresChainProgress
 from app.adapters.postgres.deposit_addresses import (
     DepositAddressAllocator,
     PostgresDepositAddressFilter,
@@ -148,6 +149,7 @@ from app.services.ports import (
     AnalyticsReads,
     ApiKeyStore,
     AuditLog,
+    ChainProgress,
     DeliveryDispatcher,
     ExportReads,
     IdempotencyKeys,
@@ -329,6 +331,7 @@ class Ports:
     notification_preferences: NotificationPreferenceStore
     notices: NoticeStore
     notice_dispatcher: DeliveryDispatcher  # wake() when notices are queued
+    chain_progress: ChainProgress
 
 
 @dataclass(frozen=True)
@@ -422,7 +425,11 @@ def build_services(ports: Ports, settings: Settings) -> Services:
         invoice_creation=InvoiceCreation(ports.idempotency, ports.addresses, ports.invoice_gateway),
         merchant_invoices=merchant_invoices,
         deposits=DepositProcessing(
-            tables.deposits, tables.confirmation_watch, publisher, publisher
+            tables.deposits,
+            tables.confirmation_watch,
+            publisher,
+            publisher,
+            ports.chain_progress,
         ),
         settling=Settling(tables.settlements, ports.ledger, publisher),
         projection=Projection(ports.projections),
@@ -448,6 +455,7 @@ def build_services(ports: Ports, settings: Settings) -> Services:
             tables.open_invoices,
             tables.invoices,
             publisher,
+            ports.chain_progress,
             grace=timedelta(seconds=settings.expiry_grace),
         ),
         access=access,
@@ -670,6 +678,9 @@ def build(settings: Settings) -> Platform:
         notification_preferences=PostgresNotificationPreferences(resources.db),
         notices=notice_store,
         notice_dispatcher=notice_loop,
+        chain_progress=PostgresChainProgress(
+            resources.db, topic=topics.cluster_name(DEPOSITS), partitions=DEPOSITS.partitions
+        ),
     )
     services = build_services(ports, settings)
     merchant_bot = MerchantBot(
@@ -770,7 +781,7 @@ def _register_agents(
             settings.daily_summary_hour,
         ),
     )
-    expiry.register(app, services.expiry)
+    expiry.register(app, services.expiry, services.ports.chain_progress)
     analytics.register(
         app,
         AnalyticsPublication(

@@ -190,7 +190,7 @@ SCHEMAS: dict[str, Any] = {
             "platform_fee_percentage": {"type": "string", "example": "1"},
             "net_amount": _AMOUNT,
             "currency": {"const": "USDT"},
-            "status": {"enum": ["pending", "completed", "failed"]},
+            "status": {"enum": ["pending", "completed", "failed", "reversed"]},
             "created_at": _TIME,
             "completed_at": _TIME,
         },

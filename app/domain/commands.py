@@ -51,9 +51,14 @@ MetadataKey = Annotated[OneLineText, StringConstraints(min_length=1, max_length=
 MetadataValue = Annotated[PlainText, StringConstraints(max_length=500)]
 
 
-def settlement_id_for(invoice_id: str) -> str:
-    """The one settlement of an invoice has an id derived from it, so it is created once."""
-    return f"set_{uuid.uuid5(SETTLEMENT_NAMESPACE, invoice_id).hex}"
+def settlement_id_for(invoice_id: str, settlement_round: int = 1) -> str:
+    """An invoice's settlement of a round has an id derived from both, so it is created once.
+
+    Round 1 is the invoice's settlement; a later round exists only when a reorg reversed the
+    previous one and the invoice was paid again (its ids keep the original form for round 1).
+    """
+    name = invoice_id if settlement_round == 1 else f"{invoice_id}#round-{settlement_round}"
+    return f"set_{uuid.uuid5(SETTLEMENT_NAMESPACE, name).hex}"
 
 
 class Command(BaseModel):
@@ -308,10 +313,11 @@ class CreateSettlement(Command):
     gross_amount: PositiveUsdt
     fee_percentage: FeePercentage
     created_at: UtcDatetime
+    settlement_round: int = Field(default=1, ge=1)
 
     @property
     def settlement_id(self) -> str:
-        return settlement_id_for(self.invoice_id)
+        return settlement_id_for(self.invoice_id, self.settlement_round)
 
     @property
     def aggregate_id(self) -> str:
@@ -322,6 +328,24 @@ class CompleteSettlement(Command):
     settlement_id: Identifier
     completed_at: UtcDatetime
     reference: str | None = Field(default=None, max_length=200)
+
+    @property
+    def aggregate_id(self) -> str:
+        return self.settlement_id
+
+
+class ReverseSettlement(Command):
+    """Book back the invoice's settlement of ``settlement_round``: a confirmed payment is gone."""
+
+    invoice_id: Identifier
+    settlement_round: int = Field(ge=1)
+    payment_id: Identifier
+    reversed_at: UtcDatetime
+    reference: str | None = Field(default=None, max_length=200)
+
+    @property
+    def settlement_id(self) -> str:
+        return settlement_id_for(self.invoice_id, self.settlement_round)
 
     @property
     def aggregate_id(self) -> str:
@@ -349,4 +373,4 @@ InvoiceCommand = (
     | ApplyPaymentFailed
 )
 PaymentCommand = DetectPayment | UpdateConfirmations | OrphanPayment | FailPayment
-SettlementCommand = CreateSettlement | CompleteSettlement | FailSettlement
+SettlementCommand = CreateSettlement | CompleteSettlement | FailSettlement | ReverseSettlement

@@ -171,36 +171,84 @@ def accept_transfer(
     return account.detect(transfer, head)
 
 
+# How many recent chain heads a partition remembers by block id: enough to recognise a redelivered
+# head (redeliveries reach back a commit interval, a few heads) from a head of another branch.
+RECENT_HEADS: Final = 64
+
+
 @dataclass(frozen=True)
 class ConfirmationWatch:
     """One partition of deposit addresses: the last chain head seen, and who still counts.
 
     Chain heads reach every partition; each counts confirmations for its own addresses, in order
     with their transfers. ``awaiting`` lists the addresses with a payment still counting.
+
+    A head is trusted only while its block is on the chain the watcher follows: ``recent`` keeps
+    the block ids of the last heads, so a head (or a transfer) whose block id differs from the one
+    kept at its height shows that the chain was replaced below the head. The watch then moves
+    back to that head instead of counting confirmations from blocks that no longer exist — after
+    a reorg (the watcher publishes the fork point as a head) or when a node was reset or
+    replaced. A head lower than the last one and never seen is such a rewind too; one seen
+    before is a redelivery and changes nothing.
     """
 
     head: ChainHeadAdvanced | None = None
     awaiting: tuple[str, ...] = ()
+    recent: tuple[tuple[int, str], ...] = ()  # (height, block id) of the last heads, ascending
+
+    def block_id_at(self, height: int) -> str | None:
+        """The block id of the head seen at ``height``, if it is among the recent ones."""
+        for number, block_id in reversed(self.recent):
+            if number == height:
+                return block_id
+        return None
 
     def advance(self, head: ChainHeadAdvanced) -> ConfirmationWatch | None:
-        """The watch at ``head``; None for an older head redelivered (confirmations only go up)."""
-        if self.head is not None and self.head.head_number > head.head_number:
+        """The watch at ``head``; None for a head seen before (confirmations only go up)."""
+        known = self.block_id_at(head.head_number)
+        if known == head.head_block_id:
+            return None  # redelivered
+        if self.head is not None and head.head_number <= self.head.head_number and known is None:
+            lowest = self.recent[0][0] if self.recent else self.head.head_number
+            if head.head_number < lowest:
+                return None  # older than any head remembered: a late redelivery
+        kept = tuple(entry for entry in self.recent if entry[0] < head.head_number)
+        recent = (*kept, (head.head_number, head.head_block_id))[-RECENT_HEADS:]
+        return ConfirmationWatch(head, self.awaiting, recent)
+
+    def rewound(self, head: ChainHeadAdvanced) -> bool:
+        """True when ``head`` (accepted by ``advance``) moved the watch back: a chain replaced."""
+        current = self.head
+        if current is None or head.head_number > current.head_number:
+            return False
+        return head.head_number < current.head_number or head.head_block_id != current.head_block_id
+
+    def head_for(self, transfer: TransferObserved) -> ChainHeadAdvanced | None:
+        """The head to count ``transfer``'s confirmations from; None when it cannot be trusted.
+
+        A transfer in a block the watch knows under another id comes from a branch that replaced
+        the one the head is on: it counts from the next head, not from blocks now gone.
+        """
+        known = self.block_id_at(transfer.block_number)
+        if known is not None and known != transfer.block_id:
             return None
-        return ConfirmationWatch(head, self.awaiting)
+        return self.head
 
     def track(self, account: DepositAccount) -> ConfirmationWatch:
         """The watch with ``account`` awaiting heads exactly while it counts (self if unchanged)."""
         address = account.address
         if account.counting and address not in self.awaiting:
-            return ConfirmationWatch(self.head, (*self.awaiting, address))
+            return ConfirmationWatch(self.head, (*self.awaiting, address), self.recent)
         if not account.counting and address in self.awaiting:
-            return ConfirmationWatch(self.head, tuple(a for a in self.awaiting if a != address))
+            awaiting = tuple(a for a in self.awaiting if a != address)
+            return ConfirmationWatch(self.head, awaiting, self.recent)
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "head": None if self.head is None else self.head.model_dump(mode="json"),
             "awaiting": list(self.awaiting),
+            "recent": [list(entry) for entry in self.recent],
         }
 
     @classmethod
@@ -209,4 +257,5 @@ class ConfirmationWatch:
         return cls(
             None if head is None else ChainHeadAdvanced.model_validate(head),
             tuple(data.get("awaiting", ())),
+            tuple((int(number), str(block_id)) for number, block_id in data.get("recent", ())),
         )

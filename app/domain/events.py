@@ -39,6 +39,7 @@ from app.domain.fields import (
     UtcDatetime,
 )
 from app.domain.money import PositiveUsdt, Usdt
+from app.domain.observations import TransferObserved
 from app.domain.statuses import InvoiceStatus, PaymentException
 
 # Fixed forever: changing it changes every event id and breaks deduplication downstream.
@@ -194,13 +195,31 @@ class InvoicePaymentData(InvoiceProgress):
 
 
 class InvoicePaymentRevertedData(InvoiceProgress):
+    model_config = ConfigDict(json_schema_extra=added_later("was_confirmed", "reversed_round"))
+
     payment_id: Identifier
     payment_amount: PositiveUsdt
     reason: Literal["orphaned", "failed"]
+    was_confirmed: bool = Field(
+        default=False, description="a confirmed payment, reorganised away (a deep reorg)"
+    )
+    reversed_round: int | None = Field(
+        default=None,
+        ge=1,
+        description="the invoice was paid: its settlement of this round is reversed",
+    )
 
 
 class InvoicePaidData(InvoiceProgress):
+    model_config = ConfigDict(json_schema_extra=added_later("settlement_round"))
+
     fee_percentage: FeePercentage
+    settlement_round: int = Field(
+        default=1,
+        ge=1,
+        description="1, or more when the invoice is paid again after a reorg reversed its "
+        "settlement: each round settles once",
+    )
 
 
 class InvoiceCancelledData(InvoiceProgress):
@@ -297,10 +316,15 @@ class PaymentConfirmationsData(EventData):
 
 
 class PaymentOrphanedData(EventData):
+    model_config = ConfigDict(json_schema_extra=added_later("was_confirmed"))
+
     invoice_id: Identifier
     amount: PositiveUsdt
     block_number: BlockNumber
     block_id: BlockId = Field(description="the block that was reorganised away")
+    was_confirmed: bool = Field(
+        default=False, description="it had been confirmed: a reorg deeper than its confirmations"
+    )
 
 
 class PaymentFailedData(EventData):
@@ -345,15 +369,100 @@ class PaymentFailed(PaymentEvent):
     data: PaymentFailedData
 
 
+# --- transfer: received money that pays no invoice -----------------------------------------------
+
+# The envelope's merchant_id of a transfer no merchant is known for: the platform holds the money
+# (merchant ids are ``mer_…``, so no merchant is ever called this).
+PLATFORM_MERCHANT_ID: Final = "platform"
+
+UnmatchedReason = Literal["not_a_deposit_address", "after_monitoring_window"]
+
+
+class UnmatchedTransferReceivedData(EventData):
+    tx_hash: TxHash
+    log_index: int = Field(ge=0)
+    block_number: BlockNumber
+    block_id: BlockId
+    block_timestamp: UtcDatetime
+    from_address: TronAddress
+    to_address: TronAddress = Field(description="the platform's deposit address it reached")
+    amount: PositiveUsdt
+    reason: UnmatchedReason = Field(
+        description="not_a_deposit_address: no invoice is registered for the address; "
+        "after_monitoring_window: it came after its invoice stopped being watched"
+    )
+    invoice_id: Identifier | None = Field(
+        default=None, description="the address's invoice, when known (after_monitoring_window)"
+    )
+    merchant_id: Identifier | None = Field(
+        default=None, description="that invoice's merchant, when known"
+    )
+
+
+class TransferEvent(DomainEvent):
+    """An event of a transfer that paid no invoice (``aggregate_id`` is ``<tx hash>:<log index>``,
+    as the payment it did not become)."""
+
+    AGGREGATE = "transfer"
+
+
+class UnmatchedTransferReceived(TransferEvent):
+    """USDT reached one of the platform's deposit addresses and paid no invoice; the money is on
+    the platform's address until an operator refunds or credits it (docs/operations.md)."""
+
+    data: UnmatchedTransferReceivedData
+
+    @classmethod
+    def of(
+        cls,
+        transfer: TransferObserved,
+        reason: UnmatchedReason,
+        *,
+        invoice_id: str | None = None,
+        merchant_id: str | None = None,
+    ) -> Self:
+        """The event of ``transfer``, its id derived from the transfer alone.
+
+        Not from its block: the transfer is one aggregate at version 1 whatever block holds it,
+        so a transfer redelivered, rescanned or included again after a reorg is the same event
+        (the first observation's block and reason are the ones kept).
+        """
+        return cls.record(
+            aggregate_id=transfer.transfer_id,
+            aggregate_version=1,
+            merchant_id=merchant_id or PLATFORM_MERCHANT_ID,
+            causation_id=f"unmatched:{transfer.transfer_id}",
+            occurred_at=transfer.block_timestamp,
+            data=UnmatchedTransferReceivedData(
+                tx_hash=transfer.tx_hash,
+                log_index=transfer.log_index,
+                block_number=transfer.block_number,
+                block_id=transfer.block_id,
+                block_timestamp=transfer.block_timestamp,
+                from_address=transfer.from_address,
+                to_address=transfer.to_address,
+                amount=transfer.amount,
+                reason=reason,
+                invoice_id=invoice_id,
+                merchant_id=merchant_id,
+            ),
+        )
+
+
 # --- settlement ---------------------------------------------------------------------------------
 
 
 class SettlementCreatedData(EventData):
+    model_config = ConfigDict(json_schema_extra=added_later("settlement_round"))
+
     invoice_id: Identifier
     gross_amount: PositiveUsdt
     platform_fee_amount: Usdt
     platform_fee_percentage: FeePercentage
     net_amount: Usdt
+    settlement_round: int = Field(
+        default=1, ge=1, description="the invoice's settlement round (InvoicePaid's)"
+    )
 
 
 class SettlementCompletedData(EventData):
@@ -365,6 +474,16 @@ class SettlementCompletedData(EventData):
 class SettlementFailedData(EventData):
     invoice_id: Identifier
     reason: str
+
+
+class SettlementReversedData(EventData):
+    invoice_id: Identifier
+    gross_amount: PositiveUsdt
+    platform_fee_amount: Usdt
+    net_amount: Usdt
+    payment_id: Identifier = Field(description="the confirmed payment reorganised away")
+    reason: Literal["payment_orphaned"] = "payment_orphaned"
+    reference: str | None = Field(default=None, description="the reversal's ledger reference")
 
 
 class SettlementEvent(DomainEvent):
@@ -389,6 +508,15 @@ class SettlementFailed(SettlementEvent):
     """The payout did not happen; an operator must look at ``reason``."""
 
     data: SettlementFailedData
+
+
+class SettlementReversed(SettlementEvent):
+    """A reorg took away a confirmed payment of the settled invoice: the settlement is booked
+    back (the merchant's net and the platform's fee returned to the customer funds, by a
+    reversal entry, never a deletion). If the transfer is included again the invoice is paid
+    again and settles again, in a settlement of the next round."""
+
+    data: SettlementReversedData
 
 
 # --- refund and payout (money out) ----------------------------------------------------------------

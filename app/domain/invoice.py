@@ -19,7 +19,7 @@ See docs/domain.md for why.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Final, Literal, assert_never
 from urllib.parse import quote
 
@@ -73,6 +73,11 @@ from app.domain.statuses import (
     PaymentException,
     check_transition,
 )
+
+# An invoice reopened by a reorg does not expire for this long after: the orphaned transfer is
+# usually included again in the next blocks (a Tron transaction stays valid until its expiration,
+# one minute after it was signed by most wallets), and then it is on time again.
+REINCLUSION_WINDOW: Final = timedelta(minutes=10)
 
 # A payment arriving in these statuses is late: the invoice no longer asks for money.
 LATE_STATUSES: Final = frozenset({InvoiceStatus.EXPIRED, InvoiceStatus.CANCELLED})
@@ -129,6 +134,10 @@ class Invoice(Aggregate[InvoiceEvent]):
     # How an underpayment was resolved (the last resolution), and how often the deadline moved.
     resolution: Literal["accept", "refund", "extend"] | None = None
     extensions: int = 0
+    # Times a reorg took a confirmed payment from the paid invoice; each payment in full after
+    # that settles in a round of its own (the previous round's settlement reversed).
+    reopenings: int = 0
+    reopened_at: UtcDatetime | None = None
 
     @property
     def aggregate_id(self) -> str:
@@ -148,10 +157,17 @@ class Invoice(Aggregate[InvoiceEvent]):
         """What the customer still has to send; never negative."""
         return max(0, self.amount - self.amount_received)
 
+    @property
+    def settlement_round(self) -> int:
+        """The round the invoice is (or will be) settled in: 1 unless a reorg reopened it."""
+        return self.reopenings + 1
+
     def expiry_due(self, now: datetime) -> bool:
         """Whether ``ExpireInvoice`` at ``now`` would expire the invoice: for the expiry timer."""
         if now < self.expires_at:
             return False
+        if self.reopened_at is not None and now < self.reopened_at + REINCLUSION_WINDOW:
+            return False  # reopened by a reorg: its transfer is usually included again soon
         if self.status is InvoiceStatus.PENDING:
             return True
         return self.status is InvoiceStatus.CONFIRMING and self.amount_received < self.amount
@@ -318,12 +334,7 @@ class Invoice(Aggregate[InvoiceEvent]):
             **self._progress(self.payments, self.status), action="accept", resolved_by=by
         )
         resolved = self._record(InvoiceResolved, command_id, at, resolved_data)
-        after = self.apply(resolved)
-        status = after._transition(InvoiceStatus.PAID)
-        paid_data = InvoicePaidData(
-            **after._progress(after.payments, status), fee_percentage=after.fee_percentage
-        )
-        return [resolved, after._record(InvoicePaid, command_id, at, paid_data)]
+        return [resolved, self.apply(resolved)._paid(command_id, at)]
 
     def _payment_detected(self, command: ApplyPaymentDetected) -> list[InvoiceEvent]:
         if command.payment_id in self.payments:
@@ -347,12 +358,7 @@ class Invoice(Aggregate[InvoiceEvent]):
         after = self.apply(confirmed)
         if after.status is not InvoiceStatus.CONFIRMING or after.amount_confirmed < after.amount:
             return [confirmed]
-        status = after._transition(InvoiceStatus.PAID)
-        paid_data = InvoicePaidData(
-            **after._progress(after.payments, status), fee_percentage=after.fee_percentage
-        )
-        paid = after._record(InvoicePaid, command.command_id, command.confirmed_at, paid_data)
-        return [confirmed, paid]
+        return [confirmed, after._paid(command.command_id, command.confirmed_at)]
 
     def _payment_reverted(
         self,
@@ -363,22 +369,42 @@ class Invoice(Aggregate[InvoiceEvent]):
         payment = self.payments.get(command.payment_id)
         if payment is None:
             return []
-        if payment.confirmed:
-            # The payment's own state machine refuses this first; reaching here means a reorg
-            # deeper than the confirmations the invoice required. An operator must reconcile.
+        if payment.confirmed and reason == "failed":
+            # A confirmed payment's transaction succeeded: the payment cannot fail any more.
             raise PaymentAlreadyConfirmed(
                 f"payment {command.payment_id} of invoice {self.invoice_id} is confirmed "
                 f"and cannot be {reason}",
                 param="payment_id",
             )
+        # A confirmed payment orphaned: a reorg deeper than the confirmations required. A paid
+        # invoice reopens (its settlement of this round is reversed by the settlement agent) and
+        # is paid again, in the next round, once enough is confirmed again.
+        reopen = payment.confirmed and self.status is InvoiceStatus.PAID
+        status = self._transition(InvoiceStatus.CONFIRMING) if reopen else self.status
         remaining = {pid: p for pid, p in self.payments.items() if pid != command.payment_id}
         data = InvoicePaymentRevertedData(
-            **self._progress(remaining, self.status),
+            **self._progress(remaining, status),
             payment_id=command.payment_id,
             payment_amount=payment.amount,
             reason=reason,
+            was_confirmed=payment.confirmed,
+            reversed_round=self.settlement_round if reopen else None,
         )
-        return [self._record(InvoicePaymentReverted, command.command_id, occurred_at, data)]
+        reverted = self._record(InvoicePaymentReverted, command.command_id, occurred_at, data)
+        after = self.apply(reverted)
+        if not reopen or after.amount_confirmed < after.amount:
+            return [reverted]
+        # What is still confirmed covers the amount (an overpaid invoice): paid again at once.
+        return [reverted, after._paid(command.command_id, occurred_at)]
+
+    def _paid(self, command_id: str, occurred_at: datetime) -> InvoicePaid:
+        status = self._transition(InvoiceStatus.PAID)
+        data = InvoicePaidData(
+            **self._progress(self.payments, status),
+            fee_percentage=self.fee_percentage,
+            settlement_round=self.settlement_round,
+        )
+        return self._record(InvoicePaid, command_id, occurred_at, data)
 
     def _payment_data(self, payment_id: str, payment: InvoicePayment) -> InvoicePaymentData:
         payments = {**self.payments, payment_id: payment}
@@ -457,7 +483,15 @@ class Invoice(Aggregate[InvoiceEvent]):
                 payments = {
                     pid: p for pid, p in self.payments.items() if pid != event.data.payment_id
                 }
-                return self._moved(event.data, payments=payments)
+                if event.data.reversed_round is None:
+                    return self._moved(event.data, payments=payments)
+                return self._moved(
+                    event.data,
+                    payments=payments,
+                    paid_at=None,
+                    reopenings=self.reopenings + 1,
+                    reopened_at=event.occurred_at,
+                )
             case InvoicePaid():
                 return self._moved(event.data, paid_at=event.occurred_at)
             case InvoiceExpired():

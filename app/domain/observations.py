@@ -63,3 +63,8 @@ class ChainHeadAdvanced(Observation):
     head_block_id: str = Field(pattern=_BLOCK_ID)
     solidified_number: int = Field(ge=0)
     observed_at: datetime
+    block_timestamp: datetime | None = Field(
+        default=None,
+        description="when block ``head_number`` was produced: the chain's own clock, which "
+        "invoice expiry waits for (absent from heads published before it was added)",
+    )

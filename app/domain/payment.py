@@ -163,14 +163,17 @@ class Payment(Aggregate[PaymentEvent]):
     def _orphan(self, command: OrphanPayment) -> list[PaymentEvent]:
         if command.block_id != self.block_id or self.status is PaymentStatus.ORPHANED:
             return []  # an earlier inclusion of the transfer, or already orphaned
-        # From confirmed this raises: a reorg deeper than the required confirmations is an
-        # incident the agent dead-letters; an operator reconciles the invoice and settlement.
+        # From confirmed too: a reorg deeper than the required confirmations. The invoice
+        # reopens and its settlement is reversed (docs/reliability.md); a failed payment moved
+        # no money and cannot be orphaned.
+        was_confirmed = self.status is PaymentStatus.CONFIRMED
         self._to(PaymentStatus.ORPHANED)
         data = PaymentOrphanedData(
             invoice_id=self.invoice_id,
             amount=self.amount,
             block_number=self.block_number,
             block_id=self.block_id,
+            was_confirmed=was_confirmed,
         )
         return [self._record(PaymentOrphaned, command.command_id, command.orphaned_at, data)]
 
@@ -244,7 +247,11 @@ class Payment(Aggregate[PaymentEvent]):
                 )
             case PaymentOrphaned():
                 return self.model_copy(
-                    update={"status": PaymentStatus.ORPHANED, "confirmations": 0}
+                    update={
+                        "status": PaymentStatus.ORPHANED,
+                        "confirmations": 0,
+                        "confirmed_at": None,
+                    }
                 )
             case PaymentFailed():
                 return self.model_copy(

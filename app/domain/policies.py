@@ -15,10 +15,12 @@ from app.domain.commands import (
     ApplyPaymentOrphaned,
     CreateSettlement,
     InvoiceCommand,
+    ReverseSettlement,
 )
 from app.domain.events import (
     DomainEvent,
     InvoicePaid,
+    InvoicePaymentReverted,
     PaymentConfirmed,
     PaymentDetected,
     PaymentFailed,
@@ -70,15 +72,26 @@ def invoice_command_for(event: DomainEvent) -> InvoiceCommand | None:
             return None
 
 
-def settlement_command_for(event: DomainEvent) -> CreateSettlement | None:
-    """The settlement a paid invoice needs: everything confirmed, at the invoice's fee."""
-    if not isinstance(event, InvoicePaid):
-        return None
-    return CreateSettlement(
-        command_id=command_id_for(event),
-        invoice_id=event.aggregate_id,
-        merchant_id=event.merchant_id,
-        gross_amount=event.data.amount_confirmed,
-        fee_percentage=event.data.fee_percentage,
-        created_at=event.occurred_at,
-    )
+def settlement_command_for(event: DomainEvent) -> CreateSettlement | ReverseSettlement | None:
+    """What an invoice event asks of its settlement: a paid invoice is settled (everything
+    confirmed, at the invoice's fee, in its round); a paid invoice reopened by a reorg has the
+    settlement of that round reversed."""
+    if isinstance(event, InvoicePaid):
+        return CreateSettlement(
+            command_id=command_id_for(event),
+            invoice_id=event.aggregate_id,
+            merchant_id=event.merchant_id,
+            gross_amount=event.data.amount_confirmed,
+            fee_percentage=event.data.fee_percentage,
+            created_at=event.occurred_at,
+            settlement_round=event.data.settlement_round,
+        )
+    if isinstance(event, InvoicePaymentReverted) and event.data.reversed_round is not None:
+        return ReverseSettlement(
+            command_id=command_id_for(event),
+            invoice_id=event.aggregate_id,
+            settlement_round=event.data.reversed_round,
+            payment_id=event.data.payment_id,
+            reversed_at=event.occurred_at,
+        )
+    return None

@@ -160,10 +160,10 @@ def booking_problem(booking: SettlementBooking) -> str | None:
     """What is wrong between a settlement and its ledger transaction, or None."""
     if booking.status is None:
         return "a settlement transaction in the ledger without a settlement"
-    if booking.status != "completed":
+    if booking.status not in ("completed", "reversed"):
         return f"the ledger books a settlement that is {booking.status}" if booking.booked else None
     if not booking.booked:
-        return "a completed settlement missing from the ledger"
+        return f"a {booking.status} settlement missing from the ledger"
     assert booking.gross is not None and booking.fee is not None and booking.net is not None
     expected = {
         "customer_funds": -booking.gross,
@@ -182,7 +182,12 @@ def booking_problem(booking: SettlementBooking) -> str | None:
     ]
     if booking.other_entries:
         wrong.append(f"{booking.other_entries} entries on other accounts")
-    return "booked " + ", ".join(wrong) if wrong else None
+    if wrong:
+        return "booked " + ", ".join(wrong)
+    if booking.status == "reversed":
+        # Its own booking is right, so the database found its reversal missing or wrong.
+        return "a reversed settlement whose settlement_reversal does not book back its amounts"
+    return None
 
 
 def fee_problem(group: FeeGroup, computed_fee: int) -> str | None:

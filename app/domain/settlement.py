@@ -1,7 +1,9 @@
 """The settlement: a paid invoice's gross split into the platform fee and the merchant's net.
 
-One per invoice (its id is derived from the invoice id), created from ``InvoicePaid`` with the
-fee percentage fixed on the invoice at creation; ``pending → completed | failed``.
+One per invoice and round (its id is derived from both), created from ``InvoicePaid`` with the
+fee percentage fixed on the invoice at creation; ``pending → completed | failed``, and
+``completed → reversed`` when a reorg takes a confirmed payment from the invoice (a reversal
+entry books it back; the invoice, paid again, settles in the next round).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from app.domain.commands import (
     CompleteSettlement,
     CreateSettlement,
     FailSettlement,
+    ReverseSettlement,
     SettlementCommand,
 )
 from app.domain.errors import AlreadyExists, SettlementNotFound
@@ -24,6 +27,8 @@ from app.domain.events import (
     SettlementEvent,
     SettlementFailed,
     SettlementFailedData,
+    SettlementReversed,
+    SettlementReversedData,
 )
 from app.domain.fees import FeePercentage, split_fee
 from app.domain.fields import Identifier, UtcDatetime
@@ -41,9 +46,11 @@ class Settlement(Aggregate[SettlementEvent]):
     platform_fee_percentage: FeePercentage
     net_amount: Usdt
     status: SettlementStatus = SettlementStatus.PENDING
+    settlement_round: int = 1
     created_at: UtcDatetime
     completed_at: UtcDatetime | None = None
     failed_at: UtcDatetime | None = None
+    reversed_at: UtcDatetime | None = None
     reference: str | None = None
     failure_reason: str | None = None
 
@@ -66,6 +73,7 @@ class Settlement(Aggregate[SettlementEvent]):
                 platform_fee_amount=split.platform_fee_amount,
                 platform_fee_percentage=split.platform_fee_percentage,
                 net_amount=split.net_amount,
+                settlement_round=command.settlement_round,
             ),
         )
         return [created]
@@ -85,6 +93,8 @@ class Settlement(Aggregate[SettlementEvent]):
                 return self._complete(command)
             case FailSettlement():
                 return self._fail(command)
+            case ReverseSettlement():
+                return self._reverse(command)
             case _:  # pragma: no cover - mypy proves every command is handled
                 assert_never(command)
 
@@ -99,6 +109,18 @@ class Settlement(Aggregate[SettlementEvent]):
         self._to(SettlementStatus.FAILED)
         data = SettlementFailedData(invoice_id=self.invoice_id, reason=command.reason)
         return [self._record(SettlementFailed, command.command_id, command.failed_at, data)]
+
+    def _reverse(self, command: ReverseSettlement) -> list[SettlementEvent]:
+        self._to(SettlementStatus.REVERSED)
+        data = SettlementReversedData(
+            invoice_id=self.invoice_id,
+            gross_amount=self.gross_amount,
+            platform_fee_amount=self.platform_fee_amount,
+            net_amount=self.net_amount,
+            payment_id=command.payment_id,
+            reference=command.reference,
+        )
+        return [self._record(SettlementReversed, command.command_id, command.reversed_at, data)]
 
     def _to(self, target: SettlementStatus) -> None:
         check_transition(
@@ -120,6 +142,7 @@ class Settlement(Aggregate[SettlementEvent]):
             platform_fee_amount=data.platform_fee_amount,
             platform_fee_percentage=data.platform_fee_percentage,
             net_amount=data.net_amount,
+            settlement_round=data.settlement_round,
             created_at=event.occurred_at,
         )
 
@@ -137,6 +160,8 @@ class Settlement(Aggregate[SettlementEvent]):
                     failed_at=event.occurred_at,
                     failure_reason=event.data.reason,
                 )
+            case SettlementReversed():
+                return self._moved(SettlementStatus.REVERSED, reversed_at=event.occurred_at)
             case SettlementCreated():
                 raise ValueError(f"settlement {self.settlement_id} was already created")
             case _:  # pragma: no cover - tests/unit/domain/test_events.py applies every type

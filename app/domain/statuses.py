@@ -45,6 +45,8 @@ class SettlementStatus(StrEnum):
     PENDING = "pending"
     COMPLETED = "completed"
     FAILED = "failed"
+    # Its invoice's confirmed payment was reorganised away: booked back by a reversal entry.
+    REVERSED = "reversed"
 
 
 INVOICE_TRANSITIONS: Final[Mapping[InvoiceStatus, frozenset[InvoiceStatus]]] = {
@@ -55,7 +57,10 @@ INVOICE_TRANSITIONS: Final[Mapping[InvoiceStatus, frozenset[InvoiceStatus]]] = {
     # confirming → expired only while underpaid at expires_at (guarded in invoice.py): a
     # customer who sent part of the money and left must not keep the invoice open forever.
     InvoiceStatus.CONFIRMING: frozenset({InvoiceStatus.PAID, InvoiceStatus.EXPIRED}),
-    InvoiceStatus.PAID: frozenset(),
+    # paid → confirming only when a confirmed payment is reorganised away (a reorg deeper than
+    # its confirmations, guarded in invoice.py): the settlement is reversed, and the invoice is
+    # paid again when the transfer is included again.
+    InvoiceStatus.PAID: frozenset({InvoiceStatus.CONFIRMING}),
     # expired → confirming (extended) or paid (accepted) only by the merchant's resolution of an
     # underpaid invoice (guarded in invoice.py: ResolveInvoice).
     InvoiceStatus.EXPIRED: frozenset({InvoiceStatus.CONFIRMING, InvoiceStatus.PAID}),
@@ -69,13 +74,16 @@ PAYMENT_TRANSITIONS: Final[Mapping[PaymentStatus, frozenset[PaymentStatus]]] = {
     ),
     # A reorganised transfer goes back to detected when it is included again.
     PaymentStatus.ORPHANED: frozenset({PaymentStatus.DETECTED}),
-    PaymentStatus.CONFIRMED: frozenset(),
+    # A reorg deeper than the confirmations the invoice required: rare (Tron finalises a block
+    # 19 deep) but possible below that; the settlement is reversed (docs/reliability.md).
+    PaymentStatus.CONFIRMED: frozenset({PaymentStatus.ORPHANED}),
     PaymentStatus.FAILED: frozenset(),
 }
 
 SETTLEMENT_TRANSITIONS: Final[Mapping[SettlementStatus, frozenset[SettlementStatus]]] = {
     SettlementStatus.PENDING: frozenset({SettlementStatus.COMPLETED, SettlementStatus.FAILED}),
-    SettlementStatus.COMPLETED: frozenset(),
+    SettlementStatus.COMPLETED: frozenset({SettlementStatus.REVERSED}),
+    SettlementStatus.REVERSED: frozenset(),
     SettlementStatus.FAILED: frozenset(),
 }
 

@@ -59,6 +59,7 @@ from app.runtime.event_commands import events_group
 from app.runtime.merchant_commands import merchants_group
 from app.runtime.notice_commands import notices_group
 from app.runtime.topics import SIGNATURES, SIGNING_REQUESTS, topic_name
+from app.runtime.unmatched_commands import unmatched_group
 from app.runtime.webhook_commands import webhooks_group
 from app.services.access import operator
 from app.services.ports import ApiKeyRecord, UserRecord
@@ -206,11 +207,13 @@ def _register_signer(app: faust.App, settings: Settings) -> None:
 def _register_groups(settings: Settings) -> None:
     """Command groups: Faust's CLI is a click group, and these are added to it beside its own."""
     ledger_commands.register(settings)
+    chain = chain_group(settings)
+    chain.add_command(unmatched_group(settings))  # `chain unmatched` (unmatched_commands.py)
     for group in (
         merchants_group(settings),
         dlq_group(settings),
         events_group(settings, _rebuild_read_models),
-        chain_group(settings),
+        chain,
         webhooks_group(settings),
         notices_group(settings),
         consumers_group(settings),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import assert_never
 
 from prometheus_client import Counter
 
@@ -26,9 +27,11 @@ from app.domain.deposit import (
     Ignored,
     accept_transfer,
 )
+from app.domain.events import UnmatchedTransferReceived
 from app.domain.observations import ChainHeadAdvanced, TransferObserved, TransferOrphaned
 from app.domain.policies import invoice_command_for
 from app.services.ports import (
+    ChainProgress,
     ConfirmationWatches,
     DepositAccounts,
     EventPublisher,
@@ -42,6 +45,21 @@ TRANSFERS_IGNORED = Counter(
     "USDT transfers seen on chain that pay no invoice",
     ["reason"],
 )
+# Per observation: a redelivered transfer is counted again (its record is kept once).
+UNMATCHED_TRANSFERS = Counter(
+    "checkout_unmatched_transfers",
+    "Transfers of USDT to our deposit addresses that paid no invoice, recorded as unmatched",
+    ["reason"],
+)
+UNMATCHED_MICRO_USDT = Counter(
+    "checkout_unmatched_micro_usdt",
+    "Micro-USDT received at our deposit addresses that paid no invoice (1 USDT = 1,000,000)",
+    ["reason"],
+)
+HEADS_REWOUND = Counter(
+    "checkout_chain_heads_rewound",
+    "Chain heads that moved a partition's head back: a reorg or a replaced node (per partition)",
+)
 
 
 class DepositProcessing:
@@ -51,8 +69,10 @@ class DepositProcessing:
         watches: ConfirmationWatches,
         events: EventPublisher,
         invoice_commands: InvoiceCommandSender,
+        progress: ChainProgress,
     ) -> None:
         self._accounts = accounts
+        self._progress = progress
         self._watches = watches
         self._events = events
         self._invoice_commands = invoice_commands
@@ -70,9 +90,11 @@ class DepositProcessing:
     async def on_transfer(self, transfer: TransferObserved, partition: int) -> Ignored | None:
         """Detect a transfer as a payment of the address's invoice, or say why it is not one."""
         account = self._accounts.get(transfer.to_address)
-        decision = accept_transfer(account, transfer, self._watches.get(partition).head)
+        decision = accept_transfer(
+            account, transfer, self._watches.get(partition).head_for(transfer)
+        )
         if isinstance(decision, Ignored):
-            self._ignore(transfer, decision, account)
+            await self._ignore(transfer, decision, account)
             return decision
         assert account is not None  # accepted: the address has an account
         await self._apply(account, decision, partition)
@@ -88,9 +110,20 @@ class DepositProcessing:
 
     async def on_chain_head(self, head: ChainHeadAdvanced, partition: int) -> None:
         """Count confirmations of every payment of this partition still counting."""
-        watch = self._watches.get(partition).advance(head)
+        before = self._watches.get(partition)
+        watch = before.advance(head)
         if watch is None:
-            return  # an older head redelivered: confirmations only ever count up
+            return  # a head seen before, redelivered: confirmations only ever count up
+        if before.rewound(head):
+            HEADS_REWOUND.inc()
+            logger.warning(
+                "partition %d: chain head back to block %d (%s), from %s: the chain was replaced "
+                "above it; confirmations count from the new branch",
+                partition,
+                head.head_number,
+                head.head_block_id,
+                before.head.head_number if before.head is not None else None,
+            )
         self._watches.put(partition, watch)
         for address in watch.awaiting:
             account = self._accounts.get(address)
@@ -98,6 +131,9 @@ class DepositProcessing:
                 continue
             for update in account.confirmations_at(head):
                 account = await self._apply(account, update, partition)
+        # Every transfer of this partition up to the head is applied and told to its invoice:
+        # invoice expiry may count on it (app/services/expiry.py).
+        self._progress.note(partition, head)
 
     async def _apply(
         self, account: DepositAccount, command: PaymentCommand, partition: int
@@ -115,22 +151,52 @@ class DepositProcessing:
         await self._invoice_commands.send_invoice_commands(commands)
         return updated
 
-    def _ignore(
+    async def _ignore(
         self, transfer: TransferObserved, ignored: Ignored, account: DepositAccount | None
     ) -> None:
+        """Count a transfer that pays no invoice and keep a record of the money it brought.
+
+        The record is an ``UnmatchedTransferReceived`` (its id derived from the transfer, so a
+        redelivery records it once), projected into ``unmatched_transfers`` for the operators
+        (``checkout chain unmatched``, docs/operations.md). A failure to publish it propagates:
+        the agent retries the message or dead-letters it, never acknowledges the money away.
+        """
         TRANSFERS_IGNORED.labels(reason=ignored.reason).inc()
-        if ignored.reason == "not_a_deposit_address":
-            # The watcher publishes only transfers to our deposit addresses, and an address is
-            # registered here before its invoice is handed out: this should not happen, so say so.
-            logger.warning(
-                "transfer %s to %s: no invoice registered for this address here; not applied",
-                transfer.transfer_id,
-                transfer.to_address,
-            )
-        elif ignored.reason == "after_monitoring_window" and account is not None:
-            logger.warning(
-                "transfer %s to %s of invoice %s came after its monitoring window; not applied",
-                transfer.transfer_id,
-                transfer.to_address,
-                account.registration.invoice_id,
-            )
+        match ignored.reason:
+            case "zero_amount":
+                # Address-poisoning spam: no money moved, and anyone can send it to any address
+                # for the cost of a little energy. A record of each would let strangers flood the
+                # operators' list with nothing to refund: counted only.
+                return
+            case "not_a_deposit_address":
+                # The watcher publishes only transfers to our deposit addresses, and an address is
+                # registered here before its invoice is handed out: this should not happen, so
+                # say so.
+                logger.warning(
+                    "transfer %s to %s: no invoice registered for this address here; not "
+                    "applied, recorded as unmatched",
+                    transfer.transfer_id,
+                    transfer.to_address,
+                )
+                event = UnmatchedTransferReceived.of(transfer, ignored.reason)
+            case "after_monitoring_window":
+                assert account is not None  # only a registered address has a monitoring window
+                registration = account.registration
+                logger.warning(
+                    "transfer %s to %s of invoice %s came after its monitoring window; not "
+                    "applied, recorded as unmatched",
+                    transfer.transfer_id,
+                    transfer.to_address,
+                    registration.invoice_id,
+                )
+                event = UnmatchedTransferReceived.of(
+                    transfer,
+                    ignored.reason,
+                    invoice_id=registration.invoice_id,
+                    merchant_id=registration.merchant_id,
+                )
+            case _:  # pragma: no cover - mypy proves every reason is handled
+                assert_never(ignored.reason)
+        await self._events.publish_events([event])
+        UNMATCHED_TRANSFERS.labels(reason=event.data.reason).inc()
+        UNMATCHED_MICRO_USDT.labels(reason=event.data.reason).inc(transfer.amount)

@@ -2,23 +2,41 @@
 
 Every worker scans only the open invoices of the partitions it owns (the expiry index holds just
 pending and confirming ones) and sends ``ExpireInvoice`` to the invoice agent. The command's id
-is fixed per invoice, so sending it twice expires once; the grace lets the chain watcher read
-blocks up to ``expires_at`` first, so a payment the node was slow to show is not flagged late.
-An invoice whose expiry is in flight is not sent again for ``resend_after`` seconds.
+is fixed per invoice, so sending it twice expires once. An invoice whose expiry is in flight is
+not sent again for ``resend_after`` seconds.
+
+Expiry waits for the chain: an invoice expires only once every deposits partition has processed
+a block produced after its ``expires_at`` (``ChainProgress.chain_time``), and the wall clock is
+past ``expires_at`` plus the grace. A payment made in time is in such a block or an earlier one,
+and the payment agent tells the invoice about it before it notes the head: so a watcher, node or
+worker that lags only delays the expiry, never turns an on-time payment into a late one.
+Meanwhile the payment page says the network is being checked (web/templates/pay.html).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from app.domain.commands import ExpireInvoice
-from app.services.ports import ExpiryIndex, InvoiceCommandSender, InvoiceStore
+from app.services.ports import ChainProgress, ExpiryIndex, InvoiceCommandSender, InvoiceStore
 
 EXPIRIES_SENT = Counter("checkout_invoice_expiries_sent", "ExpireInvoice commands sent")
+WAITING_FOR_CHAIN = Gauge(
+    "checkout_invoice_expiries_waiting_for_chain",
+    "Invoices of this worker past expires_at + grace whose expiry waits for the chain to be "
+    "processed past expires_at",
+)
+CHAIN_TIME_LAG = Gauge(
+    "checkout_expiry_chain_time_lag_seconds",
+    "Wall clock minus the block time every deposits partition has processed (-1: unknown)",
+)
+
+logger = logging.getLogger(__name__)
 
 
 class ExpirySweep:
@@ -27,6 +45,7 @@ class ExpirySweep:
         expiries: ExpiryIndex,
         invoices: InvoiceStore,
         commands: InvoiceCommandSender,
+        chain: ChainProgress,
         *,
         grace: timedelta,
         resend_after: float = 30.0,
@@ -35,6 +54,7 @@ class ExpirySweep:
         self._expiries = expiries
         self._invoices = invoices
         self._commands = commands
+        self._chain = chain
         self._grace = grace
         self._resend_after = resend_after
         self._clock = clock
@@ -42,8 +62,9 @@ class ExpirySweep:
 
     async def sweep(self, now: datetime) -> list[str]:
         """Send ``ExpireInvoice`` for every open invoice due at ``now``; the ids sent."""
-        cutoff = now - self._grace
-        due = self.due_invoice_ids(cutoff)
+        chain_time = await self._chain_time()
+        CHAIN_TIME_LAG.set(-1 if chain_time is None else (now - chain_time).total_seconds())
+        due = self.due_invoice_ids(now - self._grace, chain_time)
         if due:
             commands = []
             for invoice_id in due:
@@ -54,13 +75,25 @@ class ExpirySweep:
             EXPIRIES_SENT.inc(len(due))
         return due
 
-    def due_invoice_ids(self, cutoff: datetime) -> list[str]:
-        """Open invoices on this worker that ``ExpireInvoice`` would expire at ``cutoff``."""
+    async def _chain_time(self) -> datetime | None:
+        try:
+            return await self._chain.chain_time()
+        except Exception:  # unknown: nothing expires this second, the safe direction
+            logger.warning("cannot read the chain progress; no invoice expires", exc_info=True)
+            return None
+
+    def due_invoice_ids(self, cutoff: datetime, chain_time: datetime | None) -> list[str]:
+        """Open invoices on this worker that ``ExpireInvoice`` would expire at ``cutoff``, and
+        whose ``expires_at`` every deposits partition has processed the chain past."""
         clock = self._clock()
         open_now = self._expiries.open_invoices()
         due = []
+        waiting = 0
         for invoice_id, expires_at in open_now:
             if expires_at > cutoff:
+                continue
+            if chain_time is None or chain_time <= expires_at:
+                waiting += 1
                 continue
             if clock - self._sent_at.get(invoice_id, -self._resend_after) < self._resend_after:
                 continue
@@ -69,6 +102,7 @@ class ExpirySweep:
                 continue
             self._sent_at[invoice_id] = clock
             due.append(invoice_id)
+        WAITING_FOR_CHAIN.set(waiting)
         still_open = {invoice_id for invoice_id, _ in open_now}
         for invoice_id in [known for known in self._sent_at if known not in still_open]:
             del self._sent_at[invoice_id]

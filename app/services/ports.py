@@ -26,6 +26,7 @@ from app.domain.invoice import Invoice
 from app.domain.merchant import Merchant
 from app.domain.money_out import OutgoingTransfer, Step, TransferKind
 from app.domain.notifications import Notice, NoticeMessage, NotificationPreferences, Recipient
+from app.domain.observations import ChainHeadAdvanced
 from app.domain.payout_schedule import PayoutSchedule
 from app.domain.settlement import Settlement
 from app.domain.statuses import InvoiceStatus, PaymentException, SettlementStatus
@@ -120,6 +121,23 @@ class ConfirmationWatches(Protocol):
     def put(self, partition: int, watch: ConfirmationWatch) -> None: ...
 
 
+class ChainProgress(Protocol):
+    """How far every partition of deposits has processed the chain: what invoice expiry waits for.
+
+    ``note`` is called by the payment agent after a partition's chain head (in memory, never
+    failing, never waiting: the money path must not depend on it); the adapter stores the notes
+    on ``flush``. ``chain_time`` is the block time every partition has processed, None
+    while some partition has none on record (or the store cannot say).
+    """
+
+    def note(self, partition: int, head: ChainHeadAdvanced) -> None: ...
+
+    async def flush(self) -> int:
+        """Store the notes taken since the last flush (a timer, every second); how many."""
+
+    async def chain_time(self) -> datetime | None: ...
+
+
 class SettlementStore(Protocol):
     """Settlements by the id of the invoice they settle."""
 
@@ -142,6 +160,10 @@ class Booking:
 class Ledger(Protocol):
     async def book_settlement(self, settlement: Settlement) -> Booking:
         """Credit net and fee exactly once; the first booking's data however often asked."""
+
+    async def reverse_settlement(self, settlement: Settlement) -> Booking:
+        """Book ``settlement`` back exactly once (net and fee returned to the customer funds by
+        a reversal entry; nothing deleted); the reversal's data however often asked."""
         ...
 
 

@@ -114,3 +114,23 @@ def test_without_websocket_the_page_still_updates(
     platform.pay_and_confirm(invoice, "7.5")
     wait_text(window, "status-title", "Paid")
     assert "Thank you: 7.5 USDT received and confirmed." in text_of(window, "status-text")
+
+
+def test_past_its_time_the_page_says_the_network_is_checked_until_the_chain_expires_it(
+    platform: Platform, new_browser: Callable[..., WebDriver]
+) -> None:
+    # Expiry waits for the chain: no block is mined after the deadline, so the invoice stays
+    # open and the customer is told the network is being checked, not that it expired.
+    invoice = open_invoice(platform, "5", expires_in=10)
+    window = new_browser()
+    window.get(f"{platform.url}/pay/{invoice['id']}")
+    wait_text(window, "live-mode", "live")
+    wait_text(window, "checking", "Checking the Tron network", timeout=30)
+    assert not window.find_element(By.ID, "expiry").is_displayed()
+    assert text_of(window, "status-title") == "Waiting for your payment"
+    assert platform.invoice(invoice["id"])["status"] == "pending"
+    screenshot(window, "payment-page-checking-the-network")
+
+    platform.wait_expired(invoice)  # a block past the deadline: now it expires
+    wait_text(window, "status-title", "Expired")
+    assert not window.find_element(By.ID, "checking").is_displayed()

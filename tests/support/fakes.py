@@ -47,6 +47,7 @@ from app.domain.notifications import (
     NotificationPreferences,
     Recipient,
 )
+from app.domain.observations import ChainHeadAdvanced
 from app.domain.payout_schedule import PayoutSchedule
 from app.domain.settlement import Settlement
 from app.domain.webhooks import (
@@ -273,6 +274,22 @@ class MemoryLedger:
                 credited_at=datetime.now(UTC), reference=f"ledger:{len(self.bookings) + 1}"
             )
         return self.bookings[settlement.settlement_id]
+
+    async def reverse_settlement(self, settlement: Settlement) -> Booking:
+        key = f"reversal:{settlement.settlement_id}"
+        self.times_booked[key] = self.times_booked.get(key, 0) + 1
+        if key not in self.bookings:
+            if settlement.settlement_id not in self.bookings:
+                raise RuntimeError(f"settlement {settlement.settlement_id} was never booked")
+            account = f"merchant:{settlement.merchant_id}"
+            self.credits[account] = self.credits.get(account, 0) - settlement.net_amount
+            self.credits["platform_fees"] = (
+                self.credits.get("platform_fees", 0) - settlement.platform_fee_amount
+            )
+            self.bookings[key] = Booking(
+                credited_at=datetime.now(UTC), reference=f"ledger:{len(self.bookings) + 1}"
+            )
+        return self.bookings[key]
 
 
 class MemoryMoneyOut:
@@ -1397,6 +1414,27 @@ class MemoryWorld:
         return self.dead_letter_topics.dead_letters
 
 
+class MemoryChainProgress:
+    """``ChainProgress`` in memory: the chain time is the oldest of the partitions' heads noted
+    (flushed or not: one process, nothing to share); None before any."""
+
+    def __init__(self) -> None:
+        self.heads: dict[int, ChainHeadAdvanced] = {}
+        self.flushes = 0
+
+    def note(self, partition: int, head: ChainHeadAdvanced) -> None:
+        if head.block_timestamp is not None:
+            self.heads[partition] = head
+
+    async def flush(self) -> int:
+        self.flushes += 1
+        return len(self.heads)
+
+    async def chain_time(self) -> datetime | None:
+        stamps = [head.block_timestamp for head in self.heads.values() if head.block_timestamp]
+        return min(stamps) if stamps else None
+
+
 def memory_world(settings: Settings | None = None) -> MemoryWorld:
     settings = settings or Settings(api_key_pepper=TEST_PEPPER)
     merchant_accounts = MemoryMerchantAccounts()
@@ -1443,6 +1481,7 @@ def memory_world(settings: Settings | None = None) -> MemoryWorld:
         notification_preferences=preferences,
         notices=MemoryNotices(users, preferences),
         notice_dispatcher=FakeDispatcher(),
+        chain_progress=MemoryChainProgress(),
     )
     services = build_services(ports, settings)
     dead_letter_topics = DeadLetterTopics()

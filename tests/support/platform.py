@@ -13,10 +13,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -139,6 +141,34 @@ class Platform:
             return invoice if check(invoice) else None
 
         return self._eventually(probe, what, timeout)
+
+    def wait_expired(self, invoice: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+        """The invoice once expired. Expiry waits for the chain: the simulator mines only when
+        told, so once the invoice's time is up a block is mined (stamped now, past
+        ``expires_at``), again every 3 s until the platform has processed it and expired."""
+        expires_at = datetime.fromisoformat(invoice["expires_at"].replace("Z", "+00:00"))
+        mined_at = 0.0
+
+        def probe() -> dict[str, Any] | None:
+            nonlocal mined_at
+            current = self.invoice(invoice["id"])
+            if current["status"] == "expired":
+                return current
+            if datetime.now(UTC) > expires_at and time.monotonic() - mined_at > 3:
+                self.sim.mine(1)
+                mined_at = time.monotonic()
+            return None
+
+        return self._eventually(probe, f"invoice {invoice['id']} expired", timeout)
+
+    def wait_settlement_status(
+        self, invoice_id: str, status: str, timeout: float = 60
+    ) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            settlement = self.settlement(invoice_id)
+            return settlement if settlement is not None and settlement["status"] == status else None
+
+        return self._eventually(probe, f"settlement of {invoice_id} {status}", timeout)
 
     def wait_settlement(self, invoice_id: str, timeout: float = 60) -> dict[str, Any]:
         return self._eventually(

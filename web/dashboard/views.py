@@ -83,7 +83,7 @@ NOTICES: Final = {
 }
 ROLES: Final = ("owner", "developer", "viewer")
 INVOICE_STATUSES: Final = ("pending", "confirming", "paid", "expired", "cancelled")
-SETTLEMENT_STATUSES: Final = ("pending", "completed", "failed")
+SETTLEMENT_STATUSES: Final = ("pending", "completed", "failed", "reversed")
 # A payout may still be cancelled before it is being signed (docs/merchant-api.md).
 CANCELLABLE_PAYOUTS: Final = ("requested", "approved")
 # An underpaid invoice is resolved while open (confirming) or expired, unless refunded already.

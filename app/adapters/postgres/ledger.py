@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from app.adapters.postgres.pool import Connections
 from app.domain.settlement import Settlement
 from app.services.ports import Booking
@@ -42,18 +44,49 @@ class PostgresLedger:
             "merchant": merchant_account(settlement.merchant_id),
             "platform_fees": PLATFORM_FEES,
         }
+        return await self._once(
+            _BOOK_SETTLEMENT,
+            _BOOKED_SETTLEMENT,
+            params,
+            f"settlement {settlement.settlement_id} is not in the ledger after booking it",
+        )
+
+    async def reverse_settlement(self, settlement: Settlement) -> Booking:
+        """Book ``settlement`` back exactly once: one ledger transaction of kind
+        ``settlement_reversal`` (customer funds +gross, merchant −net, platform fees −fee) and
+        the settlement row marked reversed, in one statement; the original entries stay.
+
+        Returns the reversal's time and reference however often it is called.
+        """
+        params = {
+            "settlement_id": settlement.settlement_id,
+            "customer_funds": CUSTOMER_FUNDS,
+            "merchant": merchant_account(settlement.merchant_id),
+            "platform_fees": PLATFORM_FEES,
+        }
+        return await self._once(
+            _REVERSE_SETTLEMENT,
+            _REVERSED_SETTLEMENT,
+            params,
+            f"settlement {settlement.settlement_id} is not booked, or not reversed after "
+            "reversing it",
+        )
+
+    async def _once(
+        self, book: str, booked: str, params: Mapping[str, object], missing: str
+    ) -> Booking:
+        """Run ``book``; if it wrote nothing, read what ``booked`` finds: the time and the first
+        entry of a movement booked once, however often asked."""
         async with self._pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(_BOOK_SETTLEMENT, params)
+            await cur.execute(book, params)
             row = await cur.fetchone()
             if row is None or row[0] is None or row[1] is None:
                 # Booked before (a redelivery), or by a concurrent booking this statement waited
                 # for: its snapshot predates that commit, so read what is there now.
-                await cur.execute(_BOOKED_SETTLEMENT, params)
+                await cur.execute(booked, params)
                 row = await cur.fetchone()
         if row is None or row[0] is None or row[1] is None:
-            raise RuntimeError(
-                f"settlement {settlement.settlement_id} is not in the ledger after booking it"
-            )
+            raise RuntimeError(missing)
         return Booking(credited_at=row[0], reference=f"ledger:{row[1]}")
 
 
@@ -88,4 +121,34 @@ _BOOKED_SETTLEMENT = """
 SELECT completed_at,
     (SELECT min(entry_id) FROM ledger_entries WHERE settlement_id = %(settlement_id)s)
 FROM settlements WHERE settlement_id = %(settlement_id)s
+"""
+
+# The reversal of a completed settlement: the row is marked reversed (only from completed, so at
+# most once) and one balanced ledger transaction books its amounts back, from the row itself.
+# Its entries carry no settlement_id (the original's own entries hold it, one per account).
+_REVERSE_SETTLEMENT = """
+WITH target AS (
+    UPDATE settlements SET status = 'reversed', reversed_at = now()
+    WHERE settlement_id = %(settlement_id)s AND status = 'completed'
+    RETURNING settlement_id, gross_amount, platform_fee_amount, net_amount, reversed_at
+), movement AS (
+    INSERT INTO ledger_transactions (kind, reference, created_at)
+    SELECT 'settlement_reversal', settlement_id, reversed_at FROM target
+    RETURNING tx_id
+), entries AS (
+    INSERT INTO ledger_entries (tx_id, account, amount)
+    SELECT movement.tx_id, entry.account, entry.amount
+    FROM movement, target, LATERAL (VALUES (%(customer_funds)s, target.gross_amount),
+        (%(merchant)s, -target.net_amount), (%(platform_fees)s, -target.platform_fee_amount))
+        AS entry (account, amount)
+    RETURNING entry_id
+)
+SELECT (SELECT reversed_at FROM target), (SELECT min(entry_id) FROM entries)
+"""
+
+_REVERSED_SETTLEMENT = """
+SELECT s.reversed_at, (
+    SELECT min(e.entry_id) FROM ledger_entries e JOIN ledger_transactions t USING (tx_id)
+    WHERE t.kind = 'settlement_reversal' AND t.reference = %(settlement_id)s)
+FROM settlements s WHERE s.settlement_id = %(settlement_id)s AND s.status = 'reversed'
 """

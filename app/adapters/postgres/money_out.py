@@ -364,7 +364,8 @@ class PostgresMoneyOut(SqlStore):
     async def _refund_context(self, cur: Any, merchant_id: str, invoice_id: str) -> RefundContext:
         await cur.execute(
             "SELECT (SELECT gross_amount FROM settlements"
-            "        WHERE invoice_id = %(invoice)s AND merchant_id = %(merchant)s),"
+            "        WHERE invoice_id = %(invoice)s AND merchant_id = %(merchant)s"
+            "        AND status <> 'reversed'),"
             " (SELECT amount FROM invoice_summaries"
             "        WHERE invoice_id = %(invoice)s AND merchant_id = %(merchant)s),"
             " (SELECT coalesce(sum(amount), 0) FROM outgoing_transfers"

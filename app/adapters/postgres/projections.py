@@ -2,8 +2,9 @@
 
 ``apply`` records one event in ``event_store`` and, for an invoice event, brings its row of
 ``invoice_summaries`` up to date, in one transaction (migrations/0007_event_store_read_models.sql
-says how each table takes an event). Both writes are idempotent, so the projection agent may
-apply an event as often as Kafka redelivers it.
+says how each table takes an event); an unmatched transfer gets its row in
+``unmatched_transfers`` the same way (app/adapters/postgres/unmatched.py). Every write is
+idempotent, so the projection agent may apply an event as often as Kafka redelivers it.
 
 ``InvoiceSummaries`` reads the read model for ``GET /api/v1/invoices``: newest first, keyset
 pagination on ``(created_at, invoice_id)``, so an invoice created while a merchant pages through
@@ -22,6 +23,7 @@ import aiopg
 import orjson
 
 from app.adapters.postgres.pool import Connections
+from app.adapters.postgres.unmatched import unmatched_statements
 from app.domain.errors import CheckoutError
 from app.domain.events import (
     DomainEvent,
@@ -267,7 +269,7 @@ async def apply(
     back whole. The projection agent applies every domain event this way, one at a time.
     """
     async with pool.acquire() as conn, conn.cursor() as cur:
-        statements = [_record_event(cur, event, partition, offset), *summary_statements(cur, event)]
+        statements = [_record_event(cur, event, partition, offset), *_projected(cur, event)]
         await cur.execute(b";\n".join(statements).decode())
 
 
@@ -290,8 +292,14 @@ def batch_statements(cursor: aiopg.Cursor, batch: Sequence[Projected]) -> str:
     statements: list[bytes] = []
     for event, partition, offset in batch:
         statements.append(_record_event(cursor, event, partition, offset))
-        statements.extend(summary_statements(cursor, event))
+        statements.extend(_projected(cursor, event))
     return b";\n".join(statements).decode()
+
+
+def _projected(cursor: aiopg.Cursor, event: DomainEvent) -> list[bytes]:
+    """What ``event`` changes besides the event store: the invoice's summary, an unmatched
+    transfer's row (the other read models follow the event store's trigger)."""
+    return [*summary_statements(cursor, event), *unmatched_statements(cursor, event)]
 
 
 class EventProjections:

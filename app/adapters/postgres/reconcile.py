@@ -124,7 +124,8 @@ class PostgresLedgerPositions(SqlStore):
         return False
 
 
-# Settlements against their ledger transactions (kind `settlement`, reference = settlement id).
+# Settlements against their ledger transactions (kind `settlement`, reference = settlement id;
+# a reversed one also against its `settlement_reversal`).
 _BOOKINGS: Final = """
 WITH booked AS (
     SELECT t.reference AS settlement_id,
@@ -142,14 +143,28 @@ WITH booked AS (
     FROM ledger_transactions t JOIN ledger_entries e ON e.tx_id = t.tx_id
     WHERE t.kind = 'settlement'
     GROUP BY t.reference
+), reversed AS (
+    SELECT t.reference AS settlement_id,
+        coalesce(sum(e.amount) FILTER (WHERE e.account = 'customer_funds'), 0) AS customer_funds,
+        coalesce(sum(e.amount) FILTER (WHERE e.account = 'platform_fees'), 0) AS platform_fees,
+        coalesce(sum(e.amount) FILTER (WHERE e.account LIKE 'merchant:%%'), 0) AS merchant
+    FROM ledger_transactions t JOIN ledger_entries e ON e.tx_id = t.tx_id
+    WHERE t.kind = 'settlement_reversal'
+    GROUP BY t.reference
 )
 SELECT coalesce(s.settlement_id, b.settlement_id), s.invoice_id, s.merchant_id, s.status,
     s.gross_amount, s.platform_fee_amount, s.net_amount, b.settlement_id IS NOT NULL,
     coalesce(b.customer_funds, 0), coalesce(b.platform_fees, 0), coalesce(b.merchant, 0),
     b.merchant_account, coalesce(b.other_entries, 0)
 FROM settlements s FULL JOIN booked b ON b.settlement_id = s.settlement_id
+LEFT JOIN reversed r ON r.settlement_id = s.settlement_id
 WHERE s.settlement_id IS NULL
-    OR (s.status = 'completed') <> (b.settlement_id IS NOT NULL)
+    OR (s.status IN ('completed', 'reversed')) <> (b.settlement_id IS NOT NULL)
+    -- A reversed settlement is booked back exactly: a reversal of the same amounts, no other.
+    OR (s.status = 'reversed') <> (r.settlement_id IS NOT NULL)
+    OR r.customer_funds <> s.gross_amount
+    OR r.platform_fees <> -s.platform_fee_amount
+    OR r.merchant <> -s.net_amount
     OR b.customer_funds <> -s.gross_amount
     OR b.platform_fees <> s.platform_fee_amount
     OR b.merchant <> s.net_amount

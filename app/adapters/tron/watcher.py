@@ -13,8 +13,9 @@ Reorganisations: a block whose ``parentHash`` is not the id of the block kept at
 or a node head whose id differs from the kept block at that height, means the node switched
 branches. The watcher walks down to the highest height where the node's block id equals its own
 (the fork point), publishes ``TransferOrphaned`` for every published transfer of the replaced
-blocks, rewinds the cursor to the fork point and processes the new branch as usual (asking the
-filter again: an address allocated meanwhile counts on the new branch).
+blocks and the fork point as a chain head (partitions move their heads back to it), rewinds the
+cursor to the fork point and processes the new branch as usual (asking the filter again: an
+address allocated meanwhile counts on the new branch).
 
 Where it starts without a cursor (app/adapters/tron/starts.py): at the node's head on the
 platform's first start only. A platform that watched before and lost this watcher's cursor (or
@@ -426,8 +427,11 @@ class ChainWatcher:
             replaced[0].number,
             len(orphans),
         )
-        if orphans:
-            await self._publish(orphans)
+        # The fork point goes out as a head after the orphans: every partition moves its head
+        # back to it, so a transfer on the new branch counts its confirmations from the new
+        # branch's heads, never from the replaced blocks.
+        fork_head = self._head_at(self._window[fork], fork)
+        await self._publish([*orphans, fork_head])
         await self._store.rewind(fork, expected_cursor=cursor)
         for block in replaced:
             del self._window[block.number]
@@ -441,15 +445,15 @@ class ChainWatcher:
         cursor = self._cursor
         if cursor is None or cursor not in self._window:
             return
-        await self._publish(
-            [
-                ChainHeadAdvanced(
-                    head_number=cursor,
-                    head_block_id=self._window[cursor].block_id,
-                    solidified_number=min(head.solidified_number, cursor),
-                    observed_at=self._clock(),
-                )
-            ]
+        await self._publish([self._head_at(self._window[cursor], head.solidified_number)])
+
+    def _head_at(self, block: StoredBlock, solidified_number: int) -> ChainHeadAdvanced:
+        return ChainHeadAdvanced(
+            head_number=block.number,
+            head_block_id=block.block_id,
+            solidified_number=min(solidified_number, block.number),
+            observed_at=self._clock(),
+            block_timestamp=block.timestamp,
         )
 
     async def _publish(self, observations: Sequence[Observation]) -> None:

@@ -163,7 +163,18 @@ async def test_transfers_that_pay_nothing_are_ignored_not_dead_lettered(
     await agent.handle(message(TransferMessage(transfer=transfer())))  # nobody registered it
     await agent.handle(message(DepositRegistered.of(registration())))
     await agent.handle(message(TransferMessage(transfer=transfer(amount="0"))))  # spam
-    assert world.publisher.events == []
+    # The money of the first is kept on record (unmatched); the spam brought none.
+    assert world.publisher.event_types() == ["UnmatchedTransferReceived"]
+    assert world.publisher.invoice_commands == []
+    assert world.dead_letter_topics.records() == []
+
+
+async def test_an_unmatched_transfer_that_cannot_be_recorded_is_retried_never_dropped(
+    world: MemoryWorld, agent: PaymentAgent
+) -> None:
+    world.publisher.fail_next = ConnectionError("the broker is away")  # transient: retried
+    await agent.handle(message(TransferMessage(transfer=transfer())))  # nobody registered it
+    assert world.publisher.event_types() == ["UnmatchedTransferReceived"]
     assert world.dead_letter_topics.records() == []
 
 

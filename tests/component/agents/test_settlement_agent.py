@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from agents.settlements import SettlementAgent
-from app.domain.events import DomainEvent, InvoicePaid
+from app.domain.events import DomainEvent, InvoicePaid, SettlementReversed
 from app.domain.statuses import SettlementStatus
 from tests.support.fakes import FakeEvent, MemoryWorld
+from tests.unit.domain.factories import BLOCK
 from tests.unit.live.scenario import Scenario
 
 pytestmark = pytest.mark.component
@@ -121,3 +122,57 @@ async def test_a_malformed_event_goes_to_the_dead_letter_topic(
     assert (record["agent"], record["error_type"]) == ("settlement_agent", "ValidationError")
     assert record["value"] == {"text": value.decode()}
     assert world.ledger.bookings == {}
+
+
+async def test_a_reorg_after_settlement_reverses_it_and_the_transfer_included_again_settles_once(
+    world: MemoryWorld, agent: SettlementAgent
+) -> None:
+    scenario = Scenario(invoice_id="inv_reorg_1", amount="9.99")  # 1 confirmation
+    payment = scenario.pay("9.99", n=21)
+    scenario.confirmations(payment, 1)
+    for event in scenario.events:
+        await agent.handle(message(event))
+    first = world.tables.settlements.get("inv_reorg_1")
+    assert first is not None and first.status is SettlementStatus.COMPLETED
+    merchant = f"merchant:{first.merchant_id}"
+    assert world.ledger.credits[merchant] == 9_890_000
+
+    # A reorg deeper than its one confirmation: the payment is orphaned after settlement.
+    reorged = scenario.orphan(payment)
+    for event in reorged:
+        await agent.handle(message(event))
+    reversed_ = world.tables.settlements.get("inv_reorg_1")
+    assert reversed_ is not None and reversed_.status is SettlementStatus.REVERSED
+    assert reversed_.settlement_id == first.settlement_id
+    assert (world.ledger.credits[merchant], world.ledger.credits["platform_fees"]) == (0, 0)
+    reversal = reversed_.history[-1]
+    assert isinstance(reversal, SettlementReversed) and reversal.data.payment_id == payment
+    assert (
+        reversal.data.reference
+        == world.ledger.bookings[f"reversal:{first.settlement_id}"].reference
+    )
+    assert world.dead_letter_topics.records() == []
+
+    # Included again two blocks later: paid again, settled again in round 2, once.
+    before = len(scenario.events)
+    included = scenario.pay("9.99", n=21, block=BLOCK + 2)
+    assert included == payment
+    scenario.confirmations(payment, 1)
+    for event in scenario.events[before:]:
+        await agent.handle(message(event))
+    second = world.tables.settlements.get("inv_reorg_1")
+    assert second is not None and second.status is SettlementStatus.COMPLETED
+    assert (second.settlement_round, second.gross_amount) == (2, 9_990_000)
+    assert second.settlement_id != first.settlement_id
+    assert world.ledger.credits[merchant] == 9_890_000
+
+    # Every event delivered again, in order: nothing booked twice, nothing new.
+    booked = dict(world.ledger.times_booked)
+    published = len(world.publisher.events)
+    for event in scenario.events:
+        await agent.handle(message(event))
+    assert world.ledger.credits[merchant] == 9_890_000
+    assert world.tables.settlements.get("inv_reorg_1") == second
+    assert world.ledger.times_booked == booked  # the ledger was not even asked again
+    assert world.dead_letter_topics.records() == []
+    assert len(world.publisher.events) > published  # round 2's history re-sent, same ids

@@ -82,6 +82,8 @@ async def test_a_payment_is_observed_once_with_amount_block_and_parties(
     head = published.of(ChainHeadAdvanced)[-1]
     assert isinstance(head, ChainHeadAdvanced)
     assert (head.head_number, head.head_block_id) == (5, fake_chain.head.block_id)
+    assert head.block_timestamp is not None  # the chain's clock, which invoice expiry waits for
+    assert head.block_timestamp.timestamp() * 1000 == fake_chain.head.timestamp
 
 
 async def test_the_next_poll_processes_only_new_blocks(
@@ -162,6 +164,11 @@ async def test_a_reorg_of_depth_3_orphans_the_transfer_and_it_is_observed_again(
     assert (orphan.tx_hash, orphan.log_index) == (tx.txid, 0)
     assert (orphan.block_number, orphan.block_id) == (first.number, first.block_id)
     assert orphan.to_address == BOB
+    # The fork point goes out as a head with the orphans, before anything of the new branch:
+    # every partition moves its head back to it (app/domain/deposit.py, ConfirmationWatch).
+    unwound = next(call for call in published.calls if orphan in call)
+    assert isinstance(unwound[-1], ChainHeadAdvanced)
+    assert unwound[-1].head_number == first.number - 1
     assert sample("checkout_chain_reorgs_total") == reorgs_before + 1
     assert chain_watcher.cursor == fake_chain.head.number
 

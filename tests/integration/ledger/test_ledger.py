@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import aiopg
+import psycopg2
 import pytest
 
 from app.adapters.postgres.ledger import (
@@ -17,7 +18,9 @@ from app.adapters.postgres.ledger import (
     PostgresLedger,
     merchant_account,
 )
+from app.adapters.postgres.reconcile import PostgresSettlementBooks
 from app.adapters.postgres.settlements import SettlementRecords
+from app.domain.commands import settlement_id_for
 from app.domain.settlement import Settlement
 from app.domain.statuses import SettlementStatus
 from app.services.ports import SettlementQuery
@@ -144,3 +147,64 @@ async def test_settlements_are_listed_newest_first_page_by_page_with_filters(
     assert failed.rows == []
     other = await records.list(f"mer_{uuid.uuid4().hex[:20]}", SettlementQuery())
     assert other.rows == []
+
+
+async def reversal_entries(pool: aiopg.Pool, settlement_id: str) -> list[tuple]:
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT e.account, e.amount FROM ledger_entries e JOIN ledger_transactions t"
+            " USING (tx_id) WHERE t.kind = 'settlement_reversal' AND t.reference = %s"
+            " ORDER BY e.entry_id",
+            (settlement_id,),
+        )
+        return list(await cur.fetchall())
+
+
+async def test_a_reversal_books_the_settlement_back_once_and_a_new_round_settles_again(
+    pool: aiopg.Pool,
+) -> None:
+    settlement = fresh_settlement("9.99")
+    ledger = PostgresLedger(pool)
+    await ledger.book_settlement(settlement)
+
+    reversals = await asyncio.gather(*(ledger.reverse_settlement(settlement) for _ in range(3)))
+    assert len(set(reversals)) == 1 and reversals[0].reference.startswith("ledger:")
+    settlements, entries = await rows(pool, settlement.settlement_id)
+    assert settlements == [(usdt("9.99"), usdt("0.10"), usdt("9.89"), "reversed")]
+    assert len(entries) == 3  # the settlement's own entries stay: nothing is deleted
+    merchant = merchant_account(settlement.merchant_id)
+    assert await reversal_entries(pool, settlement.settlement_id) == [
+        (CUSTOMER_FUNDS, usdt("9.99")),
+        (merchant, -usdt("9.89")),
+        (PLATFORM_FEES, -usdt("0.10")),
+    ]
+    # The invoice paid again: round 2 is a settlement of its own, beside the reversed one.
+    second = new_settlement(
+        invoice_id=settlement.invoice_id,
+        merchant_id=settlement.merchant_id,
+        gross_amount=usdt("9.99"),
+        fee_percentage=Decimal("1"),
+    ).model_copy(update={"settlement_id": settlement_id_for(settlement.invoice_id, 2)})
+    await ledger.book_settlement(second)
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE account = %s", (merchant,)
+        )
+        (balance,) = await cur.fetchone()
+    assert balance == usdt("9.89")  # credited once in all
+    books = PostgresSettlementBooks(pool)
+    assert [
+        differ
+        for differ in await books.bookings_that_differ(10_000)
+        if differ.invoice_id == settlement.invoice_id
+    ] == []
+    # A third settlement while round 2 stands is refused by the database itself.
+    third = second.model_copy(update={"settlement_id": settlement_id_for(settlement.invoice_id, 3)})
+    with pytest.raises(psycopg2.errors.UniqueViolation):
+        await ledger.book_settlement(third)
+
+
+async def test_only_a_completed_settlement_can_be_reversed(pool: aiopg.Pool) -> None:
+    never_booked = fresh_settlement("3")
+    with pytest.raises(RuntimeError, match="not booked, or not reversed"):
+        await PostgresLedger(pool).reverse_settlement(never_booked)

@@ -136,7 +136,7 @@ def test_refund_returns_what_was_received_from_the_customer_funds(platform: Plat
 
 def test_extend_reopens_an_expired_invoice_and_a_top_up_pays_it(platform: Platform) -> None:
     invoice = underpaid(platform, "10", "6", expires_in=10)
-    platform.wait_invoice(invoice["id"], lambda body: body["status"] == "expired", "expired")
+    platform.wait_expired(invoice)
     answer = resolve(platform, invoice["id"], action="extend", expires_in=600)
     assert answer.status_code == 200, answer.text
     body = answer.json()
@@ -173,7 +173,7 @@ def test_resolve_refuses_what_is_not_an_underpaid_invoice(platform: Platform) ->
 
 def test_a_payment_after_expiry_is_refunded_by_default_from_what_came(platform: Platform) -> None:
     invoice = platform.create_invoice("3", expires_in=10)
-    platform.wait_invoice(invoice["id"], lambda body: body["status"] == "expired", "expired")
+    platform.wait_expired(invoice)
     platform.pay_and_confirm(invoice, "3", blocks=1)
     late = platform.wait_invoice(
         invoice["id"],

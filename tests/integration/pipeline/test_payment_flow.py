@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import time
 import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import aiopg
@@ -116,11 +120,35 @@ def test_cancellation(platform: Platform) -> None:
     assert "paid" in refused.json()["error"]["message"]
 
 
+def test_a_payment_in_time_stays_in_time_while_the_platform_lags_past_the_deadline(
+    platform: Platform,
+) -> None:
+    # The customer pays in time; the workers are frozen (a long GC, a stalled host) until well
+    # after the deadline. When they wake, the expiry timer fires at once, but expiry waits for
+    # the chain: the block read last is older than the deadline, so the invoice stays open until
+    # the payment, in a block before the deadline, is applied. Without it the invoice expired
+    # first and the payment was recorded late.
+    invoice = platform.create_invoice("4", expires_in=10)
+    for worker in platform.workers:
+        worker.process.send_signal(signal.SIGSTOP)
+    try:
+        platform.pay_and_confirm(invoice, "4")
+        deadline = datetime.fromisoformat(invoice["expires_at"].replace("Z", "+00:00"))
+        time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds()) + 3)
+    finally:
+        for worker in platform.workers:
+            worker.process.send_signal(signal.SIGCONT)
+    paid = platform.wait_invoice(invoice["id"], lambda i: i["status"] == "paid", "paid")
+    assert paid["payment_exception"] is None and paid["expired_at"] is None
+    assert paid["payments"][0]["late"] is False
+    platform.sim.mine(1)  # the chain moves past the deadline: nothing is left to expire
+    assert platform.wait_settlement(invoice["id"])["gross_amount"] == "4"
+    assert platform.invoice(invoice["id"])["status"] == "paid"
+
+
 def test_expiry_and_a_late_payment(platform: Platform) -> None:
     invoice = platform.create_invoice("4", expires_in=10)
-    expired = platform.wait_invoice(
-        invoice["id"], lambda i: i["status"] == "expired", "expired", timeout=60
-    )
+    expired = platform.wait_expired(invoice)
     assert expired["expired_at"] is not None
 
     platform.pay_and_confirm(invoice, "4")
@@ -218,6 +246,85 @@ def test_a_reorg_before_the_required_confirmations_orphans_the_payment_and_the_i
     paid = platform.wait_invoice(invoice["id"], lambda i: i["status"] == "paid", "paid")
     assert len(paid["payments"]) == 1
     assert platform.wait_settlement(invoice["id"])["gross_amount"] == "150"
+
+
+def test_a_reorg_after_settlement_reverses_it_and_the_transfer_included_again_settles_once(
+    platform: Platform,
+) -> None:
+    invoice = platform.create_invoice("9.99")  # one confirmation: settled in the block itself
+    txid = platform.pay_and_confirm(invoice, "9.99")
+    platform.wait_invoice(invoice["id"], lambda i: i["status"] == "paid", "paid")
+    first = platform.wait_settlement(invoice["id"])
+    assert (first["status"], first["net_amount"]) == ("completed", "9.89")
+
+    # A reorg deeper than its one confirmation: the block is replaced without the transfer,
+    # which goes back to the pool and is included again some blocks later.
+    platform.sim.post("/sim/reorg", {"depth": 2, "delay": {txid: 4}})
+    reopened = platform.wait_invoice(
+        invoice["id"], lambda i: i["status"] == "confirming", "reopened by the reorg"
+    )
+    assert (reopened["amount_confirmed"], reopened["payments"]) == ("0", [])
+    reversed_ = platform.wait_settlement_status(invoice["id"], "reversed")
+    assert reversed_["id"] == first["id"]
+    books = asyncio.run(invoice_books(invoice["id"]))
+    assert books["merchant"] == 0 and books["platform_fees"] == 0 and books["customer_funds"] == 0
+    assert books["reversals"] == 1 and books["rows"] == [("reversed", 9_990_000)]
+
+    platform.sim.mine(5)  # included again, and confirmed
+    platform.wait_invoice(invoice["id"], lambda i: i["status"] == "paid", "paid again")
+    second = platform.wait_settlement_status(invoice["id"], "completed")
+    assert second["id"] != first["id"] and second["gross_amount"] == "9.99"
+    books = asyncio.run(invoice_books(invoice["id"]))
+    assert books["rows"] == [("completed", 9_990_000), ("reversed", 9_990_000)]
+    assert (books["merchant"], books["platform_fees"]) == (9_890_000, 100_000)  # once
+    assert books["customer_funds"] == -9_990_000 and books["reversals"] == 1
+    events = asyncio.run(settlement_events(invoice["id"]))
+    assert events == [
+        ("SettlementCreated", 1),
+        ("SettlementCompleted", 1),
+        ("SettlementReversed", 1),
+        ("SettlementCreated", 2),
+        ("SettlementCompleted", 2),
+    ]
+
+
+async def invoice_books(invoice_id: str) -> dict[str, Any]:
+    """The invoice's settlements and everything the ledger booked for them, by account."""
+    async with aiopg.connect(Settings.from_env().database_url) as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT status, gross_amount FROM settlements WHERE invoice_id = %s ORDER BY status",
+            (invoice_id,),
+        )
+        rows = [(status, int(gross)) for status, gross in await cur.fetchall()]
+        await cur.execute(
+            "SELECT e.account, sum(e.amount), count(DISTINCT t.tx_id) FILTER"
+            " (WHERE t.kind = 'settlement_reversal')"
+            " FROM ledger_entries e JOIN ledger_transactions t USING (tx_id)"
+            " WHERE t.reference IN (SELECT settlement_id FROM settlements WHERE invoice_id = %s)"
+            "   AND t.kind IN ('settlement', 'settlement_reversal')"
+            " GROUP BY e.account",
+            (invoice_id,),
+        )
+        sums: dict[str, Any] = {"rows": rows, "reversals": 0}
+        for account, amount, reversals in await cur.fetchall():
+            name = "merchant" if account.startswith("merchant:") else account
+            sums[name] = int(amount)
+            sums["reversals"] = max(sums["reversals"], int(reversals))
+    return sums
+
+
+async def settlement_events(invoice_id: str) -> list[tuple[str, int]]:
+    """The event store's settlement events of the invoice, with their round, in order."""
+    async with aiopg.connect(Settings.from_env().database_url) as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT e.event_type, s.round FROM event_store e JOIN ("
+            "  SELECT aggregate_id, (payload -> 'data' ->> 'settlement_round')::int AS round"
+            "  FROM event_store WHERE event_type = 'SettlementCreated'"
+            "    AND payload -> 'data' ->> 'invoice_id' = %s) s USING (aggregate_id)"
+            " ORDER BY s.round, e.aggregate_version",
+            (invoice_id,),
+        )
+        return [(event_type, int(round_)) for event_type, round_ in await cur.fetchall()]
 
 
 def test_the_same_transfer_delivered_twice_is_applied_once(platform: Platform) -> None:

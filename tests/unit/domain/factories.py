@@ -21,6 +21,7 @@ from app.domain.commands import (
     FailPayment,
     FailSettlement,
     OrphanPayment,
+    ReverseSettlement,
     UpdateConfirmations,
     settlement_id_for,
 )
@@ -237,6 +238,17 @@ def complete() -> CompleteSettlement:
         settlement_id=SETTLEMENT_ID,
         completed_at=T0 + timedelta(minutes=5),
         reference="payout-77",
+    )
+
+
+def reverse(settlement_round: int = 1) -> ReverseSettlement:
+    return ReverseSettlement(
+        command_id=fresh_id("reverse"),
+        invoice_id=INVOICE_ID,
+        settlement_round=settlement_round,
+        payment_id=f"{tx_hash(1)}:0",
+        reversed_at=T0 + timedelta(minutes=9),
+        reference="ledger:90",
     )
 
 

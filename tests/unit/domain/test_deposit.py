@@ -8,6 +8,7 @@ import pytest
 
 from app.domain.commands import DetectPayment
 from app.domain.deposit import (
+    RECENT_HEADS,
     AddressConflict,
     ConfirmationWatch,
     DepositAccount,
@@ -145,12 +146,76 @@ def test_accounts_stored_by_earlier_versions_are_read() -> None:
     assert DepositAccount.from_dict(stored).registration == registration()
 
 
-def test_the_watch_never_goes_back_to_an_older_head() -> None:
+def other_branch(n: int) -> str:
+    return f"{n + 0xF0F0:064x}"  # a block id at height n on a branch that replaced ours
+
+
+def test_a_head_seen_before_is_a_redelivery_and_an_older_one_never_moves_the_watch_back() -> None:
     watch = ConfirmationWatch().advance(chain_head(BLOCK + 5))
     assert watch is not None
-    assert watch.advance(chain_head(BLOCK + 4)) is None
-    same = watch.advance(chain_head(BLOCK + 5))
-    assert same is not None and same.head == watch.head
+    assert watch.advance(chain_head(BLOCK + 5)) is None  # the same head again
+    assert watch.advance(chain_head(BLOCK + 4)) is None  # older than any head remembered
+    later = watch.advance(chain_head(BLOCK + 9))
+    assert later is not None and later.recent == (
+        (BLOCK + 5, block_id(BLOCK + 5)),
+        (BLOCK + 9, block_id(BLOCK + 9)),
+    )
+    assert later.advance(chain_head(BLOCK + 5)) is None  # redelivered after a newer one
+
+
+def test_a_head_of_another_branch_moves_the_watch_back_to_it() -> None:
+    watch = ConfirmationWatch()
+    for n in range(BLOCK, BLOCK + 10):
+        advanced = watch.advance(chain_head(n))
+        assert advanced is not None
+        watch = advanced
+    # The watcher unwound a reorg to the fork point BLOCK + 6 and published it as a head.
+    fork = chain_head(BLOCK + 6)
+    assert watch.advance(fork) is None  # the fork point itself is still ours: nothing replaced
+    replaced = chain_head(BLOCK + 7).model_copy(update={"head_block_id": other_branch(BLOCK + 7)})
+    assert watch.rewound(replaced)
+    back = watch.advance(replaced)
+    assert back is not None and back.head == replaced
+    assert back.recent[-1] == (BLOCK + 7, other_branch(BLOCK + 7))
+    assert [number for number, _ in back.recent] == list(range(BLOCK, BLOCK + 8))
+    # A head between the remembered ones, never seen: a rewind to it (a reset node, a fork
+    # point at a height no head was published for).
+    sparse = ConfirmationWatch().advance(chain_head(BLOCK))
+    assert sparse is not None
+    sparse = sparse.advance(chain_head(BLOCK + 10))
+    assert sparse is not None
+    rewound = sparse.advance(chain_head(BLOCK + 4))
+    assert rewound is not None and rewound.head is not None
+    assert rewound.head.head_number == BLOCK + 4 and sparse.rewound(chain_head(BLOCK + 4))
+    assert not sparse.rewound(chain_head(BLOCK + 11))
+
+
+def test_a_transfer_of_another_branch_does_not_count_from_a_head_of_the_replaced_one() -> None:
+    watch = ConfirmationWatch()
+    for n in (BLOCK, BLOCK + 3, BLOCK + 6):
+        advanced = watch.advance(chain_head(n))
+        assert advanced is not None
+        watch = advanced
+    ours = transfer(1, block=BLOCK + 3)
+    assert watch.head_for(ours) == watch.head
+    moved = transfer(1, block=BLOCK + 3, block_id=other_branch(BLOCK + 3))
+    assert watch.head_for(moved) is None
+    unknown_height = transfer(1, block=BLOCK + 4, block_id=other_branch(BLOCK + 4))
+    assert watch.head_for(unknown_height) == watch.head  # nothing says otherwise
+
+
+def test_the_watch_remembers_a_bounded_number_of_heads_and_reads_older_stored_ones() -> None:
+    watch = ConfirmationWatch()
+    for n in range(BLOCK, BLOCK + RECENT_HEADS + 10):
+        advanced = watch.advance(chain_head(n))
+        assert advanced is not None
+        watch = advanced
+    assert len(watch.recent) == RECENT_HEADS
+    assert watch.recent[0][0] == BLOCK + 10
+    assert ConfirmationWatch.from_dict(watch.to_dict()) == watch
+    stored_before = {"head": chain_head(BLOCK).model_dump(mode="json"), "awaiting": []}
+    old = ConfirmationWatch.from_dict(stored_before)
+    assert old.recent == () and old.advance(chain_head(BLOCK - 1)) is None
 
 
 def test_an_address_awaits_heads_exactly_while_it_counts() -> None:

@@ -16,13 +16,14 @@ from app.domain.events import (
     EVENT_TYPES,
     DomainEvent,
     InvoiceCreated,
+    UnmatchedTransferReceived,
     event_id_for,
     parse_event,
 )
 from app.domain.invoice import Invoice
 from app.domain.money_out import Attempt, Receipt, TransferKind, request_transfer
 from app.domain.payment import Payment
-from app.domain.settlement import Settlement
+from app.domain.settlement import Settlement, handle_settlement
 from app.domain.webhooks import endpoint_disabled_event
 
 from .factories import (
@@ -42,8 +43,10 @@ from .factories import (
     new_settlement,
     orphan,
     orphaned,
+    reverse,
     run_invoice,
     run_payment,
+    transfer_observed,
     usdt,
 )
 
@@ -84,6 +87,7 @@ def every_kind_of_event() -> list[DomainEvent]:
     settlements = [
         Settlement.replay([*settlement.history, *settlement.decide(complete())]),
         Settlement.replay([*settlement.history, *settlement.decide(fail())]),
+        handle_settlement(handle_settlement(settlement, complete())[0], reverse())[0],
     ]
     aggregates: list[Invoice | Payment | Settlement] = [*invoices, *payments, *settlements]
     endpoint_disabled = endpoint_disabled_event(
@@ -98,6 +102,13 @@ def every_kind_of_event() -> list[DomainEvent]:
         *(event for aggregate in aggregates for event in aggregate.history),
         endpoint_disabled,
         *money_out_events(),
+        UnmatchedTransferReceived.of(transfer_observed(n=7), "not_a_deposit_address"),
+        UnmatchedTransferReceived.of(
+            transfer_observed(n=8),
+            "after_monitoring_window",
+            invoice_id="inv_1",
+            merchant_id="mer_1",
+        ),
     ]
 
 

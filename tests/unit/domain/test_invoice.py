@@ -21,8 +21,8 @@ from app.domain.errors import (
     InvoiceNotFound,
     PaymentAlreadyConfirmed,
 )
-from app.domain.events import InvoiceCreated, InvoicePaid
-from app.domain.invoice import Invoice, handle_invoice, shop_link
+from app.domain.events import InvoiceCreated, InvoicePaid, InvoicePaymentReverted
+from app.domain.invoice import REINCLUSION_WINDOW, Invoice, handle_invoice, shop_link
 from app.domain.statuses import INVOICE_TRANSITIONS, InvoiceStatus, PaymentException
 
 from .factories import (
@@ -156,9 +156,8 @@ def test_invalid_transition_names_the_current_status_and_the_allowed_ones() -> N
         handle_invoice(paid, cancel())
     error = caught.value
     assert error.code == "invalid_transition"
-    assert (error.current, error.target, error.allowed) == ("paid", "cancelled", ())
+    assert (error.current, error.target, error.allowed) == ("paid", "cancelled", ("confirming",))
     assert "inv_1 is paid" in error.message
-    assert "final status" in error.message
     with pytest.raises(InvalidTransition, match=r"allowed from confirming: expired, paid"):
         handle_invoice(invoice_in(CONFIRMING), cancel())
 
@@ -311,11 +310,60 @@ def test_a_failed_payment_stops_counting() -> None:
     assert "p2" not in invoice.payments
 
 
-def test_a_confirmed_payment_cannot_be_taken_back() -> None:
+def test_a_confirmed_payment_cannot_fail() -> None:
     invoice = invoice_in(PAID)
     with pytest.raises(PaymentAlreadyConfirmed) as caught:
-        handle_invoice(invoice, orphaned("p-full"))
+        handle_invoice(invoice, failed("p-full"))
     assert caught.value.code == "payment_already_confirmed"
+
+
+def test_a_deep_reorg_reopens_a_paid_invoice_and_paid_again_it_settles_in_the_next_round() -> None:
+    invoice = invoice_in(PAID)
+    assert invoice is not None
+    late_reorg = orphaned("p-full").model_copy(
+        update={"orphaned_at": EXPIRES_AT + timedelta(hours=1)}
+    )
+    reopened, events = handle_invoice(invoice, late_reorg)
+    [reverted] = events
+    assert isinstance(reverted, InvoicePaymentReverted)
+    assert (reverted.data.was_confirmed, reverted.data.reversed_round) == (True, 1)
+    assert reverted.data.status == "confirming" and reverted.data.amount_confirmed == 0
+    assert (reopened.status, reopened.paid_at, reopened.reopenings) == (CONFIRMING, None, 1)
+    assert reopened.settlement_round == 2
+    # Reopened after its deadline, it does not expire while the transfer may come back ...
+    assert reopened.reopened_at == EXPIRES_AT + timedelta(hours=1)
+    assert not reopened.expiry_due(reopened.reopened_at + timedelta(minutes=1))
+    assert reopened.expiry_due(reopened.reopened_at + REINCLUSION_WINDOW)
+    # ... and the transfer included again pays it again, in round 2.
+    again, events = handle_invoice(
+        run_invoice(reopened, detected("p-full", AMOUNT)), confirmed("p-full", AMOUNT)
+    )
+    paid = events[-1]
+    assert isinstance(paid, InvoicePaid) and paid.data.settlement_round == 2
+    assert again.status is PAID and again.payment_exception is None
+
+
+def test_an_overpaid_invoice_that_still_has_enough_is_paid_again_at_once() -> None:
+    invoice = run_invoice(
+        new_invoice(amount=AMOUNT),
+        confirmed("p1", AMOUNT),
+        confirmed("p2", usdt("3")),
+    )
+    assert invoice.status is PAID
+    after, events = handle_invoice(invoice, orphaned("p2"))
+    assert [event.event_type for event in events] == ["InvoicePaymentReverted", "InvoicePaid"]
+    paid = events[-1]
+    assert isinstance(paid, InvoicePaid)
+    assert (paid.data.settlement_round, paid.data.amount_confirmed) == (2, AMOUNT)
+    assert after.status is PAID and after.payment_exception is None
+
+
+def test_a_confirmed_late_payment_orphaned_leaves_the_expired_invoice_as_it_is() -> None:
+    invoice = run_invoice(new_invoice(amount=AMOUNT), expire(), confirmed("p-late", AMOUNT))
+    after, [reverted] = handle_invoice(invoice, orphaned("p-late"))
+    assert isinstance(reverted, InvoicePaymentReverted)
+    assert (reverted.data.was_confirmed, reverted.data.reversed_round) == (True, None)
+    assert after.status is EXPIRED and after.payments == {}
 
 
 def test_seeing_a_payment_again_changes_nothing() -> None:

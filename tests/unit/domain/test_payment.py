@@ -16,7 +16,7 @@ from app.domain.errors import (
     InvalidTransition,
     PaymentNotFound,
 )
-from app.domain.events import PaymentConfirmed, PaymentDetected
+from app.domain.events import PaymentConfirmed, PaymentDetected, PaymentOrphaned
 from app.domain.observations import ChainHeadAdvanced, TransferObserved, TransferOrphaned
 from app.domain.payment import Payment, handle_payment
 from app.domain.statuses import PAYMENT_TRANSITIONS, PaymentStatus
@@ -115,7 +115,7 @@ MATRIX: dict[tuple[PaymentStatus | None, str], Outcome] = {
     (CONFIRMED, "head_short_of_required"): (CONFIRMED, 0),
     (CONFIRMED, "head_reaching_required"): (CONFIRMED, 0),
     (CONFIRMED, "stale_head"): (CONFIRMED, 0),
-    (CONFIRMED, "orphan_of_its_block"): InvalidTransition,
+    (CONFIRMED, "orphan_of_its_block"): (ORPHANED, 1),
     (CONFIRMED, "orphan_of_another_block"): (CONFIRMED, 0),
     (CONFIRMED, "fail"): InvalidTransition,
     (ORPHANED, "detect_in_new_block"): (CONFIRMING, 2),
@@ -159,9 +159,12 @@ def test_payment_state_machine(before: PaymentStatus | None, command: str) -> No
             assert following.status in PAYMENT_TRANSITIONS[previous.status]
 
 
-def test_a_deep_reorg_of_a_confirmed_payment_is_refused_naming_the_status() -> None:
-    with pytest.raises(InvalidTransition, match=r"payment .* is confirmed and cannot become"):
-        handle_payment(payment_in(CONFIRMED), orphan())
+def test_a_deep_reorg_orphans_a_confirmed_payment_and_says_it_was_confirmed() -> None:
+    payment, [orphaned] = handle_payment(payment_in(CONFIRMED), orphan())
+    assert isinstance(orphaned, PaymentOrphaned) and orphaned.data.was_confirmed
+    assert (payment.status, payment.confirmed_at, payment.confirmations) == (ORPHANED, None, 0)
+    _, [counting] = handle_payment(payment_in(CONFIRMING), orphan())
+    assert isinstance(counting, PaymentOrphaned) and not counting.data.was_confirmed
 
 
 def test_detection_counts_the_transfers_block_as_the_first_confirmation() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from app.domain.commands import SettlementCommand, settlement_id_for
 from app.domain.errors import AlreadyExists, CheckoutError, InvalidTransition, SettlementNotFound
+from app.domain.events import SettlementReversed
 from app.domain.settlement import Settlement, handle_settlement
 from app.domain.statuses import SettlementStatus
 
@@ -18,15 +19,17 @@ from .factories import (
     create_settlement,
     fail,
     new_settlement,
+    reverse,
     usdt,
 )
 
 pytestmark = pytest.mark.unit
 
-PENDING, COMPLETED, FAILED = (
+PENDING, COMPLETED, FAILED, REVERSED = (
     SettlementStatus.PENDING,
     SettlementStatus.COMPLETED,
     SettlementStatus.FAILED,
+    SettlementStatus.REVERSED,
 )
 
 
@@ -38,6 +41,7 @@ def settlement_in(status: SettlementStatus | None) -> Settlement | None:
         PENDING: [],
         COMPLETED: [complete()],
         FAILED: [fail()],
+        REVERSED: [complete(), reverse()],
     }
     for command in steps[status]:
         settlement, _ = handle_settlement(settlement, command)
@@ -48,21 +52,30 @@ COMMANDS: dict[str, Callable[[], SettlementCommand]] = {
     "create": create_settlement,
     "complete": complete,
     "fail": fail,
+    "reverse": reverse,
 }
 
 MATRIX: dict[tuple[SettlementStatus | None, str], SettlementStatus | type[CheckoutError]] = {
     (None, "create"): PENDING,
     (None, "complete"): SettlementNotFound,
     (None, "fail"): SettlementNotFound,
+    (None, "reverse"): SettlementNotFound,
     (PENDING, "create"): AlreadyExists,
     (PENDING, "complete"): COMPLETED,
     (PENDING, "fail"): FAILED,
+    (PENDING, "reverse"): InvalidTransition,
     (COMPLETED, "create"): AlreadyExists,
     (COMPLETED, "complete"): InvalidTransition,
     (COMPLETED, "fail"): InvalidTransition,
+    (COMPLETED, "reverse"): REVERSED,
     (FAILED, "create"): AlreadyExists,
     (FAILED, "complete"): InvalidTransition,
     (FAILED, "fail"): InvalidTransition,
+    (FAILED, "reverse"): InvalidTransition,
+    (REVERSED, "create"): AlreadyExists,
+    (REVERSED, "complete"): InvalidTransition,
+    (REVERSED, "fail"): InvalidTransition,
+    (REVERSED, "reverse"): InvalidTransition,
 }
 
 
@@ -116,8 +129,33 @@ def test_the_same_creation_twice_returns_the_same_events() -> None:
     assert handle_settlement(settlement, command) == (settlement, first)
 
 
-def test_the_settlement_id_is_derived_from_the_invoice_id() -> None:
+def test_the_settlement_id_is_derived_from_the_invoice_id_and_round() -> None:
     assert settlement_id_for("inv_1") == settlement_id_for("inv_1") != settlement_id_for("inv_2")
+    assert settlement_id_for("inv_1", 1) == settlement_id_for("inv_1")
+    assert len({settlement_id_for("inv_1", n) for n in (1, 2, 3)}) == 3
+
+
+def test_a_reversal_keeps_the_amounts_and_says_which_payment_and_reference() -> None:
+    reversed_ = settlement_in(REVERSED)
+    assert reversed_ is not None
+    event = reversed_.history[-1]
+    assert isinstance(event, SettlementReversed)
+    data = event.data
+    assert (data.gross_amount, data.platform_fee_amount, data.net_amount) == (
+        reversed_.gross_amount,
+        reversed_.platform_fee_amount,
+        reversed_.net_amount,
+    )
+    assert (data.reference, data.reason) == ("ledger:90", "payment_orphaned")
+    assert reversed_.reversed_at == T0 + timedelta(minutes=9)
+    assert Settlement.from_dict(reversed_.to_dict()) == reversed_
+    # Reversing again with the same command changes nothing; a second round is its own.
+    command = reverse()
+    once, first = handle_settlement(settlement_in(COMPLETED), command)
+    assert handle_settlement(once, command) == (once, first)
+    second, _ = handle_settlement(None, create_settlement(settlement_round=2))
+    assert second.settlement_round == 2
+    assert second.settlement_id == settlement_id_for(second.invoice_id, 2) != SETTLEMENT_ID
 
 
 def test_a_second_creation_event_is_refused() -> None:

@@ -61,7 +61,8 @@ class Scenario:
         return emitted
 
     def pay(self, amount: str, *, n: int = 1, block: int = BLOCK) -> str:
-        """A transfer of ``amount`` in ``block``; returns its payment id."""
+        """A transfer of ``amount`` in ``block``; returns its payment id. The same ``n`` again
+        is the transfer included again (after ``orphan``), in ``block``."""
         command = detect(
             invoice_id=self.invoice_id,
             tx_hash=tx_hash(n),
@@ -70,7 +71,7 @@ class Scenario:
             block_id=block_id(block),
             required_confirmations=self.required,
         )
-        payment, events = handle_payment(None, command)
+        payment, events = handle_payment(self.payments.get(f"{tx_hash(n)}:0"), command)
         self.payments[payment.payment_id] = payment
         self._blocks[payment.payment_id] = block
         self._payment_events(payment.payment_id, list(events))
