@@ -9,7 +9,8 @@ STAMP       := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help install infra up down status sim workers test test-unit test-component \
-        test-integration test-fuzz test-browser lint typecheck bench clean-state promtool backup
+        test-integration test-fuzz test-browser test-faults lint typecheck bench clean-state \
+        promtool backup
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,8 +41,9 @@ sim: install ## Start the Tron node simulator on 127.0.0.1:8090
 workers: infra ## Start the workers (web on 6066 and 6067)
 	@bash scripts/platform.sh up workers
 
-test: infra ## Run every test tier (unit, component, integration, fuzz, browser) against real services
-	@$(MAKE) --no-print-directory test-unit test-component test-integration test-fuzz test-browser
+test: infra ## Run every test tier (unit, component, integration, fuzz, browser, faults) against real services
+	@$(MAKE) --no-print-directory test-unit test-component test-integration test-fuzz test-browser \
+		test-faults
 
 test-unit: install ## Unit tier: pure domain logic
 	$(PYTEST) -m unit $(PYTEST_ARGS)
@@ -61,6 +63,9 @@ test-fuzz: infra ## Fuzz tier: schemathesis against a live worker over all of /o
 test-browser: infra ## Browser tier: the payment page and the dashboard in headless Chromium
 	@bash scripts/infra.sh up browser
 	$(PYTEST) -m browser $(PYTEST_ARGS)
+
+test-faults: infra ## Fault tier: a 3-broker cluster of its own under load; kill, stop, reconcile (docs/reliability.md)
+	$(PYTEST) -m faults -s $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format check), mypy, and the import rules of docs/architecture.md
 	$(VENV)/bin/ruff check .

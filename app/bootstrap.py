@@ -543,6 +543,9 @@ def faust_app(settings: Settings) -> faust.App:
         web_router_enabled=False,
         topic_partitions=12,
         topic_replication_factor=settings.kafka_replication_factor,
+        # Failover after kill -9 in about the session timeout (docs/reliability.md).
+        broker_session_timeout=settings.kafka_session_timeout,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval,
         consumer_auto_offset_reset="earliest",
         # acks=all: an event the platform acted on is on every in-sync replica before we go on.
         producer_acks=-1,

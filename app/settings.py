@@ -60,6 +60,12 @@ class Settings:
     topic_namespace: str = ""
     kafka_broker: str = "kafka://127.0.0.1:9092"
     kafka_replication_factor: int = 1
+    # How soon a worker killed without a goodbye (kill -9, a lost host) gives its partitions up:
+    # Kafka evicts it after the session timeout, and the others rejoin at their next heartbeat
+    # (docs/reliability.md, "Recovery after kill -9"). Shorter fails over faster; a worker whose
+    # event loop stalls longer than this is evicted too, and rebalances for nothing.
+    kafka_session_timeout: float = 8.0
+    kafka_heartbeat_interval: float = 1.0
     database_url: str = "postgresql://checkout:checkout@127.0.0.1:5432/checkout"
     database_pool_max: int = 10
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -249,6 +255,15 @@ class Settings:
             kafka_broker=reader.get("KAFKA_BROKER", defaults.kafka_broker, _kafka_url),
             kafka_replication_factor=reader.get(
                 "KAFKA_REPLICATION_FACTOR", defaults.kafka_replication_factor, _int_between(1, 5)
+            ),
+            # Kafka's brokers refuse sessions under 6 s (group.min.session.timeout.ms).
+            kafka_session_timeout=reader.get(
+                "KAFKA_SESSION_TIMEOUT", defaults.kafka_session_timeout, _float_between(6.0, 300.0)
+            ),
+            kafka_heartbeat_interval=reader.get(
+                "KAFKA_HEARTBEAT_INTERVAL",
+                defaults.kafka_heartbeat_interval,
+                _float_between(0.1, 30.0),
             ),
             database_url=reader.get(
                 "DATABASE_URL", defaults.database_url, _url("postgresql", "postgres"), secret=True
@@ -502,6 +517,11 @@ class Settings:
             raise SettingsError(
                 "INVOICE_DEFAULT_EXPIRES_IN",
                 "must lie between INVOICE_MIN_EXPIRES_IN and INVOICE_MAX_EXPIRES_IN",
+            )
+        if settings.kafka_heartbeat_interval * 3 > settings.kafka_session_timeout:
+            # Kafka's rule: a few heartbeats must fit in a session, or a healthy worker is evicted.
+            raise SettingsError(
+                "KAFKA_HEARTBEAT_INTERVAL", "must be at most a third of KAFKA_SESSION_TIMEOUT"
             )
         return settings
 

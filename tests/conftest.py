@@ -1,9 +1,9 @@
 """Fixtures and rules shared by every tier.
 
-Every test belongs to exactly one tier (unit, component, integration, fuzz, browser) through its
-marker, so ``make test-unit`` and friends select what they promise. Integration tests need the
-real Kafka, PostgreSQL and Redis that ``make test`` starts; when one is missing they fail with the
-command to run, they are never skipped.
+Every test belongs to exactly one tier (unit, component, integration, fuzz, browser, faults)
+through its marker, so ``make test-unit`` and friends select what they promise. Integration tests
+need the real Kafka, PostgreSQL and Redis that ``make test`` starts; when one is missing they fail
+with the command to run, they are never skipped.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.processes import port_open
 
-TIERS = ("unit", "component", "integration", "fuzz", "browser")
+TIERS = ("unit", "component", "integration", "fuzz", "browser", "faults")
 SERVICES = {"Kafka": 9092, "PostgreSQL": 5432, "Redis": 6379, "SMTP": 1025}
 
 

@@ -71,21 +71,7 @@ class PostgresWatcherStore:
                 (self._name, block_number),
             )
             if cur.rowcount == 1:
-                if anchors:
-                    await cur.execute(
-                        "INSERT INTO chain_watcher_blocks"
-                        " (watcher_name, block_number, block_id, parent_hash, block_timestamp)"
-                        " SELECT %s, t.number, t.block_id, t.parent_hash, t.moment"
-                        " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[])"
-                        " AS t(number, block_id, parent_hash, moment)",
-                        (
-                            self._name,
-                            [a.number for a in anchors],
-                            [a.block_id for a in anchors],
-                            [a.parent_hash for a in anchors],
-                            [a.timestamp for a in anchors],
-                        ),
-                    )
+                await self._insert_anchors(cur, anchors)
                 if start is not None:
                     await self._insert_start(cur, start)
         cursor = await self.load_cursor()
@@ -182,6 +168,45 @@ class PostgresWatcherStore:
                 " VALUES (%s, %s, %s)",
                 (self._name, block_number, expected_cursor),
             )
+
+    async def reanchor(
+        self,
+        block_number: int,
+        *,
+        anchors: Sequence[StoredBlock],
+        expected_cursor: int,
+        start: WatcherStart,
+    ) -> None:
+        async with self._pool.acquire() as conn, conn.cursor() as cur, cur.begin():
+            await self._move_cursor(cur, expected=expected_cursor, to=block_number)
+            await cur.execute(
+                "DELETE FROM chain_watcher_blocks WHERE watcher_name = %s", (self._name,)
+            )
+            await self._insert_anchors(cur, anchors)
+            await cur.execute(
+                "INSERT INTO chain_watcher_reorgs (watcher_name, fork_block, replaced_through)"
+                " VALUES (%s, %s, %s)",
+                (self._name, block_number, expected_cursor),
+            )
+            await self._insert_start(cur, start)
+
+    async def _insert_anchors(self, cur: Any, anchors: Sequence[StoredBlock]) -> None:
+        if not anchors:
+            return
+        await cur.execute(
+            "INSERT INTO chain_watcher_blocks"
+            " (watcher_name, block_number, block_id, parent_hash, block_timestamp)"
+            " SELECT %s, t.number, t.block_id, t.parent_hash, t.moment"
+            " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[])"
+            " AS t(number, block_id, parent_hash, moment)",
+            (
+                self._name,
+                [a.number for a in anchors],
+                [a.block_id for a in anchors],
+                [a.parent_hash for a in anchors],
+                [a.timestamp for a in anchors],
+            ),
+        )
 
     async def record_start(self, start: WatcherStart) -> None:
         async with self._pool.acquire() as conn, conn.cursor() as cur:

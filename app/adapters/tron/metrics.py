@@ -4,7 +4,8 @@ What an operator reads from them:
 - ``checkout_chain_head_lag_blocks`` growing: the watcher falls behind (node slow or down, see
   ``checkout_chain_node_errors_total``); it catches up by itself once the node answers.
 - ``checkout_chain_reorgs_total`` rising now and then at depth 1–3 is normal on Tron; a reorg deeper
-  than the kept window stops the watcher (``ReorgBeyondWindow``).
+  than the kept window (``checkout_chain_reorgs_beyond_window_total``) pages the operator: the
+  watcher reads on from the node's chain, the blocks below need a rescan.
 - ``checkout_chain_transfers_seen_total`` far above ``checkout_chain_transfers_observed_total`` is
   normal: most USDT transfers pay somebody else. Observed staying flat while customers report
   payments means the watcher does not see the ``deposit_addresses`` rows the API writes: check
@@ -34,6 +35,11 @@ TRANSFERS_ORPHANED = Counter(
     "checkout_chain_transfers_orphaned_total", "Transfers published as orphaned by a reorg."
 )
 REORGS = Counter("checkout_chain_reorgs_total", "Chain reorganisations the watcher has handled.")
+REORGS_BEYOND_WINDOW = Counter(
+    "checkout_chain_reorgs_beyond_window_total",
+    "Reorgs deeper than the kept window: the watcher anchored again below them (alert "
+    "ChainReorgBeyondWindow; blocks below need a rescan, see checkout chain status).",
+)
 REORG_DEPTH = Histogram(
     "checkout_chain_reorg_depth_blocks",
     "Blocks replaced per reorganisation.",

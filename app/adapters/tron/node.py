@@ -121,6 +121,9 @@ class TronNode:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        # The sockets' transports finish closing on the loop's next turn: give it that turn, so
+        # a loop stopped right after (a worker's shutdown, a test's teardown) leaves none open.
+        await asyncio.sleep(0)
 
     async def __aenter__(self) -> TronNode:
         return self

@@ -33,6 +33,9 @@ class StartMode(StrEnum):
     SETTING = "setting"  # TRON_WATCHER_START_HEIGHT
     COMMAND = "command"  # `checkout chain start --at`
     MIGRATION = "migration"  # a cursor found when migration 0027 began recording starts
+    # Anchored again below a reorg deeper than the kept window; the gap holds the blocks read
+    # before that can no longer be verified (app/adapters/tron/watcher.py).
+    REORG = "reorg"
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,18 @@ class WatcherStore(Protocol):
     async def rewind(self, block_number: int, *, expected_cursor: int) -> None:
         """Atomically: drop kept blocks above ``block_number`` and set the cursor to it."""
 
+    async def reanchor(
+        self,
+        block_number: int,
+        *,
+        anchors: Sequence[StoredBlock],
+        expected_cursor: int,
+        start: WatcherStart,
+    ) -> None:
+        """Atomically, after a reorg deeper than the window: every kept block replaced by the
+        ``anchors`` (the node's blocks up to ``block_number``), the cursor moved from
+        ``expected_cursor`` to ``block_number``, ``start`` (with its unverified gap) recorded."""
+
     async def prune(self, below: int) -> None:
         """Forget kept blocks numbered below ``below`` (they are solidified, never replaced)."""
 
@@ -132,6 +144,19 @@ class MemoryWatcherStore:
         for number in [n for n in self._blocks if n > block_number]:
             del self._blocks[number]
         self._cursor = block_number
+
+    async def reanchor(
+        self,
+        block_number: int,
+        *,
+        anchors: Sequence[StoredBlock],
+        expected_cursor: int,
+        start: WatcherStart,
+    ) -> None:
+        self._expect(expected_cursor)
+        self._blocks = {anchor.number: anchor for anchor in anchors}
+        self._cursor = block_number
+        self.starts.append(start)
 
     async def prune(self, below: int) -> None:
         for number in [n for n in self._blocks if n < below]:

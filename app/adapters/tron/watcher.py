@@ -50,6 +50,7 @@ from app.adapters.tron.logs import block_time, decode_transfers
 from app.adapters.tron.node import BlockHeader, NodeHead
 from app.adapters.tron.settings import ChainSettings
 from app.adapters.tron.starts import (
+    BlockRange,
     PlatformHistory,
     StartMode,
     WatcherStart,
@@ -274,23 +275,25 @@ class ChainWatcher:
         watcher, an operator), it wins: its value is returned and nothing is written.
         """
         first = start.first_block
-        low = max(0, first - self._reorg_window)
-        headers = await asyncio.gather(*(self._node.block_header(n) for n in range(low, first)))
-        for below, above in itertools.pairwise(headers):
-            if above.parent_hash != below.block_id:
-                raise NodeUnavailable("getblockbynum", "the chain changed while anchoring; retry")
-        anchors = [
-            StoredBlock(
-                header.number, header.block_id, header.parent_hash, block_time(header.timestamp_ms)
-            )
-            for header in headers
-        ]
+        anchors = await self._anchors_below(first)
         cursor = await self._store.init_cursor(first - 1, anchors=anchors, start=start)
         if cursor != first - 1:
             self._window = {block.number: block for block in await self._store.load_window()}
             return cursor
         self._window.update((anchor.number, anchor) for anchor in anchors)
         return cursor
+
+    async def _anchors_below(self, first: int) -> list[StoredBlock]:
+        """The node's ``TRON_REORG_WINDOW`` blocks just below ``first``, headers only, linked."""
+        low = max(0, first - self._reorg_window)
+        headers = await asyncio.gather(*(self._node.block_header(n) for n in range(low, first)))
+        for below, above in itertools.pairwise(headers):
+            if above.parent_hash != below.block_id:
+                raise NodeUnavailable("getblockbynum", "the chain changed while anchoring; retry")
+        return [
+            StoredBlock(h.number, h.block_id, h.parent_hash, block_time(h.timestamp_ms))
+            for h in headers
+        ]
 
     async def _tip_still_ours(self, head: NodeHead) -> bool:
         """False (after unwinding) when the node's head block is not the one we kept there."""
@@ -394,33 +397,16 @@ class ChainWatcher:
         while True:
             ours = self._window.get(fork)
             if ours is None:
-                raise ReorgBeyondWindow(
-                    f"the node replaced blocks down to {fork + 1} and below, under the kept window "
-                    f"(lowest kept {min(self._window, default=None)}); see docs/chain.md"
-                )
+                await self._unwind_beyond_window(cursor)
+                return
             theirs = await self._node.block_header(fork)
             if theirs.block_id == ours.block_id:
                 break
             fork -= 1
         replaced = [self._window[n] for n in sorted(self._window, reverse=True) if n > fork]
-        orphans = [
-            TransferOrphaned(
-                tx_hash=transfer.tx_hash,
-                log_index=transfer.log_index,
-                block_number=block.number,
-                block_id=block.block_id,
-                to_address=transfer.to_address,
-            )
-            for block in replaced
-            for transfer in block.transfers
-        ]
         if not replaced:
             return  # the node's branch agrees with ours after all; fetch again
-        if orphans:
-            # Kept transfers are the published ones, all still ours (an address is never given
-            # up). Blocks kept by a version that published every transfer may hold others.
-            published = await self._deposit_addresses.ours({o.to_address for o in orphans})
-            orphans = [orphan for orphan in orphans if orphan.to_address in published]
+        orphans = await self._orphans_of(replaced)
         log.warning(
             "reorg: blocks %d..%d replaced, %d transfers orphaned",
             fork + 1,
@@ -440,6 +426,74 @@ class ChainWatcher:
         metrics.REORG_DEPTH.observe(len(replaced))
         metrics.TRANSFERS_ORPHANED.inc(len(orphans))
         metrics.CURSOR_HEIGHT.set(fork)
+
+    async def _orphans_of(self, replaced: Sequence[StoredBlock]) -> list[TransferOrphaned]:
+        """``TransferOrphaned`` for every published transfer of the ``replaced`` blocks."""
+        orphans = [
+            TransferOrphaned(
+                tx_hash=transfer.tx_hash,
+                log_index=transfer.log_index,
+                block_number=block.number,
+                block_id=block.block_id,
+                to_address=transfer.to_address,
+            )
+            for block in replaced
+            for transfer in block.transfers
+        ]
+        if orphans:
+            # Kept transfers are the published ones, all still ours (an address is never given
+            # up). Blocks kept by a version that published every transfer may hold others.
+            published = await self._deposit_addresses.ours({o.to_address for o in orphans})
+            orphans = [orphan for orphan in orphans if orphan.to_address in published]
+        return orphans
+
+    async def _unwind_beyond_window(self, cursor: int) -> None:
+        """The node replaced every kept block: a reorg deeper than the window.
+
+        Detection goes on for what can be verified. Every transfer published from the kept
+        blocks is orphaned (each was compared with the node's block at its height: all
+        replaced); the watcher anchors again on the node's blocks just below its lowest kept one
+        and reads on from there, so payments on the new branch are detected as usual. The blocks
+        below, read before and no longer verifiable, are recorded as the start's gap (``checkout
+        chain status`` shows it, ``checkout chain rescan`` reads them again), and the operator is
+        paged (``checkout_chain_reorgs_beyond_window_total``, alert ChainReorgBeyondWindow).
+        A node that follows another network fails the token check first, and the watcher
+        refuses as it does at its start.
+        """
+        lowest = min(self._window)
+        if lowest == 0:
+            raise ReorgBeyondWindow("the node replaced the genesis block: another chain")
+        await self.check_token()
+        replaced = [self._window[n] for n in sorted(self._window, reverse=True)]
+        orphans = await self._orphans_of(replaced)
+        anchors = await self._anchors_below(lowest)
+        start = WatcherStart(
+            lowest,
+            StartMode.REORG,
+            previous_block=cursor,
+            gap=BlockRange(anchors[0].number, lowest - 1),
+        )
+        await self._publish([*orphans, self._head_at(anchors[-1], anchors[-1].number)])
+        await self._store.reanchor(lowest - 1, anchors=anchors, expected_cursor=cursor, start=start)
+        self._window = {anchor.number: anchor for anchor in anchors}
+        self._cursor = lowest - 1
+        metrics.REORGS.inc()
+        metrics.REORGS_BEYOND_WINDOW.inc()
+        metrics.REORG_DEPTH.observe(len(replaced))
+        metrics.TRANSFERS_ORPHANED.inc(len(orphans))
+        metrics.CURSOR_HEIGHT.set(self._cursor)
+        assert start.gap is not None
+        log.critical(
+            "reorg deeper than the kept window: blocks %d..%d all replaced, %d transfers "
+            "orphaned; reading on from block %d on the node's chain. Blocks %s were read before "
+            "and cannot be verified: run %s",
+            lowest,
+            replaced[0].number,
+            len(orphans),
+            lowest,
+            start.gap,
+            describe_rescan(start.gap),
+        )
 
     async def _publish_head(self, head: NodeHead) -> None:
         cursor = self._cursor

@@ -148,6 +148,27 @@ class WatcherStoreContract:
         assert await store.load_cursor() == 12
         assert [b.number for b in await store.load_window()] == [10, 11, 12]
 
+    async def test_reanchor_replaces_every_kept_block_and_records_the_unverified_gap(
+        self, store: WatcherStore
+    ) -> None:
+        await store.init_cursor(9)
+        for number in range(10, 15):
+            await store.save_block(make_block(number, transfers=2))
+        anchors = [make_block(n, fork=1) for n in (8, 9)]
+        start = WatcherStart(10, StartMode.REORG, previous_block=14, gap=BlockRange(8, 9))
+
+        with pytest.raises(CursorConflict):
+            await store.reanchor(9, anchors=anchors, expected_cursor=13, start=start)
+        assert await store.load_cursor() == 14
+
+        await store.reanchor(9, anchors=anchors, expected_cursor=14, start=start)
+        assert await store.load_cursor() == 9
+        assert await store.load_window() == anchors  # the replaced blocks and transfers gone
+        history = await store.load_history()
+        assert history.watched_before
+        await store.save_block(make_block(10, fork=1))
+        assert await store.load_cursor() == 10
+
     async def test_prune_forgets_blocks_below_and_keeps_the_cursor(
         self, store: WatcherStore
     ) -> None:

@@ -9,8 +9,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from app.adapters.tron.address_filter import MemoryDepositAddressFilter
-from app.adapters.tron.errors import NodeUnavailable, ReorgBeyondWindow, TokenContractMismatch
+from app.adapters.tron.errors import NodeUnavailable, TokenContractMismatch
 from app.adapters.tron.node import TronNode
+from app.adapters.tron.starts import BlockRange, StartMode
 from app.adapters.tron.store import MemoryWatcherStore
 from app.adapters.tron.watcher import ChainWatcher, Publish
 from app.domain.observations import (
@@ -201,18 +202,43 @@ async def test_a_same_length_reorg_at_the_tip_is_noticed_without_a_new_block(
     assert chain_watcher.cursor == fake_chain.head.number
 
 
-async def test_a_reorg_below_the_kept_window_stops_the_watcher(
+async def test_a_reorg_below_the_kept_window_pages_orphans_the_kept_and_reads_on(
     fake_chain: FakeChain, node: TronNode, published: Published
 ) -> None:
     fake_chain.solid_lag = 1
-    chain_watcher = watcher(node, MemoryWatcherStore(), published, reorg_window=2)
-    fake_chain.mine_empty(10)
+    store = MemoryWatcherStore()
+    chain_watcher = watcher(node, store, published, reorg_window=2)
+    fake_chain.mine_empty(9)
+    tx = usdt_transfer(ALICE, BOB, 9_990_000)
+    kept = fake_chain.mine(tx)  # block 10: in the kept window (blocks 9 and 10)
+    await chain_watcher.poll()
+    lowest_kept = min(block.number for block in await store.load_window())
+    beyond_before = sample("checkout_chain_reorgs_beyond_window_total")
+
+    # Six blocks replaced, deeper than the two kept: the transfer is left out, and a new
+    # payment lands on the new branch.
+    again = usdt_transfer(ALICE, BOB, 5_000_000)
+    fake_chain.reorg(6, [], [], [], [], [again], extra=1)
     await chain_watcher.poll()
 
-    fake_chain.reorg(6, extra=1)
-
-    with pytest.raises(ReorgBeyondWindow):
-        await chain_watcher.poll()
+    [orphan] = published.of(TransferOrphaned)
+    assert (orphan.tx_hash, orphan.block_id) == (tx.txid, kept.block_id)
+    assert sample("checkout_chain_reorgs_beyond_window_total") == beyond_before + 1
+    # It reads on from the lowest kept height, on the node's chain: the new payment is seen.
+    assert chain_watcher.cursor == fake_chain.head.number
+    assert [t.tx_hash for t in published.of(TransferObserved)] == [tx.txid, again.txid]
+    # The partitions' heads move back to the anchor first, with the orphan.
+    unwound = next(call for call in published.calls if orphan in call)
+    assert isinstance(unwound[-1], ChainHeadAdvanced)
+    assert unwound[-1].head_number == lowest_kept - 1
+    # The blocks read before below the window cannot be verified: recorded for a rescan.
+    start = store.starts[-1]
+    assert (start.mode, start.first_block, start.previous_block) == (
+        StartMode.REORG,
+        lowest_kept,
+        10,
+    )
+    assert start.gap == BlockRange(lowest_kept - 2, lowest_kept - 1)
 
 
 async def test_a_failed_publish_leaves_the_cursor_and_the_block_is_retried(

@@ -85,8 +85,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform, 
         PAYOUT_BATCH_SECONDS="5",
         MONEY_OUT_INTERVAL="0.3",
         # Kafka hands a SIGKILLed worker's partitions (and the leadership) over only once its
-        # session expired: 10 s instead of Faust's 60.
-        BROKER_SESSION_TIMEOUT="10",
+        # session expired: KAFKA_SESSION_TIMEOUT, 8 s by default.
     ) as running:
         yield running
 

@@ -72,6 +72,15 @@ def test_a_bad_variable_is_named(variable: str, value: str, message: str) -> Non
     assert caught.value.variable == variable
 
 
+def test_failover_timing_is_bounded_and_keeps_heartbeats_within_the_session() -> None:
+    settings = Settings.from_env({})
+    assert (settings.kafka_session_timeout, settings.kafka_heartbeat_interval) == (8.0, 1.0)
+    with pytest.raises(SettingsError, match=r"^KAFKA_SESSION_TIMEOUT: expected a number from 6"):
+        Settings.from_env({"KAFKA_SESSION_TIMEOUT": "3"})
+    with pytest.raises(SettingsError, match=r"^KAFKA_HEARTBEAT_INTERVAL: must be at most a third"):
+        Settings.from_env({"KAFKA_SESSION_TIMEOUT": "9", "KAFKA_HEARTBEAT_INTERVAL": "3.5"})
+
+
 def test_secrets_in_urls_are_not_echoed() -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({"DATABASE_URL": "mysql://user:hunter2@db/x"})

@@ -1,0 +1,143 @@
+"""A steady load for the fault suite: invoices created and paid at a modest rate, blocks mined.
+
+Two background threads, as the benchmarks' load (bench/bench_load.py) at a fault-suite pace:
+the customer side creates an invoice every 1/``rate`` s over the HTTP API (on whichever worker
+answers: the other one may be the one killed) and sends its exact amount to its deposit address;
+the chain side mines a block every ``block_interval`` s, as Tron does, carrying every transfer
+sent meanwhile. Amounts stay under 100 USDT, so one confirmation pays an invoice: its payment is
+decided in the very block that carries it. A third thread asks the live workers, every half
+second, for the invoices not yet paid: ``orders`` records, per invoice, when its block was mined
+and when the platform first said it was paid.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+import httpx
+
+from tests.support.platform import Platform
+
+
+@dataclass
+class Order:
+    invoice_id: str
+    amount: str
+    sent_at: float  # monotonic: the transfer went to the node's pool
+    mined_at: float | None = None  # the block carrying it was mined
+    paid_seen_at: float | None = None  # the platform first answered `paid`
+
+
+class SteadyLoad:
+    def __init__(self, platform: Platform, *, rate: float = 2.0, block_interval: float = 3.0):
+        self._platform = platform
+        self._interval = 1.0 / rate
+        self._block_interval = block_interval
+        self._random = random.Random(18)
+        self._lock = threading.Lock()
+        self._creating = threading.Event()
+        self._mining = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._urls = itertools.cycle(range(len(platform.worker_urls)))
+        self.orders: list[Order] = []
+        self.errors: list[str] = []  # requests no worker answered
+
+    def start(self) -> None:
+        self._creating.set()
+        self._mining.set()
+        for target in (self._create_and_pay, self._mine, self._watch):
+            thread = threading.Thread(target=target, daemon=True, name=target.__name__)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop_creating(self) -> None:
+        self._creating.clear()
+
+    def stop(self) -> None:
+        self._creating.clear()
+        self._mining.clear()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _create_and_pay(self) -> None:
+        next_at = time.monotonic()
+        while self._creating.is_set():
+            amount = str(Decimal(self._random.randint(100, 9_999)) / 100)  # 1.00–99.99 USDT
+            invoice = self._create(amount)
+            if invoice is not None:
+                # Sent and recorded together, never across a block: its block is the next one.
+                with self._lock:
+                    self._platform.sim.pay(invoice["deposit_address"], amount)
+                    self.orders.append(Order(invoice["id"], amount, time.monotonic()))
+            next_at += self._interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+    def _create(self, amount: str) -> dict[str, str] | None:
+        """The invoice, created on the next worker that answers (a killed one does not)."""
+        for _ in range(len(self._platform.worker_urls)):
+            url = self._platform.worker_urls[next(self._urls)]
+            try:
+                response = httpx.post(
+                    f"{url}/api/v1/invoices",
+                    json={"amount": amount},
+                    headers=self._platform.headers(),
+                    timeout=10,
+                )
+            except httpx.HTTPError as exc:
+                self.errors.append(f"{url}: {exc!r}")
+                continue
+            if response.status_code == 201:
+                return dict(response.json())
+            self.errors.append(f"{url}: {response.status_code} {response.text[:200]}")
+        return None
+
+    def _mine(self) -> None:
+        while self._mining.is_set():
+            time.sleep(self._block_interval)
+            with self._lock:
+                self._platform.sim.mine(1)
+                mined_at = time.monotonic()
+                for order in self.orders:
+                    if order.mined_at is None:
+                        order.mined_at = mined_at
+
+    def _watch(self) -> None:
+        """Ask for the invoices not yet seen paid, every half second, on any live worker."""
+        while self._mining.is_set():
+            with self._lock:
+                waiting = [order for order in self.orders if order.paid_seen_at is None]
+            for order in waiting:
+                if self._status(order.invoice_id) == "paid":
+                    order.paid_seen_at = time.monotonic()
+            time.sleep(0.5)
+
+    def _status(self, invoice_id: str) -> str | None:
+        for url in self._platform.worker_urls:
+            try:
+                answer = httpx.get(
+                    f"{url}/api/v1/invoices/{invoice_id}",
+                    headers=self._platform.headers(),
+                    timeout=5,
+                )
+            except httpx.HTTPError:
+                continue
+            if answer.status_code == 200:
+                return str(answer.json()["status"])
+        return None
+
+    def wait_all_paid(self, timeout: float) -> list[Order]:
+        """Once creation stopped: wait (blocks keep coming) until every order was seen paid;
+        the ones still unpaid after ``timeout`` s."""
+        until = time.monotonic() + timeout
+        while time.monotonic() < until:
+            with self._lock:
+                unpaid = [order for order in self.orders if order.paid_seen_at is None]
+            if not unpaid:
+                return []
+            time.sleep(0.5)
+        return unpaid
