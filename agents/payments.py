@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import faust
 
+from app.domain.observations import ChainHeadAdvanced
 from app.runtime.codecs import (
     ChainHeadMessage,
     DepositMessage,
@@ -34,13 +35,21 @@ class PaymentAgent:
         self._deposits = deposits
         self._dead_letters = dead_letters
 
-    async def handle(self, event: faust.EventT) -> None:
+    async def handle(self, event: faust.EventT) -> ChainHeadAdvanced | None:
+        """Apply one message; a chain head applied is returned, for ``acknowledged``."""
         partition = event.message.partition
         try:
             message = decode_deposit_message(event.value)
             await retry_transient(lambda: self._apply(message, partition), what="deposit message")
         except Exception as exc:  # refused or malformed: kept with its error, never lost
             await self._dead_letters.send(event, agent=NAME, error=exc)
+            return None
+        return message.head if isinstance(message, ChainHeadMessage) else None
+
+    async def acknowledged(self, event: faust.EventT, head: ChainHeadAdvanced | None) -> None:
+        """Kafka holds everything the message and those before it caused: a head counts now."""
+        if head is not None:
+            self._deposits.chain_head_acknowledged(head, event.message.partition)
 
     async def _apply(self, message: DepositMessage, partition: int) -> None:
         match message:
@@ -63,6 +72,8 @@ def register(
     async def payment_agent(stream: faust.StreamT[Any]) -> None:
         """Turns transfers to deposit addresses into payments and counts their confirmations."""
         # Decided one by one; each acknowledged once its events and commands are.
-        await AckPipeline(stream, NAME, agent.handle, hold=hold).run()
+        await AckPipeline(
+            stream, NAME, agent.handle, on_acknowledged=agent.acknowledged, hold=hold
+        ).run()
 
     return app.agent(topic, name=f"{__name__}.{NAME}", concurrency=1)(payment_agent)

@@ -124,10 +124,14 @@ class ExpireInvoice(Command):
     expired_at: UtcDatetime = Field(description="when expiry was decided; not before expires_at")
 
     @classmethod
-    def at(cls, invoice_id: str, now: datetime, extensions: int = 0) -> Self:
+    def at(cls, invoice_id: str, now: datetime, extensions: int = 0, reopenings: int = 0) -> Self:
         """The expiry timer's command; one id per invoice and deadline, however often the timer
-        fires (an invoice the merchant extended can expire again, at its new deadline)."""
-        command_id = f"expire:{invoice_id}" + (f":{extensions}" if extensions else "")
+        fires (an invoice the merchant extended, or a reorg reopened, can expire again)."""
+        command_id = (
+            f"expire:{invoice_id}"
+            + (f":{extensions}" if extensions else "")
+            + (f":reopened-{reopenings}" if reopenings else "")
+        )
         return cls(command_id=command_id, invoice_id=invoice_id, expired_at=now)
 
     @property
@@ -307,12 +311,10 @@ class FailPayment(Command):
 # --- settlement ---------------------------------------------------------------------------------
 
 
-class CreateSettlement(Command):
+class _InvoiceSettlementCommand(Command):
+    """A command addressed to an invoice's settlement of one round (its id derives from both)."""
+
     invoice_id: Identifier
-    merchant_id: Identifier
-    gross_amount: PositiveUsdt
-    fee_percentage: FeePercentage
-    created_at: UtcDatetime
     settlement_round: int = Field(default=1, ge=1)
 
     @property
@@ -322,6 +324,13 @@ class CreateSettlement(Command):
     @property
     def aggregate_id(self) -> str:
         return self.settlement_id
+
+
+class CreateSettlement(_InvoiceSettlementCommand):
+    merchant_id: Identifier
+    gross_amount: PositiveUsdt
+    fee_percentage: FeePercentage
+    created_at: UtcDatetime
 
 
 class CompleteSettlement(Command):
@@ -334,22 +343,13 @@ class CompleteSettlement(Command):
         return self.settlement_id
 
 
-class ReverseSettlement(Command):
+class ReverseSettlement(_InvoiceSettlementCommand):
     """Book back the invoice's settlement of ``settlement_round``: a confirmed payment is gone."""
 
-    invoice_id: Identifier
     settlement_round: int = Field(ge=1)
     payment_id: Identifier
     reversed_at: UtcDatetime
     reference: str | None = Field(default=None, max_length=200)
-
-    @property
-    def settlement_id(self) -> str:
-        return settlement_id_for(self.invoice_id, self.settlement_round)
-
-    @property
-    def aggregate_id(self) -> str:
-        return self.settlement_id
 
 
 class FailSettlement(Command):

@@ -211,7 +211,7 @@ class InvoicePaymentRevertedData(InvoiceProgress):
 
 
 class InvoicePaidData(InvoiceProgress):
-    model_config = ConfigDict(json_schema_extra=added_later("settlement_round"))
+    model_config = ConfigDict(json_schema_extra=added_later("settlement_round", "settled_amount"))
 
     fee_percentage: FeePercentage
     settlement_round: int = Field(
@@ -219,6 +219,11 @@ class InvoicePaidData(InvoiceProgress):
         ge=1,
         description="1, or more when the invoice is paid again after a reorg reversed its "
         "settlement: each round settles once",
+    )
+    settled_amount: Usdt | None = Field(
+        default=None,
+        description="the gross this round settles: the payments confirmed before the invoice "
+        "was paid (absent in events written before it existed: amount_confirmed)",
     )
 
 

@@ -138,6 +138,13 @@ class Invoice(Aggregate[InvoiceEvent]):
     # that settles in a round of its own (the previous round's settlement reversed).
     reopenings: int = 0
     reopened_at: UtcDatetime | None = None
+    # What the last round settled (gross, micro-USDT): a reopened invoice is paid again once that
+    # much (at most its amount) is confirmed again, e.g. the 9.90 of 10 a merchant accepted.
+    settled_amount: int | None = None
+    # Payments seen or confirmed while the invoice was paid: the customer's money outside every
+    # settlement (refunded as "received" money), so never counted towards a later round, and a
+    # reorg taking one of them does not reverse the settlement.
+    unsettled_payments: tuple[str, ...] = ()
 
     @property
     def aggregate_id(self) -> str:
@@ -158,6 +165,24 @@ class Invoice(Aggregate[InvoiceEvent]):
         return max(0, self.amount - self.amount_received)
 
     @property
+    def amount_settleable(self) -> int:
+        """What a settlement of the invoice would take: the confirmed payments that arrived
+        before it was paid (micro-USDT)."""
+        return sum(
+            payment.amount
+            for payment_id, payment in self.payments.items()
+            if payment.confirmed and payment_id not in self.unsettled_payments
+        )
+
+    @property
+    def amount_to_pay(self) -> int:
+        """What must be confirmed for the invoice to be paid: its amount, or, reopened by a reorg,
+        no more than its last round settled (an accepted underpayment stays accepted)."""
+        if self.reopenings and self.settled_amount is not None:
+            return min(self.amount, self.settled_amount)
+        return self.amount
+
+    @property
     def settlement_round(self) -> int:
         """The round the invoice is (or will be) settled in: 1 unless a reorg reopened it."""
         return self.reopenings + 1
@@ -170,7 +195,7 @@ class Invoice(Aggregate[InvoiceEvent]):
             return False  # reopened by a reorg: its transfer is usually included again soon
         if self.status is InvoiceStatus.PENDING:
             return True
-        return self.status is InvoiceStatus.CONFIRMING and self.amount_received < self.amount
+        return self.status is InvoiceStatus.CONFIRMING and self.amount_received < self.amount_to_pay
 
     # --- deciding -------------------------------------------------------------------------------
 
@@ -235,7 +260,7 @@ class Invoice(Aggregate[InvoiceEvent]):
 
     def _expire(self, command: ExpireInvoice) -> list[InvoiceEvent]:
         status = self._transition(InvoiceStatus.EXPIRED)
-        if self.status is InvoiceStatus.CONFIRMING and self.amount_received >= self.amount:
+        if self.status is InvoiceStatus.CONFIRMING and self.amount_received >= self.amount_to_pay:
             raise InvalidTransition(
                 self.AGGREGATE,
                 self.invoice_id,
@@ -356,7 +381,10 @@ class Invoice(Aggregate[InvoiceEvent]):
             InvoicePaymentConfirmed, command.command_id, command.confirmed_at, data
         )
         after = self.apply(confirmed)
-        if after.status is not InvoiceStatus.CONFIRMING or after.amount_confirmed < after.amount:
+        if (
+            after.status is not InvoiceStatus.CONFIRMING
+            or after.amount_settleable < after.amount_to_pay
+        ):
             return [confirmed]
         return [confirmed, after._paid(command.command_id, command.confirmed_at)]
 
@@ -377,9 +405,14 @@ class Invoice(Aggregate[InvoiceEvent]):
                 param="payment_id",
             )
         # A confirmed payment orphaned: a reorg deeper than the confirmations required. A paid
-        # invoice reopens (its settlement of this round is reversed by the settlement agent) and
-        # is paid again, in the next round, once enough is confirmed again.
-        reopen = payment.confirmed and self.status is InvoiceStatus.PAID
+        # invoice whose settlement took the payment reopens (that round's settlement is reversed
+        # by the settlement agent) and is paid again, in the next round, once enough is confirmed
+        # again. A payment that came after it was paid was never settled: nothing to reverse.
+        reopen = (
+            payment.confirmed
+            and self.status is InvoiceStatus.PAID
+            and command.payment_id not in self.unsettled_payments
+        )
         status = self._transition(InvoiceStatus.CONFIRMING) if reopen else self.status
         remaining = {pid: p for pid, p in self.payments.items() if pid != command.payment_id}
         data = InvoicePaymentRevertedData(
@@ -392,7 +425,7 @@ class Invoice(Aggregate[InvoiceEvent]):
         )
         reverted = self._record(InvoicePaymentReverted, command.command_id, occurred_at, data)
         after = self.apply(reverted)
-        if not reopen or after.amount_confirmed < after.amount:
+        if not reopen or after.amount_settleable < after.amount_to_pay:
             return [reverted]
         # What is still confirmed covers the amount (an overpaid invoice): paid again at once.
         return [reverted, after._paid(command.command_id, occurred_at)]
@@ -403,6 +436,7 @@ class Invoice(Aggregate[InvoiceEvent]):
             **self._progress(self.payments, status),
             fee_percentage=self.fee_percentage,
             settlement_round=self.settlement_round,
+            settled_amount=self.amount_settleable,
         )
         return self._record(InvoicePaid, command_id, occurred_at, data)
 
@@ -472,28 +506,16 @@ class Invoice(Aggregate[InvoiceEvent]):
     def _evolve(self, event: InvoiceEvent) -> Invoice:
         match event:
             case InvoicePaymentDetected() | InvoicePaymentConfirmed():
-                payment = InvoicePayment(
-                    amount=event.data.payment_amount,
-                    confirmed=isinstance(event, InvoicePaymentConfirmed),
-                    late=event.data.late,
-                )
-                payments = {**self.payments, event.data.payment_id: payment}
-                return self._moved(event.data, payments=payments)
+                return self._payment_counted(event)
             case InvoicePaymentReverted():
-                payments = {
-                    pid: p for pid, p in self.payments.items() if pid != event.data.payment_id
-                }
-                if event.data.reversed_round is None:
-                    return self._moved(event.data, payments=payments)
+                return self._payment_gone(event)
+            case InvoicePaid():
+                settled = event.data.settled_amount
                 return self._moved(
                     event.data,
-                    payments=payments,
-                    paid_at=None,
-                    reopenings=self.reopenings + 1,
-                    reopened_at=event.occurred_at,
+                    paid_at=event.occurred_at,
+                    settled_amount=event.data.amount_confirmed if settled is None else settled,
                 )
-            case InvoicePaid():
-                return self._moved(event.data, paid_at=event.occurred_at)
             case InvoiceExpired():
                 return self._moved(event.data, expired_at=event.occurred_at)
             case InvoiceCancelled():
@@ -522,6 +544,33 @@ class Invoice(Aggregate[InvoiceEvent]):
                 raise ValueError(f"invoice {self.invoice_id} was already created")
             case _:  # pragma: no cover - tests/unit/domain/test_events.py applies every type
                 raise TypeError(f"a invoice cannot apply {event.event_type}: not a invoice event")
+
+    def _payment_counted(self, event: InvoicePaymentDetected | InvoicePaymentConfirmed) -> Invoice:
+        payment = InvoicePayment(
+            amount=event.data.payment_amount,
+            confirmed=isinstance(event, InvoicePaymentConfirmed),
+            late=event.data.late,
+        )
+        payments = {**self.payments, event.data.payment_id: payment}
+        unsettled = self.unsettled_payments
+        if self.status is InvoiceStatus.PAID and event.data.payment_id not in unsettled:
+            unsettled = (*unsettled, event.data.payment_id)  # no settlement takes it
+        return self._moved(event.data, payments=payments, unsettled_payments=unsettled)
+
+    def _payment_gone(self, event: InvoicePaymentReverted) -> Invoice:
+        gone = event.data.payment_id
+        payments = {pid: p for pid, p in self.payments.items() if pid != gone}
+        unsettled = tuple(pid for pid in self.unsettled_payments if pid != gone)
+        if event.data.reversed_round is None:
+            return self._moved(event.data, payments=payments, unsettled_payments=unsettled)
+        return self._moved(
+            event.data,
+            payments=payments,
+            unsettled_payments=unsettled,
+            paid_at=None,
+            reopenings=self.reopenings + 1,
+            reopened_at=event.occurred_at,
+        )
 
     def _moved(self, progress: InvoiceProgress, **changes: Any) -> Invoice:
         return self.model_copy(

@@ -81,7 +81,11 @@ def settlement_command_for(event: DomainEvent) -> CreateSettlement | ReverseSett
             command_id=command_id_for(event),
             invoice_id=event.aggregate_id,
             merchant_id=event.merchant_id,
-            gross_amount=event.data.amount_confirmed,
+            gross_amount=(
+                event.data.amount_confirmed
+                if event.data.settled_amount is None
+                else event.data.settled_amount
+            ),
             fee_percentage=event.data.fee_percentage,
             created_at=event.occurred_at,
             settlement_round=event.data.settlement_round,

@@ -131,8 +131,12 @@ class DepositProcessing:
                 continue
             for update in account.confirmations_at(head):
                 account = await self._apply(account, update, partition)
-        # Every transfer of this partition up to the head is applied and told to its invoice:
-        # invoice expiry may count on it (app/services/expiry.py).
+
+    def chain_head_acknowledged(self, head: ChainHeadAdvanced, partition: int) -> None:
+        """The head's message is acknowledged, and with it (in order) every message of the
+        partition before it: every transfer up to the head was applied and what it told its
+        invoice is on the broker. Invoice expiry may count on it (app/services/expiry.py); noted
+        any earlier, a failed send could let an invoice expire before its payment counted."""
         self._progress.note(partition, head)
 
     async def _apply(

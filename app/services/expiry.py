@@ -69,8 +69,12 @@ class ExpirySweep:
             commands = []
             for invoice_id in due:
                 invoice = self._invoices.get(invoice_id)
-                extensions = invoice.extensions if invoice is not None else 0
-                commands.append(ExpireInvoice.at(invoice_id, now, extensions))
+                if invoice is None:
+                    commands.append(ExpireInvoice.at(invoice_id, now))
+                else:
+                    commands.append(
+                        ExpireInvoice.at(invoice_id, now, invoice.extensions, invoice.reopenings)
+                    )
             await self._commands.send_invoice_commands(commands)
             EXPIRIES_SENT.inc(len(due))
         return due

@@ -39,6 +39,7 @@ from typing import Any, Final, Protocol
 from prometheus_client import Counter, Gauge
 
 from app.domain.events import parse_event
+from app.domain.money import format_usdt
 from app.domain.money_out import (
     Attempt,
     OutgoingTransfer,
@@ -83,6 +84,11 @@ BROADCAST_REFUSALS = Counter(
 HOT_WALLET_SHORT = Gauge(
     "checkout_hot_wallet_shortfall_usdt",
     "USDT the hot wallet lacks to pay the approved transfers waiting for it (0: none)",
+)
+REFUNDS_HELD = Gauge(
+    "checkout_money_out_refunds_held",
+    "Refunds of received money held back: a reorg took confirmed money of their invoice, so it "
+    "no longer holds what its refunds would pay out (alert UnsettledPaymentOrphaned)",
 )
 OPEN_TRANSFERS = Gauge(
     "checkout_money_out_open_transfers", "Refunds and payouts not final, by stage", ["stage"]
@@ -140,6 +146,7 @@ class MoneyOutDriver:
         self._monotonic = monotonic
         self._last_broadcast: dict[str, float] = {}
         self._last_refusal: dict[str, str] = {}
+        self._held: set[str] = set()
 
     async def tick(self) -> None:
         """One pass over every open transfer; the outbox published before and after."""
@@ -194,7 +201,11 @@ class MoneyOutDriver:
         )
         reserved = promised
         shortfall = 0
+        held = 0
         for transfer in transfers:
+            if not await self._received_money_held(transfer):
+                held += 1
+                continue
             if reserved + transfer.amount > available:
                 # Waits, approved, until sweeps refill the hot wallet (an alert watches the gauge).
                 shortfall += transfer.amount
@@ -202,6 +213,33 @@ class MoneyOutDriver:
             reserved += transfer.amount
             await self._guarded(transfer, self._build(transfer))
         HOT_WALLET_SHORT.set(shortfall / 1_000_000)
+        REFUNDS_HELD.set(held)
+
+    async def _received_money_held(self, transfer: OutgoingTransfer) -> bool:
+        """Whether a refund of the money its invoice received (never the merchant's balance) is
+        still covered by it: a reorg may have taken a confirmed payment after the refund was
+        asked for. Not covered, it waits, approved, until the payment is confirmed again (or
+        an operator decides: docs/operations.md, UnsettledPaymentOrphaned)."""
+        if transfer.kind is not TransferKind.REFUND or transfer.source != "received":
+            return True
+        if transfer.invoice_id is None:
+            return True
+        context = await self._store.refund_context(transfer.merchant_id, transfer.invoice_id)
+        # Every refund of received money not failed, this one included, against what is held.
+        covered = context.confirmed - (context.settled_gross or 0) >= context.refunded_received
+        if covered:
+            self._held.discard(transfer.transfer_id)
+        elif transfer.transfer_id not in self._held:  # said once per hold, not every tick
+            self._held.add(transfer.transfer_id)
+            log.error(
+                "refund %s of invoice %s held: the invoice holds %s USDT confirmed and unsettled,"
+                " its refunds of received money ask %s",
+                transfer.transfer_id,
+                transfer.invoice_id,
+                format_usdt(max(0, context.confirmed - (context.settled_gross or 0))),
+                format_usdt(context.refunded_received),
+            )
+        return covered
 
     async def _build(self, transfer: OutgoingTransfer, *, earlier_lost: bool = False) -> None:
         number = (transfer.attempt.number if transfer.attempt else 0) + 1

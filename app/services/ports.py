@@ -139,9 +139,12 @@ class ChainProgress(Protocol):
 
 
 class SettlementStore(Protocol):
-    """Settlements by the id of the invoice they settle."""
+    """Settlements by the id of the invoice they settle: its latest round, and each round a
+    reorg reversed."""
 
     def get(self, invoice_id: str) -> Settlement | None: ...
+
+    def of_round(self, invoice_id: str, settlement_round: int) -> Settlement | None: ...
 
     def put(self, settlement: Settlement) -> None: ...
 

@@ -24,7 +24,7 @@ from prometheus_client import Counter, Histogram
 
 from app.domain.commands import CompleteSettlement, CreateSettlement, ReverseSettlement
 from app.domain.errors import AlreadyExists, SettlementNotFound
-from app.domain.events import DomainEvent
+from app.domain.events import DomainEvent, InvoicePaymentReverted
 from app.domain.money import format_usdt
 from app.domain.policies import settlement_command_for
 from app.domain.settlement import Settlement, handle_settlement
@@ -36,6 +36,12 @@ SETTLEMENT_SECONDS = Histogram(
     "checkout_settlement_seconds",
     "From the InvoicePaid event to the settlement completed",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+UNSETTLED_PAYMENTS_ORPHANED = Counter(
+    "checkout_unsettled_payments_orphaned",
+    "Confirmed payments no settlement took (paid late, after the invoice was paid, of an "
+    "underpaid invoice) reorganised away: a refund of that money would pay out USDT no longer "
+    "held (alert UnsettledPaymentOrphaned)",
 )
 SETTLEMENTS_REVERSED = Counter(
     "checkout_settlements_reversed",
@@ -67,6 +73,21 @@ class Settling:
         Every domain event of the agent's partitions passes here: the payment confirmation time
         (first payment's block → InvoicePaid) is read from them on the way."""
         self._confirmation_clock.observe(event)
+        if (
+            isinstance(event, InvoicePaymentReverted)
+            and event.data.was_confirmed
+            and event.data.reversed_round is None
+        ):
+            UNSETTLED_PAYMENTS_ORPHANED.inc()
+            logger.error(
+                "confirmed payment %s (%s USDT) of invoice %s (%s) was reorganised away; no"
+                " settlement took it: check the invoice's refunds of received money before any"
+                " is approved or sent",
+                event.data.payment_id,
+                format_usdt(event.data.payment_amount),
+                event.aggregate_id,
+                event.data.status,
+            )
         return settlement_command_for(event)
 
     async def settle(self, command: CreateSettlement | ReverseSettlement) -> Settlement:
@@ -103,11 +124,10 @@ class Settling:
         return settlement
 
     async def _reverse(self, command: ReverseSettlement) -> Settlement:
-        """Book the round's settlement back: its ledger reversal first, then its event."""
-        current = self._settlements.get(command.invoice_id)
-        if current is not None and current.settlement_round > command.settlement_round:
-            return current  # an earlier round's reversal redelivered: done then
-        if current is None or current.settlement_round < command.settlement_round:
+        """Book the round's settlement back: its ledger reversal first, then its event (again
+        for a redelivered reversal: a crash may have kept it from Kafka)."""
+        current = self._settlements.of_round(command.invoice_id, command.settlement_round)
+        if current is None:
             raise SettlementNotFound(
                 f"invoice {command.invoice_id} has no settlement of round "
                 f"{command.settlement_round} to reverse",

@@ -1420,14 +1420,12 @@ class MemoryChainProgress:
 
     def __init__(self) -> None:
         self.heads: dict[int, ChainHeadAdvanced] = {}
-        self.flushes = 0
 
     def note(self, partition: int, head: ChainHeadAdvanced) -> None:
         if head.block_timestamp is not None:
             self.heads[partition] = head
 
     async def flush(self) -> int:
-        self.flushes += 1
         return len(self.heads)
 
     async def chain_time(self) -> datetime | None:

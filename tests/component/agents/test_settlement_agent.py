@@ -176,3 +176,15 @@ async def test_a_reorg_after_settlement_reverses_it_and_the_transfer_included_ag
     assert world.ledger.times_booked == booked  # the ledger was not even asked again
     assert world.dead_letter_topics.records() == []
     assert len(world.publisher.events) > published  # round 2's history re-sent, same ids
+
+    # Round 1's reversal delivered again after round 2 exists (its first send may have failed
+    # while round 2's table write went through): round 1's history is published again.
+    world.publisher.clear()
+    for event in reorged:
+        await agent.handle(message(event))
+    assert [event.event_id for event in world.publisher.events] == [
+        event.event_id for event in reversed_.history
+    ]
+    assert world.tables.settlements.get("inv_reorg_1") == second  # the latest round still shown
+    assert world.ledger.times_booked == booked
+    assert world.dead_letter_topics.records() == []

@@ -344,18 +344,81 @@ def test_a_deep_reorg_reopens_a_paid_invoice_and_paid_again_it_settles_in_the_ne
 
 
 def test_an_overpaid_invoice_that_still_has_enough_is_paid_again_at_once() -> None:
+    # Both transfers counted before it was paid: round 1 settled 13 USDT.
     invoice = run_invoice(
         new_invoice(amount=AMOUNT),
-        confirmed("p1", AMOUNT),
+        detected("p1", AMOUNT),
         confirmed("p2", usdt("3")),
+        confirmed("p1", AMOUNT),
     )
-    assert invoice.status is PAID
+    assert (invoice.status, invoice.settled_amount) == (PAID, usdt("13"))
     after, events = handle_invoice(invoice, orphaned("p2"))
     assert [event.event_type for event in events] == ["InvoicePaymentReverted", "InvoicePaid"]
+    reverted, paid = events
+    assert isinstance(reverted, InvoicePaymentReverted) and reverted.data.reversed_round == 1
+    assert isinstance(paid, InvoicePaid)
+    assert (paid.data.settlement_round, paid.data.settled_amount) == (2, AMOUNT)
+    assert after.status is PAID and after.payment_exception is None
+
+
+def test_a_payment_that_came_after_the_invoice_was_paid_is_never_settled_nor_reverses_it() -> None:
+    invoice = run_invoice(
+        new_invoice(amount=AMOUNT), confirmed("p1", AMOUNT), confirmed("p-extra", usdt("3"))
+    )
+    assert (invoice.status, invoice.unsettled_payments) == (PAID, ("p-extra",))
+    assert (invoice.amount_confirmed, invoice.amount_settleable) == (usdt("13"), AMOUNT)
+    # Orphaned, it takes nothing from the settlement: no round reversed, still paid.
+    after, [reverted] = handle_invoice(invoice, orphaned("p-extra"))
+    assert isinstance(reverted, InvoicePaymentReverted)
+    assert (reverted.data.was_confirmed, reverted.data.reversed_round) == (True, None)
+    assert (after.status, after.reopenings, after.unsettled_payments) == (PAID, 0, ())
+
+
+def test_a_later_round_settles_only_what_the_reversed_round_did() -> None:
+    # p-extra arrived after the invoice was paid: the customer's money (it may be refunded as
+    # received money), never the merchant's, even when the settled payment comes back.
+    invoice = run_invoice(
+        new_invoice(amount=AMOUNT), confirmed("p1", AMOUNT), confirmed("p-extra", usdt("3"))
+    )
+    reopened = run_invoice(invoice, orphaned("p1"))
+    assert (reopened.status, reopened.amount_confirmed, reopened.amount_settleable) == (
+        CONFIRMING,
+        usdt("3"),
+        0,
+    )
+    again, events = handle_invoice(reopened, confirmed("p1", AMOUNT))
     paid = events[-1]
     assert isinstance(paid, InvoicePaid)
-    assert (paid.data.settlement_round, paid.data.amount_confirmed) == (2, AMOUNT)
-    assert after.status is PAID and after.payment_exception is None
+    assert (paid.data.settlement_round, paid.data.settled_amount) == (2, AMOUNT)
+    assert paid.data.amount_confirmed == usdt("13")
+    assert again.status is PAID
+
+
+def test_an_accepted_underpayment_reopened_is_paid_again_on_what_was_accepted() -> None:
+    underpaid = new_invoice(amount=AMOUNT).model_copy(update={"underpaid_tolerance": Decimal(1)})
+    invoice = run_invoice(underpaid, confirmed("p1", usdt("9.95")), expire())
+    assert (invoice.status, invoice.settled_amount) == (PAID, usdt("9.95"))
+    reopened = run_invoice(invoice, orphaned("p1"))
+    assert (reopened.status, reopened.amount_to_pay) == (CONFIRMING, usdt("9.95"))
+    again, events = handle_invoice(reopened, confirmed("p1", usdt("9.95")))
+    paid = events[-1]
+    assert isinstance(paid, InvoicePaid)
+    assert (paid.data.settlement_round, paid.data.settled_amount) == (2, usdt("9.95"))
+    assert again.status is PAID
+
+
+def test_a_reopened_invoice_that_expired_before_can_expire_again() -> None:
+    underpaid = new_invoice(amount=AMOUNT).model_copy(update={"underpaid_tolerance": Decimal(1)})
+    first = ExpireInvoice.at(INVOICE_ID, AFTER_EXPIRY)
+    invoice = run_invoice(underpaid, confirmed("p1", usdt("9.95")), first)
+    assert invoice.status is PAID  # accepted within the tolerance by the expiry
+    reopened = run_invoice(invoice, orphaned("p1"))
+    later = AFTER_EXPIRY + REINCLUSION_WINDOW
+    assert reopened.expiry_due(later)
+    again = ExpireInvoice.at(INVOICE_ID, later, reopened.extensions, reopened.reopenings)
+    assert again.command_id != first.command_id
+    expired, [event] = handle_invoice(reopened, again)
+    assert event.event_type == "InvoiceExpired" and expired.status is EXPIRED
 
 
 def test_a_confirmed_late_payment_orphaned_leaves_the_expired_invoice_as_it_is() -> None:
