@@ -159,7 +159,9 @@ class FeeGroup:
 def booking_problem(booking: SettlementBooking) -> str | None:
     """What is wrong between a settlement and its ledger transaction, or None."""
     if booking.status is None:
-        return "a settlement transaction in the ledger without a settlement"
+        # Only a reversal is booked when even the settlement's own transaction is missing.
+        kind = "settlement" if booking.booked else "settlement_reversal"
+        return f"a {kind} transaction in the ledger without a settlement"
     if booking.status not in ("completed", "reversed"):
         return f"the ledger books a settlement that is {booking.status}" if booking.booked else None
     if not booking.booked:

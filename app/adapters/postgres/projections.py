@@ -31,6 +31,7 @@ from app.domain.events import (
     InvoiceCreated,
     InvoiceExpired,
     InvoicePaid,
+    InvoicePaymentReverted,
     InvoiceProgress,
     InvoiceResolved,
     PaymentConfirmationsUpdated,
@@ -188,6 +189,16 @@ def summary_statements(cursor: aiopg.Cursor, event: DomainEvent) -> list[bytes]:
                     event.aggregate_id,
                     event.aggregate_version,
                 ),
+            )
+        )
+    if isinstance(event, InvoicePaymentReverted) and event.data.reversed_round is not None:
+        # Reopened by a reorg: not paid any more (paid again, the next InvoicePaid states when);
+        # only while this is the newest event the summary holds.
+        statements.append(
+            cursor.mogrify(
+                "UPDATE invoice_summaries SET paid_at = NULL"
+                " WHERE invoice_id = %s AND aggregate_version = %s",
+                (event.aggregate_id, event.aggregate_version),
             )
         )
     if isinstance(event, InvoiceResolved) and event.data.expires_at is not None:

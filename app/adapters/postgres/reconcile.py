@@ -152,12 +152,14 @@ WITH booked AS (
     WHERE t.kind = 'settlement_reversal'
     GROUP BY t.reference
 )
-SELECT coalesce(s.settlement_id, b.settlement_id), s.invoice_id, s.merchant_id, s.status,
+SELECT coalesce(s.settlement_id, b.settlement_id, r.settlement_id), s.invoice_id, s.merchant_id,
+    s.status,
     s.gross_amount, s.platform_fee_amount, s.net_amount, b.settlement_id IS NOT NULL,
     coalesce(b.customer_funds, 0), coalesce(b.platform_fees, 0), coalesce(b.merchant, 0),
     b.merchant_account, coalesce(b.other_entries, 0)
 FROM settlements s FULL JOIN booked b ON b.settlement_id = s.settlement_id
-LEFT JOIN reversed r ON r.settlement_id = s.settlement_id
+-- FULL: a reversal booked for no settlement at all is a difference too.
+FULL JOIN reversed r ON r.settlement_id = coalesce(s.settlement_id, b.settlement_id)
 WHERE s.settlement_id IS NULL
     OR (s.status IN ('completed', 'reversed')) <> (b.settlement_id IS NOT NULL)
     -- A reversed settlement is booked back exactly: a reversal of the same amounts, no other.

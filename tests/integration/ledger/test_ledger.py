@@ -208,3 +208,25 @@ async def test_only_a_completed_settlement_can_be_reversed(pool: aiopg.Pool) -> 
     never_booked = fresh_settlement("3")
     with pytest.raises(RuntimeError, match="not booked, or not reversed"):
         await PostgresLedger(pool).reverse_settlement(never_booked)
+
+
+async def test_a_settlement_reversal_booked_for_no_settlement_is_a_difference(
+    pool: aiopg.Pool,
+) -> None:
+    stray = f"set_{uuid.uuid4().hex}"
+    merchant = merchant_account(f"mer_{stray[4:24]}")  # accounts of its own: nobody's balance
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "WITH movement AS (INSERT INTO ledger_transactions (kind, reference, created_at)"
+            " VALUES ('settlement_reversal', %s, now()) RETURNING tx_id)"
+            " INSERT INTO ledger_entries (tx_id, account, amount)"
+            " SELECT tx_id, account, amount FROM movement,"
+            " (VALUES (%s, 1000000), (%s, -1000000)) AS e (account, amount)",
+            (stray, merchant, f"{merchant}:in_flight"),
+        )
+    found = [
+        differ
+        for differ in await PostgresSettlementBooks(pool).bookings_that_differ(10_000)
+        if differ.settlement_id == stray
+    ]
+    assert [(differ.status, differ.booked) for differ in found] == [(None, False)]

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from app.settings import Settings
 from tests.support.platform import Platform
+from tests.support.processes import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("infrastructure")]
 
@@ -269,10 +270,23 @@ def test_a_reorg_after_settlement_reverses_it_and_the_transfer_included_again_se
     books = asyncio.run(invoice_books(invoice["id"]))
     assert books["merchant"] == 0 and books["platform_fees"] == 0 and books["customer_funds"] == 0
     assert books["reversals"] == 1 and books["rows"] == [("reversed", 9_990_000)]
+    # The merchant's invoice list (invoice_summaries) no longer says when it was paid.
+    eventually(
+        lambda: asyncio.run(summary_of(invoice["id"])) == ("confirming", None),
+        timeout=30,
+        what="the summary reopened",
+    )
 
     platform.sim.mine(5)  # included again, and confirmed
     platform.wait_invoice(invoice["id"], lambda i: i["status"] == "paid", "paid again")
     second = platform.wait_settlement_status(invoice["id"], "completed")
+    # Paid again: the summary says when, round 2's time, not round 1's.
+    paid_again = eventually(
+        lambda: (asyncio.run(summary_of(invoice["id"])) or ("", None))[1],
+        timeout=30,
+        what="the summary paid again",
+    )
+    assert paid_again > datetime.fromisoformat(first["completed_at"])
     assert second["id"] != first["id"] and second["gross_amount"] == "9.99"
     books = asyncio.run(invoice_books(invoice["id"]))
     assert books["rows"] == [("completed", 9_990_000), ("reversed", 9_990_000)]
@@ -286,6 +300,15 @@ def test_a_reorg_after_settlement_reverses_it_and_the_transfer_included_again_se
         ("SettlementCreated", 2),
         ("SettlementCompleted", 2),
     ]
+
+
+async def summary_of(invoice_id: str) -> tuple[str, datetime | None] | None:
+    async with aiopg.connect(Settings.from_env().database_url) as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT status, paid_at FROM invoice_summaries WHERE invoice_id = %s", (invoice_id,)
+        )
+        row = await cur.fetchone()
+    return None if row is None else (row[0], row[1])
 
 
 async def invoice_books(invoice_id: str) -> dict[str, Any]:

@@ -124,6 +124,10 @@ def test_a_settlement_booked_as_settled_is_no_difference() -> None:
     [
         ({"booked": False}, "a completed settlement missing from the ledger"),
         ({"status": None}, "a settlement transaction in the ledger without a settlement"),
+        (
+            {"status": None, "booked": False},
+            "a settlement_reversal transaction in the ledger without a settlement",
+        ),
         ({"status": "failed"}, "the ledger books a settlement that is failed"),
         ({"merchant": 9_800_000}, "booked merchant:mer_1 9800000 instead of 9900000"),
         ({"merchant_account": "merchant:mer_2"}, "booked merchant:mer_1 0 instead of 9900000"),
