@@ -4,19 +4,18 @@
    user and channel that wants it on ``crypto-checkout.notifications`` (app/services/notices.py).
 2. ``notice_intake_agent`` reads ``crypto-checkout.notifications``, takes the notices (the
    webhook deliveries there are ``delivery_intake_agent``'s) and queues them in PostgreSQL.
-3. The notice dispatcher, one per worker, sends what is due with per-channel retries; a notice
-   whose attempts ran out goes to ``crypto-checkout.notifications.dlq``.
+3. The notice dispatcher, one per worker (app/runtime/notice_loops.py), sends what is due with
+   per-channel retries; a notice whose attempts ran out goes to
+   ``crypto-checkout.notifications.dlq``.
 The leader also publishes the daily summaries, and in polling mode runs the Telegram bot's
 long polling (one poller per bot: Telegram refuses two).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Final
 
@@ -25,31 +24,22 @@ from prometheus_client import Counter
 
 from app.domain.notifications import NoticeMessage
 from app.runtime.batches import apply_in_batch, batches, message_spans
-from app.runtime.codecs import WEBHOOK_CHANNEL, decode_notice, encode_notice, notification_channel
-from app.runtime.dead_letters import DeadLetter, DeadLetters
+from app.runtime.codecs import WEBHOOK_CHANNEL, decode_notice, notification_channel
+from app.runtime.dead_letters import DeadLetters
+from app.runtime.notice_loops import DailySummaryClock
 from app.runtime.retry import retry_transient
-from app.services.notices import DailySummaries, NoticeDispatch, NoticeFanout, NoticeIntake
+from app.services.notices import NoticeFanout, NoticeIntake
 
 logger = logging.getLogger(__name__)
 
 FANOUT: Final = "notice_fanout_agent"
 INTAKE: Final = "notice_intake_agent"
-DISPATCHER: Final = "notice_dispatcher"
 BATCH_SIZE: Final = 500
 BATCH_WINDOW: Final = 0.05
 
 NOTICES_QUEUED = Counter(
     "checkout_notices_queued", "Notices queued for sending, by channel", ["channel"]
 )
-NOTICE_OUTCOMES = Counter(
-    "checkout_notice_attempts",
-    "Notice attempts by channel and outcome (sent, retrying, rejected, failed, skipped)",
-    ["channel", "outcome"],
-)
-
-
-class NoticeGivenUp(Exception):
-    """Every attempt of a notice failed; the dead letter keeps it."""
 
 
 class NoticeAgents:
@@ -124,74 +114,6 @@ class NoticeAgents:
                 agent=INTAKE,
                 what="notice intake",
             )
-
-
-class NoticeDispatcherLoop:
-    """Each worker's sender: wakes when notices are queued, and every ``poll_interval`` for the
-    retries that came due; a failing database is waited out, never the end of the loop."""
-
-    def __init__(self, dispatch: NoticeDispatch, *, poll_interval: float = 1.0) -> None:
-        self._dispatch = dispatch
-        self._poll_interval = poll_interval
-        self._woken = asyncio.Event()
-
-    def wake(self) -> None:
-        self._woken.set()
-
-    async def run(self) -> None:
-        while True:
-            try:
-                outcomes = await self._dispatch.dispatch_due()
-            except Exception:  # the queue is in PostgreSQL: nothing is lost, try again
-                logger.exception("notice dispatcher: a round failed; trying again")
-                outcomes = []
-                await asyncio.sleep(self._poll_interval)
-            for outcome in outcomes:
-                NOTICE_OUTCOMES.labels(str(outcome.channel), outcome.outcome).inc()
-            if outcomes:
-                continue  # there may be more due right now
-            self._woken.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), timeout=self._poll_interval)
-
-
-def dead_letter_notice(
-    dead_letters: DeadLetters, notifications_topic: str
-) -> Callable[[NoticeMessage, str], Awaitable[None]]:
-    async def given_up(notice: NoticeMessage, error: str) -> None:
-        await dead_letters.send_letter(
-            DeadLetter(
-                agent=DISPATCHER,
-                error=NoticeGivenUp(
-                    f"notice {notice.notice_id} by {notice.channel} to user {notice.user_id}"
-                    f" failed every attempt; last: {error}"
-                ),
-                key=notice.key,
-                value=encode_notice(notice),
-                source_topic=notifications_topic,
-            )
-        )
-
-    return given_up
-
-
-class DailySummaryClock:
-    """On the leader, once a day after ``hour`` UTC: yesterday's summaries. The notices' ids
-    name the day, so a second run (a new leader, a restart) sends nothing twice."""
-
-    def __init__(self, summaries: DailySummaries, hour: int) -> None:
-        self._summaries = summaries
-        self._hour = hour
-        self._done: date | None = None
-
-    async def tick(self, now: datetime) -> int:
-        day = (now - timedelta(days=1)).date()
-        if now.hour < self._hour or self._done == day:
-            return 0
-        sent = await self._summaries.send_for(day)
-        self._done = day
-        logger.info("daily summaries for %s: %d notices", day, sent)
-        return sent
 
 
 def register(

@@ -99,7 +99,7 @@ from app.adapters.webhooks.config import dispatch_settings, keyring, url_policy
 from app.adapters.webhooks.dispatcher import WebhookDelivery
 from app.adapters.webhooks.replays import ReplayQueue
 from app.domain.webhooks import WebhookEndpoint
-from app.runtime import patches
+from app.runtime import notice_loops, patches
 from app.runtime.background import Background
 from app.runtime.commands import AskInvoiceAgent
 from app.runtime.dead_letters import DeadLetters
@@ -626,9 +626,11 @@ def build(settings: Settings) -> Platform:
             public_url=settings.public_url,
             support_email=settings.mail_reply_to,
         ),
-        on_given_up=notices.dead_letter_notice(dead_letters, topics.cluster_name(NOTIFICATIONS)),
+        on_given_up=notice_loops.dead_letter_notice(
+            dead_letters, topics.cluster_name(NOTIFICATIONS)
+        ),
     )
-    notice_loop = notices.NoticeDispatcherLoop(
+    notice_loop = notice_loops.NoticeDispatcherLoop(
         notice_dispatch, poll_interval=settings.notice_poll_interval
     )
 
@@ -779,7 +781,7 @@ def _register_agents(
         topics[NOTIFICATIONS],
         notices.NoticeAgents(services.notice_fanout, services.notice_intake, dead_letters),
         hold,
-        notices.DailySummaryClock(
+        notice_loops.DailySummaryClock(
             DailySummaries(services.ports.notices, services.ports.reports, services.notice_fanout),
             settings.daily_summary_hour,
         ),

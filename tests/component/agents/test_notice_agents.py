@@ -11,12 +11,7 @@ from datetime import UTC, date, datetime
 import orjson
 import pytest
 
-from agents.notices import (
-    DailySummaryClock,
-    NoticeAgents,
-    NoticeDispatcherLoop,
-    dead_letter_notice,
-)
+from agents.notices import NoticeAgents
 from agents.webhooks import WebhookAgents
 from app.domain.access import Role
 from app.domain.events import DomainEvent
@@ -24,6 +19,7 @@ from app.domain.invoice import handle_invoice
 from app.domain.notifications import Channel, Notice, NoticeMessage, NotificationPreferences
 from app.domain.webhooks import Notification
 from app.runtime.codecs import decode_notice, encode_notice, encode_notification
+from app.runtime.notice_loops import DailySummaryClock, NoticeDispatcherLoop, dead_letter_notice
 from app.services.notices import DailySummaries, DispatchOutcome
 from app.services.ports import UserRecord
 from tests.support.fakes import EPOCH, FakeEvent, MemoryNotices, MemoryWorld
