@@ -64,7 +64,7 @@ test-browser: infra ## Browser tier: the payment page and the dashboard in headl
 	@bash scripts/infra.sh up browser
 	$(PYTEST) -m browser $(PYTEST_ARGS)
 
-test-faults: infra ## Fault tier: a 3-broker cluster of its own under load; kill, stop, reconcile (docs/reliability.md)
+test-faults: infra ## Fault tier: a 3-broker cluster, PostgreSQL and Redis of its own under load; kill, stop, reconcile (docs/reliability.md)
 	$(PYTEST) -m faults -s $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format check), mypy, and the import rules of docs/architecture.md
@@ -80,4 +80,5 @@ bench: infra ## Benchmarks under bench/ (figures and ratios against a baseline)
 	@for bench in bench/bench_*.py; do echo "== $$bench"; $(PY) $$bench || exit 1; done
 
 clean-state: down ## Stop everything and delete all local data (Kafka, PostgreSQL, worker state)
-	rm -rf .local/kafka/cluster-* .local/postgres .local/redis .local/worker-data .local/sim
+	rm -rf .local/kafka/cluster-* .local/postgres .local/postgres-[0-9]* .local/redis .local/redis-[0-9]* \
+		.local/worker-data .local/sim

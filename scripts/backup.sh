@@ -24,13 +24,16 @@
 #
 # The cluster: libpq's environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, …; a role with
 # REPLICATION and a `replication` line in pg_hba.conf). Without PGHOST: the local cluster of
-# scripts/infra.sh (socket .local/postgres/run, port PG_PORT or 5432, user postgres). Run as root,
-# the script runs itself as the postgres user, who owns the WAL archive.
+# scripts/infra.sh (socket .local/postgres/run, .local/postgres-PORT/run for another PG_PORT;
+# user postgres). As root, the script runs itself as the postgres user, who owns the WAL archive.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="${CHECKOUT_LOCAL_DIR:-$ROOT/.local}"
-export BACKUP_DIR="${BACKUP_DIR:-$LOCAL/backups}"
+# scripts/infra.sh keeps a cluster on another PG_PORT under .local/postgres-PORT, archiving into
+# .local/backups-PORT.
+PG_LOCAL_SUFFIX="$([ "${PG_PORT:-5432}" = 5432 ] || echo "-$PG_PORT")"
+export BACKUP_DIR="${BACKUP_DIR:-$LOCAL/backups$PG_LOCAL_SUFFIX}"
 export BACKUP_ENCRYPTION_KEY_FILE="${BACKUP_ENCRYPTION_KEY_FILE:-$BACKUP_DIR/backup.key}"
 RETENTION_DAYS="${BACKUP_RETENTION_DAYS:-30}"
 CHECKPOINT="${BACKUP_CHECKPOINT:-fast}"
@@ -40,7 +43,7 @@ KEY="$BACKUP_ENCRYPTION_KEY_FILE"
 . "$ROOT/scripts/backup/lib.sh"
 
 if [ -z "${PGHOST:-}" ]; then
-  export PGHOST="$LOCAL/postgres/run" PGPORT="${PGPORT:-${PG_PORT:-5432}}" PGUSER="${PGUSER:-postgres}"
+  export PGHOST="$LOCAL/postgres$PG_LOCAL_SUFFIX/run" PGPORT="${PGPORT:-${PG_PORT:-5432}}" PGUSER="${PGUSER:-postgres}"
 fi
 
 if [ "$(id -u)" -eq 0 ] && [ -z "${BACKUP_RUN_AS_ROOT:-}" ] && id postgres >/dev/null 2>&1; then

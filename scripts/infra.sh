@@ -17,6 +17,12 @@
 #   KAFKA_BASE_PORT     node i listens on BASE+10*(i-1) (clients) and BASE+1+10*(i-1) (controller)
 #                       default 9092 → 9092/9093, 9102/9103, 9112/9113
 # With 3 nodes, topics default to replication factor 3 and min.insync.replicas 2.
+#
+# PostgreSQL and Redis on other ports (the fault tests run their own on 15432 and 16379):
+#   PG_PORT (default 5432)      data under .local/postgres, or .local/postgres-PORT on another port
+#                               (its WAL archive under .local/backups-PORT; PG_ARCHIVE=off: none)
+#   REDIS_PORT (default 6379)   data under .local/redis, or .local/redis-PORT on another port
+# `PG_PORT=15432 scripts/infra.sh down postgres` stops only that one.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,11 +38,17 @@ PG_USER="${PG_USER:-checkout}"
 PG_PASSWORD="${PG_PASSWORD:-checkout}"
 PG_DATABASE="${PG_DATABASE:-checkout}"
 REDIS_PORT="${REDIS_PORT:-6379}"
+# Each server's files: .local/postgres and .local/redis on the default ports, .local/postgres-PORT
+# and .local/redis-PORT on any other, so a second instance (the fault tests' own, on 15432 and
+# 16379) never touches the development one's data, socket or pidfile.
+PG_LOCAL_NAME="postgres"; [ "$PG_PORT" = 5432 ] || PG_LOCAL_NAME="postgres-$PG_PORT"
+REDIS_LOCAL_NAME="redis"; [ "$REDIS_PORT" = 6379 ] || REDIS_LOCAL_NAME="redis-$REDIS_PORT"
 # PostgreSQL archives its WAL into $BACKUP_DIR/wal (encrypted; scripts/backup/archive-wal.sh) and
 # switches to a new segment at least every PG_ARCHIVE_TIMEOUT seconds while it writes: the most a
 # lost data directory can take with it (docs/operations.md, "Backups and recovery"). PG_ARCHIVE=off
 # turns archiving off.
-BACKUP_DIR="${BACKUP_DIR:-$LOCAL/backups}"
+# (Another port's cluster archives into backups-PORT: two clusters' WAL never share a folder.)
+BACKUP_DIR="${BACKUP_DIR:-$LOCAL/backups$([ "$PG_PORT" = 5432 ] || echo "-$PG_PORT")}"
 BACKUP_ENCRYPTION_KEY_FILE="${BACKUP_ENCRYPTION_KEY_FILE:-$BACKUP_DIR/backup.key}"
 PG_ARCHIVE="${PG_ARCHIVE:-on}"
 PG_ARCHIVE_TIMEOUT="${PG_ARCHIVE_TIMEOUT:-60}"
@@ -250,7 +262,7 @@ kafka_down() {
 
 # ---------------------------------------------------------------------------------- PostgreSQL --
 
-PG_DIR="$LOCAL/postgres"
+PG_DIR="$LOCAL/$PG_LOCAL_NAME"
 PG_DATA="$PG_DIR/data"
 PG_SOCKET_DIR="$PG_DIR/run"
 
@@ -329,8 +341,8 @@ postgres_up() {
     if [ ! -f "$PG_DATA/PG_VERSION" ]; then
       say "initialising a PostgreSQL cluster in $PG_DATA"
       pg_as_owner "$bin/initdb" -D "$PG_DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
-        -E UTF8 --locale=C.UTF-8 >"$LOGS/postgres-initdb.log" 2>&1 \
-        || { cat "$LOGS/postgres-initdb.log" >&2; die "initdb failed"; }
+        -E UTF8 --locale=C.UTF-8 >"$LOGS/$PG_LOCAL_NAME-initdb.log" 2>&1 \
+        || { cat "$LOGS/$PG_LOCAL_NAME-initdb.log" >&2; die "initdb failed"; }
     fi
     local archiving
     archiving="$(postgres_archiving)"
@@ -360,7 +372,7 @@ postgres_down() {
 
 # --------------------------------------------------------------------------------------- Redis --
 
-REDIS_DIR="$LOCAL/redis"
+REDIS_DIR="$LOCAL/$REDIS_LOCAL_NAME"
 
 redis_up() {
   if port_open 127.0.0.1 "$REDIS_PORT"; then

@@ -4,7 +4,8 @@ Domain and service errors say what went wrong by their class (app/domain/errors.
 app/services/errors.py); ``HTTP_STATUS`` below is the one place that turns a class into a status.
 The web layer adds the errors only it can see (authentication, malformed JSON, unknown routes)
 as ``ApiError``. Bad input is never a 500: a 500 means a bug, is logged with its traceback under
-a request id, and the client gets that id to quote.
+a request id, and the client gets that id to quote. PostgreSQL or Redis unreachable (stopped,
+restarting, a connection cut) is no bug either: the 503 of ``DependencyUnavailable``, to retry.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
+import psycopg2
 from aiohttp import web as aioweb
 from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.adapters.telemetry import current_request_id
 from app.domain.errors import (
@@ -46,6 +50,16 @@ HTTP_STATUS: Final[Mapping[type[CheckoutError], int]] = {
     DependencyUnavailable: 503,
     CheckoutError: 400,
 }
+
+# What a request meets when PostgreSQL or Redis does not answer: a 503 with Retry-After and one
+# warning line, not a 500 with a traceback per request for as long as the outage lasts.
+UNREACHABLE: Final[tuple[type[BaseException], ...]] = (
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+)
 
 _TYPES_BY_STATUS: Final = {
     400: "invalid_request_error",
@@ -151,6 +165,18 @@ async def error_middleware(request: aioweb.Request, handler: Handler) -> aioweb.
         if exc.status < 400:
             raise
         return http_status_error(exc.status, exc.reason)
+    except UNREACHABLE as exc:
+        detail = " ".join(str(exc).split())[:200]
+        logger.warning(
+            "%s %s: a dependency is unreachable: %s: %s",
+            request.method,
+            request.path,
+            type(exc).__name__,
+            detail,
+        )
+        return checkout_error_response(
+            DependencyUnavailable("a service this request needs is unavailable; retry shortly")
+        )
     except Exception:
         # The request's own id (web/tracing.py), the one its answer carries in X-Request-Id.
         request_id = current_request_id() or f"req_{secrets.token_hex(8)}"

@@ -8,8 +8,9 @@ attempts or for as long as it takes.
   payment, and the partition must stay in order.
 - The Tron node client (app/adapters/tron/node.py): a few attempts, then ``NodeUnavailable``; the
   chain watcher's next poll resumes from its cursor.
-- The live view (agents/live_status.py): a few attempts, then the dead-letter topic, so one
-  invoice's view cannot hold up the partition for long.
+- The live view (agents/live_status.py): Redis unreachable is waited out, however long; any
+  other failure gets a few attempts, then the dead-letter topic, so one invoice's view cannot
+  hold up the partition for long.
 
 A failure is transient when ``classify`` names it (a metric label); anything else — a domain
 refusal, malformed JSON, a bug — is raised at once, for the caller to dead-letter. Operators watch

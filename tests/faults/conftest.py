@@ -3,9 +3,12 @@ platform on it under a steady load.
 
 The cluster runs beside the development broker, on 19092/19102/19112 (controllers one port up),
 with replication factor 3 and min.insync.replicas 2 (scripts/infra.sh); the workers produce
-with acks=all. It is started once per session and wiped afterwards, so each run starts clean.
-PostgreSQL and Redis are the development ones (``make test`` starts them), shared as in the
-integration tier: every run has its own topic namespace and merchant.
+with acks=all. PostgreSQL and Redis are the suite's own too, on 15432 and 16379 (scripts/infra.sh
+with PG_PORT and REDIS_PORT: data under .local/postgres-15432 and .local/redis-16379, no WAL
+archive), because scenarios stop them: the development ones on 5432 and 6379 serve whatever
+else runs meanwhile (the integration tier). All of them are started once per session and wiped
+afterwards, so each run starts clean; every module's platform has its own topic namespace and
+merchant.
 """
 
 from __future__ import annotations
@@ -27,6 +30,12 @@ from tests.support.processes import REPO_ROOT
 CLUSTER_NODES = 3
 CLUSTER_BASE_PORT = 19092
 CLUSTER_DIR = REPO_ROOT / ".local" / "kafka" / f"cluster-{CLUSTER_NODES}n-{CLUSTER_BASE_PORT}"
+PG_PORT = 15432
+REDIS_PORT = 16379
+STORE_DIRS = (
+    REPO_ROOT / ".local" / f"postgres-{PG_PORT}",
+    REPO_ROOT / ".local" / f"redis-{REDIS_PORT}",
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,40 @@ class KafkaCluster:
     def start_node(self, node: int) -> None:
         """Start one broker again (scripts/infra.sh kafka-start-node), on its own data."""
         _infra(self.env, "kafka-start-node", str(node))
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The suite's own PostgreSQL and Redis, which scenarios stop and start again."""
+
+    env: dict[str, str]  # for scripts/infra.sh: PG_PORT, REDIS_PORT, …
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql://checkout:checkout@127.0.0.1:{PG_PORT}/checkout"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{REDIS_PORT}/0"
+
+    @property
+    def platform_env(self) -> dict[str, str]:
+        """What points a platform at them."""
+        return {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url}
+
+    def stop_postgres(self) -> None:
+        """``pg_ctl stop -m fast``: every connection is closed, the server is gone."""
+        _infra(self.env, "down", "postgres")
+
+    def start_postgres(self) -> None:
+        _infra(self.env, "up", "postgres")
+
+    def stop_redis(self) -> None:
+        """SIGTERM: Redis closes every connection, writes its append-only file and exits."""
+        _infra(self.env, "down", "redis")
+
+    def start_redis(self) -> None:
+        _infra(self.env, "up", "redis")
 
 
 def _infra(env: dict[str, str], *args: str) -> str:
@@ -87,15 +130,44 @@ def kafka_cluster() -> Iterator[KafkaCluster]:
         shutil.rmtree(CLUSTER_DIR, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def stores() -> Iterator[Stores]:
+    env = {
+        **os.environ,
+        "PG_PORT": str(PG_PORT),
+        "REDIS_PORT": str(REDIS_PORT),
+        "PG_ARCHIVE": "off",  # a throwaway database: no WAL archive to fill
+    }
+    _infra(env, "down", "postgres")  # whatever a crashed run left behind
+    _infra(env, "down", "redis")
+    for directory in STORE_DIRS:
+        shutil.rmtree(directory, ignore_errors=True)
+    _infra(env, "up", "postgres")  # also applies the migrations
+    _infra(env, "up", "redis")
+    try:
+        yield Stores(env)
+    finally:
+        _infra(env, "down", "redis")
+        _infra(env, "down", "postgres")
+        for directory in STORE_DIRS:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def fault_platform_env(kafka_cluster: KafkaCluster, stores: Stores) -> dict[str, str]:
+    """What every platform of the suite runs with: the cluster, the suite's own stores."""
+    return {
+        "KAFKA_BROKER": kafka_cluster.broker_url,
+        "KAFKA_REPLICATION_FACTOR": str(CLUSTER_NODES),
+        **stores.platform_env,
+    }
+
+
 @pytest.fixture(scope="module")
 def platform(
-    kafka_cluster: KafkaCluster, tmp_path_factory: pytest.TempPathFactory
+    kafka_cluster: KafkaCluster, stores: Stores, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Platform]:
     data_dir: Path = tmp_path_factory.mktemp("faults")
     with running_platform(
-        data_dir,
-        workers=2,
-        KAFKA_BROKER=kafka_cluster.broker_url,
-        KAFKA_REPLICATION_FACTOR=str(CLUSTER_NODES),
+        data_dir, workers=2, **fault_platform_env(kafka_cluster, stores)
     ) as running:
         yield running

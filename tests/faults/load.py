@@ -4,10 +4,11 @@ Two background threads, as the benchmarks' load (bench/bench_load.py) at a fault
 the customer side creates an invoice every 1/``rate`` s over the HTTP API (on whichever worker
 answers: the other one may be the one killed) and sends its exact amount to its deposit address;
 the chain side mines a block every ``block_interval`` s, as Tron does, carrying every transfer
-sent meanwhile. Amounts stay under 100 USDT, so one confirmation pays an invoice: its payment is
-decided in the very block that carries it. A third thread asks the live workers, every half
-second, for the invoices not yet paid: ``orders`` records, per invoice, when its block was mined
-and when the platform first said it was paid.
+sent meanwhile (straight to the simulator, which stands for the network: the platform's own road
+to its node may be what is broken). Amounts stay under 100 USDT, so one confirmation pays an
+invoice: its payment is decided in the very block that carries it. A third thread asks the live
+workers, every half second, for the invoices not yet paid: ``orders`` records, per invoice, when
+its block was mined and when the platform first said it was paid.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import itertools
 import random
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -34,7 +37,16 @@ class Order:
 
 
 class SteadyLoad:
-    def __init__(self, platform: Platform, *, rate: float = 2.0, block_interval: float = 3.0):
+    def __init__(
+        self,
+        platform: Platform,
+        *,
+        rate: float = 2.0,
+        block_interval: float = 3.0,
+        on_created: Callable[[str, int], None] | None = None,
+    ):
+        """``on_created(invoice_id, worker_index)`` is called for each invoice once it is
+        created (a customer opens its payment page)."""
         self._platform = platform
         self._interval = 1.0 / rate
         self._block_interval = block_interval
@@ -46,6 +58,10 @@ class SteadyLoad:
         self._urls = itertools.cycle(range(len(platform.worker_urls)))
         self.orders: list[Order] = []
         self.errors: list[str] = []  # requests no worker answered
+        self._on_created = on_created
+        # Invoices opened ahead (invoice, amount): waiting for ``pay_ahead``, then to be paid.
+        self._opened: list[tuple[dict[str, str], str]] = []
+        self._ahead: list[tuple[dict[str, str], str]] = []
 
     def start(self) -> None:
         self._creating.set()
@@ -58,6 +74,27 @@ class SteadyLoad:
     def stop_creating(self) -> None:
         self._creating.clear()
 
+    def open_ahead(self, count: int) -> int:
+        """``count`` more customers open their invoice now, to pay once ``pay_ahead`` is called:
+        then one pays at each of the load's turns, before any new invoice is created, so payments
+        keep coming while no invoice can be created (Redis down: tests/faults/test_outages.py).
+        How many were opened."""
+        for _ in range(count):
+            amount = str(Decimal(self._random.randint(100, 9_999)) / 100)
+            created = self._create(amount)
+            if created is None:
+                continue
+            invoice, worker = created
+            if self._on_created is not None:
+                self._on_created(invoice["id"], worker)
+            self._opened.append((invoice, amount))
+        return len(self._opened)
+
+    def pay_ahead(self) -> None:
+        with self._lock:
+            self._ahead += self._opened
+            self._opened = []
+
     def stop(self) -> None:
         self._creating.clear()
         self._mining.clear()
@@ -66,33 +103,49 @@ class SteadyLoad:
 
     def _create_and_pay(self) -> None:
         next_at = time.monotonic()
-        while self._creating.is_set():
-            amount = str(Decimal(self._random.randint(100, 9_999)) / 100)  # 1.00–99.99 USDT
-            invoice = self._create(amount)
-            if invoice is not None:
-                # Sent and recorded together, never across a block: its block is the next one.
-                with self._lock:
-                    self._platform.sim.pay(invoice["deposit_address"], amount)
-                    self.orders.append(Order(invoice["id"], amount, time.monotonic()))
-            next_at += self._interval
+        while self._creating.is_set() or self._ahead:
+            with self._lock:
+                ahead = self._ahead.pop(0) if self._ahead else None
+            if ahead is not None:
+                self._pay(*ahead)
+            else:
+                amount = str(Decimal(self._random.randint(100, 9_999)) / 100)  # 1.00–99.99 USDT
+                created = self._create(amount)
+                if created is not None:
+                    invoice, worker = created
+                    if self._on_created is not None:
+                        self._on_created(invoice["id"], worker)
+                    self._pay(invoice, amount)
+            # Customers come at their pace: time lost to a refused or slow request is not made
+            # up with a burst afterwards.
+            next_at = max(next_at + self._interval, time.monotonic())
             time.sleep(max(0.0, next_at - time.monotonic()))
 
-    def _create(self, amount: str) -> dict[str, str] | None:
-        """The invoice, created on the next worker that answers (a killed one does not)."""
+    def _pay(self, invoice: dict[str, str], amount: str) -> None:
+        # Sent and recorded together, never across a block: its block is the next one.
+        with self._lock:
+            self._platform.sim.pay(invoice["deposit_address"], amount)
+            self.orders.append(Order(invoice["id"], amount, time.monotonic()))
+
+    def _create(self, amount: str) -> tuple[dict[str, str], int] | None:
+        """The invoice and the worker that created it: the next worker that answers (a killed one
+        does not). One Idempotency-Key for both tries, as a merchant retrying would send."""
+        key = f"faults-{uuid.uuid4().hex}"
         for _ in range(len(self._platform.worker_urls)):
-            url = self._platform.worker_urls[next(self._urls)]
+            worker = next(self._urls)
+            url = self._platform.worker_urls[worker]
             try:
                 response = httpx.post(
                     f"{url}/api/v1/invoices",
                     json={"amount": amount},
-                    headers=self._platform.headers(),
+                    headers={**self._platform.headers(), "Idempotency-Key": key},
                     timeout=10,
                 )
             except httpx.HTTPError as exc:
                 self.errors.append(f"{url}: {exc!r}")
                 continue
             if response.status_code == 201:
-                return dict(response.json())
+                return dict(response.json()), worker
             self.errors.append(f"{url}: {response.status_code} {response.text[:200]}")
         return None
 
@@ -141,3 +194,22 @@ class SteadyLoad:
                 return []
             time.sleep(0.5)
         return unpaid
+
+    def wait_recovered(self, began: float, ended: float, timeout: float) -> list[Order]:
+        """While the load runs, after a fault from ``began`` to ``ended`` (monotonic): wait until
+        a payment mined after ``began`` was seen paid, every payment mined until then (or until
+        ``ended``, if later) too, and one mined after ``ended``; after ``timeout`` s, the orders
+        still awaited."""
+        until = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                mined = [o for o in self.orders if o.mined_at is not None]
+            since = [o.paid_seen_at for o in mined if o.mined_at > began and o.paid_seen_at]
+            horizon = max(min(since), ended) if since else ended
+            awaited = [o for o in mined if o.mined_at <= horizon and o.paid_seen_at is None]
+            later = [o for o in mined if o.mined_at > ended]
+            if since and not awaited and any(o.paid_seen_at is not None for o in later):
+                return []
+            if time.monotonic() >= until:
+                return awaited or later
+            time.sleep(0.5)

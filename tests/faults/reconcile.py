@@ -4,22 +4,34 @@ For the invoices of a run: every paid invoice settled exactly once (one settleme
 completed); each settlement's gross = fee + net and equal to what the invoice confirmed, so
 Σ gross = Σ fee + Σ net; every ledger transaction balanced (per currency); every domain event of
 their aggregates in the event store once (one event per aggregate version, the expected ones per
-invoice and settlement); nothing on a dead-letter topic of the run's namespace. Webhooks and the
-customers' WebSockets are not reconciled yet (docs/reliability.md, "Not done yet").
+invoice and settlement); nothing on a dead-letter topic of the run's namespace.
+
+Where a merchant's endpoint listened (``reconcile_webhooks``): every event of the run's invoices,
+payments and settlements in the event store reached it at least once, signed with the endpoint's
+secret (checked with examples/verify_webhook.py, the function merchants copy), with its event id in
+the body and the ``Checkout-Event-Id`` header; per aggregate, the first arrivals in
+``aggregate_version`` order; and no delivery is left pending or failed. Where customers followed
+their invoices (tests/faults/customers.py, ``reconcile_customers``): each one's WebSocket ended at
+the invoice's final status, ``paid``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import psycopg2
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.settings import Settings
+from tests.faults.customers import Customer
+from tests.support.webhook_receiver import ReceivedWebhook
 
 
 @dataclass
@@ -44,11 +56,45 @@ class Reconciliation:
         ]
 
 
-def reconcile(invoice_ids: list[str], namespace: str, bootstrap: str) -> Reconciliation:
-    with psycopg2.connect(Settings.from_env().database_url) as conn, conn.cursor() as cur:
+def reconcile(
+    invoice_ids: list[str],
+    namespace: str,
+    bootstrap: str,
+    database_url: str,
+    *,
+    dead_letters: bool = True,
+) -> Reconciliation:
+    """The books of ``invoice_ids`` in the platform's database (``database_url``), and with
+    ``dead_letters`` the dead-letter topics of ``namespace``."""
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
         result = _books(cur, invoice_ids)
         result.problems += _events(cur, invoice_ids)
-    result.dead_letters = asyncio.run(_dead_letters(namespace, bootstrap))
+    if dead_letters:
+        result.dead_letters = asyncio.run(_dead_letters(namespace, bootstrap))
+    return result
+
+
+def reconcile_when_settled(
+    invoice_ids: list[str],
+    namespace: str,
+    bootstrap: str,
+    database_url: str,
+    *,
+    dead_letters: bool = True,
+    timeout: float = 30.0,
+) -> Reconciliation:
+    """``reconcile`` once the read model and the settlements have caught up with what the
+    invoices' owners answered (they follow a moment later): every invoice paid and settled once,
+    nothing amiss; the last attempt after ``timeout`` s."""
+    until = time.monotonic() + timeout
+    while True:
+        result = reconcile(invoice_ids, namespace, bootstrap, database_url, dead_letters=False)
+        settled = result.paid == result.settled_once == len(invoice_ids)
+        if (settled and not result.problems) or time.monotonic() >= until:
+            break
+        time.sleep(1.0)
+    if dead_letters:
+        result.dead_letters = asyncio.run(_dead_letters(namespace, bootstrap))
     return result
 
 
@@ -73,6 +119,11 @@ def _books(cur: psycopg2.extensions.cursor, invoice_ids: list[str]) -> Reconcili
         if invoice_id not in invoices
     ]
     paid = [invoice_id for invoice_id, (status, _) in invoices.items() if status == "paid"]
+    problems += [
+        f"{invoice_id}: {status} in the read model"
+        for invoice_id, (status, _) in invoices.items()
+        if status != "paid"
+    ]
     once = 0
     gross_total = fee_total = net_total = 0
     for invoice_id in paid:
@@ -127,18 +178,24 @@ def _events(cur: psycopg2.extensions.cursor, invoice_ids: list[str]) -> list[str
 
 
 async def _dead_letters(namespace: str, bootstrap: str) -> Counter[str]:
-    """Records on every dead-letter topic of the namespace, by topic."""
+    """Records on every dead-letter topic of the namespace, by topic: each partition read to its
+    end (one fetch may bring only some of them)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         topics = [t for t in await admin.list_topics() if t.startswith(namespace) and ".dlq" in t]
+        described = await admin.describe_topics(topics) if topics else []
     finally:
         await admin.close()
     found: Counter[str] = Counter()
-    if not topics:
+    partitions = [
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        for partition in topic["partitions"]
+    ]
+    if not partitions:
         return found
     consumer = AIOKafkaConsumer(
-        *topics,
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -146,9 +203,170 @@ async def _dead_letters(namespace: str, bootstrap: str) -> Counter[str]:
     )
     await consumer.start()
     try:
-        batches = await consumer.getmany(timeout_ms=5000, max_records=100_000)
-        for partition, records in batches.items():
-            found[partition.topic] += len(records)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        left = {tp: end for tp, end in ends.items() if end > 0}
+        deadline = time.monotonic() + 30
+        while left and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=100_000)
+            for partition, records in batches.items():
+                found[partition.topic] += len(records)
+            for tp in list(left):
+                if await consumer.position(tp) >= left[tp]:
+                    del left[tp]
+        if left:  # not read to the end in time: say so rather than undercount
+            found["(not read to the end)"] = len(left)
     finally:
         await consumer.stop()
     return found
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+
+_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "verify_webhook.py"
+_spec = importlib.util.spec_from_file_location("verify_webhook_example", _EXAMPLE)
+assert _spec is not None and _spec.loader is not None
+_example = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_example)
+verify_webhook = _example.verify_webhook
+
+
+@dataclass
+class WebhookReconciliation:
+    events: int  # events of the run's invoices, payments and settlements in the event store
+    delivered: int  # of them, received signed with their event id at least once
+    requests: int  # requests the receiver answered (redeliveries included)
+    attempts: int  # attempts the platform made (failed ones included)
+    last_arrival: float  # wall clock: the last of the events' first arrivals (0: none)
+    problems: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [
+            f"webhooks: {self.events} events, {self.delivered} delivered at least once with their"
+            f" event id, signed, in order per aggregate; {self.requests} requests received"
+            f" ({self.requests - self.delivered} repeated), {self.attempts} attempts made",
+            f"webhook problems: {self.problems[:10] or 'none'}"
+            + (f" (and {len(self.problems) - 10} more)" if len(self.problems) > 10 else ""),
+        ]
+
+
+def reconcile_webhooks(
+    database_url: str,
+    merchant_id: str,
+    endpoint_id: str,
+    secret: str,
+    invoice_ids: list[str],
+    received: list[ReceivedWebhook],
+) -> WebhookReconciliation:
+    """Every event of ``invoice_ids`` (their own, their payments', their settlements') reached
+    the endpoint whose requests are ``received`` (in arrival order), as docs/webhooks.md says."""
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT event_id::text, aggregate_id, aggregate_version FROM event_store"
+            " WHERE merchant_id = %s AND (aggregate_id = ANY(%s)"
+            "   OR payload -> 'data' ->> 'invoice_id' = ANY(%s))",
+            (merchant_id, invoice_ids, invoice_ids),
+        )
+        events = {event_id: (aggregate, int(version)) for event_id, aggregate, version in cur}
+        cur.execute(
+            "SELECT status, count(*), sum(attempts) FROM webhook_deliveries"
+            " WHERE endpoint_id = %s GROUP BY status",
+            (endpoint_id,),
+        )
+        statuses = {status: (int(count), int(attempts)) for status, count, attempts in cur}
+    problems = [
+        f"{count} deliveries {status}"
+        for status, (count, _) in statuses.items()
+        if status != "succeeded"
+    ]
+    first_arrival: dict[str, int] = {}
+    for position, webhook in enumerate(received):
+        body = _verified(webhook, secret, problems)
+        if body is None:
+            continue
+        if webhook.headers.get("Checkout-Event-Id") != body["id"]:
+            problems.append(
+                f"{body['id']}: Checkout-Event-Id {webhook.headers.get('Checkout-Event-Id')}"
+            )
+        first_arrival.setdefault(str(body["id"]), position)
+    missing = [event_id for event_id in events if event_id not in first_arrival]
+    problems += [f"event {events[e][0]} v{events[e][1]} ({e}) never delivered" for e in missing]
+    by_aggregate: dict[str, list[tuple[int, int]]] = {}
+    for event_id, (aggregate, version) in events.items():
+        if event_id in first_arrival:
+            by_aggregate.setdefault(aggregate, []).append((first_arrival[event_id], version))
+    for aggregate, arrivals in by_aggregate.items():
+        versions = [version for _, version in sorted(arrivals)]
+        if versions != sorted(versions):
+            problems.append(f"{aggregate}: versions arrived in the order {versions}")
+    return WebhookReconciliation(
+        events=len(events),
+        delivered=len(events) - len(missing),
+        requests=len(received),
+        attempts=sum(attempts for _, attempts in statuses.values()),
+        last_arrival=max(
+            (received[first_arrival[e]].received_at for e in events if e in first_arrival),
+            default=0.0,
+        ),
+        problems=problems,
+    )
+
+
+def _verified(webhook: ReceivedWebhook, secret: str, problems: list[str]) -> dict[str, Any] | None:
+    try:
+        body: dict[str, Any] = verify_webhook(
+            webhook.body,
+            webhook.headers.get("Checkout-Signature", ""),
+            secret,
+            now=int(webhook.received_at),
+        )
+    except ValueError as exc:
+        problems.append(f"a request to {webhook.path} refused: {exc}")
+        return None
+    return body
+
+
+# --- customers -----------------------------------------------------------------------------------
+
+
+@dataclass
+class CustomerReconciliation:
+    customers: int
+    ended_paid: int
+    connections: int
+    refusals: Counter[str]
+    problems: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [
+            f"customers: {self.customers} WebSockets followed, {self.ended_paid} ended at paid;"
+            f" {self.connections} connections ({self.connections - self.customers} reconnections),"
+            f" refused or dropped: {dict(self.refusals) or 'none'}",
+            f"customer problems: {self.problems[:10] or 'none'}"
+            + (f" (and {len(self.problems) - 10} more)" if len(self.problems) > 10 else ""),
+        ]
+
+
+def reconcile_customers(
+    customers: list[Customer], invoice_ids: list[str]
+) -> CustomerReconciliation:
+    """Every invoice's customer ended, over the WebSocket, at ``paid``."""
+    followed = {customer.invoice_id: customer for customer in customers}
+    problems = [f"{i}: no customer followed it" for i in invoice_ids if i not in followed]
+    for customer in customers:
+        if customer.final != "paid":
+            problems.append(
+                f"{customer.invoice_id}: ended at {customer.final} after {customer.statuses}"
+                f" ({customer.connections} connections; {customer.refusals[-3:]})"
+            )
+    refusals: Counter[str] = Counter()
+    for customer in customers:
+        refusals.update(customer.refusals)
+    return CustomerReconciliation(
+        customers=len(customers),
+        ended_paid=sum(1 for customer in customers if customer.final == "paid"),
+        connections=sum(customer.connections for customer in customers),
+        refusals=refusals,
+        problems=problems,
+    )

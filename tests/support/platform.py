@@ -262,11 +262,21 @@ def wait_ready(url: str, proc: ManagedProcess, timeout: float = 90) -> None:
 
 
 @contextmanager
-def running_platform(data_dir: Path, workers: int = 2, **overrides: str) -> Iterator[Platform]:
+def running_platform(
+    data_dir: Path,
+    workers: int = 2,
+    *,
+    node_url: Callable[[Simulator], str] | None = None,
+    **overrides: str,
+) -> Iterator[Platform]:
+    """``node_url`` gives the workers' TRON_NODE_URL for the simulator (by default its own URL;
+    the fault suite puts a forwarder it can freeze in between)."""
     namespace = f"t{uuid.uuid4().hex[:10]}"
     with ExitStack() as stack:
         sim = stack.enter_context(simulator())
         env = platform_env(namespace, sim, data_dir, **overrides)
+        if node_url is not None:
+            env["TRON_NODE_URL"] = node_url(sim)
         # Last, after the workers stopped: a namespace's 20-odd topics of 3 to 12 partitions each
         # would pile up over repeated runs until the local broker struggles. Set
         # CHECKOUT_TEST_KEEP_TOPICS=1 to keep them for reading after a failure.

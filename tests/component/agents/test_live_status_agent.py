@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from redis.exceptions import BusyLoadingError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agents.live_status import LiveStatusAgent
 from app.runtime.retry import RetryPolicy
+from app.services.errors import LiveViewUnavailable
 from tests.support.fakes import FakeEvent, MemoryWorld
 from tests.unit.live.scenario import Scenario
 
@@ -14,12 +17,13 @@ pytestmark = pytest.mark.component
 
 TOPIC = "crypto-checkout.domain-events"
 RETRY = RetryPolicy(attempts=3, initial_delay=0.0, max_delay=0.0)
+OUTAGE = RetryPolicy(initial_delay=0.0, max_delay=0.0)  # until it succeeds, without waiting
 EVENT = Scenario().events[0]
 
 
 @pytest.fixture
 def agent(world: MemoryWorld) -> LiveStatusAgent:
-    return LiveStatusAgent(world.live_views, world.dead_letters, retry=RETRY)
+    return LiveStatusAgent(world.live_views, world.dead_letters, retry=RETRY, outage=OUTAGE)
 
 
 def message(value: bytes) -> FakeEvent:
@@ -42,10 +46,33 @@ async def test_redis_briefly_down_is_retried_then_applied(
     assert world.dead_letter_topics.records() == []
 
 
-async def test_redis_down_for_good_sends_the_message_to_the_dead_letter_topic(
+@pytest.mark.parametrize(
+    "outage",
+    [
+        RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused."),
+        BusyLoadingError("Redis is loading the dataset in memory"),  # just restarted
+        RedisTimeoutError("Timeout reading from socket"),
+        ConnectionResetError(104, "Connection reset by peer"),
+    ],
+)
+async def test_redis_unreachable_is_waited_out_however_long_and_the_event_applied(
+    world: MemoryWorld, agent: LiveStatusAgent, outage: Exception
+) -> None:
+    # Giving up (the dead-letter topic, as before) left the customer's page at a stale status
+    # for good: after Redis was stopped for 30 s, a paid invoice's page showed it pending
+    # (tests/faults/test_outages.py).
+    world.live_views.failures = [outage] * 100
+    await agent.handle(message(EVENT.model_dump_json().encode()))
+    assert world.live_views.failures == []
+    view = await world.live_views.current("inv_live_1")
+    assert view is not None and view["status"] == "pending"
+    assert world.dead_letter_topics.records() == []
+
+
+async def test_a_view_that_changes_under_every_attempt_goes_to_the_dead_letter_topic(
     world: MemoryWorld, agent: LiveStatusAgent
 ) -> None:
-    world.live_views.failures = [RedisConnectionError("gone")] * 10
+    world.live_views.failures = [LiveViewUnavailable("changed 50 times")] * 10
     value = EVENT.model_dump_json().encode()
     event = message(value)
     await agent.handle(event)
@@ -54,7 +81,17 @@ async def test_redis_down_for_good_sends_the_message_to_the_dead_letter_topic(
     assert dead["value"] == {"text": value.decode()}
     assert dead["key"] == {"text": "inv_live_1"}
     assert dead["source"] == {"topic": TOPIC, "partition": 3, "offset": event.message.offset}
-    assert dead["error_type"] == "ConnectionError"
+    assert dead["error_type"] == "LiveViewUnavailable"
+
+
+async def test_an_error_answer_from_redis_is_tried_a_few_times_then_dead_lettered(
+    world: MemoryWorld, agent: LiveStatusAgent
+) -> None:
+    world.live_views.failures = [ResponseError("OOM command not allowed")] * 10
+    await agent.handle(message(EVENT.model_dump_json().encode()))
+    assert len(world.live_views.failures) == 10 - RETRY.attempts  # type: ignore[operator]
+    [dead] = world.dead_letter_topics.records(TOPIC)
+    assert dead["error_type"] == "ResponseError"
 
 
 @pytest.mark.parametrize(

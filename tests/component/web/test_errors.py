@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import psycopg2
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.domain import errors
 from app.domain.deposit import AddressConflict
 from app.domain.webhooks import EndpointNotEnabled, ReplayTooLarge, WebhookEndpointNotFound
 from app.services.errors import CommandTimeout, IdempotencyKeyReused
-from web.errors import HTTP_STATUS, ApiError, checkout_error_response, error_body, status_for
+from web.errors import (
+    HTTP_STATUS,
+    ApiError,
+    checkout_error_response,
+    error_body,
+    error_middleware,
+    status_for,
+)
 
 pytestmark = pytest.mark.component
 
@@ -88,3 +99,36 @@ def test_web_errors_carry_their_own_status_code_and_headers() -> None:
 
 def test_every_mapped_status_is_an_error_status() -> None:
     assert all(400 <= status < 600 for status in HTTP_STATUS.values())
+
+
+@pytest.mark.parametrize(
+    "outage",
+    [
+        psycopg2.OperationalError("FATAL:  the database system is shutting down"),
+        psycopg2.InterfaceError("connection already closed"),
+        RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused."),
+        ConnectionRefusedError(111, "Connect call failed"),
+    ],
+)
+async def test_postgres_or_redis_unreachable_is_a_503_to_retry_not_a_500(
+    outage: Exception,
+) -> None:
+    # Before, every request during a PostgreSQL outage was a 500 internal_error with a traceback
+    # in the log (make test-faults, PostgreSQL stopped for 30 s).
+    async def handler(request: web.Request) -> web.Response:
+        raise outage
+
+    async def bug(request: web.Request) -> web.Response:
+        raise KeyError("status")
+
+    app = web.Application(middlewares=[error_middleware])
+    app.router.add_post("/api/v1/invoices", handler)
+    app.router.add_post("/bug", bug)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.post("/api/v1/invoices")
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "1"
+        body = await response.json()
+        assert body["error"]["type"] == "api_error"
+        assert body["error"]["code"] == "temporarily_unavailable"
+        assert (await client.post("/bug")).status == 500  # a bug is still a bug
