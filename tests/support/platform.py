@@ -34,7 +34,7 @@ from tests.support.processes import (
     eventually,
     free_port,
     wait_http_ok,
-    worker,
+    worker_processes,
 )
 
 T = TypeVar("T")
@@ -205,17 +205,25 @@ def run_cli(platform: Platform, *args: str, stdin: str = "") -> dict[str, Any]:
 
 
 def create_merchant(name: str, env: dict[str, str], *extra: str) -> dict[str, Any]:
-    result = subprocess.run(
+    return merchant_created(start_merchant(name, env, *extra))
+
+
+def start_merchant(name: str, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
+    """``checkout create-merchant`` started, not awaited: ``merchant_created`` reads its answer."""
+    return subprocess.Popen(
         [str(VENV_BIN / "checkout"), "create-merchant", "--name", name, *extra],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         cwd=REPO_ROOT,
         env={**env},
-        timeout=60,
-        check=False,
     )
-    assert result.returncode == 0, result.stderr
-    return dict(json.loads(result.stdout))
+
+
+def merchant_created(process: subprocess.Popen[str]) -> dict[str, Any]:
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    return dict(json.loads(stdout))
 
 
 WORKER_URL = "WORKER"
@@ -287,24 +295,29 @@ def running_platform(
         own_url = env.get("PUBLIC_URL") == WORKER_URL
         if own_url:  # the CLI and the tests: the first worker's
             env["PUBLIC_URL"] = f"http://127.0.0.1:{ports[0]}"
-        procs = [
-            stack.enter_context(
-                worker(
-                    {
-                        **env,
-                        "WEB_PORT": str(port),
-                        **({"PUBLIC_URL": f"http://127.0.0.1:{port}"} if own_url else {}),
-                    },
-                    name=f"worker-{port}",
-                )
+        # The merchants are created on PostgreSQL by the CLI while the workers start.
+        merchants = [start_merchant(name, env) for name in ("Test Shop", "Other Shop")]
+        for process in merchants:  # a worker that failed to start leaves none behind
+            stack.callback(lambda process=process: process.poll() is None and process.kill())
+        procs = stack.enter_context(
+            worker_processes(
+                [
+                    (
+                        f"worker-{port}",
+                        {
+                            **env,
+                            "WEB_PORT": str(port),
+                            **({"PUBLIC_URL": f"http://127.0.0.1:{port}"} if own_url else {}),
+                        },
+                    )
+                    for port in ports
+                ]
             )
-            for port in ports
-        ]
+        )
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         for url, proc in zip(urls, procs, strict=True):
             wait_ready(url, proc)
-        shop = create_merchant("Test Shop", env)
-        other = create_merchant("Other Shop", env)
+        shop, other = (merchant_created(process) for process in merchants)
         # The watcher starts at the head it first sees: make sure it has seen the chain before
         # any test pays, or a payment mined before its first poll would be behind its cursor.
         # (A fixed sleep was not enough on a busy machine: a test's first payment went unseen.)

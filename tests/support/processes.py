@@ -98,6 +98,7 @@ class ManagedProcess:
     def __init__(self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path) -> None:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.name = name
+        self._terminated = False
         self.log_path = LOG_DIR / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -116,9 +117,15 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def terminate(self) -> None:
+        """Ask it to stop (SIGTERM, once) without waiting: ``stop`` waits."""
+        if self.alive() and not self._terminated:
+            self._terminated = True
+            self.process.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 30.0) -> int:
         if self.alive():
-            self.process.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -160,10 +167,26 @@ class WorkerProcess(ManagedProcess):
 def worker(env: Mapping[str, str], *, name: str = "worker") -> Iterator[WorkerProcess]:
     """A real ``checkout worker`` process; yields once its /healthz answers. Its operators'
     listener gets a free port unless ``env`` names one (``INTERNAL_PORT``)."""
-    env = {"INTERNAL_PORT": str(free_port()), **env}
-    proc = WorkerProcess(name, env)
+    with worker_processes([(name, env)]) as procs:
+        yield procs[0]
+
+
+@contextmanager
+def worker_processes(
+    named_envs: list[tuple[str, Mapping[str, str]]],
+) -> Iterator[list[WorkerProcess]]:
+    """Several ``checkout worker`` processes started at once (each takes seconds to import and
+    build; one after the other they would add up in every test that starts a platform); yields
+    once every /healthz answers, and stops them all at once."""
+    procs: list[WorkerProcess] = []
     try:
-        wait_http_ok(f"{proc.url}/healthz", proc)
-        yield proc
+        for name, env in named_envs:
+            procs.append(WorkerProcess(name, {"INTERNAL_PORT": str(free_port()), **env}))
+        for proc in procs:
+            wait_http_ok(f"{proc.url}/healthz", proc)
+        yield procs
     finally:
-        proc.stop()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.stop()
