@@ -40,8 +40,12 @@ from app.domain.money import format_usdt
 
 MAINNET_USDT_CONTRACT: Final = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
 FINAL_STATUSES: Final = frozenset({"paid", "expired", "cancelled"})
-# Payment statuses that still move: the customer is waiting on them.
-UNSETTLED_PAYMENT_STATUSES: Final = frozenset({"detected", "confirming", "orphaned"})
+# Payment statuses still moving on chain: a final invoice's customer waits on them. Not
+# `orphaned`: a final invoice was decided without that payment (it reverted it). Its transfer
+# usually comes back within a block or two, which the live stream's linger still shows; one a
+# reorg dropped for good (its customer paid again) kept the stream open and the page waiting for
+# ever (tests/faults/test_reorg.py).
+UNSETTLED_PAYMENT_STATUSES: Final = frozenset({"detected", "confirming"})
 
 State = dict[str, Any]
 View = dict[str, Any]

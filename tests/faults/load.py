@@ -8,7 +8,8 @@ sent meanwhile (straight to the simulator, which stands for the network: the pla
 to its node may be what is broken). Amounts stay under 100 USDT, so one confirmation pays an
 invoice: its payment is decided in the very block that carries it. A third thread asks the live
 workers, every half second, for the invoices not yet paid: ``orders`` records, per invoice, when
-its block was mined and when the platform first said it was paid.
+its block was mined and when the platform first said it was paid, and the transfer that paid it
+and its block's height (for a reorg at the tip: ``chain_held``, ``pay_again``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -34,6 +36,9 @@ class Order:
     sent_at: float  # monotonic: the transfer went to the node's pool
     mined_at: float | None = None  # the block carrying it was mined
     paid_seen_at: float | None = None  # the platform first answered `paid`
+    txid: str = ""  # the transfer paying it (the last one, when the customer paid again)
+    deposit_address: str = ""
+    block: int | None = None  # the height of the block that carried the transfer when mined
 
 
 class SteadyLoad:
@@ -51,12 +56,13 @@ class SteadyLoad:
         self._interval = 1.0 / rate
         self._block_interval = block_interval
         self._random = random.Random(18)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._creating = threading.Event()
         self._mining = threading.Event()
         self._threads: list[threading.Thread] = []
         self._urls = itertools.cycle(range(len(platform.worker_urls)))
         self.orders: list[Order] = []
+        self.blocks_mined = 0
         self.errors: list[str] = []  # requests no worker answered
         self._on_created = on_created
         # Invoices opened ahead (invoice, amount): waiting for ``pay_ahead``, then to be paid.
@@ -95,6 +101,22 @@ class SteadyLoad:
             self._ahead += self._opened
             self._opened = []
 
+    @contextmanager
+    def chain_held(self) -> Iterator[None]:
+        """Meanwhile no transfer is sent and no block mined (the orders stand still too): the
+        chain's tip can be reorganised (tests/faults/test_reorg.py)."""
+        with self._lock:
+            yield
+
+    def pay_again(self, order: Order) -> str:
+        """``order``'s customer sends its amount once more (a reorg took the first transfer
+        away): it is awaited again, from this transfer. The new transfer's id."""
+        with self._lock:
+            order.txid = self._platform.sim.pay(order.deposit_address, order.amount)
+            order.sent_at = time.monotonic()
+            order.mined_at = order.block = order.paid_seen_at = None
+            return order.txid
+
     def stop(self) -> None:
         self._creating.clear()
         self._mining.clear()
@@ -123,9 +145,12 @@ class SteadyLoad:
 
     def _pay(self, invoice: dict[str, str], amount: str) -> None:
         # Sent and recorded together, never across a block: its block is the next one.
+        address = invoice["deposit_address"]
         with self._lock:
-            self._platform.sim.pay(invoice["deposit_address"], amount)
-            self.orders.append(Order(invoice["id"], amount, time.monotonic()))
+            txid = self._platform.sim.pay(address, amount)
+            self.orders.append(
+                Order(invoice["id"], amount, time.monotonic(), txid=txid, deposit_address=address)
+            )
 
     def _create(self, amount: str) -> tuple[dict[str, str], int] | None:
         """The invoice and the worker that created it: the next worker that answers (a killed one
@@ -153,11 +178,12 @@ class SteadyLoad:
         while self._mining.is_set():
             time.sleep(self._block_interval)
             with self._lock:
-                self._platform.sim.mine(1)
+                head = int(self._platform.sim.mine(1)["head"])
                 mined_at = time.monotonic()
+                self.blocks_mined += 1
                 for order in self.orders:
                     if order.mined_at is None:
-                        order.mined_at = mined_at
+                        order.mined_at, order.block = mined_at, head
 
     def _watch(self) -> None:
         """Ask for the invoices not yet seen paid, every half second, on any live worker."""

@@ -36,9 +36,8 @@ from tests.faults.conftest import KafkaCluster, Stores, fault_platform_env
 from tests.faults.customers import Customers, websocket_customers
 from tests.faults.load import SteadyLoad
 from tests.faults.reconcile import (
-    WebhookReconciliation,
     reconcile_customers,
-    reconcile_webhooks,
+    reconcile_webhooks_when_delivered,
     reconcile_when_settled,
 )
 from tests.faults.scenario import ALL_PAID_WITHIN, assert_books, database_url, outage
@@ -147,7 +146,15 @@ def test_postgres_redis_and_the_node_down_while_the_webhook_receiver_is_down_los
     books = reconcile_when_settled(
         invoice_ids, platform.namespace, kafka_cluster.bootstrap, database_url(platform)
     )
-    webhooks = wait_for_webhooks(shop, invoice_ids)
+    webhooks = reconcile_webhooks_when_delivered(
+        database_url(platform),
+        platform.merchant_id,
+        shop.endpoint["id"],
+        shop.endpoint["secret"],
+        invoice_ids,
+        receiver.requests,
+        timeout=WEBHOOKS_WITHIN,
+    )
     stragglers = customers.wait_all_ended(CUSTOMERS_WITHIN)
     seen = reconcile_customers(customers.results(), invoice_ids)
 
@@ -164,20 +171,3 @@ def test_postgres_redis_and_the_node_down_while_the_webhook_receiver_is_down_los
     assert webhooks.delivered == webhooks.events > 0
     assert stragglers == [] and seen.problems == []
     assert seen.ended_paid == len(load.orders)
-
-
-def wait_for_webhooks(shop: Shop, invoice_ids: list[str]) -> WebhookReconciliation:
-    """The webhooks' reconciliation once it holds, or the last one after ``WEBHOOKS_WITHIN`` s."""
-    until = time.monotonic() + WEBHOOKS_WITHIN
-    while True:
-        result = reconcile_webhooks(
-            database_url(shop.platform),
-            shop.platform.merchant_id,
-            shop.endpoint["id"],
-            shop.endpoint["secret"],
-            invoice_ids,
-            shop.receiver.requests(),
-        )
-        if not result.problems or time.monotonic() >= until:
-            return result
-        time.sleep(1.0)

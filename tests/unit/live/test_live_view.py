@@ -248,6 +248,26 @@ def test_an_orphaned_payment_stops_counting_and_a_failed_one_is_shown_failed() -
     assert view["status"] == "confirming"
 
 
+def test_a_final_invoice_waits_on_no_orphaned_payment_it_was_decided_without() -> None:
+    """A reorg dropped the transfer that paid it for good, and the customer paid again: the page
+    ends at paid (its stream closes after the linger), not waiting on the orphan for ever."""
+    scenario = Scenario(amount="150")
+    first = scenario.pay("150")
+    scenario.confirmations(first, 12)
+    scenario.orphan(first)
+    reopened = final_view(scenario.events)
+    assert reopened["status"] == "confirming"
+    assert not is_settled(reopened)
+    second = scenario.pay("150", n=2)
+    scenario.confirmations(second, 6)
+    assert not is_settled(final_view(scenario.events))
+    scenario.confirmations(second, 12)
+    paid = final_view(scenario.events)
+    assert paid["status"] == "paid"
+    assert [p["status"] for p in paid["payments"]] == ["orphaned", "confirmed"]
+    assert is_settled(paid)
+
+
 def test_covered_event_types() -> None:
     scenario = Scenario(amount="150")
     first = scenario.pay("100")
