@@ -17,13 +17,11 @@ Kafka header, then the delivery's row, so the dispatcher's attempt joins the inv
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
 from typing import Any, Final
 
 import faust
 
-from app.domain.webhooks import Notification
-from app.runtime.batches import MessageSpans, apply_in_batch, batches, message_spans
+from app.runtime.batches import BatchFanOut, apply_in_batch, batches, message_spans
 from app.runtime.codecs import WEBHOOK_CHANNEL, decode_notification, notification_channel
 from app.runtime.dead_letters import DeadLetters
 from app.runtime.retry import retry_transient
@@ -43,50 +41,23 @@ class WebhookAgents:
     def __init__(
         self, fanout: WebhookFanout, intake: DeliveryIntake, dead_letters: DeadLetters
     ) -> None:
-        self._fanout = fanout
+        self._fan_out = BatchFanOut(
+            find=fanout.notifications_for,
+            publish=fanout.publish,
+            dead_letters=dead_letters,
+            agent=FANOUT,
+            what="webhook fan-out",
+        )
         self._intake = intake
         self._dead_letters = dead_letters
 
     async def fan_out(self, event: faust.EventT) -> None:
-        """Fan out one event (the batch's way round an event it cannot publish with the rest)."""
-        raw = event.value
-        try:
-            await retry_transient(lambda: self._fanout.fan_out(raw), what="webhook fan-out")
-        except Exception as exc:  # unreadable or refused: kept on the DLQ with its error
-            await self._dead_letters.send(event, agent=FANOUT, error=exc)
+        await self._fan_out.one(event)
 
     async def fan_out_batch(self, events: Sequence[faust.EventT]) -> None:
-        """Fan out ``events`` and publish all their notifications at once, in order.
-
-        An event that cannot be read or looked up goes to the dead-letter topic and the others
-        go on; when publishing the batch fails for good, each event is fanned out on its own.
-        """
-        with message_spans(events, FANOUT) as spans:
-            notifications = await self._notifications_for(events, spans)
-            if not notifications:
-                return
-            try:
-                await retry_transient(
-                    lambda: self._fanout.publish(notifications), what="webhook fan-out"
-                )
-            except Exception:  # refused for good: find the event it belongs to
-                for event in events:
-                    await self.fan_out(event)
-
-    async def _notifications_for(
-        self, events: Sequence[faust.EventT], spans: MessageSpans
-    ) -> list[Notification]:
-        notifications: list[Notification] = []
-        for event in events:
-            try:
-                found = await retry_transient(
-                    partial(self._fanout.notifications_for, event.value), what="webhook fan-out"
-                )
-            except Exception as exc:  # unreadable or refused: kept on the DLQ with its error
-                await self._dead_letters.send(event, agent=FANOUT, error=exc)
-                continue
-            notifications += [n.traced(spans.traceparent(event)) for n in found]
-        return notifications
+        """One notification per endpoint that wants each event, all published at once, in order
+        (app/runtime/batches.py: what goes to the dead-letter topic)."""
+        await self._fan_out.batch(events)
 
     async def take_in(self, event: faust.EventT, traceparent: str | None = None) -> None:
         try:

@@ -6,7 +6,8 @@ loop body for the batch has finished — so a batch's offsets commit only after 
 durable, as for one event at a time. It waits the whole window when fewer events come, so the
 window is the latency a batch adds. (``StreamT``, the type agents are given, does not declare
 it: faust-streaming 0.15 has it on ``Stream`` only.) ``apply_in_batch`` is what an agent then
-does with a batch.
+does with a batch; ``BatchFanOut`` is what a fan-out agent (webhooks, notices) does with a batch of
+domain events.
 
 With tracing on, ``message_spans`` gives each message of a batch a ``<agent> process`` span of its
 own, child of the trace context its headers carry, for as long as the batch is worked on: what a
@@ -17,7 +18,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from functools import partial
+from typing import Any, Generic, Protocol, Self, TypeVar, cast
 
 import faust
 
@@ -26,6 +28,13 @@ from app.runtime.dead_letters import DeadLetters
 from app.runtime.retry import retry_transient
 
 D = TypeVar("D")
+
+
+class Traced(Protocol):
+    def traced(self, traceparent: str | None) -> Self: ...
+
+
+M = TypeVar("M", bound=Traced)
 
 
 def batches(stream: faust.StreamT[Any], size: int, within: float) -> AsyncIterator[Sequence[Any]]:
@@ -102,3 +111,57 @@ async def apply_in_batch(
     except Exception:  # refused, not unreachable: one by one finds the item it refuses
         for event, _ in readable:
             await apply_one(event)
+
+
+class BatchFanOut(Generic[M]):
+    """A batch of domain events: the messages each leads to (``find``, from the event's bytes),
+    then all of them published at once and in order (``publish``), each carrying its event's
+    ``traceparent``.
+
+    An event that cannot be read or looked up goes to the dead-letter topic (as ``agent``, with
+    its error) and the others go on; when publishing the batch fails for good, each event is
+    fanned out on its own, which finds the one to dead-letter.
+    """
+
+    def __init__(
+        self,
+        *,
+        find: Callable[[bytes], Awaitable[Sequence[M]]],
+        publish: Callable[[list[M]], Awaitable[object]],
+        dead_letters: DeadLetters,
+        agent: str,
+        what: str,
+    ) -> None:
+        self._find = find
+        self._publish = publish
+        self._dead_letters = dead_letters
+        self._agent = agent
+        self._what = what
+
+    async def one(self, event: faust.EventT, traceparent: str | None = None) -> None:
+        """Fan out one event (the batch's way round an event it cannot publish with the rest)."""
+        try:
+            found = await retry_transient(partial(self._find, event.value), what=self._what)
+            messages = [message.traced(traceparent) for message in found]
+            if messages:
+                await retry_transient(partial(self._publish, messages), what=self._what)
+        except Exception as exc:  # unreadable or refused: kept on the DLQ with its error
+            await self._dead_letters.send(event, agent=self._agent, error=exc)
+
+    async def batch(self, events: Sequence[faust.EventT]) -> None:
+        with message_spans(events, self._agent) as spans:
+            messages: list[M] = []
+            for event in events:
+                try:
+                    found = await retry_transient(partial(self._find, event.value), what=self._what)
+                except Exception as exc:  # unreadable or refused: kept on the DLQ with its error
+                    await self._dead_letters.send(event, agent=self._agent, error=exc)
+                    continue
+                messages += [message.traced(spans.traceparent(event)) for message in found]
+            if not messages:
+                return
+            try:
+                await retry_transient(partial(self._publish, messages), what=self._what)
+            except Exception:  # refused for good: find the event it belongs to
+                for event in events:
+                    await self.one(event, spans.traceparent(event))

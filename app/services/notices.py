@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import orjson
+from prometheus_client import Counter
 
 from app.domain.access import Principal
 from app.domain.errors import Forbidden, NotFound
@@ -98,6 +99,11 @@ class NoticeFanout:
         await self._publisher.publish_notices(messages)
 
 
+NOTICES_QUEUED = Counter(
+    "checkout_notices_queued", "Notices queued for sending, by channel", ["channel"]
+)
+
+
 class NoticeIntake:
     def __init__(self, store: NoticeStore, wake: Callable[[], None]) -> None:
         self._store = store
@@ -109,7 +115,10 @@ class NoticeIntake:
         if new:
             self._wake()
         by_id = {m.notice_id: m for m in reversed(messages)}  # the first of an id, as queued
-        return [by_id[notice_id] for notice_id in new]
+        queued = [by_id[notice_id] for notice_id in new]
+        for notice in queued:
+            NOTICES_QUEUED.labels(str(notice.channel)).inc()
+        return queued
 
 
 @dataclass(frozen=True)
