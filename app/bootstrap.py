@@ -197,6 +197,7 @@ from web.invoice_list import InvoiceListApi
 from web.merchant_api import MerchantApi
 from web.money_out_api import MoneyOutApi
 from web.notifications_api import NotificationsApi
+from web.owner_invoices import OwnerInvoices
 from web.presenters import explorer_base
 from web.public import LiveStreamSettings, PublicEndpoints
 from web.rate_limits import RateTiers, RequestLimits
@@ -968,6 +969,9 @@ def install_views(
         table=ports.tables.invoices.name,
         token_contract=settings.chain.usdt_contract,
     )
+    owner_invoices = OwnerInvoices(ports.tables.invoices, routing, table=ports.tables.invoices.name)
+    if isinstance(ports.invoice_gateway, AskInvoiceAgent):  # tests may answer in process
+        ports.invoice_gateway.find_created_with(owner_invoices)
     live = live or LiveStreamSettings(
         per_worker=settings.live_connections_per_worker,
         per_address=settings.live_connections_per_ip,
@@ -1012,6 +1016,7 @@ def install_views(
         ),
         public,
         fallback,
+        owner_invoices,
         dashboard,
     ]
     for view in views:

@@ -5,6 +5,13 @@ channel, app/adapters/redis/replies.py); the invoice agent answers once the invo
 acknowledged by Kafka, so an answered command is durable. A refusal comes back by its error's
 class name (and code) and is raised here as that class again; the web layer decides its status.
 
+While the worker cannot hear its reply channel (Redis unreachable), the invoice agent's answer to
+a create cannot reach it, though the invoice is created all the same: the request then asks the
+worker owning the invoice for it (``find_created_with``; web/owner_invoices.py) and answers with
+it. The command's invoice id is new to that command (or held by its Idempotency-Key), so an
+invoice under that id is the one the command created. Other commands wait for their answer: an
+invoice found afterwards does not say whether a cancel or a resolution was applied or refused.
+
 Upgrading from the release before this answer format (whose answers carried an HTTP status): a
 new web worker reads an old agent's refusal by its code; an old web worker cannot read a new
 agent's refusal and answers 500 — the command itself is applied or refused correctly either way.
@@ -13,11 +20,11 @@ Restart every worker of a platform together for that upgrade.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from app.adapters.redis.replies import CommandReplies, ReplyTimeout
-from app.domain.commands import InvoiceCommand
+from app.domain.commands import CreateInvoice, InvoiceCommand
 from app.domain.errors import CheckoutError, restore_error
 from app.domain.invoice import Invoice
 from app.services.errors import CommandTimeout
@@ -54,6 +61,10 @@ def answer_failure() -> dict[str, Any]:
     return {"ok": False, "error": None}
 
 
+# The invoice as the worker owning it has it; None when it has none or cannot be asked.
+FindInvoice = Callable[[str], Awaitable[Invoice | None]]
+
+
 class AskInvoiceAgent:
     """``InvoiceCommandGateway`` (app/services/ports.py) over Kafka and the Redis reply channel."""
 
@@ -61,12 +72,25 @@ class AskInvoiceAgent:
         self._commands = commands
         self._replies = replies
         self._timeout = timeout
+        self._find: FindInvoice | None = None
+
+    def find_created_with(self, find: FindInvoice) -> None:
+        """How a create is answered when its answer cannot come (the module says when)."""
+        self._find = find
 
     async def ask(self, command: InvoiceCommand) -> Invoice:
         reply_to, answer = self._replies.new_request()
+        otherwise = None
+        if isinstance(command, CreateInvoice) and self._find is not None:
+            find, invoice_id = self._find, command.invoice_id
+
+            async def otherwise() -> dict[str, Any] | None:
+                created = await find(invoice_id)
+                return None if created is None else answer_invoice(created)
+
         try:
             await self._commands.send_invoice_command(command, reply_to)
-            reply = await self._replies.wait(reply_to, answer, self._timeout)
+            reply = await self._replies.wait(reply_to, answer, self._timeout, otherwise=otherwise)
         except ReplyTimeout:
             raise CommandTimeout(
                 "the invoice service did not answer in time; the command may still apply: retry "

@@ -4,8 +4,10 @@ The fault suite puts one between the workers and the Tron simulator: ``freeze()`
 forwarder (SIGSTOP), so the workers' requests to the node hang unanswered as at a node that froze
 or a network that drops everything, while the tests still reach the simulator directly (the chain
 goes on: customers pay, blocks are produced). ``thaw()`` (SIGCONT) lets everything through again;
-what was sent meanwhile is then forwarded. The forwarder knows nothing of HTTP: the workers speak
-the node's own API through it.
+what was sent meanwhile is then forwarded. ``cut()`` kills it instead (connections closed, new
+ones refused, as at a server that stopped) and ``restore()`` starts it again on the same port:
+a server unreachable for one platform only (tests/integration/pipeline/test_redis_outage.py).
+The forwarder knows nothing of HTTP or Redis: each side speaks its own protocol through it.
 
 ``python -m tests.support.tcp_proxy --port PORT --to HOST:PORT``
 """
@@ -20,7 +22,6 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from tests.support.processes import REPO_ROOT, ManagedProcess, eventually, free_port, port_open
@@ -52,10 +53,22 @@ async def _serve(port: int, host: str, target_port: int) -> None:
         await server.serve_forever()
 
 
-@dataclass
 class TcpProxy:
-    url: str  # the target's URL with the forwarder's address
-    process: ManagedProcess
+    """The forwarder: ``url`` is the target's URL with the forwarder's address."""
+
+    def __init__(self, target_url: str) -> None:
+        target = urlsplit(target_url)
+        assert target.hostname is not None and target.port is not None, target_url
+        self._to = f"{target.hostname}:{target.port}"
+        self.port = free_port()
+        self.url = target._replace(netloc=f"127.0.0.1:{self.port}").geturl()
+        self.process = self._start()
+
+    def _start(self) -> ManagedProcess:
+        argv = [sys.executable, "-m", "tests.support.tcp_proxy", "--port", str(self.port)]
+        process = ManagedProcess("tcp-proxy", [*argv, "--to", self._to], {}, REPO_ROOT)
+        eventually(lambda: port_open(self.port), timeout=30, what=f"the TCP proxy on {self.port}")
+        return process
 
     def freeze(self) -> None:
         """Nothing goes through any more (connections hang; new ones are never answered)."""
@@ -64,34 +77,28 @@ class TcpProxy:
     def thaw(self) -> None:
         os.kill(self.process.process.pid, signal.SIGCONT)
 
+    def cut(self) -> None:
+        """Gone, as a server that stopped: every connection is closed, new ones are refused."""
+        self.process.kill()
+
+    def restore(self) -> None:
+        """Back after ``cut``, on the same address."""
+        self.process = self._start()
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.process.process.pid, signal.SIGCONT)  # a stopped process ignores SIGTERM
+        self.process.stop()
+
 
 @contextmanager
 def tcp_proxy(target_url: str) -> Iterator[TcpProxy]:
     """A forwarder to ``target_url``'s host and port; yields it with the URL to use instead."""
-    target = urlsplit(target_url)
-    assert target.hostname is not None and target.port is not None, target_url
-    port = free_port()
-    process = ManagedProcess(
-        "tcp-proxy",
-        [
-            sys.executable,
-            "-m",
-            "tests.support.tcp_proxy",
-            "--port",
-            str(port),
-            "--to",
-            f"{target.hostname}:{target.port}",
-        ],
-        {},
-        REPO_ROOT,
-    )
+    proxy = TcpProxy(target_url)
     try:
-        eventually(lambda: port_open(port), timeout=30, what=f"the TCP proxy on {port}")
-        yield TcpProxy(target._replace(netloc=f"127.0.0.1:{port}").geturl(), process)
+        yield proxy
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.process.pid, signal.SIGCONT)  # a stopped process ignores SIGTERM
-        process.stop()
+        proxy.stop()
 
 
 def main() -> None:

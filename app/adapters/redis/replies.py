@@ -6,6 +6,10 @@ request id, and the agent publishes its answer there. Nothing durable rides on i
 is lost (the worker restarted, Redis blinked) only makes the request time out, and the merchant's
 retry is harmless because commands are idempotent.
 
+While this worker cannot hear its channel (Redis unreachable), a waiting request may be answered
+another way: ``wait``'s ``otherwise`` is asked every half second (for a create, the invoice from
+its owner's table: app/runtime/commands.py), and once more when the time is up.
+
 (Faust's ask/reply over a Kafka reply topic leaves the last reply unacknowledged, which blocks
 a worker's shutdown and rebalances while it waits for it; this avoids that.)
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -24,6 +29,10 @@ import redis.exceptions
 logger = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "checkout:replies:"
+OTHERWISE_EVERY = 0.5  # seconds between asking ``otherwise`` while the channel is unheard
+
+# An answer found another way (``wait``'s ``otherwise``); None: not yet.
+Otherwise = Callable[[], Awaitable[dict[str, Any] | None]]
 
 
 class ReplyTimeout(TimeoutError):
@@ -38,6 +47,9 @@ class CommandReplies:
         self.channel = f"{CHANNEL_PREFIX}{secrets.token_hex(8)}"
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        # False from a failed read of the channel until a read succeeds again: answers published
+        # meanwhile are lost (pub/sub keeps nothing).
+        self.listening = True
 
     async def listen(self) -> None:
         """Deliver answers to waiting requests until cancelled (the worker's background task)."""
@@ -47,9 +59,14 @@ class CommandReplies:
                 try:
                     message = await self._pubsub.get_message(timeout=1.0)
                 except (ConnectionError, redis.exceptions.ConnectionError) as exc:
-                    logger.warning("reply channel %s: %s; listening again", self.channel, exc)
+                    if self.listening:
+                        logger.warning("reply channel %s: %s; listening again", self.channel, exc)
+                    self.listening = False
                     await asyncio.sleep(0.5)
                     continue
+                if not self.listening:
+                    logger.info("reply channel %s heard again", self.channel)
+                    self.listening = True
                 if message is not None:
                     self._deliver(message["data"])
         finally:
@@ -73,14 +90,39 @@ class CommandReplies:
         return {"channel": self.channel, "request_id": request_id}, future
 
     async def wait(
-        self, reply_to: dict[str, str], future: asyncio.Future[dict[str, Any]], seconds: float
+        self,
+        reply_to: dict[str, str],
+        future: asyncio.Future[dict[str, Any]],
+        seconds: float,
+        *,
+        otherwise: Otherwise | None = None,
     ) -> dict[str, Any]:
+        """The answer to the request, within ``seconds``; ``otherwise`` (see the module)."""
         try:
-            return await asyncio.wait_for(future, seconds)
-        except TimeoutError:
-            raise ReplyTimeout(f"no answer within {seconds:g} s") from None
+            return await self._wait(future, seconds, otherwise)
         finally:
             self._waiting.pop(reply_to["request_id"], None)
+
+    async def _wait(
+        self, future: asyncio.Future[dict[str, Any]], seconds: float, otherwise: Otherwise | None
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (left := deadline - loop.time()) > 0:
+            done, _ = await asyncio.wait({future}, timeout=min(left, OTHERWISE_EVERY))
+            if done:
+                return future.result()
+            if otherwise is not None and not self.listening:
+                found = await otherwise()
+                if found is not None:
+                    return found
+        if future.done():
+            return future.result()
+        # Heard or not, the answer may have been lost on its way (the agent's side of Redis).
+        found = None if otherwise is None else await otherwise()
+        if found is None:
+            raise ReplyTimeout(f"no answer within {seconds:g} s")
+        return found
 
     async def send_reply(self, reply_to: dict[str, str], answer: dict[str, Any]) -> None:
         """Answer a request waiting on any worker (the invoice agent's side)."""
