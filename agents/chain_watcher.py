@@ -29,6 +29,7 @@ from app.adapters.tron.errors import (
     WatcherRefusesToStart,
 )
 from app.adapters.tron.watcher import ChainWatcher
+from app.runtime.retry import transient_error
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class ChainWatching:
         self._watcher: ChainWatcher | None = None
         self._last_tick = 0.0
         self._refusing: str | None = None
+        self._unreachable_since: float | None = None  # PostgreSQL or Kafka down, since when
         self._stale_after = 5 * poll_interval + 5
 
     async def _ready_watcher(self) -> ChainWatcher:
@@ -93,7 +95,20 @@ class ChainWatching:
         except Exception as exc:
             # Nothing is lost: the cursor only moves after Kafka acknowledged a block's findings.
             POLL_FAILURES.labels(error=type(exc).__name__).inc()
-            logger.exception("chain watcher poll failed; next poll resumes from the stored cursor")
+            if transient_error(exc) is None:
+                logger.exception(
+                    "chain watcher poll failed; next poll resumes from the stored cursor"
+                )
+            elif self._unreachable_since is None:  # one line per outage, not a traceback per poll
+                self._unreachable_since = time.monotonic()
+                logger.warning("chain watcher: %r; polling on from the stored cursor", exc)
+            return
+        if self._unreachable_since is not None:
+            logger.info(
+                "chain watcher: polls succeed again after %.1f s",
+                time.monotonic() - self._unreachable_since,
+            )
+            self._unreachable_since = None
 
 
 def register(app: faust.App, watching: ChainWatching, interval: float) -> None:

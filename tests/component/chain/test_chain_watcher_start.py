@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import psycopg2
 import pytest
 from prometheus_client import REGISTRY
 
@@ -17,7 +18,7 @@ from app.adapters.tron.address_filter import MemoryDepositAddressFilter
 from app.adapters.tron.errors import WatcherRefusesToStart
 from app.adapters.tron.node import TronNode
 from app.adapters.tron.starts import BlockRange, StartMode, WatcherStart, WatcherTrace
-from app.adapters.tron.store import MemoryWatcherStore
+from app.adapters.tron.store import MemoryWatcherStore, StoredBlock
 from app.adapters.tron.watcher import ChainWatcher
 from app.domain.observations import TransferObserved
 from tests.component.chain.chain_fake_node import USDT, FakeChain, Published, usdt_transfer
@@ -168,3 +169,39 @@ async def test_the_leaders_polls_report_the_refusal_on_the_operators_readyz(
     await watching.poll()
     assert watching.readiness() == {"status": "up"}
     assert await store.load_cursor() == 5
+
+
+class StoreDown(MemoryWatcherStore):
+    """The cursor's store (PostgreSQL) unreachable while ``down``."""
+
+    down = False
+
+    async def save_block(self, block: StoredBlock) -> None:
+        if self.down:
+            raise psycopg2.OperationalError("connection to server at 127.0.0.1 refused")
+        await super().save_block(block)
+
+
+async def test_polls_during_a_database_outage_log_one_line_not_a_traceback_each(
+    fake_chain: FakeChain, node: TronNode, published: Published, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_chain.mine_empty(3)
+    store = StoreDown("tron-usdt")
+    watching = ChainWatching(lambda: watcher(node, store, published, 0), poll_interval=0.1)
+    await watching.poll()
+    before = failures("OperationalError")
+    store.down = True
+    fake_chain.mine_empty(1)  # block 4 cannot be stored
+
+    with caplog.at_level(logging.INFO, logger="agents.chain_watcher"):
+        for _ in range(5):
+            await watching.poll()  # nothing raised: the worker stays up
+        store.down = False
+        await watching.poll()
+
+    assert failures("OperationalError") == before + 5  # each failed poll is counted
+    lines = [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records]
+    assert [level for level, _, _ in lines] == ["WARNING", "INFO"], lines
+    assert "OperationalError" in lines[0][1] and lines[0][2] is None
+    assert "polls succeed again" in lines[1][1]
+    assert await store.load_cursor() == 4  # and it read on
