@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from app.adapters import telemetry
 from app.domain.events import parse_event
 from app.runtime.dead_letters import DeadLetters
-from app.runtime.retry import RetryPolicy
+from app.runtime.retry import DEPENDENCY_WAITS, RetryPolicy
 from app.services.errors import LiveViewUnavailable
 from app.services.ports import LiveViews
 
@@ -96,6 +96,7 @@ class LiveStatusAgent:
                 what="live view (Redis unreachable)",
                 classify=redis_unreachable,
                 sleep=self._sleep,
+                waits=DEPENDENCY_WAITS,
             )
         except Exception as exc:  # unreadable, or not applicable: kept with its error
             await self._dead_letters.send(event, agent=NAME, error=exc)

@@ -7,8 +7,10 @@ faust-streaming issue 629). The watchdog (a timer, agents/stall_watchdog.py) not
 outside Faust's own bookkeeping: for each partition of our source topics it compares the broker's
 end offset with the next offset the consumer would hand to an agent, and when that position has
 not moved for ``STALL_SECONDS`` while messages are waiting, it seeks the partition back to its
-committed offset. Faust then fetches and delivers from there; every handler is idempotent, so
-what is delivered twice changes nothing (DESIGN.md, "Correctness under failure").
+committed offset. An agent waiting out PostgreSQL, Redis or Kafka holds its partition still on
+purpose: while any does (app/runtime/retry.py, ``DEPENDENCY_WAITS``) the clock starts again.
+After a seek Faust fetches and delivers from there; every handler is idempotent, so what is
+delivered twice changes nothing (DESIGN.md, "Correctness under failure").
 
 It also repairs holes: a message Faust skipped after a rebalance while later ones were
 acknowledged. app/runtime/commit_guard.py keeps the committed offset at the hole; Faust's read
@@ -41,6 +43,7 @@ from aiokafka.structs import TopicPartition
 from prometheus_client import Counter, Gauge
 
 from app.runtime.commit_guard import committed_hole
+from app.runtime.retry import DEPENDENCY_WAITS, DependencyWaits
 
 logger = logging.getLogger(__name__)
 
@@ -110,20 +113,23 @@ class StallTracker:
         end: int,
         now: float,
         hole: bool = False,
+        waiting: bool = False,
     ) -> bool:
         """Whether ``tp`` should be sought back: messages wait and nothing moved for too long.
 
         ``read`` is Faust's read offset, ``committed`` its committed offset (the next to
         process), ``end`` the broker's end offset (one past the last message). ``hole``: the
         message at the committed offset was skipped while later ones were acknowledged; then only
-        the committed offset counts as progress, and ``hole_seconds`` is too long.
+        the committed offset counts as progress, and ``hole_seconds`` is too long. ``waiting``:
+        an agent of this worker waits out a dependency (PostgreSQL, Redis, Kafka down), so
+        nothing moving is expected; the clock starts again (a hole is repaired all the same).
         """
         if end <= (committed or 0):
             self._since.pop(tp, None)  # everything there is was processed and committed
             return False
         progress = (read, committed)
         seen, since = self._since.get(tp, (progress, now))
-        if seen != progress:
+        if seen != progress or (waiting and not hole):
             since = now
         if now - since < (self.hole_seconds if hole else self.stall_seconds):
             self._since[tp] = (progress, since)
@@ -145,8 +151,10 @@ class StallWatchdog:
         tracker: StallTracker | None = None,
         connect: Callable[[], OffsetsClient] | None = None,
         clock: Callable[[], float] = time.time,
+        waits: DependencyWaits = DEPENDENCY_WAITS,
     ) -> None:
         self._app = app
+        self._waits = waits
         self._sources = sources
         self._bootstrap_servers = bootstrap_servers
         self._client_id = client_id
@@ -233,8 +241,11 @@ class StallWatchdog:
             return
         ends = await self._read_offsets(partitions)
         now = time.monotonic()
+        # Agents waiting for a dependency hold their partitions still: no stall (retry.py).
+        waiting = self._waits.active(now, within=CHECK_EVERY_SECONDS)
         for tp in partitions:
-            await self._check_partition(consumer, tp, ends.get((tp.topic, tp.partition), 0), now)
+            end = ends.get((tp.topic, tp.partition), 0)
+            await self._check_partition(consumer, tp, end, now, waiting)
 
     def _completed(self) -> None:
         now = self._clock()
@@ -289,7 +300,9 @@ class StallWatchdog:
             )
         return body
 
-    async def _check_partition(self, consumer: Any, tp: Any, end: int, now: float) -> None:
+    async def _check_partition(
+        self, consumer: Any, tp: Any, end: int, now: float, waiting: bool
+    ) -> None:
         committed = consumer._committed_offset.get(tp)
         # Faust's read offset: the last offset handed to the agents (the next one, right after
         # a seek); with the committed offset it tells whether anything moves. Past a hole only
@@ -297,7 +310,9 @@ class StallWatchdog:
         hole = committed_hole(consumer, tp)
         read = None if hole else consumer._read_offset.get(tp)
         tracker = self._tracker
-        if not tracker.stalled(tp, read=read, committed=committed, end=end, now=now, hole=hole):
+        if not tracker.stalled(
+            tp, read=read, committed=committed, end=end, now=now, hole=hole, waiting=waiting
+        ):
             return
         if hole and committed is not None and committed < (first := await self._first_offset(tp)):
             logger.error(

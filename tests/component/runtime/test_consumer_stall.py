@@ -54,3 +54,20 @@ def test_a_hole_is_sought_back_sooner_than_a_stall() -> None:
     assert not tracker.stalled(TP, read=3, committed=3, end=9, now=10)
     assert not tracker.stalled(TP, read=3, committed=3, end=9, now=29.9)
     assert tracker.stalled(TP, read=3, committed=3, end=9, now=30)
+
+
+def test_no_progress_while_an_agent_waits_out_a_dependency_is_no_stall() -> None:
+    # PostgreSQL down for a minute: the settlement agent retries its event, the partition stands.
+    tracker = StallTracker(20)
+    tracker.stalled(TP, read=3, committed=3, end=9, now=0)
+    for now in (15, 30, 45, 60):
+        assert not tracker.stalled(TP, read=3, committed=3, end=9, now=now, waiting=True)
+    # The wait is over: a partition that still does not move is a stall 20 s later.
+    assert not tracker.stalled(TP, read=3, committed=3, end=9, now=79.9)
+    assert tracker.stalled(TP, read=3, committed=3, end=9, now=80)
+
+
+def test_a_hole_is_repaired_even_while_an_agent_waits() -> None:
+    tracker = StallTracker(20, hole_seconds=5)
+    tracker.stalled(TP, read=None, committed=3, end=9, now=0, hole=True, waiting=True)
+    assert tracker.stalled(TP, read=None, committed=3, end=9, now=5, hole=True, waiting=True)
