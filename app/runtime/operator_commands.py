@@ -15,6 +15,8 @@
   them in while the projection runs (app/adapters/postgres/read_model_rebuild.py).
 - ``ledger reconcile``, ``ledger record-funding``, ``sweeps report``: the ledger against the chain,
   the owner's funding of the hot wallet, what sweeps cost (app/runtime/ledger_commands.py).
+- ``money-out give-up-refund``: fail a refund held since a reorg took the payment that funded it
+  (app/runtime/money_out_commands.py).
 
 Each prints one JSON object on standard output; a refusal is one line on standard error and
 exit status 2. They work on PostgreSQL directly and tell the workers about key changes through
@@ -57,6 +59,7 @@ from app.runtime.consumer_commands import consumers_group
 from app.runtime.dead_letter_commands import dlq_group
 from app.runtime.event_commands import events_group
 from app.runtime.merchant_commands import merchants_group
+from app.runtime.money_out_commands import money_out_group
 from app.runtime.notice_commands import notices_group
 from app.runtime.topics import SIGNATURES, SIGNING_REQUESTS, topic_name
 from app.runtime.unmatched_commands import unmatched_group
@@ -217,6 +220,7 @@ def _register_groups(settings: Settings) -> None:
         webhooks_group(settings),
         notices_group(settings),
         consumers_group(settings),
+        money_out_group(settings),
     ):
         cli.add_command(group)
 

@@ -32,6 +32,9 @@ from app.domain.money_out import (
 from app.services.ports import MoneyOutStore, StaleTransfer
 
 DEFAULT_PAYOUT_APPROVAL_THRESHOLD: Final = 1_000_000_000  # 1,000 USDT
+# Giving up a held refund: what the failure reason (500 characters at most) is made of.
+MAX_GIVE_UP_REASON: Final = 300
+MAX_OPERATOR_NAME: Final = 100
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,54 @@ class MoneyOutRequests:
             raise RefundNotFound(f"no refund {refund_id}", param="refund_id")
         return found
 
+    async def give_up_held_refund(
+        self, refund_id: str, *, by: str, reason: str, now: datetime
+    ) -> OutgoingTransfer:
+        """The operator gives up a refund of received money held because a reorg took the
+        payment that funded it, and it never came back (docs/operations.md,
+        UnsettledPaymentOrphaned): it fails, its amount returns to the invoice's received money,
+        the merchant is told (``RefundFailed`` and its webhook). Any other refund is refused:
+        one that is covered is sent, one being signed or sent is followed to its end."""
+        if not 0 < len(reason) <= MAX_GIVE_UP_REASON or not 0 < len(by) <= MAX_OPERATOR_NAME:
+            raise RefundNotAllowed(
+                f"a reason of 1 to {MAX_GIVE_UP_REASON} characters and an operator name of 1 to"
+                f" {MAX_OPERATOR_NAME} are needed",
+                param="reason",
+            )
+        refund = await self._store.get(refund_id)
+        if refund is None or refund.kind is not TransferKind.REFUND:
+            raise RefundNotFound(f"no refund {refund_id}", param="refund_id")
+        if refund.stage is Stage.FAILED and refund.failure_reason == _given_up(by, reason):
+            return refund  # the same command again changes nothing
+        if (
+            refund.stage is not Stage.APPROVED
+            or refund.source != "received"
+            or refund.invoice_id is None
+        ):
+            raise RefundNotAllowed(
+                f"refund {refund_id} is {refund.status} and refunds {refund.source} money: only"
+                " a refund of received money waiting to be sent can be given up",
+                param="refund_id",
+            )
+        context = await self._store.refund_context(refund.merchant_id, refund.invoice_id)
+        if context.covers_received_refunds():
+            raise RefundNotAllowed(
+                f"refund {refund_id} is not held: invoice {refund.invoice_id} holds the money"
+                " it refunds, so it is being sent",
+                param="refund_id",
+            )
+        try:
+            step = refund.fail(_given_up(by, reason), now)
+            await self._store.save(refund, step)
+        except (TransferStateError, StaleTransfer):
+            current = await self._store.get(refund_id)
+            raise TransferNotChangeable(
+                f"refund {refund_id} is {current.status if current else refund.status} and can no"
+                " longer be given up",
+                param="refund_id",
+            ) from None
+        return step.state
+
     async def payout(self, merchant_id: str | None, payout_id: str) -> OutgoingTransfer:
         return await self._payout(payout_id, merchant_id)
 
@@ -255,3 +306,7 @@ class MoneyOutRequests:
             if self._settings.network_fee_payer == "merchant"
             else 0
         )
+
+
+def _given_up(by: str, reason: str) -> str:
+    return f"given up by the operator ({by}): {reason}"

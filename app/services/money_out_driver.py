@@ -219,14 +219,14 @@ class MoneyOutDriver:
         """Whether a refund of the money its invoice received (never the merchant's balance) is
         still covered by it: a reorg may have taken a confirmed payment after the refund was
         asked for. Not covered, it waits, approved, until the payment is confirmed again (or
-        an operator decides: docs/operations.md, UnsettledPaymentOrphaned)."""
+        an operator gives it up: ``checkout money-out give-up-refund``, docs/operations.md)."""
         if transfer.kind is not TransferKind.REFUND or transfer.source != "received":
             return True
         if transfer.invoice_id is None:
             return True
         context = await self._store.refund_context(transfer.merchant_id, transfer.invoice_id)
         # Every refund of received money not failed, this one included, against what is held.
-        covered = context.confirmed - (context.settled_gross or 0) >= context.refunded_received
+        covered = context.covers_received_refunds()
         if covered:
             self._held.discard(transfer.transfer_id)
         elif transfer.transfer_id not in self._held:  # said once per hold, not every tick

@@ -716,6 +716,11 @@ class RefundContext:
     status: str | None = None  # the invoice's status (the read model)
     refunded_received: int = 0  # refunds of money it received and never settled, not failed
 
+    def covers_received_refunds(self) -> bool:
+        """Whether the confirmed money no settlement took covers every refund of received money
+        not failed: a reorg may have taken a confirmed payment after such a refund was asked."""
+        return self.confirmed - (self.settled_gross or 0) >= self.refunded_received
+
     def sole_sender(self, invoice_id: str) -> str:
         """Who paid, as a refund's default address; refused when several addresses paid."""
         if len(self.senders) != 1:

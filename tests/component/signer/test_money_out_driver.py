@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from app.domain.errors import RefundNotAllowed, RefundNotFound
 from app.domain.money_out import Stage, TransferKind, request_transfer
+from app.services.money_out import MoneyOutRequests, MoneyOutSettings
 from app.services.money_out_driver import DriverSettings, MoneyOutDriver
 from app.services.ports import SigningAnswerRow
 from tests.support.fakes import MemoryLedger, MemoryMoneyOut, RecordingPublisher
@@ -407,3 +409,67 @@ async def test_a_refund_of_received_money_a_reorg_took_waits_until_the_money_is_
     await rig.tick()
     assert await rig.stage("re_late") is Stage.SIGNING
     assert [request["amount"] for request in rig.signer.requests] == [5_000_000]
+
+
+async def held_refund(rig: Rig, refund_id: str = "rf_late") -> None:
+    """A refund of the 5 USDT inv_late received after it expired, held: a reorg took them."""
+    rig.store.invoice_status["inv_late"] = "expired"
+    rig.store.invoice_confirmed["inv_late"] = usdt("5")
+    step = request_transfer(
+        transfer_id=refund_id,
+        kind=TransferKind.REFUND,
+        merchant_id="mer_a",
+        amount=usdt("5"),
+        to_address=CUSTOMER,
+        at=rig.now,
+        invoice_id="inv_late",
+        source="received",
+        causation_id=f"test:{refund_id}",
+    )
+    await rig.store.request(step, idempotency_key=refund_id, fingerprint="f")
+    rig.store.invoice_confirmed["inv_late"] = 0
+    await rig.tick()
+
+
+def requests(rig: Rig) -> MoneyOutRequests:
+    return MoneyOutRequests(rig.store, MoneyOutSettings(hot_wallet_address=HOT))
+
+
+async def test_the_operator_gives_up_a_held_refund_and_the_merchant_is_told() -> None:
+    rig = Rig()
+    await held_refund(rig)
+    gone = "the customer's transfer was dropped by a reorg and never sent again"
+
+    failed = await requests(rig).give_up_held_refund("rf_late", by="ops-ana", reason=gone, now=T0)
+
+    assert failed.stage is Stage.FAILED
+    assert failed.failure_reason == f"given up by the operator (ops-ana): {gone}"
+    [(_, event, _)] = [
+        entry for entry in rig.store.outbox if entry[1]["event_type"] == "RefundFailed"
+    ]
+    assert event["data"]["reason"] == failed.failure_reason
+    assert event["data"]["invoice_id"] == "inv_late"
+    # The same command again changes nothing; the driver never sends it, even with the money back.
+    again = await requests(rig).give_up_held_refund("rf_late", by="ops-ana", reason=gone, now=T0)
+    assert again.version == failed.version
+    rig.store.invoice_confirmed["inv_late"] = usdt("5")
+    await rig.tick()
+    assert await rig.stage("rf_late") is Stage.FAILED and rig.signer.requests == []
+
+
+async def test_only_a_held_refund_of_received_money_can_be_given_up() -> None:
+    rig = Rig()
+    await held_refund(rig)
+    give_up = requests(rig).give_up_held_refund
+    with pytest.raises(RefundNotFound):
+        await give_up("rf_nope", by="ops", reason="gone", now=T0)
+    with pytest.raises(RefundNotAllowed, match="a reason of 1 to 300"):
+        await give_up("rf_late", by="ops", reason="x" * 301, now=T0)
+    # Covered again (the payment came back): it is being sent, not given up.
+    rig.store.invoice_confirmed["inv_late"] = usdt("5")
+    with pytest.raises(RefundNotAllowed, match="not held"):
+        await give_up("rf_late", by="ops", reason="gone", now=T0)
+    await rig.tick()
+    assert await rig.stage("rf_late") is Stage.SIGNING
+    with pytest.raises(RefundNotAllowed, match="only a refund of received money waiting"):
+        await give_up("rf_late", by="ops", reason="gone", now=T0)

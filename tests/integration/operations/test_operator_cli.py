@@ -508,3 +508,25 @@ def test_ledger_reconciles_then_reports_a_planted_difference(platform: Platform)
     text = run(platform, "ledger", "reconcile", "--settlements-only")
     assert text.returncode == 1 and "stl_planted" in text.stdout
     assert text.stdout.splitlines()[-1].startswith("NOT reconciled")
+
+
+# --- money out ------------------------------------------------------------------------------------
+
+
+def test_giving_up_a_refund_that_is_not_held_is_refused_and_audited(platform: Platform) -> None:
+    # The held case itself: tests/component/signer/test_money_out_driver.py.
+    unknown = "rf_" + "0" * 24
+    stderr = refused(platform, "money-out", "give-up-refund", unknown, "--reason", "dropped")
+    assert f"no refund {unknown}" in stderr
+    assert "not a refund id" in refused(
+        platform, "money-out", "give-up-refund", "po_123", "--reason", "dropped"
+    )
+    assert "--reason must be one line" in refused(
+        platform, "money-out", "give-up-refund", unknown, "--reason", "two\nlines"
+    )
+    audit = sql(
+        platform,
+        "SELECT action, result, details->>'error' FROM audit_log WHERE actor_kind = 'operator'"
+        " AND action = 'cli money-out give-up-refund'",
+    )
+    assert audit == [("cli money-out give-up-refund", "refused", f"no refund {unknown}")]
