@@ -555,3 +555,32 @@ async def test_the_exports_page_through_every_row_with_the_payments_of_each(pool
     invoices = [row async for page in exports.invoices(merchant_id, start, end) for row in page]
     assert len(invoices) == 7
     assert await anext(exports.invoices(merchant_id, end, end + timedelta(days=1)), None) is None
+
+
+async def test_an_invoice_paid_again_after_a_reorg_is_one_paid_invoice(pool: Any) -> None:
+    # Paid after 1 confirmation and settled; a reorg took the transfer (the settlement is
+    # reversed, the invoice reopened); the customer paid again: round 2, one paid invoice.
+    scenario = Scenario(invoice_id=f"inv_rm_{secrets.token_hex(6)}_round2", amount="9.99")
+    base = secrets.randbelow(2**60) * 16
+    first = scenario.pay("9.99", n=base + 1)
+    scenario.orphan(first)
+    scenario.pay("9.99", n=base + 2, block=scenario._blocks[first] + 1)
+    rounds = [e.data.settlement_round for e in scenario.events if e.event_type == "InvoicePaid"]
+    assert rounds == [1, 2]  # what the domain emits, so what the fold must count once
+    merchant_id = f"mer_rm_{secrets.token_hex(8)}"
+    events = [e.model_copy(update={"merchant_id": merchant_id}) for e in scenario.events]
+
+    await project(pool, events)
+
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT sum(invoices_paid) FROM daily_settlement_metrics WHERE merchant_id = %s",
+            (merchant_id,),
+        )
+        (paid,) = await cur.fetchone()
+        await cur.execute(
+            "SELECT paid_with_time FROM merchant_dashboard WHERE merchant_id = %s",
+            (merchant_id,),
+        )
+        (timed,) = await cur.fetchone()
+    assert (paid, timed) == (1, 1)
