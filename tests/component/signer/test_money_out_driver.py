@@ -381,38 +381,9 @@ async def test_transfers_not_yet_on_chain_count_against_the_hot_wallet() -> None
     assert await rig.stage(third) is Stage.SIGNING
 
 
-async def test_a_refund_of_received_money_a_reorg_took_waits_until_the_money_is_back() -> None:
-    rig = Rig()
-    # inv_late received 5 USDT after it expired: the customer's money, refunded from it.
-    rig.store.invoice_status["inv_late"] = "expired"
-    rig.store.invoice_confirmed["inv_late"] = usdt("5")
-    step = request_transfer(
-        transfer_id="re_late",
-        kind=TransferKind.REFUND,
-        merchant_id="mer_a",
-        amount=usdt("5"),
-        to_address=CUSTOMER,
-        at=rig.now,
-        invoice_id="inv_late",
-        source="received",
-        causation_id="test:re_late",
-    )
-    await rig.store.request(step, idempotency_key="re_late", fingerprint="f")
-    # A reorg took the payment before the refund was built: the invoice holds nothing now.
-    rig.store.invoice_confirmed["inv_late"] = 0
-    await rig.tick()
-    await rig.tick()
-    assert await rig.stage("re_late") is Stage.APPROVED  # held, not built, not signed
-    assert rig.signer.requests == [] and rig.node.built == []
-    # The transfer is included and confirmed again: the refund goes.
-    rig.store.invoice_confirmed["inv_late"] = usdt("5")
-    await rig.tick()
-    assert await rig.stage("re_late") is Stage.SIGNING
-    assert [request["amount"] for request in rig.signer.requests] == [5_000_000]
-
-
 async def held_refund(rig: Rig, refund_id: str = "rf_late") -> None:
-    """A refund of the 5 USDT inv_late received after it expired, held: a reorg took them."""
+    """A refund of the 5 USDT inv_late received after it expired, asked for before a reorg took
+    them, so held by the driver (not built, not signed)."""
     rig.store.invoice_status["inv_late"] = "expired"
     rig.store.invoice_confirmed["inv_late"] = usdt("5")
     step = request_transfer(
@@ -429,6 +400,19 @@ async def held_refund(rig: Rig, refund_id: str = "rf_late") -> None:
     await rig.store.request(step, idempotency_key=refund_id, fingerprint="f")
     rig.store.invoice_confirmed["inv_late"] = 0
     await rig.tick()
+
+
+async def test_a_refund_of_received_money_a_reorg_took_waits_until_the_money_is_back() -> None:
+    rig = Rig()
+    await held_refund(rig, "re_late")
+    await rig.tick()
+    assert await rig.stage("re_late") is Stage.APPROVED  # held, not built, not signed
+    assert rig.signer.requests == [] and rig.node.built == []
+    # The transfer is included and confirmed again: the refund goes.
+    rig.store.invoice_confirmed["inv_late"] = usdt("5")
+    await rig.tick()
+    assert await rig.stage("re_late") is Stage.SIGNING
+    assert [request["amount"] for request in rig.signer.requests] == [5_000_000]
 
 
 def requests(rig: Rig) -> MoneyOutRequests:
