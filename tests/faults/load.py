@@ -65,9 +65,6 @@ class SteadyLoad:
         self.blocks_mined = 0
         self.errors: list[str] = []  # requests no worker answered
         self._on_created = on_created
-        # Invoices opened ahead (invoice, amount): waiting for ``pay_ahead``, then to be paid.
-        self._opened: list[tuple[dict[str, str], str]] = []
-        self._ahead: list[tuple[dict[str, str], str]] = []
 
     def start(self) -> None:
         self._creating.set()
@@ -79,27 +76,6 @@ class SteadyLoad:
 
     def stop_creating(self) -> None:
         self._creating.clear()
-
-    def open_ahead(self, count: int) -> int:
-        """``count`` more customers open their invoice now, to pay once ``pay_ahead`` is called:
-        then one pays at each of the load's turns, before any new invoice is created, so payments
-        keep coming while no invoice can be created (Redis down: tests/faults/test_outages.py).
-        How many were opened."""
-        for _ in range(count):
-            amount = str(Decimal(self._random.randint(100, 9_999)) / 100)
-            created = self._create(amount)
-            if created is None:
-                continue
-            invoice, worker = created
-            if self._on_created is not None:
-                self._on_created(invoice["id"], worker)
-            self._opened.append((invoice, amount))
-        return len(self._opened)
-
-    def pay_ahead(self) -> None:
-        with self._lock:
-            self._ahead += self._opened
-            self._opened = []
 
     @contextmanager
     def chain_held(self) -> Iterator[None]:
@@ -125,19 +101,14 @@ class SteadyLoad:
 
     def _create_and_pay(self) -> None:
         next_at = time.monotonic()
-        while self._creating.is_set() or self._ahead:
-            with self._lock:
-                ahead = self._ahead.pop(0) if self._ahead else None
-            if ahead is not None:
-                self._pay(*ahead)
-            else:
-                amount = str(Decimal(self._random.randint(100, 9_999)) / 100)  # 1.00–99.99 USDT
-                created = self._create(amount)
-                if created is not None:
-                    invoice, worker = created
-                    if self._on_created is not None:
-                        self._on_created(invoice["id"], worker)
-                    self._pay(invoice, amount)
+        while self._creating.is_set():
+            amount = str(Decimal(self._random.randint(100, 9_999)) / 100)  # 1.00–99.99 USDT
+            created = self._create(amount)
+            if created is not None:
+                invoice, worker = created
+                if self._on_created is not None:
+                    self._on_created(invoice["id"], worker)
+                self._pay(invoice, amount)
             # Customers come at their pace: time lost to a refused or slow request is not made
             # up with a burst afterwards.
             next_at = max(next_at + self._interval, time.monotonic())

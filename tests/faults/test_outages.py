@@ -16,9 +16,10 @@ The node is made unreachable, not slow: a forwarder between the workers and the 
 chain goes on (the load pays and mines on the simulator directly). PostgreSQL and Redis are
 really stopped (scripts/infra.sh down: ``pg_ctl stop -m fast``; SIGTERM for Redis, which keeps its
 append-only file) and started again; they are the suite's own (tests/faults/conftest.py), so
-nothing else running on the machine is hurt. No invoice can be created while Redis is down
-(docs/reliability.md, "Outages under load"), so the customers who pay during that outage opened
-their invoices just before it.
+nothing else running on the machine is hurt. Invoices are created throughout, Redis down
+included (the answer the invoice agent cannot send over Redis is read from the invoice's owner:
+docs/reliability.md, "Outages under load"); a customer whose page cannot open its WebSocket while
+Redis is away reconnects, as the page does.
 """
 
 from __future__ import annotations
@@ -122,14 +123,12 @@ def test_postgres_redis_and_the_node_down_while_the_webhook_receiver_is_down_los
         outage(platform, kafka_cluster, load, "PostgreSQL stopped", stop, start, POSTGRES_DOWN)
         time.sleep(BETWEEN)
 
-        # No invoice can be created while Redis is down (the invoice agent answers through it:
-        # docs/reliability.md), so customers who opened theirs before pay during the outage;
-        # they start paying a moment before, so that no creation is in flight when it begins.
-        load.open_ahead(round((REDIS_DOWN + 2) * RATE))
-        load.pay_ahead()
-        time.sleep(1.0)
         stop, start = stores.stop_redis, stores.start_redis
-        outage(platform, kafka_cluster, load, "Redis stopped", stop, start, REDIS_DOWN)
+        redis = outage(platform, kafka_cluster, load, "Redis stopped", stop, start, REDIS_DOWN)
+        # The invoice agent's answer cannot come over Redis; the owner of each invoice gives it.
+        created = [o for o in load.orders if redis.began + 1.0 < o.sent_at < redis.ended]
+        print(f"\nRedis stopped: {len(created)} invoices created (and paid) while it was down")
+        assert len(created) >= REDIS_DOWN * RATE / 2
         time.sleep(BETWEEN)
         stop, start = shop.node.freeze, shop.node.thaw
         outage(platform, kafka_cluster, load, "the Tron node unreachable", stop, start, NODE_DOWN)
