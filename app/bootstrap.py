@@ -22,13 +22,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import faust
 import psycopg2
 import redis.asyncio as aioredis
-from aiogram import Bot
-from aiogram.types import Update
 from aiohttp import web as aioweb
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.sensors.prometheus import PrometheusMonitor
@@ -89,7 +87,6 @@ from app.adapters.redis.live_views import LiveInvoiceViews
 from app.adapters.redis.rate_limits import RateLimiter
 from app.adapters.redis.replies import CommandReplies
 from app.adapters.sms.twilio import sms_sender
-from app.adapters.telegram.client import BotPushes, LongPolling, telegram_bot
 from app.adapters.telemetry import configure_tracing
 from app.adapters.tron.money_out_node import NodeSending
 from app.adapters.tron.node import TronNode
@@ -203,9 +200,14 @@ from web.public import LiveStreamSettings, PublicEndpoints
 from web.rate_limits import RateTiers, RequestLimits
 from web.reports_api import ReportsApi
 from web.signup_api import SignupApi
-from web.telegram_bot import WEBHOOK_PATH, MerchantBot, TelegramWebhook
 from web.view_fallback import ViewFallback
 from web.webhooks_api import WebhookApi
+
+if TYPE_CHECKING:
+    from aiogram import Bot
+    from aiogram.types import Update
+
+    from app.adapters.telegram.client import BotPushes
 
 logger = logging.getLogger(__name__)
 
@@ -606,11 +608,7 @@ def build(settings: Settings) -> Platform:
     # Notices to merchant users (docs/notifications.md): each worker sends what is queued.
     notice_store = PostgresNotices(resources.db, settings.app_id)
     mailer = smtp_mailer(settings)
-    bot = (
-        None
-        if settings.telegram_mode == "off" or settings.telegram_bot_token is None
-        else telegram_bot(settings.telegram_bot_token, settings.telegram_api_url)
-    )
+    bot, bot_pushes = _telegram_client(settings)
     sms = sms_sender(
         settings.sms_provider,
         account_sid=settings.twilio_account_sid,
@@ -622,7 +620,7 @@ def build(settings: Settings) -> Platform:
         notice_store,
         NoticeSender(
             mailer,
-            None if bot is None else BotPushes(bot),
+            bot_pushes,
             sms,
             public_url=settings.public_url,
             support_email=settings.mail_reply_to,
@@ -689,16 +687,6 @@ def build(settings: Settings) -> Platform:
         ),
     )
     services = build_services(ports, settings)
-    merchant_bot = MerchantBot(
-        links=services.telegram_links,
-        access=services.access,
-        creation=services.invoice_creation,
-        invoices=ports.invoice_summaries,
-        reports=ports.reports,
-        money_out=ports.money_out,
-        settings=settings,
-        limiter=ports.limiter,
-    )
 
     # What other workers changed is forgotten here at once: credentials (app/services/access.py)
     # and a merchant's webhook subscribers (app/services/webhook_subscribers.py).
@@ -726,7 +714,7 @@ def build(settings: Settings) -> Platform:
     )
     _register_web(web_app, app, services, resources, settings, signatures, advisories)
     if bot is not None:
-        _register_telegram(app, web_app, bot, merchant_bot, settings)
+        _register_telegram(app, web_app, bot, services, ports, settings)
 
     async def create_topics(resources: Resources) -> None:
         await ensure_topics(
@@ -887,14 +875,42 @@ def _register_web(
     app.add_dependency(Background("internal-listener", start=listener.start, stop=listener.stop))
 
 
+def _telegram_client(settings: Settings) -> tuple[Bot | None, BotPushes | None]:
+    """The Bot API client and the notice pushes through it, when the bot is on.
+
+    aiogram is imported here, not at the top: it builds several hundred pydantic models when
+    imported, about half of what a worker or an operator command took to start without a bot.
+    """
+    if settings.telegram_mode == "off" or settings.telegram_bot_token is None:
+        return None, None
+    from app.adapters.telegram.client import BotPushes, telegram_bot
+
+    bot = telegram_bot(settings.telegram_bot_token, settings.telegram_api_url)
+    return bot, BotPushes(bot)
+
+
 def _register_telegram(
     app: faust.App,
     web_app: aioweb.Application,
     bot: Bot,
-    merchant_bot: MerchantBot,
+    services: Services,
+    ports: Ports,
     settings: Settings,
 ) -> None:
     """The merchants' bot: long polling on the leader, or Telegram's posts to every worker."""
+    from app.adapters.telegram.client import LongPolling
+    from web.telegram_bot import WEBHOOK_PATH, MerchantBot, TelegramWebhook
+
+    merchant_bot = MerchantBot(
+        links=services.telegram_links,
+        access=services.access,
+        creation=services.invoice_creation,
+        invoices=ports.invoice_summaries,
+        reports=ports.reports,
+        money_out=ports.money_out,
+        settings=settings,
+        limiter=ports.limiter,
+    )
 
     async def handle(update: Update) -> None:
         await merchant_bot.feed(bot, update)
