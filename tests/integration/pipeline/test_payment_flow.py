@@ -292,14 +292,21 @@ def test_a_reorg_after_settlement_reverses_it_and_the_transfer_included_again_se
     assert books["rows"] == [("completed", 9_990_000), ("reversed", 9_990_000)]
     assert (books["merchant"], books["platform_fees"]) == (9_890_000, 100_000)  # once
     assert books["customer_funds"] == -9_990_000 and books["reversals"] == 1
-    events = asyncio.run(settlement_events(invoice["id"]))
-    assert events == [
+    # The event store is written by its own agent, from Kafka: it may follow the settlements
+    # table by a moment.
+    expected = [
         ("SettlementCreated", 1),
         ("SettlementCompleted", 1),
         ("SettlementReversed", 1),
         ("SettlementCreated", 2),
         ("SettlementCompleted", 2),
     ]
+
+    def stored() -> list[tuple[str, int]] | None:
+        events = asyncio.run(settlement_events(invoice["id"]))
+        return events if len(events) >= len(expected) else None
+
+    assert eventually(stored, timeout=30, what="round 2's settlement events stored") == expected
 
 
 async def summary_of(invoice_id: str) -> tuple[str, datetime | None] | None:
