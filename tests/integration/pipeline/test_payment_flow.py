@@ -219,7 +219,9 @@ def test_the_public_json_has_no_fee_field(platform: Platform) -> None:
     body = platform.public(invoice["id"]).json()
     assert body["total"] == body["usdt_amount"] == "9.99"
     assert body["deposit_address"] == invoice["deposit_address"]
-    assert "fee" not in json.dumps(body)
+    # Its random id and address may spell "fee" themselves.
+    shown = json.dumps(body).replace(invoice["id"], "").replace(invoice["deposit_address"], "")
+    assert "fee" not in shown
     assert invoice["fee_percentage"] == "1"  # merchants do see it
 
 
