@@ -19,6 +19,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import httpx
 
 from app.settings import Settings
 from tests.faults.conftest import KafkaCluster
@@ -66,6 +69,18 @@ def recovery(what: str, orders: list[Order], began: float, ended: float) -> Reco
         if o.mined_at is not None and o.mined_at <= until
     )
     return Recovery(what, began, ended, restored, caught_up)
+
+
+def register_webhook_endpoint(platform: Platform, url: str) -> dict[str, Any]:
+    """The merchant registers ``url`` for every event; returns the endpoint (its signing secret)."""
+    response = httpx.post(
+        f"{platform.url}/api/v1/webhook-endpoints",
+        json={"url": url},
+        headers=platform.headers(),
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
 
 
 def database_url(platform: Platform) -> str:

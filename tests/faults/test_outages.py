@@ -30,7 +30,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.faults.conftest import KafkaCluster, Stores, fault_platform_env
@@ -41,7 +40,13 @@ from tests.faults.reconcile import (
     reconcile_webhooks_when_delivered,
     reconcile_when_settled,
 )
-from tests.faults.scenario import ALL_PAID_WITHIN, assert_books, database_url, outage
+from tests.faults.scenario import (
+    ALL_PAID_WITHIN,
+    assert_books,
+    database_url,
+    outage,
+    register_webhook_endpoint,
+)
 from tests.support.platform import Platform, Simulator, running_platform
 from tests.support.tcp_proxy import TcpProxy, tcp_proxy
 from tests.support.webhook_receiver import WebhookReceiver, webhook_receiver
@@ -92,15 +97,9 @@ def shop(
                 **fault_platform_env(kafka_cluster, stores),
             )
         )
-        response = httpx.post(
-            f"{platform.url}/api/v1/webhook-endpoints",
-            json={"url": receiver.url("/outages")},
-            headers=platform.headers(),
-            timeout=30,
-        )
-        assert response.status_code == 201, response.text
+        endpoint = register_webhook_endpoint(platform, receiver.url("/outages"))
         customers = stack.enter_context(websocket_customers())
-        yield Shop(platform, proxies[0], receiver, customers, dict(response.json()))
+        yield Shop(platform, proxies[0], receiver, customers, endpoint)
 
 
 def test_postgres_redis_and_the_node_down_while_the_webhook_receiver_is_down_lose_nothing(

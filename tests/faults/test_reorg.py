@@ -41,7 +41,12 @@ from tests.faults.reconcile import (
     reconcile_webhooks_when_delivered,
     reconcile_when_settled,
 )
-from tests.faults.scenario import ALL_PAID_WITHIN, assert_books, database_url
+from tests.faults.scenario import (
+    ALL_PAID_WITHIN,
+    assert_books,
+    database_url,
+    register_webhook_endpoint,
+)
 from tests.support.platform import Platform, running_platform
 from tests.support.webhook_receiver import WebhookReceiver, webhook_receiver
 
@@ -82,15 +87,9 @@ def shop(
                 **fault_platform_env(kafka_cluster, stores),
             )
         )
-        response = httpx.post(
-            f"{platform.url}/api/v1/webhook-endpoints",
-            json={"url": receiver.url("/reorg")},
-            headers=platform.headers(),
-            timeout=30,
-        )
-        assert response.status_code == 201, response.text
+        endpoint = register_webhook_endpoint(platform, receiver.url("/reorg"))
         customers = stack.enter_context(websocket_customers())
-        yield Shop(platform, receiver, customers, dict(response.json()))
+        yield Shop(platform, receiver, customers, endpoint)
 
 
 @dataclass(frozen=True)
