@@ -13,6 +13,7 @@ merchant.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -23,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.support.platform import Platform, running_platform
-from tests.support.processes import REPO_ROOT
+from tests.support.processes import REPO_ROOT, eventually
 
 CLUSTER_NODES = 3
 CLUSTER_BASE_PORT = 19092
@@ -62,8 +64,49 @@ class KafkaCluster:
         raise AssertionError(f"Kafka node {node} (pid {pid}) outlived SIGKILL")
 
     def start_node(self, node: int) -> None:
-        """Start one broker again (scripts/infra.sh kafka-start-node), on its own data."""
+        """Start one broker again (scripts/infra.sh kafka-start-node), on its own data, and wait
+        until the cluster is whole: every broker in the metadata, every partition led and all
+        its replicas in sync. The script returns as soon as the JVM is launched; a module that
+        started its platform meanwhile created its topics while the broker rejoined, and once
+        (run B of 2026-12-03) the leading worker's chain watcher and payment agent then stood
+        still for over a minute. The scenarios test one fault at a time, on a whole cluster."""
+        started = time.monotonic()
         _infra(self.env, "kafka-start-node", str(node))
+        eventually(
+            lambda: asyncio.run(_cluster_whole(self.bootstrap)),
+            timeout=180,
+            what=f"Kafka node {node} back and every partition in sync",
+            every=1.0,
+        )
+        print(
+            f"\nKafka node {node} back, every partition in sync {time.monotonic() - started:.1f} s"
+            " after its start"
+        )
+
+
+async def _cluster_whole(bootstrap: str) -> bool:
+    """True when every broker is in the metadata and every partition is led and fully in sync;
+    otherwise raises, naming what is missing (``eventually`` keeps it for its failure message)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        await admin.start()
+        brokers = len((await admin.describe_cluster())["brokers"])
+        topics = await admin.describe_topics()
+    finally:
+        await admin.close()
+    if brokers < CLUSTER_NODES:
+        raise AssertionError(f"{brokers} of {CLUSTER_NODES} brokers in the metadata")
+    lagging = [
+        f"{topic['topic']}[{partition['partition']}]"
+        for topic in topics
+        for partition in topic["partitions"]
+        if partition["leader"] < 0 or set(partition["isr"]) != set(partition["replicas"])
+    ]
+    if lagging:
+        raise AssertionError(
+            f"{len(lagging)} partitions without a leader or out of sync: {lagging[:3]}"
+        )
+    return True
 
 
 @dataclass(frozen=True)
